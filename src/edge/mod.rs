@@ -1,0 +1,390 @@
+//! Edges: the typed, blocking, waking ends of an SPSC ring between two operator threads.
+//!
+//! An edge carries [`Event`]s in FIFO order, so control events (watermarks, epoch markers,
+//! end-of-stream) never overtake records. A full ring is back-pressure: [`EdgeSender::send`]
+//! waits, under the thread's [`WaitPolicy`], until the consumer frees a slot; nothing is
+//! dropped. Wake-ups follow the protocol in [`wait`].
+//!
+//! Notifications are batched: a push or pop only marks the edge dirty, and the thread
+//! calls [`EdgeSender::flush`] / [`EdgeReceiver::flush`] at the end of each step of work
+//! (and always before it waits), so a peer is woken once per batch instead of paying a
+//! fence per record.
+//!
+//! ```
+//! use rivulet::edge::{channel, Event, RtrbRing, WaitPolicy, WakeSignal};
+//! use std::sync::{atomic::AtomicBool, Arc};
+//!
+//! let (producer, consumer) = (Arc::new(WakeSignal::new()), Arc::new(WakeSignal::new()));
+//! let abort = Arc::new(AtomicBool::new(false));
+//! let (mut tx, mut rx) =
+//!     channel::<u64, RtrbRing>(8, producer, consumer, abort, WaitPolicy::default());
+//! tx.send(Event::Record(7)).unwrap();
+//! tx.send(Event::End).unwrap();
+//! tx.flush();
+//! assert_eq!(rx.try_recv(), Some(Event::Record(7)));
+//! assert_eq!(rx.try_recv(), Some(Event::End));
+//! ```
+
+pub mod model_ring;
+pub mod ring;
+pub mod wait;
+
+pub use crate::event::Event;
+pub use model_ring::ModelRing;
+pub use ring::{Ring, RingConsumer, RingProducer, RtrbRing};
+pub use wait::{Backoff, WaitPolicy, WakeSignal};
+
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::Arc;
+use std::fmt;
+use std::marker::PhantomData;
+
+/// Why a [`EdgeSender::send`] did not deliver; the event is handed back.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendError<T> {
+    /// The consumer half is gone (its thread ended or failed).
+    Disconnected(Event<T>),
+    /// The query is being aborted; the sender stopped waiting for space.
+    Aborted(Event<T>),
+}
+
+impl<T> SendError<T> {
+    /// The event that was not sent.
+    pub fn into_inner(self) -> Event<T> {
+        match self {
+            SendError::Disconnected(event) | SendError::Aborted(event) => event,
+        }
+    }
+}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Disconnected(_) => f.write_str("the receiving operator is gone"),
+            SendError::Aborted(_) => f.write_str("the query was aborted"),
+        }
+    }
+}
+
+/// Creates an edge over a new ring of kind `R` holding `capacity` events.
+///
+/// `producer` and `consumer` are the wake signals of the threads that will own the sending
+/// and receiving halves; `abort` ends a sender's wait on a full ring.
+///
+/// # Panics
+///
+/// If `capacity` is 0 (the query builder refuses that earlier with an error).
+pub fn channel<T, R>(
+    capacity: usize,
+    producer: Arc<WakeSignal>,
+    consumer: Arc<WakeSignal>,
+    abort: Arc<AtomicBool>,
+    policy: WaitPolicy,
+) -> (
+    EdgeSender<T, <R as Ring<Event<T>>>::Producer>,
+    EdgeReceiver<T, <R as Ring<Event<T>>>::Consumer>,
+)
+where
+    R: Ring<Event<T>>,
+{
+    assert!(capacity > 0, "edge capacity must be at least 1");
+    let (ring_tx, ring_rx) = R::with_capacity(capacity);
+    let notify = policy.may_park();
+    (
+        EdgeSender {
+            ring: ring_tx,
+            peer: consumer.clone(),
+            own: producer.clone(),
+            abort,
+            policy,
+            notify,
+            dirty: false,
+            _record: PhantomData,
+        },
+        EdgeReceiver {
+            ring: ring_rx,
+            peer: producer,
+            notify,
+            popped: false,
+            _record: PhantomData,
+        },
+    )
+}
+
+/// The sending half of an edge. `Send`, not `Sync`: one thread owns it.
+pub struct EdgeSender<T, P = rtrb::Producer<Event<T>>> {
+    ring: P,
+    /// The consumer thread's signal.
+    peer: Arc<WakeSignal>,
+    /// This thread's signal, to wait on when the ring is full.
+    own: Arc<WakeSignal>,
+    abort: Arc<AtomicBool>,
+    policy: WaitPolicy,
+    notify: bool,
+    dirty: bool,
+    _record: PhantomData<fn(T)>,
+}
+
+impl<T, P> fmt::Debug for EdgeSender<T, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EdgeSender")
+            .field("policy", &self.policy)
+            .field("dirty", &self.dirty)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, P: RingProducer<Event<T>>> EdgeSender<T, P> {
+    /// Pushes `event`, waiting while the ring is full (back-pressure).
+    ///
+    /// # Errors
+    ///
+    /// Hands the event back if the consumer is gone or the query is aborted while waiting.
+    #[inline]
+    pub fn send(&mut self, event: Event<T>) -> Result<(), SendError<T>> {
+        match self.ring.try_push(event) {
+            Ok(()) => {
+                self.dirty = true;
+                Ok(())
+            }
+            Err(event) => self.send_slow(event),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn send_slow(&mut self, mut event: Event<T>) -> Result<(), SendError<T>> {
+        let mut backoff = Backoff::new(self.policy);
+        loop {
+            if self.ring.is_abandoned() {
+                return Err(SendError::Disconnected(event));
+            }
+            if self.abort.load(Ordering::Acquire) {
+                return Err(SendError::Aborted(event));
+            }
+            // The consumer may be asleep with a full ring we never told it about.
+            self.flush();
+            let ring = &self.ring;
+            let abort = &self.abort;
+            wait::wait_until(
+                &self.own,
+                &mut backoff,
+                None,
+                || !ring.is_full() || ring.is_abandoned() || abort.load(Ordering::Acquire),
+                || {},
+            );
+            match self.ring.try_push(event) {
+                Ok(()) => {
+                    self.dirty = true;
+                    return Ok(());
+                }
+                Err(back) => event = back,
+            }
+        }
+    }
+
+    /// Wakes the consumer if anything was pushed since the last flush and it may be
+    /// asleep. Cheap when nothing is pending.
+    #[inline]
+    pub fn flush(&mut self) {
+        if self.dirty {
+            self.dirty = false;
+            if self.notify {
+                self.peer.notify();
+            }
+        }
+    }
+
+    /// Events waiting in the ring (for occupancy metrics).
+    pub fn queued(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// `true` once the receiving half is gone.
+    pub fn is_disconnected(&self) -> bool {
+        self.ring.is_abandoned()
+    }
+}
+
+impl<T, P> Drop for EdgeSender<T, P> {
+    fn drop(&mut self) {
+        // The ring becomes abandoned when `ring` drops after this; a sleeping consumer
+        // must wake to see that (and whatever we pushed last).
+        self.peer.notify();
+        self.peer.unpark();
+    }
+}
+
+/// The receiving half of an edge. `Send`, not `Sync`: one thread owns it.
+pub struct EdgeReceiver<T, C = rtrb::Consumer<Event<T>>> {
+    ring: C,
+    /// The producer thread's signal.
+    peer: Arc<WakeSignal>,
+    notify: bool,
+    popped: bool,
+    _record: PhantomData<fn() -> T>,
+}
+
+impl<T, C> fmt::Debug for EdgeReceiver<T, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EdgeReceiver")
+            .field("popped", &self.popped)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, C: RingConsumer<Event<T>>> EdgeReceiver<T, C> {
+    /// Pops the oldest event, if one is ready.
+    #[inline]
+    pub fn try_recv(&mut self) -> Option<Event<T>> {
+        let event = self.ring.try_pop();
+        self.popped |= event.is_some();
+        event
+    }
+
+    /// `true` if a call to [`try_recv`](Self::try_recv) would return an event, or the
+    /// producer is gone (so the caller should look).
+    #[inline]
+    pub fn is_ready(&self) -> bool {
+        !self.ring.is_empty() || self.ring.is_abandoned()
+    }
+
+    /// `true` if the producer is gone and nothing is left to read.
+    pub fn is_disconnected(&self) -> bool {
+        self.ring.is_abandoned() && self.ring.is_empty()
+    }
+
+    /// Events waiting in the ring.
+    pub fn queued(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Wakes the producer if anything was popped since the last flush and it may be
+    /// waiting for space.
+    #[inline]
+    pub fn flush(&mut self) {
+        if self.popped {
+            self.popped = false;
+            if self.notify {
+                self.peer.notify();
+            }
+        }
+    }
+}
+
+impl<T, C> Drop for EdgeReceiver<T, C> {
+    fn drop(&mut self) {
+        // A producer blocked on a full ring must wake to see that nobody will read it.
+        self.peer.notify();
+        self.peer.unpark();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn pair<R: Ring<Event<u64>>>(
+        capacity: usize,
+    ) -> (
+        EdgeSender<u64, R::Producer>,
+        EdgeReceiver<u64, R::Consumer>,
+        Arc<AtomicBool>,
+    ) {
+        let abort = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = channel::<u64, R>(
+            capacity,
+            Arc::new(WakeSignal::new()),
+            Arc::new(WakeSignal::new()),
+            abort.clone(),
+            WaitPolicy::default(),
+        );
+        (tx, rx, abort)
+    }
+
+    fn blocking_transfer<R: Ring<Event<u64>>>()
+    where
+        R::Producer: 'static,
+        R::Consumer: 'static,
+    {
+        let producer_signal = Arc::new(WakeSignal::new());
+        let consumer_signal = Arc::new(WakeSignal::new());
+        let abort = Arc::new(AtomicBool::new(false));
+        let (mut tx, mut rx) = channel::<u64, R>(
+            2,
+            producer_signal.clone(),
+            consumer_signal.clone(),
+            abort,
+            WaitPolicy::default(),
+        );
+        let producer = std::thread::spawn(move || {
+            producer_signal.register_current();
+            for i in 0..10_000u64 {
+                tx.send(Event::Record(i)).unwrap();
+                if i % 7 == 0 {
+                    tx.flush();
+                }
+            }
+            tx.send(Event::End).unwrap();
+        });
+        consumer_signal.register_current();
+        let mut expected = 0u64;
+        let mut backoff = Backoff::new(WaitPolicy::default());
+        loop {
+            match rx.try_recv() {
+                Some(Event::Record(i)) => {
+                    assert_eq!(i, expected);
+                    expected += 1;
+                    rx.flush();
+                    backoff.reset();
+                }
+                Some(Event::End) => break,
+                Some(other) => panic!("unexpected {other:?}"),
+                None => {
+                    rx.flush();
+                    wait::wait_until(
+                        &consumer_signal,
+                        &mut backoff,
+                        None,
+                        || rx.is_ready(),
+                        || {},
+                    );
+                }
+            }
+        }
+        assert_eq!(expected, 10_000);
+        producer.join().unwrap();
+    }
+
+    #[test]
+    fn order_and_backpressure_on_rtrb() {
+        blocking_transfer::<RtrbRing>();
+    }
+
+    #[test]
+    fn order_and_backpressure_on_model_ring() {
+        blocking_transfer::<ModelRing>();
+    }
+
+    #[test]
+    fn send_to_a_dropped_receiver_hands_the_event_back() {
+        let (mut tx, rx, _abort) = pair::<RtrbRing>(1);
+        tx.send(Event::Record(1)).unwrap();
+        drop(rx);
+        assert_eq!(
+            tx.send(Event::Record(2)),
+            Err(SendError::Disconnected(Event::Record(2)))
+        );
+    }
+
+    #[test]
+    fn abort_ends_a_blocked_send() {
+        let (mut tx, _rx, abort) = pair::<RtrbRing>(1);
+        tx.send(Event::Record(1)).unwrap();
+        abort.store(true, Ordering::Release);
+        assert_eq!(
+            tx.send(Event::Record(2)).map_err(SendError::into_inner),
+            Err(Event::Record(2))
+        );
+    }
+}

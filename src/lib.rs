@@ -1,0 +1,70 @@
+//! # rivulet
+//!
+//! An embeddable stream engine with the programming model of Spark Structured Streaming
+//! (sources → transformations → sinks, keyed running aggregates, query handles with
+//! progress) and the execution model of a low-latency continuous engine: long-running
+//! operator threads pinned to cores, linked by lock-free single-producer single-consumer
+//! rings, processing one record at a time.
+//!
+//! ```
+//! use rivulet::Query;
+//!
+//! let mut query = Query::builder();
+//! let counts = query
+//!     .from_iter("events", ["click", "view", "click", "buy", "click"])
+//!     .filter(|kind| *kind != "view")
+//!     .key_by(|kind| *kind)
+//!     .count()
+//!     .to_memory("counts");
+//! let running = query.start()?;
+//! running.await_termination()?;
+//! // A running count per key, updated by every record.
+//! assert_eq!(counts.rows(), vec![("click", 1), ("click", 2), ("buy", 1), ("click", 3)]);
+//! # Ok::<(), rivulet::Error>(())
+//! ```
+//!
+//! ## How it runs
+//!
+//! Operators between thread boundaries are chained into one generic function per thread
+//! (no boxing or dynamic dispatch per record). Boundaries are keyed exchanges with
+//! parallelism, unions, fan-outs and explicit [`Stream::new_thread`] calls; each is a set
+//! of `rtrb` rings, one per (producer, consumer) pair. Records and control events
+//! (watermarks, epoch markers, end-of-stream) share a ring, so a marker never overtakes
+//! a record. A full ring is back-pressure; idle threads wait by a [`WaitPolicy`].
+//!
+//! ## Modules
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`query`] | [`QueryBuilder`], the running [`Query`] handle, [`QueryProgress`] |
+//! | [`stream`] | [`Stream`] and its combinators |
+//! | [`source`], [`sink`] | where records enter and leave |
+//! | [`operator`] | the [`Operator`](operator::Operator) trait and built-in operators |
+//! | [`edge`] | rings, edges, wait policies and the wake-up protocol |
+//! | [`runtime`] | threads, pinning, stop/abort |
+//! | [`sync`] | the std/loom concurrency shim |
+//! | [`event`], [`metrics`], [`error`] | shared vocabulary |
+
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
+pub mod edge;
+pub mod error;
+pub mod event;
+pub mod metrics;
+pub mod operator;
+pub(crate) mod plan;
+pub mod query;
+pub mod runtime;
+pub mod sink;
+pub mod source;
+pub mod stream;
+pub mod sync;
+
+pub use edge::WaitPolicy;
+pub use error::{Error, Result};
+pub use event::{Epoch, Event, Signal, Timestamp};
+pub use query::{Query, QueryBuilder, QueryProgress};
+pub use runtime::Pinning;
+pub use source::{PushHandle, RateRow};
+pub use stream::{KeyedStream, Stream};

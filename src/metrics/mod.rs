@@ -1,0 +1,5 @@
+//! Counters kept by operator threads and read by progress reports.
+
+pub mod counters;
+
+pub use counters::{Counter, OperatorMetrics};

@@ -1,0 +1,167 @@
+//! The ends of a thread's chain that feed other threads: forward (one edge), broadcast
+//! (fan-out: every edge gets every record) and keyed exchange (each record goes to the
+//! edge its key hashes to; control signals go to every edge).
+
+use super::Collector;
+use crate::edge::{EdgeSender, Event, SendError};
+use crate::error::Error;
+use crate::event::Signal;
+use crate::runtime::RunControl;
+use crate::sync::Arc;
+use rustc_hash::FxHasher;
+use std::hash::{Hash, Hasher};
+
+/// Sends on `sender`, turning a lost consumer into a query failure. An abort needs no
+/// report: the query is already ending.
+#[inline]
+fn send<T: Send>(sender: &mut EdgeSender<T>, event: Event<T>, control: &RunControl, name: &str) {
+    if let Err(error) = sender.send(event) {
+        if let SendError::Disconnected(_) = error {
+            if !control.is_aborted() {
+                control.fail(Error::Disconnected {
+                    operator: name.to_string(),
+                    peer: "downstream",
+                });
+            }
+        }
+    }
+}
+
+/// The chain ends in one edge (a thread boundary or a union input).
+pub(crate) struct ForwardOut<T> {
+    pub(crate) sender: EdgeSender<T>,
+    pub(crate) control: Arc<RunControl>,
+    pub(crate) name: Arc<str>,
+}
+
+impl<T: Send> Collector<T> for ForwardOut<T> {
+    #[inline(always)]
+    fn push(&mut self, record: T) {
+        send(
+            &mut self.sender,
+            Event::Record(record),
+            &self.control,
+            &self.name,
+        );
+    }
+    fn signal(&mut self, signal: Signal) {
+        send(&mut self.sender, signal.into(), &self.control, &self.name);
+        if signal == Signal::End {
+            self.sender.flush();
+        }
+    }
+    #[inline]
+    fn flush(&mut self) {
+        self.sender.flush();
+    }
+}
+
+/// The chain ends in several edges that each receive every record (fan-out).
+pub(crate) struct BroadcastOut<T> {
+    pub(crate) senders: Vec<EdgeSender<T>>,
+    pub(crate) control: Arc<RunControl>,
+    pub(crate) name: Arc<str>,
+}
+
+impl<T: Clone + Send> Collector<T> for BroadcastOut<T> {
+    #[inline]
+    fn push(&mut self, record: T) {
+        if let Some((last, rest)) = self.senders.split_last_mut() {
+            for sender in rest {
+                send(
+                    sender,
+                    Event::Record(record.clone()),
+                    &self.control,
+                    &self.name,
+                );
+            }
+            send(last, Event::Record(record), &self.control, &self.name);
+        }
+    }
+    fn signal(&mut self, signal: Signal) {
+        for sender in &mut self.senders {
+            send(sender, signal.into(), &self.control, &self.name);
+        }
+        if signal == Signal::End {
+            self.flush();
+        }
+    }
+    #[inline]
+    fn flush(&mut self) {
+        for sender in &mut self.senders {
+            sender.flush();
+        }
+    }
+}
+
+/// The instance of `0..partitions` that owns `key`. Deterministic across runs and
+/// processes (a fixed hash, not std's random one), so restored state meets its keys again.
+#[inline]
+pub fn partition_of<K: Hash + ?Sized>(key: &K, partitions: usize) -> usize {
+    let mut hasher = FxHasher::default();
+    key.hash(&mut hasher);
+    // Multiply-shift: maps the hash onto 0..partitions using its high bits, which are the
+    // well-mixed ones for FxHash.
+    ((u128::from(hasher.finish()) * partitions as u128) >> 64) as usize
+}
+
+/// The chain ends in a keyed exchange: record `r` goes to instance
+/// `partition_of(key(&r), n)` as `(key, r)`.
+pub(crate) struct ExchangeOut<K, T, F> {
+    pub(crate) senders: Vec<EdgeSender<(K, T)>>,
+    pub(crate) key: F,
+    pub(crate) control: Arc<RunControl>,
+    pub(crate) name: Arc<str>,
+}
+
+impl<K, T, F> Collector<T> for ExchangeOut<K, T, F>
+where
+    K: Hash + Send,
+    T: Send,
+    F: FnMut(&T) -> K,
+{
+    #[inline]
+    fn push(&mut self, record: T) {
+        let key = (self.key)(&record);
+        let target = partition_of(&key, self.senders.len());
+        send(
+            &mut self.senders[target],
+            Event::Record((key, record)),
+            &self.control,
+            &self.name,
+        );
+    }
+    fn signal(&mut self, signal: Signal) {
+        for sender in &mut self.senders {
+            send(sender, signal.into(), &self.control, &self.name);
+        }
+        if signal == Signal::End {
+            self.flush();
+        }
+    }
+    #[inline]
+    fn flush(&mut self) {
+        for sender in &mut self.senders {
+            sender.flush();
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::partition_of;
+
+    #[test]
+    fn partitions_are_stable_and_spread() {
+        let mut counts = [0usize; 4];
+        for key in 0..10_000u64 {
+            let p = partition_of(&key, 4);
+            assert_eq!(p, partition_of(&key, 4));
+            counts[p] += 1;
+        }
+        for count in counts {
+            assert!((2_000..3_000).contains(&count), "skewed: {counts:?}");
+        }
+        assert_eq!(partition_of(&"any", 1), 0);
+    }
+}

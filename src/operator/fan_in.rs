@@ -1,0 +1,162 @@
+//! Merging control signals from several input edges into one stream of signals.
+//!
+//! A pure state machine (no threads, no I/O) so every rule is unit-tested directly:
+//! * end-of-stream is forwarded once, after every input ended;
+//! * the watermark forwarded is the minimum over inputs still running, and only when it
+//!   advances;
+//! * an epoch marker is forwarded once it has arrived on every input still running
+//!   (inputs that ended count as having delivered it). This is the unaligned,
+//!   at-least-once rule: records arriving on an input after its marker are processed at
+//!   once, not held back.
+
+use crate::event::{Epoch, Signal, Timestamp};
+use std::collections::BTreeMap;
+
+/// Signal bookkeeping for a task with `inputs` input edges.
+#[derive(Debug, Clone)]
+pub(crate) struct FanIn {
+    ended: Vec<bool>,
+    running: usize,
+    watermarks: Vec<Timestamp>,
+    forwarded_watermark: Timestamp,
+    /// For each epoch not yet forwarded, which inputs delivered its marker.
+    markers: BTreeMap<Epoch, Vec<bool>>,
+}
+
+impl FanIn {
+    pub(crate) fn new(inputs: usize) -> Self {
+        FanIn {
+            ended: vec![false; inputs],
+            running: inputs,
+            watermarks: vec![Timestamp::MIN; inputs],
+            forwarded_watermark: Timestamp::MIN,
+            markers: BTreeMap::new(),
+        }
+    }
+
+    /// `true` once every input ended.
+    pub(crate) fn all_ended(&self) -> bool {
+        self.running == 0
+    }
+
+    /// `true` if `input` already ended.
+    pub(crate) fn is_ended(&self, input: usize) -> bool {
+        self.ended[input]
+    }
+
+    /// Handles a control signal from `input`, appending what to forward to `out`.
+    pub(crate) fn on_signal(&mut self, input: usize, signal: Signal, out: &mut Vec<Signal>) {
+        match signal {
+            Signal::Watermark(time) => {
+                if time > self.watermarks[input] {
+                    self.watermarks[input] = time;
+                }
+                self.advance_watermark(out);
+            }
+            Signal::Marker(epoch) => {
+                let inputs = self.ended.len();
+                let seen = self
+                    .markers
+                    .entry(epoch)
+                    .or_insert_with(|| vec![false; inputs]);
+                seen[input] = true;
+                self.release_markers(out);
+            }
+            Signal::End => {
+                if !self.ended[input] {
+                    self.ended[input] = true;
+                    self.running -= 1;
+                    self.release_markers(out);
+                    self.advance_watermark(out);
+                    if self.running == 0 {
+                        out.push(Signal::End);
+                    }
+                }
+            }
+        }
+    }
+
+    fn advance_watermark(&mut self, out: &mut Vec<Signal>) {
+        let min = self
+            .watermarks
+            .iter()
+            .zip(&self.ended)
+            .filter(|(_, ended)| !**ended)
+            .map(|(time, _)| *time)
+            .min();
+        if let Some(min) = min {
+            if min > self.forwarded_watermark {
+                self.forwarded_watermark = min;
+                out.push(Signal::Watermark(min));
+            }
+        }
+    }
+
+    fn release_markers(&mut self, out: &mut Vec<Signal>) {
+        // Epochs complete in order: a source emits markers in increasing epoch order, so
+        // only the oldest pending epoch can be next.
+        while let Some((&epoch, seen)) = self.markers.first_key_value() {
+            let complete = seen
+                .iter()
+                .zip(&self.ended)
+                .all(|(seen, ended)| *seen || *ended);
+            if !complete {
+                break;
+            }
+            self.markers.remove(&epoch);
+            out.push(Signal::Marker(epoch));
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn feed(fan_in: &mut FanIn, input: usize, signal: Signal) -> Vec<Signal> {
+        let mut out = Vec::new();
+        fan_in.on_signal(input, signal, &mut out);
+        out
+    }
+
+    #[test]
+    fn end_is_forwarded_once_after_all_inputs() {
+        let mut f = FanIn::new(3);
+        assert!(feed(&mut f, 0, Signal::End).is_empty());
+        assert!(feed(&mut f, 0, Signal::End).is_empty());
+        assert!(feed(&mut f, 2, Signal::End).is_empty());
+        assert_eq!(feed(&mut f, 1, Signal::End), vec![Signal::End]);
+        assert!(f.all_ended());
+    }
+
+    #[test]
+    fn watermark_is_the_minimum_of_running_inputs() {
+        let mut f = FanIn::new(2);
+        assert!(feed(&mut f, 0, Signal::Watermark(Timestamp(10))).is_empty());
+        assert_eq!(
+            feed(&mut f, 1, Signal::Watermark(Timestamp(5))),
+            vec![Signal::Watermark(Timestamp(5))]
+        );
+        // Not an advance: input 1 is still at 5.
+        assert!(feed(&mut f, 0, Signal::Watermark(Timestamp(20))).is_empty());
+        // Input 1 ends: the minimum over running inputs is now input 0's 20.
+        assert_eq!(
+            feed(&mut f, 1, Signal::End),
+            vec![Signal::Watermark(Timestamp(20))]
+        );
+    }
+
+    #[test]
+    fn marker_waits_for_every_running_input() {
+        let mut f = FanIn::new(3);
+        assert!(feed(&mut f, 0, Signal::Marker(Epoch(1))).is_empty());
+        assert!(feed(&mut f, 0, Signal::Marker(Epoch(2))).is_empty());
+        assert!(feed(&mut f, 1, Signal::Marker(Epoch(1))).is_empty());
+        // Input 2 ends without markers: both pending epochs complete, in order.
+        assert_eq!(feed(&mut f, 2, Signal::End), vec![Signal::Marker(Epoch(1))]);
+        assert_eq!(
+            feed(&mut f, 1, Signal::Marker(Epoch(2))),
+            vec![Signal::Marker(Epoch(2))]
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! A stage: one operator instance on a thread, wrapped with its counters and panic guard.
+
+use super::{Collector, Operator};
+use crate::error::Error;
+use crate::event::Signal;
+use crate::metrics::{Counter, OperatorMetrics};
+use crate::runtime::RunControl;
+use crate::sync::Arc;
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+
+/// Runs `op` and forwards what it emits to `next`.
+pub(crate) struct Stage<In, O, C> {
+    op: O,
+    next: C,
+    metrics: Arc<OperatorMetrics>,
+    name: Arc<str>,
+    control: Arc<RunControl>,
+    _input: PhantomData<fn(In)>,
+}
+
+impl<In, O, C> Stage<In, O, C> {
+    pub(crate) fn new(
+        op: O,
+        next: C,
+        metrics: Arc<OperatorMetrics>,
+        name: Arc<str>,
+        control: Arc<RunControl>,
+    ) -> Self {
+        Stage {
+            op,
+            next,
+            metrics,
+            name,
+            control,
+            _input: PhantomData,
+        }
+    }
+
+    /// Reports a panic of this operator's user code (if no earlier failure was reported,
+    /// this one names the operator) and continues unwinding the thread.
+    #[cold]
+    #[inline(never)]
+    fn panicked(&self, payload: Box<dyn std::any::Any + Send>) -> ! {
+        self.control
+            .fail(Error::from_panic(&self.name, payload.as_ref()));
+        resume_unwind(payload)
+    }
+}
+
+/// Counts what an operator emits on its way to the next stage.
+struct CountOut<'a, C> {
+    next: &'a mut C,
+    out: &'a Counter,
+}
+
+impl<T, C: Collector<T>> Collector<T> for CountOut<'_, C> {
+    #[inline(always)]
+    fn push(&mut self, record: T) {
+        self.out.add(1);
+        self.next.push(record);
+    }
+    #[inline(always)]
+    fn signal(&mut self, signal: Signal) {
+        self.next.signal(signal);
+    }
+    #[inline(always)]
+    fn flush(&mut self) {
+        self.next.flush();
+    }
+}
+
+impl<In, O, C> Collector<In> for Stage<In, O, C>
+where
+    O: Operator<In>,
+    C: Collector<O::Out>,
+{
+    #[inline]
+    fn push(&mut self, record: In) {
+        self.metrics.records_in.add(1);
+        let op = &mut self.op;
+        let mut out = CountOut {
+            next: &mut self.next,
+            out: &self.metrics.records_out,
+        };
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| op.on_record(record, &mut out))) {
+            self.panicked(payload);
+        }
+    }
+
+    fn signal(&mut self, signal: Signal) {
+        let op = &mut self.op;
+        let mut out = CountOut {
+            next: &mut self.next,
+            out: &self.metrics.records_out,
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| match signal {
+            Signal::Watermark(time) => op.on_watermark(time, &mut out),
+            Signal::Marker(epoch) => op.on_marker(epoch, &mut out),
+            Signal::End => {
+                op.on_end(&mut out);
+                out.signal(Signal::End);
+            }
+        }));
+        if let Err(payload) = result {
+            self.panicked(payload);
+        }
+    }
+
+    #[inline]
+    fn flush(&mut self) {
+        self.next.flush();
+    }
+}

@@ -1,0 +1,224 @@
+//! The query graph as it is being built: thread groups, edges, operators and their
+//! counters. [`QueryBuilder`](crate::QueryBuilder) and [`Stream`](crate::Stream) fill it;
+//! `start()` turns it into threads.
+//!
+//! A *group* is one operator chain run by `parallelism` threads (instances). A *port* is
+//! the set of input edges of a group: each instance owns the receiving ends addressed to
+//! it. Edges are created when a chain is ended at a thread boundary, so every edge knows
+//! the wake signals of both of its threads from the start.
+
+use crate::edge::{self, EdgeReceiver, EdgeSender, RtrbRing, WaitPolicy, WakeSignal};
+use crate::metrics::OperatorMetrics;
+use crate::query::progress::OperatorKind;
+use crate::runtime::{Pinning, RunControl, Task};
+use crate::sync::Arc;
+use std::any::Any;
+
+/// Index of a thread group.
+pub(crate) type GroupId = usize;
+/// Index of a port (a group's input edges).
+pub(crate) type PortId = usize;
+/// Index of an operator in the registry.
+pub(crate) type OpId = usize;
+
+/// Settings of a query, chosen on the builder.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) name: String,
+    pub(crate) ring_capacity: usize,
+    pub(crate) wait_policy: WaitPolicy,
+    pub(crate) pinning: Pinning,
+    pub(crate) parallelism: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            name: "query".to_string(),
+            ring_capacity: 1024,
+            wait_policy: WaitPolicy::default(),
+            pinning: Pinning::Auto,
+            parallelism: 1,
+        }
+    }
+}
+
+/// One operator chain and the threads that will run it.
+pub(crate) struct Group {
+    pub(crate) name: String,
+    pub(crate) signals: Vec<Arc<WakeSignal>>,
+    pub(crate) tasks: Vec<Option<Box<dyn Task>>>,
+}
+
+/// What a port's edges are for; a union port may gain inputs after it was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PortKind {
+    Forward,
+    Union,
+    Exchange,
+}
+
+struct Port {
+    group: GroupId,
+    kind: PortKind,
+    /// `Vec<Vec<EdgeReceiver<T>>>`, one list per instance of the group, erased because
+    /// ports of different record types live side by side.
+    receivers: Box<dyn Any>,
+}
+
+/// An operator as progress reports show it.
+#[derive(Debug)]
+pub(crate) struct OperatorInfo {
+    pub(crate) name: Arc<str>,
+    pub(crate) kind: OperatorKind,
+    pub(crate) instances: Vec<Arc<OperatorMetrics>>,
+}
+
+/// The graph under construction.
+pub(crate) struct Graph {
+    pub(crate) config: Config,
+    pub(crate) control: Arc<RunControl>,
+    pub(crate) groups: Vec<Group>,
+    ports: Vec<Port>,
+    pub(crate) operators: Vec<OperatorInfo>,
+    /// Problems found while building, reported by `start()`.
+    pub(crate) errors: Vec<String>,
+    /// Memory tables by name, for `Query::memory_table`.
+    pub(crate) tables: Vec<(String, Box<dyn Any + Send + Sync>)>,
+}
+
+impl Graph {
+    pub(crate) fn new() -> Self {
+        Graph {
+            config: Config::default(),
+            control: Arc::new(RunControl::new()),
+            groups: Vec::new(),
+            ports: Vec::new(),
+            operators: Vec::new(),
+            errors: Vec::new(),
+            tables: Vec::new(),
+        }
+    }
+
+    /// A new group of `parallelism` threads.
+    pub(crate) fn add_group(&mut self, name: &str, parallelism: usize) -> GroupId {
+        let signals = (0..parallelism)
+            .map(|_| Arc::new(WakeSignal::new()))
+            .collect();
+        self.groups.push(Group {
+            name: name.to_string(),
+            signals,
+            tasks: (0..parallelism).map(|_| None).collect(),
+        });
+        self.groups.len() - 1
+    }
+
+    /// Registers an operator with one set of counters per instance.
+    pub(crate) fn add_operator(
+        &mut self,
+        name: &str,
+        kind: OperatorKind,
+        parallelism: usize,
+    ) -> OpId {
+        self.operators.push(OperatorInfo {
+            name: Arc::from(name),
+            kind,
+            instances: (0..parallelism)
+                .map(|_| Arc::new(OperatorMetrics::default()))
+                .collect(),
+        });
+        self.operators.len() - 1
+    }
+
+    /// A name not used by another operator yet: `base`, else `base#2`, `base#3`, …
+    pub(crate) fn unique_name(&self, base: &str) -> String {
+        let taken = |name: &str| self.operators.iter().any(|op| &*op.name == name);
+        if !taken(base) {
+            return base.to_string();
+        }
+        (2..)
+            .map(|n| format!("{base}#{n}"))
+            .find(|name| !taken(name))
+            .expect("an unbounded range always has a free name")
+    }
+
+    /// Renames an operator (keeps names unique).
+    pub(crate) fn rename_operator(&mut self, op: OpId, name: &str) {
+        if &*self.operators[op].name == name {
+            return;
+        }
+        let name = self.unique_name(name);
+        self.operators[op].name = Arc::from(name.as_str());
+    }
+
+    /// Counters and name of one instance of `op`.
+    pub(crate) fn operator_instance(
+        &self,
+        op: OpId,
+        instance: usize,
+    ) -> (Arc<OperatorMetrics>, Arc<str>) {
+        let info = &self.operators[op];
+        (info.instances[instance].clone(), info.name.clone())
+    }
+
+    /// A port receiving into `group`.
+    pub(crate) fn add_port<T: Send + 'static>(&mut self, group: GroupId, kind: PortKind) -> PortId {
+        let instances = self.groups[group].signals.len();
+        let receivers: Vec<Vec<EdgeReceiver<T>>> = (0..instances).map(|_| Vec::new()).collect();
+        self.ports.push(Port {
+            group,
+            kind,
+            receivers: Box::new(receivers),
+        });
+        self.ports.len() - 1
+    }
+
+    pub(crate) fn port_kind(&self, port: PortId) -> PortKind {
+        self.ports[port].kind
+    }
+
+    /// A new edge from instance `from_instance` of `from` to instance `to_instance` of
+    /// the group behind `port`; the receiving end waits in the port.
+    pub(crate) fn connect<T: Send + 'static>(
+        &mut self,
+        from: GroupId,
+        from_instance: usize,
+        port: PortId,
+        to_instance: usize,
+    ) -> EdgeSender<T> {
+        let to = self.ports[port].group;
+        let (sender, receiver) = edge::channel::<T, RtrbRing>(
+            self.config.ring_capacity.max(1),
+            self.groups[from].signals[from_instance].clone(),
+            self.groups[to].signals[to_instance].clone(),
+            self.control.abort_flag(),
+            self.config.wait_policy,
+        );
+        self.port_receivers::<T>(port)[to_instance].push(receiver);
+        sender
+    }
+
+    /// Takes the receiving ends addressed to `instance` of the port's group.
+    pub(crate) fn take_receivers<T: Send + 'static>(
+        &mut self,
+        port: PortId,
+        instance: usize,
+    ) -> Vec<EdgeReceiver<T>> {
+        std::mem::take(&mut self.port_receivers::<T>(port)[instance])
+    }
+
+    fn port_receivers<T: Send + 'static>(
+        &mut self,
+        port: PortId,
+    ) -> &mut Vec<Vec<EdgeReceiver<T>>> {
+        self.ports[port]
+            .receivers
+            .downcast_mut()
+            .expect("a port is always used with the record type it was created for")
+    }
+
+    /// Installs the task of one instance of a group.
+    pub(crate) fn set_task(&mut self, group: GroupId, instance: usize, task: Box<dyn Task>) {
+        self.groups[group].tasks[instance] = Some(task);
+    }
+}

@@ -1,0 +1,291 @@
+//! The handle of a running query.
+
+use super::progress::{OperatorKind, OperatorProgress, QueryProgress};
+use crate::error::{Error, Result};
+use crate::plan::{Graph, OperatorInfo};
+use crate::runtime::affinity;
+use crate::runtime::worker::Worker;
+use crate::runtime::RunControl;
+use crate::sink::MemoryTable;
+use crate::sync::Arc;
+use std::any::Any;
+use std::fmt;
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A running query: stop it, wait for it, read its progress.
+///
+/// Dropping a `Query` that is still running aborts it and waits for its threads, so no
+/// operator thread outlives its handle.
+pub struct Query {
+    name: String,
+    control: Arc<RunControl>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    thread_count: usize,
+    operators: Vec<OperatorInfo>,
+    tables: Vec<(String, Box<dyn Any + Send + Sync>)>,
+    started: Instant,
+    /// Totals and time of the previous progress report, for rates.
+    last_report: Mutex<(Instant, u64, u64)>,
+}
+
+impl fmt::Debug for Query {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Query")
+            .field("name", &self.name)
+            .field("threads", &self.thread_count)
+            .field("active", &self.is_active())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Validates the graph and spawns one thread per task.
+pub(crate) fn start(mut graph: Graph) -> Result<Query> {
+    let config = graph.config.clone();
+    if config.ring_capacity == 0 {
+        graph
+            .errors
+            .push("ring capacity must be at least 1".to_string());
+    }
+    if config.parallelism == 0 {
+        graph
+            .errors
+            .push("parallelism must be at least 1".to_string());
+    }
+    if !graph
+        .operators
+        .iter()
+        .any(|op| op.kind == OperatorKind::Sink)
+    {
+        graph.errors.push("the query has no sink".to_string());
+    }
+    for group in &graph.groups {
+        if group.tasks.iter().any(Option::is_none) {
+            graph.errors.push(format!(
+                "the stream from `{}` does not end in a sink",
+                group.name
+            ));
+        }
+    }
+    if !graph.errors.is_empty() {
+        return Err(Error::config(graph.errors.join("; ")));
+    }
+
+    let control = graph.control.clone();
+    let mut workers = Vec::new();
+    for group in &mut graph.groups {
+        let parallelism = group.tasks.len();
+        for (instance, task) in group.tasks.iter_mut().enumerate() {
+            let name = if parallelism == 1 {
+                group.name.clone()
+            } else {
+                format!("{}#{instance}", group.name)
+            };
+            let signal = group.signals[instance].clone();
+            control.add_signal(signal.clone());
+            workers.push(Worker {
+                name,
+                task: task.take().expect("checked above"),
+                signal,
+                control: control.clone(),
+                policy: config.wait_policy,
+                core: None,
+            });
+        }
+    }
+    let cores = affinity::place(&config.pinning, workers.len());
+    let thread_count = workers.len();
+    let mut threads = Vec::with_capacity(thread_count);
+    for (mut worker, core) in workers.into_iter().zip(cores) {
+        worker.core = core;
+        let thread_name = format!("rivulet:{}", worker.name);
+        let operator = worker.name.clone();
+        control.thread_started();
+        match std::thread::Builder::new()
+            .name(thread_name)
+            .spawn(move || worker.run())
+        {
+            Ok(handle) => threads.push(handle),
+            Err(error) => {
+                control.thread_finished();
+                control.fail(Error::Spawn {
+                    operator,
+                    source: Arc::new(error),
+                });
+                // The workers not spawned are dropped here; their edges wake the rest,
+                // which see the abort and end.
+                for handle in threads {
+                    let _ = handle.join();
+                }
+                return Err(control.failure().expect("just recorded"));
+            }
+        }
+    }
+    let started = Instant::now();
+    Ok(Query {
+        name: config.name,
+        control,
+        threads: Mutex::new(threads),
+        thread_count,
+        operators: std::mem::take(&mut graph.operators),
+        tables: std::mem::take(&mut graph.tables),
+        started,
+        last_report: Mutex::new((started, 0, 0)),
+    })
+}
+
+impl Query {
+    /// Starts describing a new query.
+    pub fn builder() -> super::QueryBuilder {
+        super::QueryBuilder::new()
+    }
+
+    /// The query's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `true` while any operator thread is running.
+    pub fn is_active(&self) -> bool {
+        self.control.running_threads() > 0
+    }
+
+    /// Stops gracefully: sources end their streams (a push source first hands over what
+    /// it accepted), every operator drains its inputs, sinks see end-of-stream, threads
+    /// end. Returns when all threads have ended.
+    ///
+    /// # Errors
+    ///
+    /// The query's failure, if it failed before or while stopping.
+    pub fn stop(&self) -> Result<()> {
+        self.control.request_stop();
+        self.await_termination()
+    }
+
+    /// Stops at once: threads end at their next check; records in flight are dropped.
+    ///
+    /// # Errors
+    ///
+    /// The query's failure, if it had failed before the abort.
+    pub fn abort(&self) -> Result<()> {
+        self.control.abort();
+        self.await_termination()
+    }
+
+    /// Waits until every thread has ended (the sources ended, `stop()`, or a failure).
+    ///
+    /// # Errors
+    ///
+    /// The first failure: a panic in user code ([`Error::OperatorPanicked`], with the
+    /// operator's name), a sink error ([`Error::Sink`]), …
+    pub fn await_termination(&self) -> Result<()> {
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap());
+        for thread in threads {
+            // Workers catch panics themselves; a join error would mean a panic in the
+            // runtime, which the failure slot already holds or which we report here.
+            if let Err(payload) = thread.join() {
+                self.control
+                    .fail(Error::from_panic("runtime", payload.as_ref()));
+            }
+        }
+        match self.control.failure() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// Like [`await_termination`](Self::await_termination), giving up after `timeout`.
+    /// Returns `None` if the query is still running then.
+    pub fn await_termination_timeout(&self, timeout: Duration) -> Option<Result<()>> {
+        let deadline = Instant::now() + timeout;
+        while self.is_active() {
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Some(self.await_termination())
+    }
+
+    /// The failure that ended the query, if any (without waiting).
+    pub fn failure(&self) -> Option<Error> {
+        self.control.failure()
+    }
+
+    /// The memory table that [`Stream::to_memory`](crate::Stream::to_memory) created
+    /// under `name`, if its rows are of type `T`.
+    pub fn memory_table<T: 'static>(&self, name: &str) -> Option<MemoryTable<T>> {
+        self.tables
+            .iter()
+            .filter(|(table, _)| table == name)
+            .find_map(|(_, table)| table.downcast_ref::<MemoryTable<T>>().cloned())
+    }
+
+    /// What the query has done so far.
+    pub fn progress(&self) -> QueryProgress {
+        let operators: Vec<OperatorProgress> = self
+            .operators
+            .iter()
+            .map(|op| {
+                let instances: Vec<(u64, u64)> = op
+                    .instances
+                    .iter()
+                    .map(|m| (m.records_in.get(), m.records_out.get()))
+                    .collect();
+                OperatorProgress {
+                    name: op.name.to_string(),
+                    kind: op.kind,
+                    parallelism: instances.len(),
+                    records_in: instances.iter().map(|i| i.0).sum(),
+                    records_out: instances.iter().map(|i| i.1).sum(),
+                    instances,
+                }
+            })
+            .collect();
+        let input_rows: u64 = operators
+            .iter()
+            .filter(|op| op.kind == OperatorKind::Source)
+            .map(|op| op.records_out)
+            .sum();
+        let output_rows: u64 = operators
+            .iter()
+            .filter(|op| op.kind == OperatorKind::Sink)
+            .map(|op| op.records_in)
+            .sum();
+        let now = Instant::now();
+        let (input_rate, output_rate) = {
+            let mut last = self.last_report.lock().unwrap();
+            let seconds = now.duration_since(last.0).as_secs_f64().max(1e-9);
+            let rates = (
+                input_rows.saturating_sub(last.1) as f64 / seconds,
+                output_rows.saturating_sub(last.2) as f64 / seconds,
+            );
+            *last = (now, input_rows, output_rows);
+            rates
+        };
+        QueryProgress {
+            name: self.name.clone(),
+            elapsed: now.duration_since(self.started),
+            is_active: self.is_active(),
+            threads: self.thread_count,
+            input_rows,
+            output_rows,
+            input_rows_per_second: input_rate,
+            output_rows_per_second: output_rate,
+            operators,
+        }
+    }
+}
+
+impl Drop for Query {
+    fn drop(&mut self) {
+        if self.is_active() {
+            self.control.abort();
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap());
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Building and running queries: [`QueryBuilder`] → [`Query`].
+
+pub mod handle;
+pub mod progress;
+
+pub use handle::Query;
+pub use progress::{OperatorKind, OperatorProgress, QueryProgress};
+
+use crate::edge::{WaitPolicy, WakeSignal};
+use crate::error::{Error, Result};
+use crate::plan::Graph;
+use crate::runtime::Pinning;
+use crate::source::{IterSource, PushHandle, PushSource, RateSource, Source};
+use crate::stream::{SourceChain, Stream};
+use crate::sync::Arc;
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+
+/// Describes a query: its settings, its sources, and (through the [`Stream`]s they
+/// return) everything downstream. [`start`](QueryBuilder::start) runs it.
+///
+/// ```
+/// use rivulet::{Query, WaitPolicy};
+///
+/// let mut query = Query::builder();
+/// query.name("evens").ring_capacity(256).wait_policy(WaitPolicy::default());
+/// let evens = query.from_iter("numbers", 0..10u64).filter(|x| x % 2 == 0).to_memory("evens");
+/// let running = query.start().unwrap();
+/// running.await_termination().unwrap();
+/// assert_eq!(evens.rows(), vec![0, 2, 4, 6, 8]);
+/// ```
+pub struct QueryBuilder {
+    graph: Rc<RefCell<Graph>>,
+}
+
+impl fmt::Debug for QueryBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueryBuilder")
+            .field("config", &self.graph.borrow().config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for QueryBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl QueryBuilder {
+    /// An empty query with default settings: ring capacity 1024, the
+    /// [`WaitPolicy::default`] (spin briefly, then park), [`Pinning::Auto`], parallelism 1.
+    pub fn new() -> Self {
+        QueryBuilder {
+            graph: Rc::new(RefCell::new(Graph::new())),
+        }
+    }
+
+    /// Names the query (progress reports and thread names show it).
+    pub fn name(&mut self, name: &str) -> &mut Self {
+        self.graph.borrow_mut().config.name = name.to_string();
+        self
+    }
+
+    /// Events each edge's ring holds (default 1024). Must be at least 1; larger rings
+    /// absorb bursts, smaller ones bound memory and queueing delay.
+    pub fn ring_capacity(&mut self, capacity: usize) -> &mut Self {
+        self.graph.borrow_mut().config.ring_capacity = capacity;
+        self
+    }
+
+    /// How idle threads wait (default: spin briefly, then park).
+    pub fn wait_policy(&mut self, policy: WaitPolicy) -> &mut Self {
+        self.graph.borrow_mut().config.wait_policy = policy;
+        self
+    }
+
+    /// How threads are placed on cores (default [`Pinning::Auto`]).
+    pub fn pinning(&mut self, pinning: Pinning) -> &mut Self {
+        self.graph.borrow_mut().config.pinning = pinning;
+        self
+    }
+
+    /// Default number of instances of keyed aggregates (default 1).
+    pub fn parallelism(&mut self, parallelism: usize) -> &mut Self {
+        self.graph.borrow_mut().config.parallelism = parallelism;
+        self
+    }
+
+    /// Adds a source.
+    pub fn source<S: Source>(&mut self, name: &str, source: S) -> Stream<SourceChain<S>> {
+        Stream::from_source(self.graph.clone(), name, source)
+    }
+
+    /// A finite source over `items` (Spark's `MemoryStream`).
+    pub fn from_iter<I>(
+        &mut self,
+        name: &str,
+        items: I,
+    ) -> Stream<SourceChain<IterSource<I::IntoIter>>>
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'static,
+        I::Item: Send + 'static,
+    {
+        self.source(name, IterSource::new(items.into_iter()))
+    }
+
+    /// Spark's `rate` source: `rows_per_second` [`RateRow`](crate::source::RateRow)s per
+    /// second, until the query stops. Use [`source`](Self::source) with
+    /// [`RateSource::with_limit`] for a finite one.
+    pub fn rate(&mut self, name: &str, rows_per_second: u64) -> Stream<SourceChain<RateSource>> {
+        if rows_per_second == 0 {
+            self.graph
+                .borrow_mut()
+                .errors
+                .push(format!("rate source `{name}` needs rows_per_second > 0"));
+            return self.source(name, RateSource::new(1).with_limit(0));
+        }
+        self.source(name, RateSource::new(rows_per_second))
+    }
+
+    /// A source fed by the application through the returned [`PushHandle`]; its queue
+    /// holds `ring_capacity` records.
+    pub fn push_source<T: Send + 'static>(
+        &mut self,
+        name: &str,
+    ) -> (PushHandle<T>, Stream<SourceChain<PushSource<T>>>) {
+        let capacity = self.graph.borrow().config.ring_capacity;
+        let signal = Arc::new(WakeSignal::new());
+        let (handle, source) = PushSource::new(capacity, signal.clone());
+        let stream = self.source(name, source);
+        // The source's thread is the group just created: give it the signal the handle
+        // notifies.
+        {
+            let mut graph = self.graph.borrow_mut();
+            let group = graph.groups.len() - 1;
+            graph.groups[group].signals[0] = signal;
+        }
+        (handle, stream)
+    }
+
+    /// Checks the query and starts its threads.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the query has no sink, a stream was left without a consumer,
+    /// a capacity or parallelism is 0; [`Error::Spawn`] if a thread could not start.
+    pub fn start(self) -> Result<Query> {
+        let graph = Rc::try_unwrap(self.graph).map_err(|_| {
+            Error::config(
+                "a stream was neither sent to a sink nor dropped before start(); \
+                 every branch must end in a sink",
+            )
+        })?;
+        handle::start(graph.into_inner())
+    }
+}

@@ -1,0 +1,103 @@
+//! Progress reports: what a running query has done so far (Spark's
+//! `StreamingQueryProgress`, for a continuous engine).
+
+use serde::Serialize;
+use std::fmt;
+use std::time::Duration;
+
+/// The role of an operator in the query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum OperatorKind {
+    /// Produces records.
+    Source,
+    /// A stateless transformation (map, filter, …) or a custom operator.
+    Transform,
+    /// A keyed aggregate holding state per key.
+    Aggregate,
+    /// Consumes records.
+    Sink,
+}
+
+/// Counters of one operator, summed over its instances.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatorProgress {
+    /// The operator's name (unique in the query).
+    pub name: String,
+    /// Its role.
+    pub kind: OperatorKind,
+    /// Number of instances (threads) it runs on.
+    pub parallelism: usize,
+    /// Records received (0 for sources).
+    pub records_in: u64,
+    /// Records emitted (0 for sinks).
+    pub records_out: u64,
+    /// `(records_in, records_out)` of each instance.
+    pub instances: Vec<(u64, u64)>,
+}
+
+/// A snapshot of a query's progress. Counters are read without stopping the query, so
+/// operators may be a few records apart.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueryProgress {
+    /// The query's name.
+    pub name: String,
+    /// Time since `start()`.
+    pub elapsed: Duration,
+    /// `true` while any operator thread runs.
+    pub is_active: bool,
+    /// Operator threads started.
+    pub threads: usize,
+    /// Records produced by all sources.
+    pub input_rows: u64,
+    /// Records received by all sinks.
+    pub output_rows: u64,
+    /// `input_rows` per second over the interval since the previous report (or since
+    /// the start, for the first).
+    pub input_rows_per_second: f64,
+    /// `output_rows` per second over the same interval.
+    pub output_rows_per_second: f64,
+    /// Every operator, in the order they were added.
+    pub operators: Vec<OperatorProgress>,
+}
+
+impl QueryProgress {
+    /// The operator named `name`.
+    pub fn operator(&self, name: &str) -> Option<&OperatorProgress> {
+        self.operators.iter().find(|op| op.name == name)
+    }
+}
+
+impl fmt::Display for QueryProgress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "query `{}`: {} after {:.3}s on {} threads; {} rows in ({:.0}/s), {} rows out ({:.0}/s)",
+            self.name,
+            if self.is_active { "running" } else { "ended" },
+            self.elapsed.as_secs_f64(),
+            self.threads,
+            self.input_rows,
+            self.input_rows_per_second,
+            self.output_rows,
+            self.output_rows_per_second,
+        )?;
+        writeln!(
+            f,
+            "  {:<24} {:<10} {:>4} {:>14} {:>14}",
+            "operator", "kind", "par", "records in", "records out"
+        )?;
+        for op in &self.operators {
+            writeln!(
+                f,
+                "  {:<24} {:<10} {:>4} {:>14} {:>14}",
+                op.name,
+                format!("{:?}", op.kind),
+                op.parallelism,
+                op.records_in,
+                op.records_out
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,189 @@
+//! The heads of operator chains: what drives a thread's chain of collectors.
+//!
+//! * [`SourceTask`] polls a source and pushes each item into the chain;
+//! * [`InputTask`] pops events from the thread's input edges (one for a forward edge,
+//!   several for a union or a keyed exchange), merges their control signals with
+//!   [`FanIn`], and pushes records into the chain.
+
+use super::{RunControl, Step, Task};
+use crate::edge::{EdgeReceiver, Event};
+use crate::error::Error;
+use crate::event::Signal;
+use crate::metrics::OperatorMetrics;
+use crate::operator::fan_in::FanIn;
+use crate::operator::Collector;
+use crate::source::{Source, SourcePoll};
+use crate::sync::Arc;
+
+/// A source driving a chain.
+pub(crate) struct SourceTask<S, C> {
+    pub(crate) source: S,
+    pub(crate) chain: C,
+    pub(crate) metrics: Arc<OperatorMetrics>,
+    pub(crate) control: Arc<RunControl>,
+    /// Set once a stop was seen and the source asked to drain first.
+    pub(crate) draining: bool,
+}
+
+impl<S, C> SourceTask<S, C>
+where
+    S: Source,
+    C: Collector<S::Item>,
+{
+    fn finish(&mut self) -> Step {
+        self.chain.signal(Signal::End);
+        self.chain.flush();
+        Step::Done
+    }
+}
+
+impl<S, C> Task for SourceTask<S, C>
+where
+    S: Source,
+    C: Collector<S::Item> + Send,
+{
+    fn step(&mut self, budget: usize) -> Step {
+        if !self.draining && self.control.is_stop_requested() {
+            if !self.source.drain_on_stop() {
+                return self.finish();
+            }
+            self.draining = true;
+        }
+        for emitted in 0..budget {
+            match self.source.poll_next() {
+                SourcePoll::Ready(item) => {
+                    self.metrics.records_out.add(1);
+                    self.chain.push(item);
+                }
+                SourcePoll::Pending { until } => {
+                    self.chain.flush();
+                    return if emitted > 0 {
+                        Step::Busy
+                    } else {
+                        Step::Idle { until }
+                    };
+                }
+                SourcePoll::Exhausted => return self.finish(),
+            }
+        }
+        self.chain.flush();
+        Step::Busy
+    }
+
+    fn has_work(&self) -> bool {
+        self.control.is_stop_requested() || self.source.has_data()
+    }
+}
+
+/// Input edges driving a chain.
+pub(crate) struct InputTask<T, C> {
+    pub(crate) inputs: Vec<EdgeReceiver<T>>,
+    pub(crate) chain: C,
+    pub(crate) fan_in: FanIn,
+    pub(crate) control: Arc<RunControl>,
+    pub(crate) name: Arc<str>,
+    /// Input to start the next step with, so no input is starved.
+    pub(crate) next_input: usize,
+    /// Scratch space for signals released by `fan_in`.
+    pub(crate) released: Vec<Signal>,
+}
+
+impl<T: Send, C: Collector<T>> InputTask<T, C> {
+    pub(crate) fn new(
+        inputs: Vec<EdgeReceiver<T>>,
+        chain: C,
+        control: Arc<RunControl>,
+        name: Arc<str>,
+    ) -> Self {
+        let fan_in = FanIn::new(inputs.len());
+        InputTask {
+            inputs,
+            chain,
+            fan_in,
+            control,
+            name,
+            next_input: 0,
+            released: Vec::new(),
+        }
+    }
+
+    fn flush(&mut self) {
+        for input in &mut self.inputs {
+            input.flush();
+        }
+        self.chain.flush();
+    }
+
+    /// Handles a control signal from `input`; returns `true` when the last input ended.
+    fn on_signal(&mut self, input: usize, signal: Signal) -> bool {
+        self.fan_in.on_signal(input, signal, &mut self.released);
+        for signal in self.released.drain(..) {
+            self.chain.signal(signal);
+        }
+        self.fan_in.all_ended()
+    }
+}
+
+impl<T, C> Task for InputTask<T, C>
+where
+    T: Send,
+    C: Collector<T> + Send,
+{
+    fn step(&mut self, budget: usize) -> Step {
+        let count = self.inputs.len();
+        let mut handled = 0;
+        for offset in 0..count {
+            let input = (self.next_input + offset) % count;
+            if self.fan_in.is_ended(input) {
+                continue;
+            }
+            while handled < budget {
+                match self.inputs[input].try_recv() {
+                    Some(Event::Record(record)) => self.chain.push(record),
+                    Some(event) => {
+                        let signal = match event.into_parts() {
+                            Ok(_) => unreachable!("records are matched above"),
+                            Err(signal) => signal,
+                        };
+                        if self.on_signal(input, signal) {
+                            self.flush();
+                            return Step::Done;
+                        }
+                        if signal == Signal::End {
+                            break;
+                        }
+                    }
+                    None => {
+                        if self.inputs[input].is_disconnected() {
+                            // The upstream thread ended without an end-of-stream: it
+                            // failed (and reported why) or the query is aborting.
+                            if !self.control.is_aborted() {
+                                self.control.fail(Error::Disconnected {
+                                    operator: self.name.to_string(),
+                                    peer: "upstream",
+                                });
+                            }
+                            return Step::Done;
+                        }
+                        break;
+                    }
+                }
+                handled += 1;
+            }
+        }
+        self.next_input = (self.next_input + 1) % count;
+        self.flush();
+        if handled == 0 {
+            Step::Idle { until: None }
+        } else {
+            Step::Busy
+        }
+    }
+
+    fn has_work(&self) -> bool {
+        self.inputs
+            .iter()
+            .enumerate()
+            .any(|(i, input)| !self.fan_in.is_ended(i) && input.is_ready())
+    }
+}

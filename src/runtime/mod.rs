@@ -1,0 +1,40 @@
+//! Turns a built query into long-running threads: one per task, pinned by the
+//! [`Pinning`] policy, each looping over its task's steps and waiting by its
+//! [`WaitPolicy`](crate::edge::WaitPolicy) in between.
+//!
+//! A *task* is one thread's whole operator chain, type-erased once at start: a head (a
+//! source, or the receiving ends of its input edges) driving a chain of operators that
+//! ends in a sink or in the sending ends of output edges.
+
+pub mod affinity;
+pub(crate) mod heads;
+pub mod shutdown;
+pub(crate) mod worker;
+
+pub use affinity::Pinning;
+pub use shutdown::RunControl;
+
+use std::time::Instant;
+
+/// How many events a task handles per step before it flushes its notifications and
+/// checks the run flags again.
+pub(crate) const STEP_BUDGET: usize = 256;
+
+/// The outcome of one [`Task::step`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Work was done; step again.
+    Busy,
+    /// Nothing to do until new input arrives, or until `until` (a rate source's next row).
+    Idle { until: Option<Instant> },
+    /// The task has sent end-of-stream downstream; the thread ends.
+    Done,
+}
+
+/// One thread's erased operator chain.
+pub(crate) trait Task: Send {
+    /// Handles up to `budget` events, then flushes wake-ups to its peers.
+    fn step(&mut self, budget: usize) -> Step;
+    /// `true` if a step would find work (the re-check of the park protocol).
+    fn has_work(&self) -> bool;
+}

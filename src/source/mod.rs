@@ -1,0 +1,59 @@
+//! Sources: where records enter a query.
+//!
+//! A source runs on its own thread and is polled for one item at a time; operators
+//! chained after it run on the same thread. Provided sources:
+//!
+//! | source | Spark counterpart | ends |
+//! |---|---|---|
+//! | [`IterSource`] (`QueryBuilder::from_iter`) | `MemoryStream` | when the iterator ends |
+//! | [`RateSource`] (`QueryBuilder::rate`) | `rate` | on `stop()` or after `limit` rows |
+//! | [`PushSource`] (`QueryBuilder::push_source`) | — (an app-fed queue) | when every [`PushHandle`] is dropped, or on `stop()` |
+
+pub mod memory;
+pub mod push;
+pub mod rate;
+
+pub use memory::IterSource;
+pub use push::{PushError, PushHandle, PushSource};
+pub use rate::{RateRow, RateSource};
+
+use std::time::Instant;
+
+/// What a [`Source::poll_next`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourcePoll<T> {
+    /// The next item.
+    Ready(T),
+    /// Nothing yet. `until`: when to poll again at the latest (a rate source's next row);
+    /// `None` means "when woken" (see [`Source::has_data`]).
+    Pending {
+        /// The next time the source has data, if it knows.
+        until: Option<Instant>,
+    },
+    /// The source is finished; the runtime sends end-of-stream.
+    Exhausted,
+}
+
+/// A producer of records, polled on its own thread.
+pub trait Source: Send + 'static {
+    /// The records it produces.
+    type Item: Send + 'static;
+
+    /// Returns the next item, says when to come back, or reports the end.
+    fn poll_next(&mut self) -> SourcePoll<Self::Item>;
+
+    /// Whether a poll might now find data. The thread re-checks this after announcing it
+    /// is about to park; a source fed by other threads must make its feeders notify the
+    /// thread (see [`PushHandle`]). The default, `true`, suits sources that never wait
+    /// for anyone.
+    fn has_data(&self) -> bool {
+        true
+    }
+
+    /// The query is stopping gracefully. Return `true` to keep being polled until
+    /// [`SourcePoll::Exhausted`] (to hand over records already accepted from elsewhere,
+    /// as the push source does); the default, `false`, ends the stream at once.
+    fn drain_on_stop(&mut self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,243 @@
+//! A source that applications feed from their own threads.
+//!
+//! [`PushHandle`]s (cloneable, usable from any number of threads) put records into a
+//! bounded lock-free queue (`crossbeam::queue::ArrayQueue`); the source thread takes them
+//! out and runs the query's chain on them. A full queue is back-pressure: `push` waits,
+//! `try_push` hands the record back. The stream ends when every handle is dropped, or
+//! when the query stops, after what was already accepted has been processed: a record for
+//! which `push` returned `Ok` is never lost by a stop.
+
+use super::{Source, SourcePoll};
+use crate::edge::WakeSignal;
+use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::Arc;
+use crossbeam::queue::ArrayQueue;
+use crossbeam::utils::Backoff;
+use std::fmt;
+use std::time::Duration;
+
+/// Bit 0 of `state`: closed, no push accepted any more. The rest: pushes in flight × 2.
+const CLOSED: usize = 1;
+const IN_FLIGHT: usize = 2;
+
+struct Shared<T> {
+    queue: ArrayQueue<T>,
+    /// The source thread's signal.
+    signal: Arc<WakeSignal>,
+    state: AtomicUsize,
+    handles: AtomicUsize,
+}
+
+/// Why a push did not happen; the record is handed back.
+#[derive(PartialEq, Eq)]
+pub enum PushError<T> {
+    /// The queue is full (only from [`PushHandle::try_push`]).
+    Full(T),
+    /// The query stopped or ended; no more records are accepted.
+    Closed(T),
+}
+
+impl<T> PushError<T> {
+    /// The record that was not pushed.
+    pub fn into_inner(self) -> T {
+        match self {
+            PushError::Full(record) | PushError::Closed(record) => record,
+        }
+    }
+}
+
+impl<T> fmt::Debug for PushError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PushError::Full(_) => f.write_str("Full(..)"),
+            PushError::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for PushError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PushError::Full(_) => f.write_str("the push source's queue is full"),
+            PushError::Closed(_) => f.write_str("the push source is closed"),
+        }
+    }
+}
+
+impl<T> std::error::Error for PushError<T> {}
+
+/// Feeds records into a running query from application threads. Clone it for more
+/// threads; the stream ends when the last clone is dropped.
+///
+/// ```
+/// let mut query = rivulet::Query::builder();
+/// let (handle, numbers) = query.push_source::<u64>("numbers");
+/// let doubled = numbers.map(|x| x * 2).to_memory("doubled");
+/// let running = query.start().unwrap();
+/// for i in 0..5 {
+///     handle.push(i).unwrap();
+/// }
+/// drop(handle); // end of stream
+/// running.await_termination().unwrap();
+/// assert_eq!(doubled.rows(), vec![0, 2, 4, 6, 8]);
+/// ```
+pub struct PushHandle<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> fmt::Debug for PushHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PushHandle")
+            .field("queued", &self.shared.queue.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Clone for PushHandle<T> {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        PushHandle {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> Drop for PushHandle<T> {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Last handle: the source must wake to see the end.
+            self.shared.signal.notify();
+        }
+    }
+}
+
+impl<T: Send> PushHandle<T> {
+    /// Pushes `record`, waiting while the queue is full (spinning, then sleeping in steps
+    /// of up to 1 ms: the caller is an application thread, not an operator thread).
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Closed`] with the record if the query stopped or ended.
+    pub fn push(&self, record: T) -> Result<(), PushError<T>> {
+        let mut record = record;
+        let backoff = Backoff::new();
+        let mut sleep = Duration::from_micros(10);
+        loop {
+            match self.try_push(record) {
+                Ok(()) => return Ok(()),
+                Err(PushError::Full(back)) => record = back,
+                Err(closed) => return Err(closed),
+            }
+            if backoff.is_completed() {
+                std::thread::sleep(sleep);
+                sleep = (sleep * 2).min(Duration::from_millis(1));
+            } else {
+                backoff.snooze();
+            }
+        }
+    }
+
+    /// Pushes `record` if there is room.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Full`] if the queue is full, [`PushError::Closed`] if the query stopped
+    /// or ended; either way with the record.
+    pub fn try_push(&self, record: T) -> Result<(), PushError<T>> {
+        let shared = &*self.shared;
+        let state = shared.state.fetch_add(IN_FLIGHT, Ordering::AcqRel);
+        let result = if state & CLOSED != 0 {
+            Err(PushError::Closed(record))
+        } else {
+            shared.queue.push(record).map_err(PushError::Full)
+        };
+        shared.state.fetch_sub(IN_FLIGHT, Ordering::Release);
+        if result.is_ok() {
+            shared.signal.notify();
+        }
+        result
+    }
+
+    /// Records waiting for the source thread.
+    pub fn queued(&self) -> usize {
+        self.shared.queue.len()
+    }
+
+    /// `true` once the query stopped taking records.
+    pub fn is_closed(&self) -> bool {
+        self.shared.state.load(Ordering::Acquire) & CLOSED != 0
+    }
+}
+
+/// The source side of a push handle. Created by
+/// [`QueryBuilder::push_source`](crate::QueryBuilder::push_source).
+pub struct PushSource<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> fmt::Debug for PushSource<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PushSource").finish_non_exhaustive()
+    }
+}
+
+impl<T: Send> PushSource<T> {
+    /// A source with room for `capacity` queued records, woken through `signal` (the
+    /// signal of the thread that will run it).
+    pub fn new(capacity: usize, signal: Arc<WakeSignal>) -> (PushHandle<T>, PushSource<T>) {
+        let shared = Arc::new(Shared {
+            queue: ArrayQueue::new(capacity.max(1)),
+            signal,
+            state: AtomicUsize::new(0),
+            handles: AtomicUsize::new(1),
+        });
+        (
+            PushHandle {
+                shared: shared.clone(),
+            },
+            PushSource { shared },
+        )
+    }
+
+    /// `true` when no push can add anything any more: closed or no handles, and no push
+    /// in flight. Acquire loads, so every completed push is visible to the next pop.
+    fn finished_feeding(&self) -> bool {
+        let state = self.shared.state.load(Ordering::Acquire);
+        let closed = state & CLOSED != 0 || self.shared.handles.load(Ordering::Acquire) == 0;
+        closed && state / IN_FLIGHT == 0
+    }
+}
+
+impl<T: Send + 'static> Source for PushSource<T> {
+    type Item = T;
+
+    #[inline]
+    fn poll_next(&mut self) -> SourcePoll<T> {
+        if let Some(record) = self.shared.queue.pop() {
+            return SourcePoll::Ready(record);
+        }
+        if self.finished_feeding() {
+            // A push that completed before we saw "finished" is in the queue now.
+            return match self.shared.queue.pop() {
+                Some(record) => SourcePoll::Ready(record),
+                None => SourcePoll::Exhausted,
+            };
+        }
+        SourcePoll::Pending { until: None }
+    }
+
+    fn has_data(&self) -> bool {
+        !self.shared.queue.is_empty() || self.finished_feeding()
+    }
+
+    fn drain_on_stop(&mut self) -> bool {
+        self.shared.state.fetch_or(CLOSED, Ordering::AcqRel);
+        true
+    }
+}
+
+impl<T> Drop for PushSource<T> {
+    fn drop(&mut self) {
+        self.shared.state.fetch_or(CLOSED, Ordering::AcqRel);
+    }
+}

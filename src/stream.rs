@@ -1,0 +1,747 @@
+//! The typed query builder: [`Stream`] and its combinators.
+//!
+//! A `Stream<S>` is a chain of operators not yet attached to a consumer; `S` is the
+//! chain's type, built up by each combinator (`map` wraps it, `filter` wraps that, …) so
+//! that user closures stay generic parameters and a thread's chain compiles to straight
+//! code. A chain ends at a sink, or at a thread boundary (`key_by` with an exchange,
+//! `union`, `fan_out`, `new_thread`), where it is turned into one erased task per thread
+//! and the stream continues on the other side of new ring edges.
+//!
+//! ```
+//! let mut query = rivulet::Query::builder();
+//! let words = query.from_iter("lines", ["a b", "b c", "c"]);
+//! let counts = words
+//!     .flat_map(|line: &str| line.split(' ').map(str::to_string).collect::<Vec<_>>())
+//!     .count_by_value()
+//!     .to_memory("counts");
+//! query.start().unwrap().await_termination().unwrap();
+//! // Running counts, one update per word (update mode).
+//! let mut rows = counts.rows();
+//! rows.sort();
+//! assert_eq!(rows.last(), Some(&("c".to_string(), 2)));
+//! ```
+
+use crate::operator::exchange::{BroadcastOut, ExchangeOut, ForwardOut};
+use crate::operator::keyed::{KeyedFold, KeyedReduce};
+use crate::operator::stage::Stage;
+use crate::operator::stateless::{Filter, FlatMap, Inspect, KeyBy, Map};
+use crate::operator::{Collector, Operator};
+use crate::plan::{Graph, GroupId, OpId, PortId, PortKind};
+use crate::query::progress::OperatorKind;
+use crate::runtime::heads::{InputTask, SourceTask};
+use crate::runtime::Task;
+use crate::sink::{ConsoleSink, ForEachSink, MemorySink, MemoryTable, Sink, SinkStage};
+use crate::source::Source;
+use std::cell::RefCell;
+use std::fmt;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::rc::Rc;
+
+/// A chain of operators from a head (a source or input edges) to records of type `Out`.
+///
+/// Implemented by rivulet's chain types only; it appears in signatures as
+/// `Stream<impl Chain<Out = T>>`.
+pub trait Chain: Clone + 'static {
+    /// The records at the end of the chain.
+    type Out: Send + 'static;
+
+    /// Attaches `downstream` to the end of the chain and returns the task for one
+    /// instance of the chain's thread group.
+    #[doc(hidden)]
+    #[allow(private_interfaces)]
+    fn finish<C>(self, downstream: C, graph: &mut Graph, instance: usize) -> Box<dyn Task>
+    where
+        C: Collector<Self::Out> + Send + 'static;
+
+    /// The union port this chain reads from, if it is nothing but that port.
+    #[doc(hidden)]
+    fn bare_port(&self) -> Option<PortId> {
+        None
+    }
+}
+
+/// The head of a chain that starts at a source.
+pub struct SourceChain<S> {
+    source: Rc<RefCell<Option<S>>>,
+    op: OpId,
+}
+
+impl<S> Clone for SourceChain<S> {
+    fn clone(&self) -> Self {
+        SourceChain {
+            source: self.source.clone(),
+            op: self.op,
+        }
+    }
+}
+
+impl<S> fmt::Debug for SourceChain<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceChain").field("op", &self.op).finish()
+    }
+}
+
+impl<S: Source> Chain for SourceChain<S> {
+    type Out = S::Item;
+
+    #[allow(private_interfaces)]
+    fn finish<C>(self, downstream: C, graph: &mut Graph, instance: usize) -> Box<dyn Task>
+    where
+        C: Collector<S::Item> + Send + 'static,
+    {
+        let (metrics, _name) = graph.operator_instance(self.op, instance);
+        let source = self
+            .source
+            .borrow_mut()
+            .take()
+            .expect("a source has one instance and is attached once");
+        Box::new(SourceTask {
+            source,
+            chain: downstream,
+            metrics,
+            control: graph.control.clone(),
+            draining: false,
+        })
+    }
+}
+
+/// The head of a chain that starts at the input edges of a thread boundary.
+pub struct InputChain<T> {
+    port: PortId,
+    name: Rc<str>,
+    _record: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for InputChain<T> {
+    fn clone(&self) -> Self {
+        InputChain {
+            port: self.port,
+            name: self.name.clone(),
+            _record: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for InputChain<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InputChain")
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
+impl<T: Send + 'static> Chain for InputChain<T> {
+    type Out = T;
+
+    #[allow(private_interfaces)]
+    fn finish<C>(self, downstream: C, graph: &mut Graph, instance: usize) -> Box<dyn Task>
+    where
+        C: Collector<T> + Send + 'static,
+    {
+        let inputs = graph.take_receivers::<T>(self.port, instance);
+        Box::new(InputTask::new(
+            inputs,
+            downstream,
+            graph.control.clone(),
+            std::sync::Arc::from(&*self.name),
+        ))
+    }
+
+    fn bare_port(&self) -> Option<PortId> {
+        Some(self.port)
+    }
+}
+
+/// A chain followed by one more operator.
+#[derive(Debug, Clone)]
+pub struct Then<S, O> {
+    upstream: S,
+    op: O,
+    id: OpId,
+}
+
+impl<S, O> Chain for Then<S, O>
+where
+    S: Chain,
+    O: Operator<S::Out> + Clone,
+    O::Out: Send + 'static,
+{
+    type Out = O::Out;
+
+    #[allow(private_interfaces)]
+    fn finish<C>(self, downstream: C, graph: &mut Graph, instance: usize) -> Box<dyn Task>
+    where
+        C: Collector<O::Out> + Send + 'static,
+    {
+        let (metrics, name) = graph.operator_instance(self.id, instance);
+        let stage: Stage<S::Out, O, C> =
+            Stage::new(self.op, downstream, metrics, name, graph.control.clone());
+        self.upstream.finish(stage, graph, instance)
+    }
+}
+
+/// The input of a keyed aggregate: either chained on the upstream thread (one instance
+/// on each side, so no exchange is needed) or the receiving side of a keyed exchange.
+pub enum KeyedInput<S: Chain, F, K> {
+    /// Upstream chain plus key extraction, on the upstream's thread.
+    Local(Then<S, KeyBy<F>>),
+    /// Edges of a keyed exchange.
+    Exchanged(InputChain<(K, S::Out)>),
+}
+
+impl<S: Chain, F: Clone, K> Clone for KeyedInput<S, F, K> {
+    fn clone(&self) -> Self {
+        match self {
+            KeyedInput::Local(chain) => KeyedInput::Local(chain.clone()),
+            KeyedInput::Exchanged(chain) => KeyedInput::Exchanged(chain.clone()),
+        }
+    }
+}
+
+impl<S: Chain, F, K> fmt::Debug for KeyedInput<S, F, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyedInput::Local(_) => f.write_str("KeyedInput::Local"),
+            KeyedInput::Exchanged(_) => f.write_str("KeyedInput::Exchanged"),
+        }
+    }
+}
+
+impl<S, F, K> Chain for KeyedInput<S, F, K>
+where
+    S: Chain,
+    F: FnMut(&S::Out) -> K + Clone + Send + 'static,
+    K: Send + 'static,
+{
+    type Out = (K, S::Out);
+
+    #[allow(private_interfaces)]
+    fn finish<C>(self, downstream: C, graph: &mut Graph, instance: usize) -> Box<dyn Task>
+    where
+        C: Collector<(K, S::Out)> + Send + 'static,
+    {
+        match self {
+            KeyedInput::Local(chain) => chain.finish(downstream, graph, instance),
+            KeyedInput::Exchanged(chain) => chain.finish(downstream, graph, instance),
+        }
+    }
+}
+
+/// A stream of records of type `S::Out`, being built. See the [module docs](self).
+///
+/// Streams are consumed by their combinators. To use one stream twice, split it with
+/// [`fan_out`](Stream::fan_out). A stream that is neither sent to a sink nor dropped
+/// before `start()` makes `start()` fail: every branch of a query must end in a sink.
+#[must_use = "a stream does nothing until it ends in a sink"]
+pub struct Stream<S> {
+    graph: Rc<RefCell<Graph>>,
+    chain: S,
+    group: GroupId,
+    parallelism: usize,
+    last_op: Option<OpId>,
+}
+
+impl<S> fmt::Debug for Stream<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stream")
+            .field("group", &self.group)
+            .field("parallelism", &self.parallelism)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Source> Stream<SourceChain<S>> {
+    pub(crate) fn from_source(graph: Rc<RefCell<Graph>>, name: &str, source: S) -> Self {
+        let (group, op) = {
+            let mut g = graph.borrow_mut();
+            let name = g.unique_name(name);
+            let group = g.add_group(&name, 1);
+            let op = g.add_operator(&name, OperatorKind::Source, 1);
+            (group, op)
+        };
+        Stream {
+            graph,
+            chain: SourceChain {
+                source: Rc::new(RefCell::new(Some(source))),
+                op,
+            },
+            group,
+            parallelism: 1,
+            last_op: Some(op),
+        }
+    }
+}
+
+impl<S: Chain> Stream<S> {
+    /// Number of parallel instances this stream runs as.
+    pub fn parallelism(&self) -> usize {
+        self.parallelism
+    }
+
+    /// Appends `op`, named `name`, to the chain (on the same thread).
+    ///
+    /// This is how custom operators join a query; `map`, `filter` and the rest are
+    /// built on it.
+    pub fn operator<O>(self, name: &str, op: O) -> Stream<Then<S, O>>
+    where
+        O: Operator<S::Out> + Clone,
+        O::Out: Send + 'static,
+    {
+        self.then(name, OperatorKind::Transform, op)
+    }
+
+    fn then<O>(self, name: &str, kind: OperatorKind, op: O) -> Stream<Then<S, O>>
+    where
+        O: Operator<S::Out> + Clone,
+        O::Out: Send + 'static,
+    {
+        let id = {
+            let mut g = self.graph.borrow_mut();
+            let name = g.unique_name(name);
+            g.add_operator(&name, kind, self.parallelism)
+        };
+        Stream {
+            graph: self.graph,
+            chain: Then {
+                upstream: self.chain,
+                op,
+                id,
+            },
+            group: self.group,
+            parallelism: self.parallelism,
+            last_op: Some(id),
+        }
+    }
+
+    /// Renames the operator added last (as shown in progress reports and errors).
+    ///
+    /// ```
+    /// let mut query = rivulet::Query::builder();
+    /// query.from_iter("n", 0..3u64).map(|x| x + 1).named("add_one").for_each(|_| {});
+    /// let running = query.start().unwrap();
+    /// running.await_termination().unwrap();
+    /// assert!(running.progress().operators.iter().any(|op| op.name == "add_one"));
+    /// ```
+    pub fn named(self, name: &str) -> Self {
+        if let Some(op) = self.last_op {
+            self.graph.borrow_mut().rename_operator(op, name);
+        }
+        self
+    }
+
+    /// Transforms every record with `f` (Spark's `map`).
+    pub fn map<U, F>(self, f: F) -> Stream<Then<S, Map<F>>>
+    where
+        F: FnMut(S::Out) -> U + Clone + Send + 'static,
+        U: Send + 'static,
+    {
+        self.then("map", OperatorKind::Transform, Map(f))
+    }
+
+    /// Keeps the records for which `f` returns `true` (Spark's `filter`).
+    pub fn filter<F>(self, f: F) -> Stream<Then<S, Filter<F>>>
+    where
+        F: FnMut(&S::Out) -> bool + Clone + Send + 'static,
+    {
+        self.then("filter", OperatorKind::Transform, Filter(f))
+    }
+
+    /// Replaces every record with the items `f` returns (Spark's `flatMap`).
+    pub fn flat_map<I, F>(self, f: F) -> Stream<Then<S, FlatMap<F>>>
+    where
+        F: FnMut(S::Out) -> I + Clone + Send + 'static,
+        I: IntoIterator,
+        I::Item: Send + 'static,
+    {
+        self.then("flat_map", OperatorKind::Transform, FlatMap(f))
+    }
+
+    /// Calls `f` on every record, passing records on unchanged.
+    pub fn inspect<F>(self, f: F) -> Stream<Then<S, Inspect<F>>>
+    where
+        F: FnMut(&S::Out) + Clone + Send + 'static,
+    {
+        self.then("inspect", OperatorKind::Transform, Inspect(f))
+    }
+
+    /// Partitions the stream by `key` for a keyed aggregate.
+    ///
+    /// Every record with the same key goes to the same instance of the aggregate, which
+    /// owns that key's state. The number of instances is the query's default parallelism
+    /// ([`QueryBuilder::parallelism`](crate::QueryBuilder::parallelism)) unless
+    /// [`KeyedStream::with_parallelism`] says otherwise. With one instance on both
+    /// sides the aggregate is chained onto this stream's thread; otherwise records cross
+    /// a keyed exchange: one ring per (upstream instance, aggregate instance) pair.
+    pub fn key_by<K, F>(self, key: F) -> KeyedStream<S, F>
+    where
+        F: FnMut(&S::Out) -> K + Clone + Send + 'static,
+        K: Hash + Eq + Clone + Send + 'static,
+    {
+        let parallelism = self.graph.borrow().config.parallelism;
+        KeyedStream {
+            stream: self,
+            key,
+            parallelism,
+        }
+    }
+
+    /// Running count of each distinct record (Spark's `countByValue`): emits
+    /// `(record, count so far)` for every record.
+    pub fn count_by_value(self) -> Stream<impl Chain<Out = (S::Out, u64)>>
+    where
+        S::Out: Hash + Eq + Clone,
+    {
+        self.key_by(|record: &S::Out| record.clone()).aggregate(
+            "count_by_value",
+            KeyedFold::new(|| 0u64, |count: &mut u64, _record: S::Out| *count += 1),
+        )
+    }
+
+    /// Merges this stream with `other` (Spark's `union`) on one new thread that reads
+    /// both. Chained calls (`a.union(b).union(c)`) share that thread. Records of one
+    /// input keep their order; inputs interleave.
+    pub fn union<S2>(self, other: Stream<S2>) -> Stream<InputChain<S::Out>>
+    where
+        S2: Chain<Out = S::Out>,
+    {
+        let existing = self
+            .chain
+            .bare_port()
+            .filter(|port| self.graph.borrow().port_kind(*port) == PortKind::Union);
+        let (stream, port) = match existing {
+            Some(port) => {
+                let bare = Stream {
+                    graph: self.graph.clone(),
+                    chain: InputChain::<S::Out> {
+                        port,
+                        name: Rc::from("union"),
+                        _record: PhantomData,
+                    },
+                    group: self.group,
+                    parallelism: 1,
+                    last_op: None,
+                };
+                (bare, port)
+            }
+            None => {
+                let (group, port) = {
+                    let mut g = self.graph.borrow_mut();
+                    let group = g.add_group("union", 1);
+                    (group, g.add_port::<S::Out>(group, PortKind::Union))
+                };
+                self.forward_into(port, |_| 0);
+                let stream = Stream {
+                    graph: other.graph.clone(),
+                    chain: InputChain {
+                        port,
+                        name: Rc::from("union"),
+                        _record: PhantomData,
+                    },
+                    group,
+                    parallelism: 1,
+                    last_op: None,
+                };
+                (stream, port)
+            }
+        };
+        other.forward_into(port, |_| 0);
+        stream
+    }
+
+    /// Splits the stream into `branches` streams that each see every record, each on new
+    /// threads (one per instance of this stream).
+    pub fn fan_out(self, branches: usize) -> Vec<Stream<InputChain<S::Out>>>
+    where
+        S::Out: Clone,
+    {
+        if branches == 0 {
+            self.graph
+                .borrow_mut()
+                .errors
+                .push("fan_out needs at least one branch".to_string());
+            return Vec::new();
+        }
+        let parallelism = self.parallelism;
+        let graph = self.graph.clone();
+        let targets: Vec<(GroupId, PortId)> = {
+            let mut g = graph.borrow_mut();
+            (0..branches)
+                .map(|_| {
+                    let group = g.add_group("fan_out", parallelism);
+                    (group, g.add_port::<S::Out>(group, PortKind::Forward))
+                })
+                .collect()
+        };
+        let from = self.group;
+        let ports: Vec<PortId> = targets.iter().map(|(_, port)| *port).collect();
+        self.terminate(move |g, instance| BroadcastOut {
+            senders: ports
+                .iter()
+                .map(|port| g.connect(from, instance, *port, instance))
+                .collect(),
+            control: g.control.clone(),
+            name: std::sync::Arc::from("fan_out"),
+        });
+        targets
+            .into_iter()
+            .map(|(group, port)| Stream {
+                graph: graph.clone(),
+                chain: InputChain {
+                    port,
+                    name: Rc::from("fan_out"),
+                    _record: PhantomData,
+                },
+                group,
+                parallelism,
+                last_op: None,
+            })
+            .collect()
+    }
+
+    /// Ends the chain here: what follows runs on new threads (one per instance),
+    /// connected by rings. Use it to split heavy operators across cores.
+    pub fn new_thread(self) -> Stream<InputChain<S::Out>> {
+        let parallelism = self.parallelism;
+        let graph = self.graph.clone();
+        let (group, port) = {
+            let mut g = graph.borrow_mut();
+            let group = g.add_group("thread", parallelism);
+            (group, g.add_port::<S::Out>(group, PortKind::Forward))
+        };
+        self.forward_into(port, |instance| instance);
+        Stream {
+            graph,
+            chain: InputChain {
+                port,
+                name: Rc::from("thread"),
+                _record: PhantomData,
+            },
+            group,
+            parallelism,
+            last_op: None,
+        }
+    }
+
+    /// Ends every instance's chain in one edge to `port`, instance `target(instance)`.
+    fn forward_into(self, port: PortId, target: impl Fn(usize) -> usize) {
+        let from = self.group;
+        self.terminate(move |g, instance| ForwardOut {
+            sender: g.connect(from, instance, port, target(instance)),
+            control: g.control.clone(),
+            name: std::sync::Arc::from(g.groups[from].name.as_str()),
+        });
+    }
+
+    /// Ends the chain in `make(graph, instance)` for every instance and installs the
+    /// resulting tasks.
+    fn terminate<C>(self, mut make: impl FnMut(&mut Graph, usize) -> C)
+    where
+        C: Collector<S::Out> + Send + 'static,
+    {
+        let mut g = self.graph.borrow_mut();
+        for instance in 0..self.parallelism {
+            let downstream = make(&mut g, instance);
+            let task = self.chain.clone().finish(downstream, &mut g, instance);
+            g.set_task(self.group, instance, task);
+        }
+    }
+
+    /// Sends every record to `sink`, named `name` (cloned once per instance).
+    pub fn sink<K>(self, name: &str, sink: K)
+    where
+        K: Sink<S::Out> + Clone,
+    {
+        let op = {
+            let mut g = self.graph.borrow_mut();
+            let name = g.unique_name(name);
+            g.add_operator(&name, OperatorKind::Sink, self.parallelism)
+        };
+        self.terminate(|g, instance| {
+            let (metrics, name) = g.operator_instance(op, instance);
+            SinkStage::new(sink.clone(), metrics, name, g.control.clone())
+        });
+    }
+
+    /// Calls `f` for every record (Spark's `foreach` sink).
+    pub fn for_each<F>(self, f: F)
+    where
+        F: FnMut(S::Out) + Clone + Send + 'static,
+    {
+        self.sink("for_each", ForEachSink(f));
+    }
+
+    /// Prints every record on standard output, one line each (Spark's `console` sink in
+    /// continuous mode).
+    pub fn to_console(self)
+    where
+        S::Out: fmt::Debug,
+    {
+        self.sink("console", ConsoleSink::new(""));
+    }
+
+    /// Collects every record into a table named `name` (Spark's `memory` sink). The
+    /// table can be read while the query runs, through the returned handle or
+    /// [`Query::memory_table`](crate::Query::memory_table).
+    pub fn to_memory(self, name: &str) -> MemoryTable<S::Out>
+    where
+        S::Out: Sync,
+    {
+        let table = MemoryTable::new();
+        self.graph
+            .borrow_mut()
+            .tables
+            .push((name.to_string(), Box::new(table.clone())));
+        self.sink(name, MemorySink::new(table.clone()));
+        table
+    }
+}
+
+/// A stream partitioned by key, ready for a keyed aggregate. Created by
+/// [`Stream::key_by`].
+#[must_use = "a keyed stream needs an aggregate (count, fold, reduce)"]
+pub struct KeyedStream<S, F> {
+    stream: Stream<S>,
+    key: F,
+    parallelism: usize,
+}
+
+impl<S, F> fmt::Debug for KeyedStream<S, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedStream")
+            .field("parallelism", &self.parallelism)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, F, K> KeyedStream<S, F>
+where
+    S: Chain,
+    F: FnMut(&S::Out) -> K + Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + 'static,
+{
+    /// Runs the aggregate as `parallelism` instances (threads).
+    pub fn with_parallelism(mut self, parallelism: usize) -> Self {
+        self.parallelism = parallelism;
+        self
+    }
+
+    /// Folds each key's records into an accumulator starting at `init`, emitting
+    /// `(key, accumulator)` after every record.
+    ///
+    /// ```
+    /// let mut query = rivulet::Query::builder();
+    /// let sums = query
+    ///     .from_iter("n", 1..=6u64)
+    ///     .key_by(|x| x % 2)
+    ///     .fold(0u64, |sum, x| *sum += x)
+    ///     .to_memory("sums");
+    /// query.start().unwrap().await_termination().unwrap();
+    /// let last_even = sums.rows().into_iter().filter(|(k, _)| *k == 0).last();
+    /// assert_eq!(last_even, Some((0, 2 + 4 + 6)));
+    /// ```
+    pub fn fold<A, G>(self, init: A, fold: G) -> Stream<impl Chain<Out = (K, A)>>
+    where
+        A: Clone + Send + 'static,
+        G: FnMut(&mut A, S::Out) + Clone + Send + 'static,
+    {
+        let init = move || init.clone();
+        self.aggregate("fold", KeyedFold::new(init, fold))
+    }
+
+    /// Running count per key: emits `(key, count so far)` for every record.
+    pub fn count(self) -> Stream<impl Chain<Out = (K, u64)>> {
+        self.aggregate(
+            "count",
+            KeyedFold::new(|| 0u64, |count: &mut u64, _record: S::Out| *count += 1),
+        )
+    }
+
+    /// Combines each key's records with `reduce(&mut acc, record)` (Spark's
+    /// `reduceByKey`), emitting `(key, acc)` after every record.
+    pub fn reduce<G>(self, reduce: G) -> Stream<impl Chain<Out = (K, S::Out)>>
+    where
+        S::Out: Clone,
+        G: FnMut(&mut S::Out, S::Out) + Clone + Send + 'static,
+    {
+        self.aggregate("reduce", KeyedReduce::new(reduce))
+    }
+
+    /// Applies a custom keyed operator to the `(key, record)` pairs.
+    pub fn aggregate<O>(self, name: &str, op: O) -> Stream<Then<KeyedInput<S, F, K>, O>>
+    where
+        O: Operator<(K, S::Out)> + Clone,
+        O::Out: Send + 'static,
+    {
+        let KeyedStream {
+            stream,
+            key,
+            parallelism,
+        } = self;
+        let keyed = if parallelism == 0 {
+            stream
+                .graph
+                .borrow_mut()
+                .errors
+                .push(format!("`{name}` has parallelism 0; it must be at least 1"));
+            stream.local_key(key)
+        } else if parallelism == 1 && stream.parallelism == 1 {
+            stream.local_key(key)
+        } else {
+            stream.exchange(key, parallelism)
+        };
+        keyed.then(name, OperatorKind::Aggregate, op)
+    }
+}
+
+impl<S: Chain> Stream<S> {
+    /// Adds the key on this thread (no exchange).
+    fn local_key<K, F>(self, key: F) -> Stream<KeyedInput<S, F, K>>
+    where
+        F: FnMut(&S::Out) -> K + Clone + Send + 'static,
+        K: Send + 'static,
+    {
+        let keyed = self.then("key_by", OperatorKind::Transform, KeyBy(key));
+        Stream {
+            graph: keyed.graph,
+            chain: KeyedInput::Local(keyed.chain),
+            group: keyed.group,
+            parallelism: keyed.parallelism,
+            last_op: keyed.last_op,
+        }
+    }
+
+    /// Repartitions by key onto `parallelism` new threads.
+    fn exchange<K, F>(self, key: F, parallelism: usize) -> Stream<KeyedInput<S, F, K>>
+    where
+        F: FnMut(&S::Out) -> K + Clone + Send + 'static,
+        K: Hash + Send + 'static,
+    {
+        let graph = self.graph.clone();
+        let (group, port) = {
+            let mut g = graph.borrow_mut();
+            let group = g.add_group("keyed", parallelism);
+            (group, g.add_port::<(K, S::Out)>(group, PortKind::Exchange))
+        };
+        let from = self.group;
+        self.terminate(|g, instance| ExchangeOut {
+            senders: (0..parallelism)
+                .map(|target| g.connect(from, instance, port, target))
+                .collect(),
+            key: key.clone(),
+            control: g.control.clone(),
+            name: std::sync::Arc::from("key_by"),
+        });
+        Stream {
+            graph,
+            chain: KeyedInput::Exchanged(InputChain {
+                port,
+                name: Rc::from("keyed"),
+                _record: PhantomData,
+            }),
+            group,
+            parallelism,
+            last_op: None,
+        }
+    }
+}
