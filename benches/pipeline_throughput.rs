@@ -1,1 +1,160 @@
-fn main() {}
+//! Records per second through rivulet pipelines, measured in the same run as the
+//! hand-written floor: two threads moving the same `u64`s over one raw `rtrb` ring.
+//!
+//! ```text
+//! cargo bench --bench pipeline_throughput
+//! ```
+//!
+//! * `raw_rtrb/2_threads`: producer and consumer threads spinning on one ring (the floor).
+//! * `crossbeam/2_threads`: the same over a bounded `crossbeam-channel` (what a user would
+//!   hand-roll).
+//! * `rivulet/2_threads`: `from_iter` source → `new_thread()` → sink: one edge, two
+//!   threads, default wait policy and pinning.
+//! * `rivulet/2_threads_busy_spin`: the same with `WaitPolicy::BusySpin`.
+//! * `rivulet/3_stages`: source → map → thread → filter → thread → sink (three threads on
+//!   however many cores the machine has).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rivulet::{Query, WaitPolicy};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const RECORDS: u64 = 2_000_000;
+const RING: usize = 1024;
+
+/// Two threads, one raw rtrb ring, both spinning: the floor the engine is compared to.
+fn raw_rtrb(records: u64) -> Duration {
+    let (mut producer, mut consumer) = rtrb::RingBuffer::<u64>::new(RING);
+    let start = Instant::now();
+    let sender = std::thread::spawn(move || {
+        for i in 0..records {
+            let mut item = i;
+            loop {
+                match producer.push(item) {
+                    Ok(()) => break,
+                    Err(rtrb::PushError::Full(back)) => {
+                        item = back;
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+        }
+    });
+    let mut sum = 0u64;
+    let mut received = 0;
+    while received < records {
+        match consumer.pop() {
+            Ok(value) => {
+                sum = sum.wrapping_add(value);
+                received += 1;
+            }
+            Err(_) => std::hint::spin_loop(),
+        }
+    }
+    sender.join().unwrap();
+    black_box(sum);
+    start.elapsed()
+}
+
+/// The same over a bounded crossbeam channel.
+fn crossbeam(records: u64) -> Duration {
+    let (sender, receiver) = crossbeam_channel::bounded::<u64>(RING);
+    let start = Instant::now();
+    let producer = std::thread::spawn(move || {
+        for i in 0..records {
+            sender.send(i).unwrap();
+        }
+    });
+    let mut sum = 0u64;
+    for value in receiver.iter() {
+        sum = sum.wrapping_add(value);
+    }
+    producer.join().unwrap();
+    black_box(sum);
+    start.elapsed()
+}
+
+/// source → thread boundary → sink.
+fn rivulet_two_threads(records: u64, policy: WaitPolicy) -> Duration {
+    let sum = Arc::new(AtomicU64::new(0));
+    let mut query = Query::builder();
+    query.ring_capacity(RING).wait_policy(policy);
+    let total = sum.clone();
+    let mut local = 0u64;
+    let mut seen = 0u64;
+    query
+        .from_iter("numbers", 0..records)
+        .new_thread()
+        .for_each(move |value| {
+            local = local.wrapping_add(value);
+            seen += 1;
+            if seen == records {
+                total.store(local, Ordering::Relaxed);
+            }
+        });
+    let start = Instant::now();
+    let running = query.start().unwrap();
+    running.await_termination().unwrap();
+    let elapsed = start.elapsed();
+    black_box(sum.load(Ordering::Relaxed));
+    elapsed
+}
+
+/// source → map → thread → filter → thread → sink.
+fn rivulet_three_stages(records: u64) -> Duration {
+    let mut query = Query::builder();
+    query.ring_capacity(RING);
+    let mut sum = 0u64;
+    query
+        .from_iter("numbers", 0..records)
+        .map(|x| x.wrapping_mul(3))
+        .new_thread()
+        .filter(|x| x % 7 != 1)
+        .new_thread()
+        .for_each(move |value| {
+            sum = sum.wrapping_add(value);
+            black_box(sum);
+        });
+    let start = Instant::now();
+    let running = query.start().unwrap();
+    running.await_termination().unwrap();
+    start.elapsed()
+}
+
+fn pipelines(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(RECORDS));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(4));
+    group.warm_up_time(Duration::from_secs(1));
+    let total = |iters: u64, run: &dyn Fn() -> Duration| (0..iters).map(|_| run()).sum();
+    group.bench_function(BenchmarkId::new("raw_rtrb", "2_threads"), |b| {
+        b.iter_custom(|iters| total(iters, &|| raw_rtrb(RECORDS)))
+    });
+    group.bench_function(BenchmarkId::new("crossbeam", "2_threads"), |b| {
+        b.iter_custom(|iters| total(iters, &|| crossbeam(RECORDS)))
+    });
+    group.bench_function(BenchmarkId::new("rivulet", "2_threads"), |b| {
+        b.iter_custom(|iters| {
+            total(iters, &|| {
+                rivulet_two_threads(RECORDS, WaitPolicy::default())
+            })
+        })
+    });
+    group.bench_function(BenchmarkId::new("rivulet", "2_threads_busy_spin"), |b| {
+        b.iter_custom(|iters| {
+            total(iters, &|| {
+                rivulet_two_threads(RECORDS, WaitPolicy::BusySpin)
+            })
+        })
+    });
+    group.bench_function(BenchmarkId::new("rivulet", "3_stages"), |b| {
+        b.iter_custom(|iters| total(iters, &|| rivulet_three_stages(RECORDS)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, pipelines);
+criterion_main!(benches);

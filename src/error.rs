@@ -46,6 +46,20 @@ pub enum Error {
         source: Arc<std::io::Error>,
     },
 
+    /// A source reported an error; the query was stopped.
+    #[error("source `{operator}` failed: {source}")]
+    Source {
+        /// The source's name.
+        operator: String,
+        /// What the source reported.
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync + 'static>,
+    },
+
+    /// Writing or restoring checkpoints failed.
+    #[error("checkpoint failure: {0}")]
+    Checkpoint(#[source] Arc<crate::checkpoint::CheckpointError>),
+
     /// An edge lost its peer without an end-of-stream while the query was still running:
     /// an operator thread ended unexpectedly.
     #[error("operator `{operator}` lost its {peer} without an end-of-stream")]

@@ -47,6 +47,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod checkpoint;
 #[allow(unsafe_code)]
 pub mod edge;
 pub mod error;
@@ -68,3 +69,8 @@ pub use query::{Query, QueryBuilder, QueryProgress};
 pub use runtime::Pinning;
 pub use source::{PushHandle, RateRow};
 pub use stream::{KeyedStream, Stream};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

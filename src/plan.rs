@@ -7,6 +7,9 @@
 //! it. Edges are created when a chain is ended at a thread boundary, so every edge knows
 //! the wake signals of both of its threads from the start.
 
+use crate::checkpoint::coordinator::{CheckpointShared, Message, Participant};
+use crate::checkpoint::recovery::{DirectoryReport, Recovered};
+use crate::checkpoint::{CheckpointConfig, CheckpointError, CheckpointMode};
 use crate::edge::{self, EdgeReceiver, EdgeSender, RtrbRing, WaitPolicy, WakeSignal};
 use crate::metrics::OperatorMetrics;
 use crate::query::progress::OperatorKind;
@@ -72,6 +75,17 @@ pub(crate) struct OperatorInfo {
     pub(crate) name: Arc<str>,
     pub(crate) kind: OperatorKind,
     pub(crate) instances: Vec<Arc<OperatorMetrics>>,
+    /// Checkpoint participant index of instance 0; instance `i` is `base + i`.
+    pub(crate) participant_base: u32,
+}
+
+/// Checkpointing as configured on the builder, before start.
+pub(crate) struct CheckpointBuild {
+    pub(crate) config: CheckpointConfig,
+    pub(crate) shared: Arc<CheckpointShared>,
+    pub(crate) receiver: crossbeam::channel::Receiver<Message>,
+    pub(crate) recovered: Option<Recovered>,
+    pub(crate) report: DirectoryReport,
 }
 
 /// The graph under construction.
@@ -85,6 +99,13 @@ pub(crate) struct Graph {
     pub(crate) errors: Vec<String>,
     /// Memory tables by name, for `Query::memory_table`.
     pub(crate) tables: Vec<(String, Box<dyn Any + Send + Sync>)>,
+    /// Checkpointing, if configured.
+    pub(crate) checkpoint: Option<CheckpointBuild>,
+    /// An error that must stop `start()` as it is (not as a configuration message).
+    pub(crate) fatal: Option<crate::error::Error>,
+    /// Sources that cannot replay (refused when checkpointing).
+    pub(crate) unreplayable: Vec<String>,
+    participants: u32,
 }
 
 impl Graph {
@@ -97,6 +118,53 @@ impl Graph {
             operators: Vec::new(),
             errors: Vec::new(),
             tables: Vec::new(),
+            checkpoint: None,
+            fatal: None,
+            unreplayable: Vec::new(),
+            participants: 0,
+        }
+    }
+
+    /// Total checkpoint participants (operator instances).
+    pub(crate) fn participant_count(&self) -> u32 {
+        self.participants
+    }
+
+    /// The checkpoint handle of one operator instance, if checkpointing is on.
+    pub(crate) fn participant(&self, op: OpId, instance: usize) -> Option<Participant> {
+        let checkpoint = self.checkpoint.as_ref()?;
+        Some(Participant {
+            shared: checkpoint.shared.clone(),
+            index: self.operators[op].participant_base + instance as u32,
+        })
+    }
+
+    /// The recovered snapshot of one operator instance, if any.
+    pub(crate) fn restored_state(&self, op: OpId, instance: usize) -> Option<&[u8]> {
+        let recovered = self.checkpoint.as_ref()?.recovered.as_ref()?;
+        recovered
+            .states
+            .get(&(self.operators[op].name.to_string(), instance as u32))
+            .map(Vec::as_slice)
+    }
+
+    /// `true` if multi-input operators align markers.
+    pub(crate) fn aligned(&self) -> bool {
+        self.checkpoint
+            .as_ref()
+            .is_some_and(|checkpoint| checkpoint.config.mode == CheckpointMode::Aligned)
+    }
+
+    /// Records that restoring `op` failed.
+    pub(crate) fn restore_failed(&mut self, op: OpId, message: String) {
+        if self.fatal.is_none() {
+            self.fatal = Some(crate::error::Error::Checkpoint(std::sync::Arc::new(
+                CheckpointError::Operator {
+                    operator: self.operators[op].name.to_string(),
+                    action: "restore",
+                    message,
+                },
+            )));
         }
     }
 
@@ -120,12 +188,15 @@ impl Graph {
         kind: OperatorKind,
         parallelism: usize,
     ) -> OpId {
+        let participant_base = self.participants;
+        self.participants += parallelism as u32;
         self.operators.push(OperatorInfo {
             name: Arc::from(name),
             kind,
             instances: (0..parallelism)
                 .map(|_| Arc::new(OperatorMetrics::default()))
                 .collect(),
+            participant_base,
         });
         self.operators.len() - 1
     }

@@ -28,10 +28,12 @@ use crate::operator::stateless::{Filter, FlatMap, Inspect, KeyBy, Map};
 use crate::operator::{Collector, Operator};
 use crate::plan::{Graph, GroupId, OpId, PortId, PortKind};
 use crate::query::progress::OperatorKind;
-use crate::runtime::heads::{InputTask, SourceTask};
+use crate::runtime::heads::{InputTask, SourceCheckpoint, SourceTask};
 use crate::runtime::Task;
 use crate::sink::{ConsoleSink, ForEachSink, MemorySink, MemoryTable, Sink, SinkStage};
 use crate::source::Source;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::cell::RefCell;
 use std::fmt;
 use std::hash::Hash;
@@ -65,6 +67,7 @@ pub trait Chain: Clone + 'static {
 pub struct SourceChain<S> {
     source: Rc<RefCell<Option<S>>>,
     op: OpId,
+    group: GroupId,
 }
 
 impl<S> Clone for SourceChain<S> {
@@ -72,6 +75,7 @@ impl<S> Clone for SourceChain<S> {
         SourceChain {
             source: self.source.clone(),
             op: self.op,
+            group: self.group,
         }
     }
 }
@@ -90,18 +94,37 @@ impl<S: Source> Chain for SourceChain<S> {
     where
         C: Collector<S::Item> + Send + 'static,
     {
-        let (metrics, _name) = graph.operator_instance(self.op, instance);
-        let source = self
+        let (metrics, name) = graph.operator_instance(self.op, instance);
+        let mut source = self
             .source
             .borrow_mut()
             .take()
             .expect("a source has one instance and is attached once");
+        let participant = graph.participant(self.op, instance);
+        if participant.is_some() && !source.can_replay() {
+            graph.unreplayable.push(name.to_string());
+        }
+        if let Some(offset) = graph.restored_state(self.op, instance) {
+            if let Err(error) = source.restore(offset) {
+                graph.restore_failed(self.op, error.to_string());
+            }
+        }
+        let checkpoint = participant.map(|participant| {
+            let signal = graph.groups[self.group].signals[instance].clone();
+            participant.shared.clock.add_source(signal);
+            SourceCheckpoint {
+                injected: participant.shared.clock.current(),
+                participant,
+            }
+        });
         Box::new(SourceTask {
             source,
             chain: downstream,
             metrics,
             control: graph.control.clone(),
+            name,
             draining: false,
+            checkpoint,
         })
     }
 }
@@ -145,6 +168,7 @@ impl<T: Send + 'static> Chain for InputChain<T> {
             downstream,
             graph.control.clone(),
             std::sync::Arc::from(&*self.name),
+            graph.aligned(),
         ))
     }
 
@@ -175,8 +199,21 @@ where
         C: Collector<O::Out> + Send + 'static,
     {
         let (metrics, name) = graph.operator_instance(self.id, instance);
-        let stage: Stage<S::Out, O, C> =
-            Stage::new(self.op, downstream, metrics, name, graph.control.clone());
+        let mut op = self.op;
+        if let Some(state) = graph.restored_state(self.id, instance) {
+            if let Err(error) = op.restore(state) {
+                graph.restore_failed(self.id, error.to_string());
+            }
+        }
+        let participant = graph.participant(self.id, instance);
+        let stage: Stage<S::Out, O, C> = Stage::new(
+            op,
+            downstream,
+            metrics,
+            name,
+            graph.control.clone(),
+            participant,
+        );
         self.upstream.finish(stage, graph, instance)
     }
 }
@@ -265,6 +302,7 @@ impl<S: Source> Stream<SourceChain<S>> {
             chain: SourceChain {
                 source: Rc::new(RefCell::new(Some(source))),
                 op,
+                group,
             },
             group,
             parallelism: 1,
@@ -367,6 +405,8 @@ impl<S: Chain> Stream<S> {
 
     /// Partitions the stream by `key` for a keyed aggregate.
     ///
+    /// Keys and aggregate values are serde types: keyed state is what checkpoints save.
+    ///
     /// Every record with the same key goes to the same instance of the aggregate, which
     /// owns that key's state. The number of instances is the query's default parallelism
     /// ([`QueryBuilder::parallelism`](crate::QueryBuilder::parallelism)) unless
@@ -390,7 +430,7 @@ impl<S: Chain> Stream<S> {
     /// `(record, count so far)` for every record.
     pub fn count_by_value(self) -> Stream<impl Chain<Out = (S::Out, u64)>>
     where
-        S::Out: Hash + Eq + Clone,
+        S::Out: Hash + Eq + Clone + Serialize + DeserializeOwned,
     {
         self.key_by(|record: &S::Out| record.clone()).aggregate(
             "count_by_value",
@@ -559,7 +599,8 @@ impl<S: Chain> Stream<S> {
         };
         self.terminate(|g, instance| {
             let (metrics, name) = g.operator_instance(op, instance);
-            SinkStage::new(sink.clone(), metrics, name, g.control.clone())
+            let participant = g.participant(op, instance);
+            SinkStage::new(sink.clone(), metrics, name, g.control.clone(), participant)
         });
     }
 
@@ -618,7 +659,7 @@ impl<S, F, K> KeyedStream<S, F>
 where
     S: Chain,
     F: FnMut(&S::Out) -> K + Clone + Send + 'static,
-    K: Hash + Eq + Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
 {
     /// Runs the aggregate as `parallelism` instances (threads).
     pub fn with_parallelism(mut self, parallelism: usize) -> Self {
@@ -642,7 +683,7 @@ where
     /// ```
     pub fn fold<A, G>(self, init: A, fold: G) -> Stream<impl Chain<Out = (K, A)>>
     where
-        A: Clone + Send + 'static,
+        A: Clone + Send + Serialize + DeserializeOwned + 'static,
         G: FnMut(&mut A, S::Out) + Clone + Send + 'static,
     {
         let init = move || init.clone();
@@ -661,7 +702,7 @@ where
     /// `reduceByKey`), emitting `(key, acc)` after every record.
     pub fn reduce<G>(self, reduce: G) -> Stream<impl Chain<Out = (K, S::Out)>>
     where
-        S::Out: Clone,
+        S::Out: Clone + Serialize + DeserializeOwned,
         G: FnMut(&mut S::Out, S::Out) + Clone + Send + 'static,
     {
         self.aggregate("reduce", KeyedReduce::new(reduce))

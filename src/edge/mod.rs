@@ -66,6 +66,12 @@ impl<T> fmt::Display for SendError<T> {
     }
 }
 
+/// The two halves of an edge over a ring of kind `R`.
+pub type EdgePair<T, R> = (
+    EdgeSender<T, <R as Ring<Event<T>>>::Producer>,
+    EdgeReceiver<T, <R as Ring<Event<T>>>::Consumer>,
+);
+
 /// Creates an edge over a new ring of kind `R` holding `capacity` events.
 ///
 /// `producer` and `consumer` are the wake signals of the threads that will own the sending
@@ -80,10 +86,7 @@ pub fn channel<T, R>(
     consumer: Arc<WakeSignal>,
     abort: Arc<AtomicBool>,
     policy: WaitPolicy,
-) -> (
-    EdgeSender<T, <R as Ring<Event<T>>>::Producer>,
-    EdgeReceiver<T, <R as Ring<Event<T>>>::Consumer>,
-)
+) -> EdgePair<T, R>
 where
     R: Ring<Event<T>>,
 {
@@ -286,20 +289,16 @@ mod tests {
 
     fn pair<R: Ring<Event<u64>>>(
         capacity: usize,
-    ) -> (
-        EdgeSender<u64, R::Producer>,
-        EdgeReceiver<u64, R::Consumer>,
-        Arc<AtomicBool>,
-    ) {
+    ) -> (EdgePair<u64, R>, Arc<AtomicBool>) {
         let abort = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = channel::<u64, R>(
+        let pair = channel::<u64, R>(
             capacity,
             Arc::new(WakeSignal::new()),
             Arc::new(WakeSignal::new()),
             abort.clone(),
             WaitPolicy::default(),
         );
-        (tx, rx, abort)
+        (pair, abort)
     }
 
     fn blocking_transfer<R: Ring<Event<u64>>>()
@@ -368,7 +367,7 @@ mod tests {
 
     #[test]
     fn send_to_a_dropped_receiver_hands_the_event_back() {
-        let (mut tx, rx, _abort) = pair::<RtrbRing>(1);
+        let ((mut tx, rx), _abort) = pair::<RtrbRing>(1);
         tx.send(Event::Record(1)).unwrap();
         drop(rx);
         assert_eq!(
@@ -379,7 +378,7 @@ mod tests {
 
     #[test]
     fn abort_ends_a_blocked_send() {
-        let (mut tx, _rx, abort) = pair::<RtrbRing>(1);
+        let ((mut tx, _rx), abort) = pair::<RtrbRing>(1);
         tx.send(Event::Record(1)).unwrap();
         abort.store(true, Ordering::Release);
         assert_eq!(

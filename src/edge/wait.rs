@@ -72,7 +72,7 @@ pub struct Backoff {
     round: u32,
 }
 
-/// The next step of a wait, as decided by [`Backoff::next`].
+/// The next step of a wait, as decided by [`Backoff::advance`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitStep {
     /// The backoff already spun or yielded; check for work again.
@@ -94,7 +94,7 @@ impl Backoff {
     }
 
     /// Spins or yields for one round, or says it is time to park.
-    pub fn next(&mut self) -> WaitStep {
+    pub fn advance(&mut self) -> WaitStep {
         let (spins, yields) = match self.policy {
             WaitPolicy::BusySpin => {
                 hint::spin_loop();
@@ -226,7 +226,7 @@ pub fn wait_until(
                 continue;
             }
         }
-        if backoff.next() == WaitStep::Park {
+        if backoff.advance() == WaitStep::Park {
             before_park();
             signal.wait(&mut has_work, deadline);
         }
@@ -244,19 +244,19 @@ mod tests {
         let mut spin = Backoff::new(WaitPolicy::BusySpin);
         let mut yielding = Backoff::new(WaitPolicy::SpinThenYield { spins: 1 });
         for _ in 0..100 {
-            assert_eq!(spin.next(), WaitStep::Retry);
-            assert_eq!(yielding.next(), WaitStep::Retry);
+            assert_eq!(spin.advance(), WaitStep::Retry);
+            assert_eq!(yielding.advance(), WaitStep::Retry);
         }
         let mut park = Backoff::new(WaitPolicy::SpinThenPark {
             spins: 2,
             yields: 1,
         });
-        assert_eq!(park.next(), WaitStep::Retry);
-        assert_eq!(park.next(), WaitStep::Retry);
-        assert_eq!(park.next(), WaitStep::Retry);
-        assert_eq!(park.next(), WaitStep::Park);
+        assert_eq!(park.advance(), WaitStep::Retry);
+        assert_eq!(park.advance(), WaitStep::Retry);
+        assert_eq!(park.advance(), WaitStep::Retry);
+        assert_eq!(park.advance(), WaitStep::Park);
         park.reset();
-        assert_eq!(park.next(), WaitStep::Retry);
+        assert_eq!(park.advance(), WaitStep::Retry);
     }
 
     #[test]

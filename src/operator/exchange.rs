@@ -15,14 +15,12 @@ use std::hash::{Hash, Hasher};
 /// report: the query is already ending.
 #[inline]
 fn send<T: Send>(sender: &mut EdgeSender<T>, event: Event<T>, control: &RunControl, name: &str) {
-    if let Err(error) = sender.send(event) {
-        if let SendError::Disconnected(_) = error {
-            if !control.is_aborted() {
-                control.fail(Error::Disconnected {
-                    operator: name.to_string(),
-                    peer: "downstream",
-                });
-            }
+    if let Err(SendError::Disconnected(_)) = sender.send(event) {
+        if !control.is_aborted() {
+            control.fail(Error::Disconnected {
+                operator: name.to_string(),
+                peer: "downstream",
+            });
         }
     }
 }

@@ -7,7 +7,9 @@
 //! * an epoch marker is forwarded once it has arrived on every input still running
 //!   (inputs that ended count as having delivered it). This is the unaligned,
 //!   at-least-once rule: records arriving on an input after its marker are processed at
-//!   once, not held back.
+//!   once, not held back. In *aligned* mode ([`FanIn::is_blocked`]) an input that
+//!   delivered the marker of the oldest pending epoch is held back until that epoch's
+//!   marker arrived everywhere, so the snapshot is a consistent cut (exactly-once state).
 
 use crate::event::{Epoch, Signal, Timestamp};
 use std::collections::BTreeMap;
@@ -15,6 +17,7 @@ use std::collections::BTreeMap;
 /// Signal bookkeeping for a task with `inputs` input edges.
 #[derive(Debug, Clone)]
 pub(crate) struct FanIn {
+    aligned: bool,
     ended: Vec<bool>,
     running: usize,
     watermarks: Vec<Timestamp>,
@@ -24,8 +27,9 @@ pub(crate) struct FanIn {
 }
 
 impl FanIn {
-    pub(crate) fn new(inputs: usize) -> Self {
+    pub(crate) fn new(inputs: usize, aligned: bool) -> Self {
         FanIn {
+            aligned,
             ended: vec![false; inputs],
             running: inputs,
             watermarks: vec![Timestamp::MIN; inputs],
@@ -37,6 +41,16 @@ impl FanIn {
     /// `true` once every input ended.
     pub(crate) fn all_ended(&self) -> bool {
         self.running == 0
+    }
+
+    /// `true` if `input` must not be read now: aligned mode, and it already delivered
+    /// the marker of the epoch still waiting for other inputs.
+    pub(crate) fn is_blocked(&self, input: usize) -> bool {
+        self.aligned
+            && self
+                .markers
+                .first_key_value()
+                .is_some_and(|(_, seen)| seen[input])
     }
 
     /// `true` if `input` already ended.
@@ -120,8 +134,33 @@ mod tests {
     }
 
     #[test]
+    fn aligned_mode_blocks_inputs_that_delivered_the_marker() {
+        let mut f = FanIn::new(2, true);
+        assert!(!f.is_blocked(0));
+        assert!(feed(&mut f, 0, Signal::Marker(Epoch(1))).is_empty());
+        assert!(f.is_blocked(0));
+        assert!(!f.is_blocked(1));
+        assert_eq!(
+            feed(&mut f, 1, Signal::Marker(Epoch(1))),
+            vec![Signal::Marker(Epoch(1))]
+        );
+        assert!(!f.is_blocked(0) && !f.is_blocked(1));
+        // An input that ends releases the others.
+        assert!(feed(&mut f, 1, Signal::Marker(Epoch(2))).is_empty());
+        assert!(f.is_blocked(1));
+        assert_eq!(feed(&mut f, 0, Signal::End), vec![Signal::Marker(Epoch(2))]);
+        assert!(!f.is_blocked(1));
+        let unaligned = {
+            let mut f = FanIn::new(2, false);
+            feed(&mut f, 0, Signal::Marker(Epoch(1)));
+            f.is_blocked(0)
+        };
+        assert!(!unaligned);
+    }
+
+    #[test]
     fn end_is_forwarded_once_after_all_inputs() {
-        let mut f = FanIn::new(3);
+        let mut f = FanIn::new(3, false);
         assert!(feed(&mut f, 0, Signal::End).is_empty());
         assert!(feed(&mut f, 0, Signal::End).is_empty());
         assert!(feed(&mut f, 2, Signal::End).is_empty());
@@ -131,7 +170,7 @@ mod tests {
 
     #[test]
     fn watermark_is_the_minimum_of_running_inputs() {
-        let mut f = FanIn::new(2);
+        let mut f = FanIn::new(2, false);
         assert!(feed(&mut f, 0, Signal::Watermark(Timestamp(10))).is_empty());
         assert_eq!(
             feed(&mut f, 1, Signal::Watermark(Timestamp(5))),
@@ -148,7 +187,7 @@ mod tests {
 
     #[test]
     fn marker_waits_for_every_running_input() {
-        let mut f = FanIn::new(3);
+        let mut f = FanIn::new(3, false);
         assert!(feed(&mut f, 0, Signal::Marker(Epoch(1))).is_empty());
         assert!(feed(&mut f, 0, Signal::Marker(Epoch(2))).is_empty());
         assert!(feed(&mut f, 1, Signal::Marker(Epoch(1))).is_empty());

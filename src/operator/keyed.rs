@@ -6,7 +6,11 @@
 //! key's updated aggregate (Spark's *update* output mode, continuously).
 
 use super::{Collector, Operator};
+use crate::checkpoint::codec;
+use crate::error::BoxError;
 use rustc_hash::FxHashMap;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::hash::Hash;
 
 /// Folds the records of each key into an accumulator and emits `(key, accumulator)`
@@ -31,8 +35,8 @@ impl<K, A, I, F> KeyedFold<K, A, I, F> {
 
 impl<K, T, A, I, F> Operator<(K, T)> for KeyedFold<K, A, I, F>
 where
-    K: Hash + Eq + Clone + Send + 'static,
-    A: Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    A: Clone + Send + Serialize + DeserializeOwned + 'static,
     I: FnMut() -> A + Send + 'static,
     F: FnMut(&mut A, T) + Send + 'static,
 {
@@ -53,6 +57,15 @@ where
                 out.push((key, acc));
             }
         }
+    }
+
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {
+        Ok(Some(codec::encode(&self.state)?))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), BoxError> {
+        self.state = codec::decode(state)?;
+        Ok(())
     }
 
     fn state_len(&self) -> usize {
@@ -80,8 +93,8 @@ impl<K, T, F> KeyedReduce<K, T, F> {
 
 impl<K, T, F> Operator<(K, T)> for KeyedReduce<K, T, F>
 where
-    K: Hash + Eq + Clone + Send + 'static,
-    T: Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    T: Clone + Send + Serialize + DeserializeOwned + 'static,
     F: FnMut(&mut T, T) + Send + 'static,
 {
     type Out = (K, T);
@@ -99,6 +112,15 @@ where
                 out.push((key, record));
             }
         }
+    }
+
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {
+        Ok(Some(codec::encode(&self.state)?))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), BoxError> {
+        self.state = codec::decode(state)?;
+        Ok(())
     }
 
     fn state_len(&self) -> usize {

@@ -41,6 +41,7 @@ pub mod keyed;
 pub(crate) mod stage;
 pub mod stateless;
 
+use crate::error::BoxError;
 use crate::event::{Epoch, Signal, Timestamp};
 
 /// Where an operator emits: records and control signals, in order.
@@ -96,6 +97,30 @@ pub trait Operator<In>: Send + 'static {
     /// forwarded by the runtime afterwards.
     fn on_end<C: Collector<Self::Out>>(&mut self, out: &mut C) {
         let _ = out;
+    }
+
+    /// Encodes this operator's state for the checkpoint of the current epoch, or returns
+    /// `None` if it has none (the default). Called on the operator's thread when the
+    /// epoch's marker has arrived on every input, before the marker is forwarded; keep it
+    /// to encoding (for example with [`codec::encode`](crate::checkpoint::codec::encode)).
+    ///
+    /// # Errors
+    ///
+    /// An error fails the query.
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {
+        Ok(None)
+    }
+
+    /// Replaces this operator's state with a snapshot taken by [`snapshot`](Self::snapshot)
+    /// (recovery, before the query starts). The default refuses: an operator that
+    /// snapshots state must restore it.
+    ///
+    /// # Errors
+    ///
+    /// An error makes `start()` fail.
+    fn restore(&mut self, state: &[u8]) -> Result<(), BoxError> {
+        let _ = state;
+        Err("this operator keeps no state to restore".into())
     }
 
     /// Entries of state this operator holds (keys, buffered rows), for progress reports.

@@ -1,6 +1,8 @@
 //! A stage: one operator instance on a thread, wrapped with its counters and panic guard.
 
 use super::{Collector, Operator};
+use crate::checkpoint::coordinator::Participant;
+use crate::checkpoint::CheckpointError;
 use crate::error::Error;
 use crate::event::Signal;
 use crate::metrics::{Counter, OperatorMetrics};
@@ -8,6 +10,7 @@ use crate::runtime::RunControl;
 use crate::sync::Arc;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::time::Instant;
 
 /// Runs `op` and forwards what it emits to `next`.
 pub(crate) struct Stage<In, O, C> {
@@ -16,6 +19,8 @@ pub(crate) struct Stage<In, O, C> {
     metrics: Arc<OperatorMetrics>,
     name: Arc<str>,
     control: Arc<RunControl>,
+    /// This instance's handle to the checkpoint coordinator, if checkpointing is on.
+    participant: Option<Participant>,
     _input: PhantomData<fn(In)>,
 }
 
@@ -26,6 +31,7 @@ impl<In, O, C> Stage<In, O, C> {
         metrics: Arc<OperatorMetrics>,
         name: Arc<str>,
         control: Arc<RunControl>,
+        participant: Option<Participant>,
     ) -> Self {
         Stage {
             op,
@@ -33,6 +39,7 @@ impl<In, O, C> Stage<In, O, C> {
             metrics,
             name,
             control,
+            participant,
             _input: PhantomData,
         }
     }
@@ -94,9 +101,29 @@ where
             next: &mut self.next,
             out: &self.metrics.records_out,
         };
+        let participant = self.participant.as_ref();
+        let control = &self.control;
+        let name = &self.name;
         let result = catch_unwind(AssertUnwindSafe(|| match signal {
             Signal::Watermark(time) => op.on_watermark(time, &mut out),
-            Signal::Marker(epoch) => op.on_marker(epoch, &mut out),
+            Signal::Marker(epoch) => {
+                // Snapshot before forwarding: the state reflects exactly the records
+                // that preceded the marker (on every input, when aligned).
+                if let Some(participant) = participant {
+                    let started = Instant::now();
+                    match op.snapshot() {
+                        Ok(state) => participant.ack(epoch.0, state, started.elapsed()),
+                        Err(error) => control.fail(Error::Checkpoint(std::sync::Arc::new(
+                            CheckpointError::Operator {
+                                operator: name.to_string(),
+                                action: "snapshot",
+                                message: error.to_string(),
+                            },
+                        ))),
+                    }
+                }
+                op.on_marker(epoch, &mut out)
+            }
             Signal::End => {
                 op.on_end(&mut out);
                 out.signal(Signal::End);

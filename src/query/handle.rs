@@ -1,8 +1,14 @@
 //! The handle of a running query.
 
 use super::progress::{OperatorKind, OperatorProgress, QueryProgress};
+use crate::checkpoint::coordinator::{
+    AckTracker, CheckpointShared, CheckpointStats, Coordinator, Message,
+};
+use crate::checkpoint::entries::{self, MetaEntry, PlanShape};
+use crate::checkpoint::log::{LogConfig, LogWriter};
+use crate::checkpoint::CheckpointError;
 use crate::error::{Error, Result};
-use crate::plan::{Graph, OperatorInfo};
+use crate::plan::{CheckpointBuild, Graph, OperatorInfo};
 use crate::runtime::affinity;
 use crate::runtime::worker::Worker;
 use crate::runtime::RunControl;
@@ -28,6 +34,121 @@ pub struct Query {
     started: Instant,
     /// Totals and time of the previous progress report, for rates.
     last_report: Mutex<(Instant, u64, u64)>,
+    checkpoint: Option<CheckpointHandle>,
+}
+
+/// The query's side of checkpointing: the epoch clock and the coordinator thread.
+struct CheckpointHandle {
+    shared: Arc<CheckpointShared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    stats: Arc<Mutex<CheckpointStats>>,
+}
+
+impl CheckpointHandle {
+    /// Tells the coordinator that every operator thread has ended and waits for it to
+    /// write what remains.
+    fn shut_down(&self) {
+        let _ = self.shared.sender.send(Message::Shutdown);
+        if let Some(thread) = self.thread.lock().unwrap().take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Checks a checkpointed plan against its directory, opens the log and starts the
+/// coordinator thread.
+fn start_coordinator(build: CheckpointBuild, graph: &Graph) -> Result<CheckpointHandle> {
+    let checkpoint_error = |error: CheckpointError| Error::Checkpoint(std::sync::Arc::new(error));
+    let plan = PlanShape {
+        operators: graph
+            .operators
+            .iter()
+            .map(|op| {
+                (
+                    op.name.to_string(),
+                    format!("{:?}", op.kind),
+                    op.instances.len() as u32,
+                )
+            })
+            .collect(),
+    };
+    let fingerprint = plan.fingerprint();
+    let recorded = build.report.meta.as_ref();
+    let recorded_fingerprint = build
+        .recovered
+        .as_ref()
+        .map(|recovered| recovered.fingerprint)
+        .or(recorded.map(|meta| meta.fingerprint));
+    if let Some(found) = recorded_fingerprint {
+        if found != fingerprint {
+            return Err(checkpoint_error(CheckpointError::DifferentPlan {
+                dir: build.config.dir().display().to_string(),
+                expected: plan.describe(),
+                found: recorded
+                    .map(|meta| meta.plan.describe())
+                    .unwrap_or_else(|| format!("fingerprint {found:016x}")),
+            }));
+        }
+    }
+    let log = LogWriter::open(
+        build.config.dir(),
+        LogConfig {
+            segment_bytes: build.config.segment_bytes,
+            durability: build.config.durability,
+        },
+    )
+    .map_err(|error| checkpoint_error(error.into()))?;
+    // Segments left by earlier runs hold nothing newer than the newest epoch they
+    // mention; they go once enough newer epochs are complete.
+    let segment_epochs = log
+        .segments()
+        .into_iter()
+        .filter(|segment| *segment != log.current_segment())
+        .map(|segment| (segment, build.report.newest_epoch))
+        .collect();
+    let participants: Vec<(String, u32)> = graph
+        .operators
+        .iter()
+        .flat_map(|op| (0..op.instances.len() as u32).map(move |i| (op.name.to_string(), i)))
+        .collect();
+    debug_assert_eq!(participants.len() as u32, graph.participant_count());
+    let recovered_epoch = build.recovered.as_ref().map(|recovered| recovered.epoch);
+    let stats = Arc::new(Mutex::new(CheckpointStats {
+        recovered_epoch,
+        last_complete_epoch: recovered_epoch,
+        ..CheckpointStats::default()
+    }));
+    let coordinator = Coordinator {
+        receiver: build.receiver,
+        shared: build.shared.clone(),
+        log,
+        tracker: AckTracker::new(participants.len(), build.report.newest_epoch),
+        config: build.config,
+        meta: MetaEntry {
+            version: entries::FORMAT_VERSION,
+            fingerprint,
+            plan,
+        },
+        participants,
+        control: graph.control.clone(),
+        stats: stats.clone(),
+        segment_epochs,
+        open_epochs: Default::default(),
+        completed: recovered_epoch.into_iter().collect(),
+        last_segment: None,
+    };
+    let thread = std::thread::Builder::new()
+        .name("rivulet:checkpoint".to_string())
+        .spawn(move || coordinator.run())
+        .map_err(|error| Error::Spawn {
+            operator: "checkpoint coordinator".to_string(),
+            source: std::sync::Arc::new(error),
+        })?;
+    Ok(CheckpointHandle {
+        shared: build.shared,
+        thread: Mutex::new(Some(thread)),
+        stats,
+    })
 }
 
 impl fmt::Debug for Query {
@@ -42,7 +163,16 @@ impl fmt::Debug for Query {
 
 /// Validates the graph and spawns one thread per task.
 pub(crate) fn start(mut graph: Graph) -> Result<Query> {
+    if let Some(error) = graph.fatal.take() {
+        return Err(error);
+    }
     let config = graph.config.clone();
+    if !graph.unreplayable.is_empty() {
+        graph.errors.push(format!(
+            "checkpointing needs sources that can replay; these cannot: {}",
+            graph.unreplayable.join(", ")
+        ));
+    }
     if config.ring_capacity == 0 {
         graph
             .errors
@@ -73,6 +203,10 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
     }
 
     let control = graph.control.clone();
+    let checkpoint = match graph.checkpoint.take() {
+        Some(build) => Some(start_coordinator(build, &graph)?),
+        None => None,
+    };
     let mut workers = Vec::new();
     for group in &mut graph.groups {
         let parallelism = group.tasks.len();
@@ -118,6 +252,9 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
                 for handle in threads {
                     let _ = handle.join();
                 }
+                if let Some(checkpoint) = &checkpoint {
+                    checkpoint.shut_down();
+                }
                 return Err(control.failure().expect("just recorded"));
             }
         }
@@ -132,6 +269,7 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
         tables: std::mem::take(&mut graph.tables),
         started,
         last_report: Mutex::new((started, 0, 0)),
+        checkpoint,
     })
 }
 
@@ -159,6 +297,19 @@ impl Query {
     ///
     /// The query's failure, if it failed before or while stopping.
     pub fn stop(&self) -> Result<()> {
+        if let Some(checkpoint) = &self.checkpoint {
+            if !self.control.is_stop_requested() && self.is_active() {
+                // One last epoch, started before the stop flag is set: sources read the
+                // flag first and the clock second, so they all emit its marker before
+                // ending, and the stopped query's final state is checkpointed.
+                let at = Instant::now();
+                let epoch = checkpoint.shared.clock.advance();
+                let _ = checkpoint
+                    .shared
+                    .sender
+                    .send(Message::Triggered { epoch, at });
+            }
+        }
         self.control.request_stop();
         self.await_termination()
     }
@@ -188,6 +339,9 @@ impl Query {
                 self.control
                     .fail(Error::from_panic("runtime", payload.as_ref()));
             }
+        }
+        if let Some(checkpoint) = &self.checkpoint {
+            checkpoint.shut_down();
         }
         match self.control.failure() {
             Some(error) => Err(error),
@@ -274,6 +428,10 @@ impl Query {
             input_rows_per_second: input_rate,
             output_rows_per_second: output_rate,
             operators,
+            checkpoint: self
+                .checkpoint
+                .as_ref()
+                .map(|checkpoint| checkpoint.stats.lock().unwrap().clone()),
         }
     }
 }
@@ -286,6 +444,9 @@ impl Drop for Query {
         let threads = std::mem::take(&mut *self.threads.lock().unwrap());
         for thread in threads {
             let _ = thread.join();
+        }
+        if let Some(checkpoint) = &self.checkpoint {
+            checkpoint.shut_down();
         }
     }
 }

@@ -6,13 +6,19 @@ pub mod progress;
 pub use handle::Query;
 pub use progress::{OperatorKind, OperatorProgress, QueryProgress};
 
+use crate::checkpoint::coordinator::{CheckpointShared, EpochClock};
+use crate::checkpoint::{recovery, CheckpointConfig};
 use crate::edge::{WaitPolicy, WakeSignal};
 use crate::error::{Error, Result};
+use crate::plan::CheckpointBuild;
 use crate::plan::Graph;
 use crate::runtime::Pinning;
+use crate::source::ingest_log::IngestLog;
 use crate::source::{IterSource, PushHandle, PushSource, RateSource, Source};
 use crate::stream::{SourceChain, Stream};
 use crate::sync::Arc;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
@@ -88,6 +94,52 @@ impl QueryBuilder {
         self
     }
 
+    /// Checkpoints the query into `config`'s directory and, if that directory holds a
+    /// complete epoch of this query, restores from it: operators get their state back,
+    /// sources rewind to their offsets, and epochs continue after it. Call it before
+    /// adding sources (restored state is handed to operators as they are added).
+    ///
+    /// Every source must be able to replay ([`Source::can_replay`](crate::source::Source::can_replay)); the push source does so
+    /// through an ingest write-ahead log in the checkpoint directory.
+    ///
+    /// Problems are reported by [`start`](Self::start): a directory written by a different
+    /// query, damage that leaves no complete epoch intact, an unwritable directory.
+    pub fn checkpoint(&mut self, config: CheckpointConfig) -> &mut Self {
+        self.configure_checkpoint(config);
+        self
+    }
+
+    fn configure_checkpoint(&self, config: CheckpointConfig) {
+        let mut graph = self.graph.borrow_mut();
+        if !graph.operators.is_empty() {
+            graph
+                .errors
+                .push("checkpoint() must be called before any source is added".to_string());
+            return;
+        }
+        if let Err(message) = config.validate() {
+            graph.errors.push(message);
+            return;
+        }
+        match recovery::recover(config.dir()) {
+            Ok((recovered, report)) => {
+                let (sender, receiver) = crossbeam::channel::unbounded();
+                let shared = Arc::new(CheckpointShared {
+                    sender,
+                    clock: EpochClock::new(report.newest_epoch),
+                });
+                graph.checkpoint = Some(CheckpointBuild {
+                    config,
+                    shared,
+                    receiver,
+                    recovered,
+                    report,
+                });
+            }
+            Err(error) => graph.fatal = Some(Error::Checkpoint(std::sync::Arc::new(error))),
+        }
+    }
+
     /// Adds a source.
     pub fn source<S: Source>(&mut self, name: &str, source: S) -> Stream<SourceChain<S>> {
         Stream::from_source(self.graph.clone(), name, source)
@@ -122,14 +174,33 @@ impl QueryBuilder {
     }
 
     /// A source fed by the application through the returned [`PushHandle`]; its queue
-    /// holds `ring_capacity` records.
-    pub fn push_source<T: Send + 'static>(
+    /// holds `ring_capacity` records. In a checkpointed query it keeps an ingest
+    /// write-ahead log in `<checkpoint dir>/ingest-<name>` (records must be serde types).
+    pub fn push_source<T>(
         &mut self,
         name: &str,
-    ) -> (PushHandle<T>, Stream<SourceChain<PushSource<T>>>) {
+    ) -> (PushHandle<T>, Stream<SourceChain<PushSource<T>>>)
+    where
+        T: Send + Serialize + DeserializeOwned + 'static,
+    {
         let capacity = self.graph.borrow().config.ring_capacity;
         let signal = Arc::new(WakeSignal::new());
-        let (handle, source) = PushSource::new(capacity, signal.clone());
+        let (handle, mut source) = PushSource::new(capacity, signal.clone());
+        {
+            let mut graph = self.graph.borrow_mut();
+            let unique = graph.unique_name(name);
+            if let Some(checkpoint) = &graph.checkpoint {
+                let dir = checkpoint.config.dir().join(format!("ingest-{unique}"));
+                match IngestLog::open(&dir, &checkpoint.config, checkpoint.shared.clone()) {
+                    Ok(wal) => source = source.with_ingest_log(wal),
+                    Err(error) => {
+                        if graph.fatal.is_none() {
+                            graph.fatal = Some(Error::Checkpoint(std::sync::Arc::new(error)));
+                        }
+                    }
+                }
+            }
+        }
         let stream = self.source(name, source);
         // The source's thread is the group just created: give it the signal the handle
         // notifies.

@@ -1,6 +1,7 @@
 //! Progress reports: what a running query has done so far (Spark's
 //! `StreamingQueryProgress`, for a continuous engine).
 
+use crate::checkpoint::CheckpointStats;
 use serde::Serialize;
 use std::fmt;
 use std::time::Duration;
@@ -59,6 +60,8 @@ pub struct QueryProgress {
     pub output_rows_per_second: f64,
     /// Every operator, in the order they were added.
     pub operators: Vec<OperatorProgress>,
+    /// Checkpoint progress, if checkpointing is on.
+    pub checkpoint: Option<CheckpointStats>,
 }
 
 impl QueryProgress {
@@ -87,6 +90,18 @@ impl fmt::Display for QueryProgress {
             "  {:<24} {:<10} {:>4} {:>14} {:>14}",
             "operator", "kind", "par", "records in", "records out"
         )?;
+        if let Some(checkpoint) = &self.checkpoint {
+            let last = checkpoint.recent.last();
+            writeln!(
+                f,
+                "  checkpoints: {} triggered, last complete {:?}, {} bytes written{}",
+                checkpoint.epochs_triggered,
+                checkpoint.last_complete_epoch,
+                checkpoint.bytes_written,
+                last.map(|epoch| format!(", last took {:?}", epoch.duration))
+                    .unwrap_or_default()
+            )?;
+        }
         for op in &self.operators {
             writeln!(
                 f,

@@ -6,14 +6,17 @@
 //!   [`FanIn`], and pushes records into the chain.
 
 use super::{RunControl, Step, Task};
+use crate::checkpoint::coordinator::Participant;
+use crate::checkpoint::CheckpointError;
 use crate::edge::{EdgeReceiver, Event};
 use crate::error::Error;
-use crate::event::Signal;
+use crate::event::{Epoch, Signal};
 use crate::metrics::OperatorMetrics;
 use crate::operator::fan_in::FanIn;
 use crate::operator::Collector;
 use crate::source::{Source, SourcePoll};
 use crate::sync::Arc;
+use std::time::Instant;
 
 /// A source driving a chain.
 pub(crate) struct SourceTask<S, C> {
@@ -21,8 +24,19 @@ pub(crate) struct SourceTask<S, C> {
     pub(crate) chain: C,
     pub(crate) metrics: Arc<OperatorMetrics>,
     pub(crate) control: Arc<RunControl>,
+    pub(crate) name: Arc<str>,
     /// Set once a stop was seen and the source asked to drain first.
     pub(crate) draining: bool,
+    /// Epoch markers, if checkpointing is on.
+    pub(crate) checkpoint: Option<SourceCheckpoint>,
+}
+
+/// A source's part in checkpoints: it injects a marker for every epoch the coordinator
+/// starts, after recording its offset.
+pub(crate) struct SourceCheckpoint {
+    pub(crate) participant: Participant,
+    /// The newest epoch this source has emitted a marker for.
+    pub(crate) injected: u64,
 }
 
 impl<S, C> SourceTask<S, C>
@@ -35,6 +49,37 @@ where
         self.chain.flush();
         Step::Done
     }
+
+    /// Emits a marker for every epoch started since the last one, each after recording
+    /// the source's offset. Returns `false` if the query failed.
+    fn inject_markers(&mut self) -> bool {
+        let Some(checkpoint) = &mut self.checkpoint else {
+            return true;
+        };
+        let target = checkpoint.participant.shared.clock.current();
+        while checkpoint.injected < target {
+            let epoch = checkpoint.injected + 1;
+            let started = Instant::now();
+            match self.source.checkpoint(Epoch(epoch)) {
+                Ok(offset) => checkpoint
+                    .participant
+                    .ack(epoch, Some(offset), started.elapsed()),
+                Err(error) => {
+                    self.control.fail(Error::Checkpoint(std::sync::Arc::new(
+                        CheckpointError::Operator {
+                            operator: self.name.to_string(),
+                            action: "snapshot",
+                            message: error.to_string(),
+                        },
+                    )));
+                    return false;
+                }
+            }
+            checkpoint.injected = epoch;
+            self.chain.signal(Signal::Marker(Epoch(epoch)));
+        }
+        true
+    }
 }
 
 impl<S, C> Task for SourceTask<S, C>
@@ -43,7 +88,13 @@ where
     C: Collector<S::Item> + Send,
 {
     fn step(&mut self, budget: usize) -> Step {
-        if !self.draining && self.control.is_stop_requested() {
+        // Read the stop flag before the epoch clock: a stop that follows a final epoch
+        // (Query::stop) then always sees that epoch and checkpoints it before ending.
+        let stopping = self.control.is_stop_requested();
+        if !self.inject_markers() {
+            return Step::Done;
+        }
+        if !self.draining && stopping {
             if !self.source.drain_on_stop() {
                 return self.finish();
             }
@@ -64,6 +115,13 @@ where
                     };
                 }
                 SourcePoll::Exhausted => return self.finish(),
+                SourcePoll::Failed(error) => {
+                    self.control.fail(Error::Source {
+                        operator: self.name.to_string(),
+                        source: std::sync::Arc::from(error),
+                    });
+                    return Step::Done;
+                }
             }
         }
         self.chain.flush();
@@ -71,7 +129,11 @@ where
     }
 
     fn has_work(&self) -> bool {
-        self.control.is_stop_requested() || self.source.has_data()
+        self.control.is_stop_requested()
+            || self.source.has_data()
+            || self.checkpoint.as_ref().is_some_and(|checkpoint| {
+                checkpoint.participant.shared.clock.current() > checkpoint.injected
+            })
     }
 }
 
@@ -94,8 +156,9 @@ impl<T: Send, C: Collector<T>> InputTask<T, C> {
         chain: C,
         control: Arc<RunControl>,
         name: Arc<str>,
+        aligned: bool,
     ) -> Self {
-        let fan_in = FanIn::new(inputs.len());
+        let fan_in = FanIn::new(inputs.len(), aligned);
         InputTask {
             inputs,
             chain,
@@ -134,7 +197,7 @@ where
         let mut handled = 0;
         for offset in 0..count {
             let input = (self.next_input + offset) % count;
-            if self.fan_in.is_ended(input) {
+            if self.fan_in.is_ended(input) || self.fan_in.is_blocked(input) {
                 continue;
             }
             while handled < budget {
@@ -149,7 +212,7 @@ where
                             self.flush();
                             return Step::Done;
                         }
-                        if signal == Signal::End {
+                        if signal == Signal::End || self.fan_in.is_blocked(input) {
                             break;
                         }
                     }
@@ -181,9 +244,8 @@ where
     }
 
     fn has_work(&self) -> bool {
-        self.inputs
-            .iter()
-            .enumerate()
-            .any(|(i, input)| !self.fan_in.is_ended(i) && input.is_ready())
+        self.inputs.iter().enumerate().any(|(i, input)| {
+            !self.fan_in.is_ended(i) && !self.fan_in.is_blocked(i) && input.is_ready()
+        })
     }
 }

@@ -19,6 +19,7 @@ pub use console::ConsoleSink;
 pub use foreach::ForEachSink;
 pub use memory::{MemorySink, MemoryTable};
 
+use crate::checkpoint::coordinator::Participant;
 use crate::error::{BoxError, Error};
 use crate::event::{Epoch, Signal};
 use crate::metrics::OperatorMetrics;
@@ -75,6 +76,8 @@ pub(crate) struct SinkStage<S> {
     pub(crate) control: Arc<RunControl>,
     /// Set after the sink failed: later calls are skipped while the query aborts.
     pub(crate) failed: bool,
+    /// This instance's handle to the checkpoint coordinator, if checkpointing is on.
+    pub(crate) participant: Option<Participant>,
 }
 
 impl<S> SinkStage<S> {
@@ -83,6 +86,7 @@ impl<S> SinkStage<S> {
         metrics: Arc<OperatorMetrics>,
         name: Arc<str>,
         control: Arc<RunControl>,
+        participant: Option<Participant>,
     ) -> Self {
         SinkStage {
             sink,
@@ -90,6 +94,7 @@ impl<S> SinkStage<S> {
             name,
             control,
             failed: false,
+            participant,
         }
     }
 
@@ -128,7 +133,16 @@ impl<T, S: Sink<T>> Collector<T> for SinkStage<S> {
     fn signal(&mut self, signal: Signal) {
         match signal {
             Signal::Watermark(_) => {}
-            Signal::Marker(epoch) => self.guard(|sink| sink.on_epoch(epoch)),
+            Signal::Marker(epoch) => {
+                // Acknowledge only once everything before the marker is flushed.
+                self.guard(|sink| {
+                    sink.flush()?;
+                    sink.on_epoch(epoch)
+                });
+                if let (false, Some(participant)) = (self.failed, &self.participant) {
+                    participant.ack(epoch.0, None, std::time::Duration::ZERO);
+                }
+            }
             Signal::End => self.guard(Sink::close),
         }
     }

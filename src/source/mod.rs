@@ -9,6 +9,7 @@
 //! | [`RateSource`] (`QueryBuilder::rate`) | `rate` | on `stop()` or after `limit` rows |
 //! | [`PushSource`] (`QueryBuilder::push_source`) | — (an app-fed queue) | when every [`PushHandle`] is dropped, or on `stop()` |
 
+pub(crate) mod ingest_log;
 pub mod memory;
 pub mod push;
 pub mod rate;
@@ -17,10 +18,12 @@ pub use memory::IterSource;
 pub use push::{PushError, PushHandle, PushSource};
 pub use rate::{RateRow, RateSource};
 
+use crate::error::BoxError;
+use crate::event::Epoch;
 use std::time::Instant;
 
 /// What a [`Source::poll_next`] produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum SourcePoll<T> {
     /// The next item.
     Ready(T),
@@ -32,6 +35,9 @@ pub enum SourcePoll<T> {
     },
     /// The source is finished; the runtime sends end-of-stream.
     Exhausted,
+    /// The source failed (for example, its write-ahead log hit a full disk); the query
+    /// stops with [`Error::Source`](crate::Error::Source).
+    Failed(BoxError),
 }
 
 /// A producer of records, polled on its own thread.
@@ -55,5 +61,34 @@ pub trait Source: Send + 'static {
     /// as the push source does); the default, `false`, ends the stream at once.
     fn drain_on_stop(&mut self) -> bool {
         false
+    }
+
+    /// Whether this source can rewind to an offset it reported, so that a checkpointed
+    /// query can replay what followed the last complete epoch. Checkpointing a query with
+    /// a source that cannot is refused at `start()`. The default is `false`.
+    fn can_replay(&self) -> bool {
+        false
+    }
+
+    /// The offset to resume from after everything emitted so far, for `epoch`'s
+    /// checkpoint (called just before the source emits the epoch's marker).
+    ///
+    /// # Errors
+    ///
+    /// An error fails the query. The default reports that the source cannot replay.
+    fn checkpoint(&mut self, epoch: Epoch) -> Result<Vec<u8>, BoxError> {
+        let _ = epoch;
+        Err("this source cannot replay from an offset".into())
+    }
+
+    /// Rewinds to `offset`, as returned by [`checkpoint`](Self::checkpoint), before the
+    /// query starts.
+    ///
+    /// # Errors
+    ///
+    /// An error makes `start()` fail. The default reports that the source cannot replay.
+    fn restore(&mut self, offset: &[u8]) -> Result<(), BoxError> {
+        let _ = offset;
+        Err("this source cannot replay from an offset".into())
     }
 }

@@ -7,12 +7,18 @@
 //! when the query stops, after what was already accepted has been processed: a record for
 //! which `push` returned `Ok` is never lost by a stop.
 
+use super::ingest_log::IngestLog;
 use super::{Source, SourcePoll};
+use crate::checkpoint::codec;
 use crate::edge::WakeSignal;
+use crate::error::BoxError;
+use crate::event::Epoch;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::Arc;
 use crossbeam::queue::ArrayQueue;
 use crossbeam::utils::Backoff;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::fmt;
 use std::time::Duration;
 
@@ -171,8 +177,14 @@ impl<T: Send> PushHandle<T> {
 
 /// The source side of a push handle. Created by
 /// [`QueryBuilder::push_source`](crate::QueryBuilder::push_source).
+///
+/// In a checkpointed query it writes every record to an ingest write-ahead log before
+/// emitting it, and replays the log from the restored offset after a restart; records a
+/// `push` accepted are never lost by a crash once logged (see
+/// [`Durability`](crate::checkpoint::Durability) for when they reach the disk).
 pub struct PushSource<T> {
     shared: Arc<Shared<T>>,
+    wal: Option<IngestLog<T>>,
 }
 
 impl<T> fmt::Debug for PushSource<T> {
@@ -195,8 +207,14 @@ impl<T: Send> PushSource<T> {
             PushHandle {
                 shared: shared.clone(),
             },
-            PushSource { shared },
+            PushSource { shared, wal: None },
         )
+    }
+
+    /// Logs every record to `wal` before emitting it.
+    pub(crate) fn with_ingest_log(mut self, wal: IngestLog<T>) -> Self {
+        self.wal = Some(wal);
+        self
     }
 
     /// `true` when no push can add anything any more: closed or no handles, and no push
@@ -208,18 +226,39 @@ impl<T: Send> PushSource<T> {
     }
 }
 
-impl<T: Send + 'static> Source for PushSource<T> {
+impl<T: Send + Serialize + DeserializeOwned> PushSource<T> {
+    /// Logs `record` (if there is a write-ahead log) and emits it.
+    #[inline]
+    fn emit(&mut self, record: T) -> SourcePoll<T> {
+        match &mut self.wal {
+            None => SourcePoll::Ready(record),
+            Some(wal) => match wal.append(&record) {
+                Ok(()) => SourcePoll::Ready(record),
+                Err(error) => SourcePoll::Failed(error),
+            },
+        }
+    }
+}
+
+impl<T: Send + Serialize + DeserializeOwned + 'static> Source for PushSource<T> {
     type Item = T;
 
     #[inline]
     fn poll_next(&mut self) -> SourcePoll<T> {
+        if let Some(wal) = &mut self.wal {
+            match wal.next_replay() {
+                Some(Ok(record)) => return SourcePoll::Ready(record),
+                Some(Err(error)) => return SourcePoll::Failed(error),
+                None => {}
+            }
+        }
         if let Some(record) = self.shared.queue.pop() {
-            return SourcePoll::Ready(record);
+            return self.emit(record);
         }
         if self.finished_feeding() {
             // A push that completed before we saw "finished" is in the queue now.
             return match self.shared.queue.pop() {
-                Some(record) => SourcePoll::Ready(record),
+                Some(record) => self.emit(record),
                 None => SourcePoll::Exhausted,
             };
         }
@@ -227,7 +266,27 @@ impl<T: Send + 'static> Source for PushSource<T> {
     }
 
     fn has_data(&self) -> bool {
-        !self.shared.queue.is_empty() || self.finished_feeding()
+        !self.shared.queue.is_empty()
+            || self.finished_feeding()
+            || self.wal.as_ref().is_some_and(IngestLog::has_replay)
+    }
+
+    fn can_replay(&self) -> bool {
+        self.wal.is_some()
+    }
+
+    fn checkpoint(&mut self, epoch: Epoch) -> Result<Vec<u8>, BoxError> {
+        match &mut self.wal {
+            Some(wal) => wal.checkpoint(epoch),
+            None => Err("the push source has no ingest log (checkpointing is off)".into()),
+        }
+    }
+
+    fn restore(&mut self, offset: &[u8]) -> Result<(), BoxError> {
+        match &mut self.wal {
+            Some(wal) => wal.restore(codec::decode(offset)?),
+            None => Err("the push source has no ingest log (checkpointing is off)".into()),
+        }
     }
 
     fn drain_on_stop(&mut self) -> bool {

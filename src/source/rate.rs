@@ -1,7 +1,9 @@
 //! Spark's `rate` source: rows at a fixed rate, each a timestamp and a counter.
 
 use super::{Source, SourcePoll};
-use crate::event::Timestamp;
+use crate::checkpoint::codec;
+use crate::error::BoxError;
+use crate::event::{Epoch, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -23,6 +25,8 @@ pub struct RateSource {
     rows_per_second: u64,
     limit: Option<u64>,
     next_value: u64,
+    /// The value the schedule starts at (0, or the restored offset).
+    first_value: u64,
     /// Rows due by the last clock read; rows below it are emitted without reading the
     /// clock again.
     due: u64,
@@ -41,6 +45,7 @@ impl RateSource {
             rows_per_second,
             limit: None,
             next_value: 0,
+            first_value: 0,
             due: 0,
             start: None,
         }
@@ -77,16 +82,16 @@ impl Source for RateSource {
             .start
             .get_or_insert_with(|| (Instant::now(), Timestamp::now()));
         if self.next_value >= self.due {
-            self.due = self.due_at(start.elapsed());
+            self.due = self.first_value + self.due_at(start.elapsed());
             if self.next_value >= self.due {
                 return SourcePoll::Pending {
-                    until: Some(start + self.offset_of(self.next_value)),
+                    until: Some(start + self.offset_of(self.next_value - self.first_value)),
                 };
             }
         }
         let value = self.next_value;
         self.next_value += 1;
-        let offset = self.offset_of(value);
+        let offset = self.offset_of(value - self.first_value);
         SourcePoll::Ready(RateRow {
             timestamp: Timestamp(wall_start.0 + offset.as_micros() as i64),
             value,
@@ -96,6 +101,25 @@ impl Source for RateSource {
     fn has_data(&self) -> bool {
         // Time, not a peer, makes rows due: the thread waits with a deadline instead.
         false
+    }
+
+    fn can_replay(&self) -> bool {
+        true
+    }
+
+    fn checkpoint(&mut self, _epoch: Epoch) -> Result<Vec<u8>, BoxError> {
+        Ok(codec::encode(&self.next_value)?)
+    }
+
+    /// Continues counting from the checkpointed value; the schedule restarts now (rows
+    /// that were due while the query was down are not emitted in a burst).
+    fn restore(&mut self, offset: &[u8]) -> Result<(), BoxError> {
+        let next: u64 = codec::decode(offset)?;
+        self.first_value = next;
+        self.next_value = next;
+        self.due = next;
+        self.start = None;
+        Ok(())
     }
 }
 
@@ -116,6 +140,7 @@ mod tests {
                     std::thread::sleep(until.saturating_duration_since(Instant::now()));
                 }
                 SourcePoll::Exhausted => break,
+                SourcePoll::Failed(error) => panic!("rate source failed: {error}"),
             }
         }
         // 20 rows at 1000/s: the last is due 19 ms after the first.

@@ -1,0 +1,155 @@
+//! What one operator costs per record, on one thread.
+//!
+//! ```text
+//! cargo bench --bench operator_cost
+//! ```
+//!
+//! * `operator/*`: the operator alone, driven through the public [`Operator`] and
+//!   [`Collector`] traits into a collector that only `black_box`es what it gets: the
+//!   user closure plus the operator's own work (for the keyed count, the hash map).
+//! * `chain/*`: a whole single-thread query, `from_iter(0..N) → op → for_each`, per
+//!   record: adds the source poll, the per-stage counters and panic guard, and the sink.
+//!   `chain/none` (no operator) is the fixed cost those add.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rivulet::operator::keyed::KeyedFold;
+use rivulet::operator::stateless::{Filter, Map};
+use rivulet::operator::{Collector, Operator};
+use rivulet::{Query, Signal};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// Distinct keys of the keyed count, as in `rivulet bench --workload keyed`.
+const KEYS: u64 = 1000;
+/// Records per query run in the `chain/*` group.
+const RECORDS: u64 = 1_000_000;
+
+/// A collector that swallows everything.
+struct Discard;
+
+impl<T> Collector<T> for Discard {
+    #[inline]
+    fn push(&mut self, record: T) {
+        black_box(record);
+    }
+    fn signal(&mut self, signal: Signal) {
+        black_box(signal);
+    }
+    fn flush(&mut self) {}
+}
+
+/// Feeds `iters` records `0, 1, 2, …` to `op`.
+fn drive<O: Operator<u64>>(mut op: O, iters: u64) -> Duration {
+    let mut out = Discard;
+    let start = Instant::now();
+    for i in 0..iters {
+        op.on_record(black_box(i), &mut out);
+    }
+    start.elapsed()
+}
+
+/// Feeds `iters` keyed records `(i % KEYS, i)` to `op`.
+fn drive_keyed<O: Operator<(u64, u64)>>(mut op: O, iters: u64) -> Duration {
+    let mut out = Discard;
+    let start = Instant::now();
+    for i in 0..iters {
+        let i = black_box(i);
+        op.on_record((i % KEYS, i), &mut out);
+    }
+    start.elapsed()
+}
+
+fn operators(c: &mut Criterion) {
+    let mut group = c.benchmark_group("operator");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(3));
+    group.warm_up_time(Duration::from_secs(1));
+    group.bench_function("map", |b| {
+        b.iter_custom(|n| drive(Map(|x: u64| x.wrapping_mul(31).rotate_left(7)), n))
+    });
+    group.bench_function("filter", |b| {
+        b.iter_custom(|n| drive(Filter(|x: &u64| !x.is_multiple_of(64)), n))
+    });
+    group.bench_function("keyed_count", |b| {
+        b.iter_custom(|n| {
+            drive_keyed(
+                KeyedFold::new(|| 0u64, |count: &mut u64, _: u64| *count += 1),
+                n,
+            )
+        })
+    });
+    group.finish();
+}
+
+/// Runs `build`'s single-thread query over `0..RECORDS` and returns its wall time.
+fn query_time(build: impl FnOnce(&mut rivulet::QueryBuilder)) -> Duration {
+    let mut query = Query::builder();
+    build(&mut query);
+    let start = Instant::now();
+    query.start().unwrap().await_termination().unwrap();
+    start.elapsed()
+}
+
+fn chains(c: &mut Criterion) {
+    let mut group = c.benchmark_group("chain");
+    group.throughput(Throughput::Elements(RECORDS));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(4));
+    group.warm_up_time(Duration::from_secs(1));
+    let total = |iters: u64, run: &dyn Fn() -> Duration| (0..iters).map(|_| run()).sum();
+    group.bench_function("none", |b| {
+        b.iter_custom(|iters| {
+            total(iters, &|| {
+                query_time(|q| {
+                    q.from_iter("n", 0..RECORDS).for_each(|x| {
+                        black_box(x);
+                    })
+                })
+            })
+        })
+    });
+    group.bench_function("map", |b| {
+        b.iter_custom(|iters| {
+            total(iters, &|| {
+                query_time(|q| {
+                    q.from_iter("n", 0..RECORDS)
+                        .map(|x: u64| x.wrapping_mul(31).rotate_left(7))
+                        .for_each(|x| {
+                            black_box(x);
+                        })
+                })
+            })
+        })
+    });
+    group.bench_function("filter", |b| {
+        b.iter_custom(|iters| {
+            total(iters, &|| {
+                query_time(|q| {
+                    q.from_iter("n", 0..RECORDS)
+                        .filter(|x: &u64| !x.is_multiple_of(64))
+                        .for_each(|x| {
+                            black_box(x);
+                        })
+                })
+            })
+        })
+    });
+    group.bench_function("keyed_count", |b| {
+        b.iter_custom(|iters| {
+            total(iters, &|| {
+                query_time(|q| {
+                    q.from_iter("n", 0..RECORDS)
+                        .key_by(|x: &u64| x % KEYS)
+                        .count()
+                        .for_each(|x| {
+                            black_box(x);
+                        })
+                })
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, operators, chains);
+criterion_main!(benches);

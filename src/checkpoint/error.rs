@@ -1,0 +1,52 @@
+//! Errors of checkpointing and recovery.
+
+use super::codec::CodecError;
+use super::log::LogError;
+
+/// What went wrong writing or restoring checkpoints.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// Reading or writing the log failed (I/O, full disk, locked directory).
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// A snapshot or log entry could not be encoded or decoded.
+    #[error("checkpoint entry could not be encoded or decoded: {0}")]
+    Codec(#[from] CodecError),
+    /// The directory holds checkpoints of a different query.
+    #[error(
+        "checkpoint directory {dir} was written by a different query \
+         (plan {found}); this query's plan is {expected}. \
+         Use a new directory, or restore the query that wrote it"
+    )]
+    DifferentPlan {
+        /// The directory.
+        dir: String,
+        /// This query's plan.
+        expected: String,
+        /// The plan recorded in the directory.
+        found: String,
+    },
+    /// The directory has complete epochs, but none whose states are all intact.
+    #[error(
+        "checkpoint directory {dir} has complete epochs ({epochs}) but none can be restored: {reason}"
+    )]
+    NoIntactEpoch {
+        /// The directory.
+        dir: String,
+        /// The complete epochs found.
+        epochs: String,
+        /// Why each was rejected.
+        reason: String,
+    },
+    /// A source or operator could not snapshot or restore its state.
+    #[error("operator `{operator}` could not {action} its state: {message}")]
+    Operator {
+        /// The operator.
+        operator: String,
+        /// `"snapshot"` or `"restore"`.
+        action: &'static str,
+        /// What it reported.
+        message: String,
+    },
+}

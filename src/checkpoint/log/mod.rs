@@ -1,0 +1,314 @@
+//! The checkpoint log: an append-only, memory-mapped, CRC-framed log of opaque entries.
+//!
+//! Checkpoints are written here, and so is the write-ahead ingest log of a source that
+//! cannot replay. The log knows nothing of epochs or operators: an entry is an
+//! [`EntryKind`] byte and a payload.
+//!
+//! ```
+//! use rivulet::checkpoint::log::{scan, EntryKind, LogConfig, LogWriter};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let mut writer = LogWriter::open(dir.path(), LogConfig::default())?;
+//! let at = writer.append(EntryKind(1), b"snapshot bytes")?;
+//! writer.sync()?;
+//!
+//! let found = scan(dir.path())?;
+//! assert_eq!(found.entries[0].location, at);
+//! assert_eq!(found.entries[0].payload, b"snapshot bytes");
+//! assert!(found.problems.is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Files
+//!
+//! A log directory holds segment files named `segment-{:016x}.log` (the number in
+//! sixteen lower-case hex digits) and a `LOCK` file. Each segment starts with a 24-byte
+//! header: the magic `b"RIVLOG01"`, the segment number (`u64` LE, equal to the one in
+//! the name), a crc32 of those 16 bytes (`u32` LE) and four zero bytes. Frames follow:
+//!
+//! ```text
+//! len: u32 LE | kind: u8 | crc32: u32 LE (over the kind byte, then the payload) | payload
+//! ```
+//!
+//! A segment is preallocated to its full size with zeros, so the first frame header with
+//! zero `len` and `kind` marks the end of its entries. See [`LogWriter::append`] for how
+//! a crash in the middle of an append is detected, and [`scan`] for how the log is read
+//! back.
+//!
+//! # Safety of the memory map
+//!
+//! Segments are written through a writable memory map (`memmap2::MmapMut`). That is sound
+//! only while nothing else changes a mapped file: rivulet alone writes a log directory,
+//! one [`LogWriter`] at a time (the `LOCK` file enforces it), and a mapped segment is never
+//! truncated or resized. The one `map_mut` call, in `segment.rs`, states this promise.
+//! The reader never maps: [`scan`] uses `std::fs::read`, so any content, however corrupt,
+//! cannot crash it.
+//!
+//! # Modules
+//!
+//! | file | job |
+//! |---|---|
+//! | `mod.rs` | the public vocabulary: config, locations, entries, problems, errors |
+//! | `frame.rs` | byte layout of headers and frames, pure functions |
+//! | `dir.rs` | file names and directory listing |
+//! | `segment.rs` | preallocating and mapping one segment, appending frames to it (the only `unsafe`) |
+//! | `writer.rs` | [`LogWriter`]: lock, rolling, sync, retention |
+//! | `reader.rs` | [`scan`]: recovery read |
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+mod dir;
+mod frame;
+mod reader;
+mod segment;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+pub use reader::scan;
+pub use writer::{LogWriter, MIN_SEGMENT_BYTES};
+
+/// What an entry is, as a byte the log stores but does not interpret. `EntryKind(0)` is
+/// reserved (it marks the end of the entries in a segment) and cannot be appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryKind(pub u8);
+
+/// How much [`LogWriter::sync`] promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `sync` msyncs the range written since the last sync, so every entry appended
+    /// before it survives power loss. New segments and their directory entry are fsynced
+    /// when created.
+    #[default]
+    Msync,
+    /// `sync` does nothing. Appended entries survive a crash of the process (`kill -9`),
+    /// because mapped pages belong to the OS page cache, but not necessarily power loss.
+    OsBuffered,
+}
+
+/// How a [`LogWriter`] lays out and syncs segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Size of a segment file in bytes, header included (default 16 MiB, at least
+    /// [`MIN_SEGMENT_BYTES`]). The whole size is written to disk when the segment is
+    /// created. An entry that does not fit in a segment of this size gets a segment of
+    /// its own, sized to fit.
+    pub segment_bytes: u64,
+    /// What [`LogWriter::sync`] does.
+    pub durability: Durability,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 16 << 20,
+            durability: Durability::default(),
+        }
+    }
+}
+
+/// Where an entry starts: its segment and the byte offset of its frame in the segment
+/// file. Locations order like the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Location {
+    /// The segment number.
+    pub segment: u64,
+    /// Byte offset of the entry's frame header in the segment file.
+    pub offset: u64,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "segment {} offset {}", self.segment, self.offset)
+    }
+}
+
+/// An intact entry read back by [`scan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Where it is.
+    pub location: Location,
+    /// Its kind, as appended.
+    pub kind: EntryKind,
+    /// Its payload, as appended.
+    pub payload: Vec<u8>,
+}
+
+/// What [`scan`] found in a log directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// Every intact entry, in log order (segment number, then offset).
+    pub entries: Vec<Entry>,
+    /// The segment numbers present (files named like segments, readable or not),
+    /// ascending.
+    pub segments: Vec<u64>,
+    /// Everything that was skipped, in the order found.
+    pub problems: Vec<Problem>,
+}
+
+impl Scan {
+    /// Whether the scan found no problem at all.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Something [`scan`] skipped. Entries before it in the same segment, and all later
+/// segments, are still read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// The segment's entries end in a frame that is not valid (its length runs past the
+    /// end of the file, its CRC does not match, or non-zero bytes follow the end marker)
+    /// and is not followed by a valid frame: what a crash in the middle of an append
+    /// leaves. The frame at `offset` and everything after it in the segment are ignored.
+    ///
+    /// This can be any segment, not only the last: a writer that restarts after a crash
+    /// starts a new segment and leaves the torn one behind.
+    TornTail {
+        /// The segment.
+        segment: u64,
+        /// Offset of the incomplete frame.
+        offset: u64,
+    },
+    /// An invalid frame followed by a valid one: a frame that was once complete was
+    /// damaged (a crash does not do that; a disk or another program does). The frame at
+    /// `offset` and everything after it in the segment are ignored, including the valid
+    /// frames after it, since they come after lost data.
+    Corrupt {
+        /// The segment.
+        segment: u64,
+        /// Offset of the damaged frame.
+        offset: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The segment's header is invalid; the whole segment is ignored.
+    BadHeader {
+        /// The segment number in the file name.
+        segment: u64,
+        /// What is wrong with the header.
+        reason: String,
+    },
+    /// Segments are missing between two present ones, starting at `segment` (one problem
+    /// per run of missing numbers).
+    MissingSegment {
+        /// The first missing segment number.
+        segment: u64,
+    },
+    /// A file or directory entry could not be read.
+    Unreadable {
+        /// The file (or the directory, for an entry that could not be listed).
+        path: PathBuf,
+        /// The error.
+        reason: String,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::TornTail { segment, offset } => write!(
+                f,
+                "segment {segment}: torn tail at offset {offset} (an incomplete last entry); \
+                 the rest of the segment is ignored"
+            ),
+            Problem::Corrupt {
+                segment,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "segment {segment}: corrupt entry at offset {offset}: {reason}; \
+                 the rest of the segment is ignored"
+            ),
+            Problem::BadHeader { segment, reason } => {
+                write!(
+                    f,
+                    "segment {segment}: bad header ({reason}); segment ignored"
+                )
+            }
+            Problem::MissingSegment { segment } => write!(
+                f,
+                "segment {segment} is missing (a gap in the segment numbers)"
+            ),
+            Problem::Unreadable { path, reason } => {
+                write!(f, "could not read {}: {reason}", path.display())
+            }
+        }
+    }
+}
+
+/// An error from the log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// An I/O operation failed.
+    #[error("could not {operation} {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done, such as `"create lock file"` or `"msync"`.
+        operation: &'static str,
+        /// The error from the OS.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another [`LogWriter`] holds the directory's lock.
+    #[error("log directory {} is locked by another writer", dir.display())]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// The disk is full: a new segment could not be preallocated (the partial file was
+    /// removed).
+    #[error("no space for a new log segment {} ({needed} bytes)", path.display())]
+    NoSpace {
+        /// The segment that could not be created.
+        path: PathBuf,
+        /// Its size.
+        needed: u64,
+    },
+    /// The payload is longer than a frame can describe.
+    #[error("log entry of {len} bytes is too large (at most {max})")]
+    EntryTooLarge {
+        /// The payload length.
+        len: u64,
+        /// The largest payload allowed.
+        max: u64,
+    },
+    /// `EntryKind(0)` was appended; it is reserved.
+    #[error("entry kind 0 is reserved")]
+    ReservedKind,
+    /// [`LogWriter::remove_segment`] was asked to remove the current segment.
+    #[error("segment {segment} is the current segment and cannot be removed")]
+    SegmentInUse {
+        /// The segment.
+        segment: u64,
+    },
+    /// The segment numbers ran out (a segment numbered `u64::MAX` exists).
+    #[error("no segment number left after u64::MAX")]
+    SegmentNumberOverflow,
+    /// The [`LogConfig`] is not usable.
+    #[error("invalid log config: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl LogError {
+    fn io(operation: &'static str, path: &Path, source: std::io::Error) -> LogError {
+        LogError::Io {
+            path: path.to_path_buf(),
+            operation,
+            source,
+        }
+    }
+
+    /// Whether this is an I/O error because a file or directory does not exist (as from
+    /// [`scan`] on a directory that does not exist).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, LogError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
+}

@@ -1,0 +1,217 @@
+//! The log writer: owns a directory, appends frames to the current segment, rolls to new
+//! segments, syncs, and removes old segments.
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+
+use super::frame::{FRAME_HEADER_LEN, HEADER_LEN, MAX_PAYLOAD};
+use super::segment::Segment;
+use super::{dir, Durability, EntryKind, Location, LogConfig, LogError};
+
+/// The smallest [`LogConfig::segment_bytes`] accepted: a header and one empty frame.
+pub const MIN_SEGMENT_BYTES: u64 = (HEADER_LEN + FRAME_HEADER_LEN) as u64;
+
+/// Appends entries to a log directory.
+///
+/// A `LogWriter` owns its directory for as long as it lives: it holds an exclusive lock on
+/// the directory's `LOCK` file, which is what lets the segment it maps be written safely
+/// (see the module docs). It writes only to the segment it created; it never appends to a
+/// segment left by an earlier writer, which may end in a torn entry.
+///
+/// Dropping the writer unmaps the current segment and releases the lock. It does not
+/// sync: what was appended survives a process crash either way (mapped pages belong to
+/// the page cache), but only [`LogWriter::sync`] with [`Durability::Msync`] makes it
+/// survive power loss.
+#[derive(Debug)]
+pub struct LogWriter {
+    dir: PathBuf,
+    config: LogConfig,
+    current: Segment,
+    segments: BTreeSet<u64>,
+    /// Held for the writer's life; the lock is released when the file is closed.
+    _lock: File,
+}
+
+impl LogWriter {
+    /// Opens (creating it if missing) the log directory `dir` for writing, and starts a new
+    /// segment numbered one past the highest segment already there (0 in an empty
+    /// directory). The new segment is preallocated to `config.segment_bytes`.
+    ///
+    /// Leftover `*.log.tmp` files (a segment being preallocated when an earlier writer
+    /// crashed) are removed.
+    ///
+    /// # Errors
+    ///
+    /// * [`LogError::InvalidConfig`] if `segment_bytes` is below [`MIN_SEGMENT_BYTES`].
+    /// * [`LogError::Locked`] if another `LogWriter` (in this process or another) holds
+    ///   the directory.
+    /// * [`LogError::NoSpace`] if the disk cannot hold the new segment.
+    /// * [`LogError::SegmentNumberOverflow`] if a segment numbered `u64::MAX` exists.
+    /// * [`LogError::Io`] for any other failure (for example a directory that cannot be
+    ///   created or written), naming the path and the operation.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<LogWriter, LogError> {
+        if config.segment_bytes < MIN_SEGMENT_BYTES {
+            return Err(LogError::InvalidConfig {
+                reason: format!(
+                    "segment_bytes is {}, the minimum is {MIN_SEGMENT_BYTES}",
+                    config.segment_bytes
+                ),
+            });
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|source| LogError::io("create log directory", dir, source))?;
+        let lock_path = dir.join(dir::LOCK_FILE);
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|source| LogError::io("create lock file", &lock_path, source))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(LogError::Locked {
+                    dir: dir.to_path_buf(),
+                })
+            }
+            Err(TryLockError::Error(source)) => {
+                return Err(LogError::io("lock", &lock_path, source))
+            }
+        }
+
+        let listing = dir::list(dir)?;
+        for temp in &listing.temps {
+            std::fs::remove_file(temp)
+                .map_err(|source| LogError::io("remove leftover temporary file", temp, source))?;
+        }
+        let segments: BTreeSet<u64> = listing.segments.iter().map(|(n, _)| *n).collect();
+        let number = match segments.last() {
+            None => 0,
+            Some(&last) => last.checked_add(1).ok_or(LogError::SegmentNumberOverflow)?,
+        };
+        let current = Segment::create(dir, number, config.segment_bytes, config.durability)?;
+        let mut writer = LogWriter {
+            dir: dir.to_path_buf(),
+            config,
+            current,
+            segments,
+            _lock: lock,
+        };
+        writer.segments.insert(number);
+        Ok(writer)
+    }
+
+    /// Appends one entry and returns where it starts.
+    ///
+    /// If the entry does not fit in the current segment, the writer first rolls to a new
+    /// segment (with [`Durability::Msync`], syncing what is left unsynced in the old one).
+    /// The new segment is `segment_bytes` long, or just long enough for this entry if
+    /// that is more.
+    ///
+    /// The entry survives a process crash as soon as this returns; it survives power loss
+    /// after the next [`LogWriter::sync`] (with [`Durability::Msync`]).
+    ///
+    /// # Errors
+    ///
+    /// * [`LogError::ReservedKind`] if `kind` is `EntryKind(0)`.
+    /// * [`LogError::EntryTooLarge`] if the payload is longer than `u32::MAX` bytes.
+    /// * Rolling can fail like [`LogWriter::open`] ([`LogError::NoSpace`],
+    ///   [`LogError::Io`], [`LogError::SegmentNumberOverflow`]); the entry is then not
+    ///   written and the writer stays on its current segment, so the call can be retried.
+    pub fn append(&mut self, kind: EntryKind, payload: &[u8]) -> Result<Location, LogError> {
+        if kind.0 == 0 {
+            return Err(LogError::ReservedKind);
+        }
+        let len = payload.len() as u64;
+        if len > MAX_PAYLOAD {
+            return Err(LogError::EntryTooLarge {
+                len,
+                max: MAX_PAYLOAD,
+            });
+        }
+        let needed = FRAME_HEADER_LEN + payload.len();
+        if needed > self.current.remaining() {
+            self.roll(needed as u64)?;
+        }
+        let offset = self.current.append(kind.0, payload);
+        Ok(Location {
+            segment: self.current.number(),
+            offset,
+        })
+    }
+
+    fn roll(&mut self, frame_len: u64) -> Result<(), LogError> {
+        if self.config.durability == Durability::Msync {
+            self.current.flush()?;
+        }
+        let number = self
+            .current
+            .number()
+            .checked_add(1)
+            .ok_or(LogError::SegmentNumberOverflow)?;
+        let size = self.config.segment_bytes.max(HEADER_LEN as u64 + frame_len);
+        self.current = Segment::create(&self.dir, number, size, self.config.durability)?;
+        self.segments.insert(number);
+        Ok(())
+    }
+
+    /// Makes the entries appended so far durable, as [`LogConfig::durability`] says:
+    /// with [`Durability::Msync`], msyncs the range written since the last sync; with
+    /// [`Durability::OsBuffered`], does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::Io`] if msync fails.
+    pub fn sync(&mut self) -> Result<(), LogError> {
+        match self.config.durability {
+            Durability::Msync => self.current.flush(),
+            Durability::OsBuffered => Ok(()),
+        }
+    }
+
+    /// The number of the segment being appended to.
+    pub fn current_segment(&self) -> u64 {
+        self.current.number()
+    }
+
+    /// The segment numbers in the directory, ascending, the current one included: those
+    /// found when the writer opened, plus those it created, less those it removed.
+    pub fn segments(&self) -> Vec<u64> {
+        self.segments.iter().copied().collect()
+    }
+
+    /// Deletes segment `segment`'s file (retention: remove segments once newer complete
+    /// epochs exist). Remove from the oldest on: a removed segment between two others
+    /// shows as a [`Problem::MissingSegment`](super::Problem::MissingSegment) in later
+    /// scans.
+    ///
+    /// # Errors
+    ///
+    /// * [`LogError::SegmentInUse`] for the current segment.
+    /// * [`LogError::Io`] if the file cannot be removed (including when it does not
+    ///   exist).
+    pub fn remove_segment(&mut self, segment: u64) -> Result<(), LogError> {
+        if segment == self.current.number() {
+            return Err(LogError::SegmentInUse { segment });
+        }
+        let path = dir::segment_path(&self.dir, segment);
+        // No directory fsync: if a power failure undoes the removal, the old segment
+        // comes back and is removed again later.
+        std::fs::remove_file(&path)
+            .map_err(|source| LogError::io("remove segment", &path, source))?;
+        self.segments.remove(&segment);
+        Ok(())
+    }
+
+    /// The log directory, as given to [`LogWriter::open`].
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The configuration the writer was opened with.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+}

@@ -1,0 +1,186 @@
+//! The ingest write-ahead log of a source that cannot rewind by itself (the push source).
+//!
+//! Every record is appended to a memory-mapped log (the same machinery as checkpoints,
+//! in its own directory) before the source emits it; the source's checkpoint offset is
+//! the sequence number of the next record. On recovery the records from the restored
+//! offset on are read back from the log and emitted again before new ones. Segments
+//! holding only records older than every retained complete epoch are removed.
+
+use crate::checkpoint::coordinator::CheckpointShared;
+use crate::checkpoint::entries::INGEST;
+use crate::checkpoint::log::{self, Durability, LogConfig, LogWriter};
+use crate::checkpoint::{codec, CheckpointConfig, CheckpointError};
+use crate::error::BoxError;
+use crate::event::Epoch;
+use crate::sync::Arc;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::Path;
+
+/// Largest ingest segment: rolling to a new segment happens on the source thread, so
+/// keep the preallocation short.
+const MAX_INGEST_SEGMENT: u64 = 4 << 20;
+
+/// One logged record.
+#[derive(Debug, Serialize, Deserialize)]
+struct IngestEntry {
+    seq: u64,
+    record: Vec<u8>,
+}
+
+/// A source's write-ahead log of what it received.
+pub(crate) struct IngestLog<T> {
+    writer: LogWriter,
+    durability: Durability,
+    /// Logged records not yet re-emitted after a restart, oldest first.
+    replay: VecDeque<(u64, Vec<u8>)>,
+    /// Sequence number of the next record to emit.
+    next_seq: u64,
+    /// Newest sequence number in each segment.
+    segment_last_seq: BTreeMap<u64, u64>,
+    /// `(epoch, offset)` of checkpoints not yet known to be superseded.
+    epoch_offsets: VecDeque<(u64, u64)>,
+    shared: Arc<CheckpointShared>,
+    retain: usize,
+    _record: PhantomData<fn(T) -> T>,
+}
+
+impl<T> fmt::Debug for IngestLog<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IngestLog")
+            .field("dir", &self.writer.dir())
+            .field("next_seq", &self.next_seq)
+            .field("replay", &self.replay.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> IngestLog<T> {
+    /// Opens the log in `dir`, reading what an earlier run left there.
+    pub(crate) fn open(
+        dir: &Path,
+        config: &CheckpointConfig,
+        shared: Arc<CheckpointShared>,
+    ) -> Result<Self, CheckpointError> {
+        let mut logged = BTreeMap::new();
+        let mut segment_last_seq = BTreeMap::new();
+        if dir.exists() {
+            let scan = log::scan(dir)?;
+            for entry in scan
+                .entries
+                .into_iter()
+                .filter(|entry| entry.kind == INGEST)
+            {
+                let logged_entry: IngestEntry = codec::decode(&entry.payload)?;
+                let newest = segment_last_seq.entry(entry.location.segment).or_insert(0);
+                *newest = (*newest).max(logged_entry.seq);
+                logged.insert(logged_entry.seq, logged_entry.record);
+            }
+        }
+        let writer = LogWriter::open(
+            dir,
+            LogConfig {
+                segment_bytes: config.segment_bytes.min(MAX_INGEST_SEGMENT),
+                durability: config.durability,
+            },
+        )?;
+        let next_seq = logged.keys().next().copied().unwrap_or(0);
+        Ok(IngestLog {
+            writer,
+            durability: config.durability,
+            replay: logged.into_iter().collect(),
+            next_seq,
+            segment_last_seq,
+            epoch_offsets: VecDeque::new(),
+            shared,
+            retain: config.retained_epochs().max(1),
+            _record: PhantomData,
+        })
+    }
+
+    /// Rewinds to `offset`: records before it are done; the rest are replayed.
+    pub(crate) fn restore(&mut self, offset: u64) -> Result<(), BoxError> {
+        while self.replay.front().is_some_and(|(seq, _)| *seq < offset) {
+            self.replay.pop_front();
+        }
+        if let Some((first, _)) = self.replay.front() {
+            if *first > offset {
+                return Err(format!(
+                    "the ingest log {} lacks records {offset}..{first}: they were removed or damaged",
+                    self.writer.dir().display()
+                )
+                .into());
+            }
+        }
+        self.next_seq = offset;
+        Ok(())
+    }
+
+    /// The next record to re-emit after a restart, if any.
+    pub(crate) fn next_replay(&mut self) -> Option<Result<T, BoxError>> {
+        let (seq, bytes) = self.replay.pop_front()?;
+        self.next_seq = seq + 1;
+        Some(codec::decode(&bytes).map_err(Into::into))
+    }
+
+    /// `true` while logged records wait to be re-emitted.
+    pub(crate) fn has_replay(&self) -> bool {
+        !self.replay.is_empty()
+    }
+
+    /// Appends `record` before it is emitted.
+    pub(crate) fn append(&mut self, record: &T) -> Result<(), BoxError> {
+        let entry = IngestEntry {
+            seq: self.next_seq,
+            record: codec::encode(record)?,
+        };
+        let location = self.writer.append(INGEST, &codec::encode(&entry)?)?;
+        self.segment_last_seq
+            .insert(location.segment, self.next_seq);
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    /// The offset for `epoch`'s checkpoint, after making what it covers durable and
+    /// removing segments no retained epoch needs.
+    pub(crate) fn checkpoint(&mut self, epoch: Epoch) -> Result<Vec<u8>, BoxError> {
+        if self.durability == Durability::Msync {
+            self.writer.sync()?;
+        }
+        self.epoch_offsets.push_back((epoch.0, self.next_seq));
+        self.truncate()?;
+        Ok(codec::encode(&self.next_seq)?)
+    }
+
+    /// Removes segments whose records all precede the oldest retained complete epoch.
+    fn truncate(&mut self) -> Result<(), BoxError> {
+        let last_complete = self.shared.clock.last_complete();
+        let complete: Vec<(u64, u64)> = self
+            .epoch_offsets
+            .iter()
+            .copied()
+            .filter(|(epoch, _)| *epoch <= last_complete)
+            .collect();
+        if complete.len() < self.retain {
+            return Ok(());
+        }
+        let (oldest_epoch, oldest_offset) = complete[complete.len() - self.retain];
+        self.epoch_offsets
+            .retain(|(epoch, _)| *epoch >= oldest_epoch);
+        let current = self.writer.current_segment();
+        let removable: Vec<u64> = self
+            .segment_last_seq
+            .iter()
+            .filter(|(segment, last)| **segment != current && **last < oldest_offset)
+            .map(|(segment, _)| *segment)
+            .collect();
+        for segment in removable {
+            self.writer.remove_segment(segment)?;
+            self.segment_last_seq.remove(&segment);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,99 @@
+//! Helpers shared by the integration tests: hang guards and small reference utilities.
+//!
+//! Every wait in the tests is a hang guard only: a generous timeout after which the test
+//! fails with a message saying what hung. No test passes or fails on how fast it ran.
+
+#![allow(dead_code)]
+
+use rivulet::{Query, QueryProgress};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+/// How long any query may take before a test calls it hung.
+pub(crate) const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// Waits for `query` to end (hang guard: [`HANG_GUARD`]) and returns its result.
+///
+/// # Panics
+///
+/// If the query is still running after the guard; `what` names it in the message. The
+/// `Query` is then dropped by the unwinding test, which aborts it.
+pub(crate) fn finish(query: &Query, what: &str) -> rivulet::Result<()> {
+    query
+        .await_termination_timeout(HANG_GUARD)
+        .unwrap_or_else(|| panic!("{what}: query still running after {HANG_GUARD:?} (hang)"))
+}
+
+/// Like [`finish`], and the query must have ended without error.
+pub(crate) fn finish_ok(query: &Query, what: &str) {
+    if let Err(error) = finish(query, what) {
+        panic!("{what}: query failed: {error}");
+    }
+}
+
+/// Polls `condition` every 100 µs until it holds; panics after [`HANG_GUARD`].
+pub(crate) fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + HANG_GUARD;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: condition not reached after {HANG_GUARD:?} (hang)"
+        );
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+/// `records_in` and `records_out` of the operator named `name`.
+pub(crate) fn counts(progress: &QueryProgress, name: &str) -> (u64, u64) {
+    let op = progress.operator(name).unwrap_or_else(|| {
+        let names: Vec<&str> = progress
+            .operators
+            .iter()
+            .map(|op| op.name.as_str())
+            .collect();
+        panic!("no operator named `{name}` in {names:?}")
+    });
+    (op.records_in, op.records_out)
+}
+
+/// The values of each key, in the order they appear in `rows`.
+pub(crate) fn per_key<K: Hash + Eq + Clone, V: Clone>(rows: &[(K, V)]) -> HashMap<K, Vec<V>> {
+    let mut map: HashMap<K, Vec<V>> = HashMap::new();
+    for (key, value) in rows {
+        map.entry(key.clone()).or_default().push(value.clone());
+    }
+    map
+}
+
+/// `values` sorted: a multiset to compare with `assert_eq!`.
+pub(crate) fn sorted<T: Ord>(mut values: Vec<T>) -> Vec<T> {
+    values.sort();
+    values
+}
+
+/// A small deterministic pseudo-random sequence (xorshift64*), for test inputs.
+#[derive(Debug, Clone)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded with `seed` (any value; 0 is remapped).
+    pub(crate) fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// The next value.
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A value in `0..bound`.
+    pub(crate) fn below(&mut self, bound: u64) -> u64 {
+        self.next_u64() % bound
+    }
+}

@@ -1,0 +1,150 @@
+//! The workloads as rivulet queries.
+
+use super::workload::{
+    count_step, keep, key_of, transform, BenchRecord, Generator, GeneratorSource, LatencySink,
+    Recorded, Recorder, Workload,
+};
+use super::Outcome;
+use anyhow::{Context, Result};
+use rivulet::{Pinning, Query, WaitPolicy};
+use std::time::Duration;
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub(crate) struct EngineSettings {
+    /// Wait policy of every operator thread.
+    pub(crate) wait: WaitPolicy,
+    /// Its name on the command line (`spin`, `yield`, `park`).
+    pub(crate) wait_name: String,
+    /// Core placement.
+    pub(crate) pinning: Pinning,
+    /// Events per edge ring.
+    pub(crate) ring_capacity: usize,
+    /// Instances of the keyed count (keyed workload only). At 1 the count runs on one
+    /// thread behind a `new_thread()` boundary; above 1 the source feeds a keyed exchange.
+    pub(crate) parallelism: usize,
+}
+
+/// Runs `workload` on the engine over the whole schedule of `generator`, calling `tick`
+/// about every 100 ms while it runs.
+pub(crate) fn run(
+    workload: Workload,
+    settings: &EngineSettings,
+    generator: Generator,
+    recorder: Recorder,
+    tick: &mut dyn FnMut(),
+) -> Result<Outcome> {
+    let (done, finished) = std::sync::mpsc::channel::<Recorded>();
+    let sink = LatencySink::new(recorder, done);
+    let mut query = Query::builder();
+    query
+        .name(&format!("bench-{workload:?}").to_lowercase())
+        .wait_policy(settings.wait)
+        .pinning(settings.pinning.clone())
+        .ring_capacity(settings.ring_capacity)
+        .parallelism(settings.parallelism);
+    let source = query.source("generator", GeneratorSource(generator));
+    let sinks = match workload {
+        Workload::Stateless => {
+            source
+                .filter(keep)
+                .map(transform)
+                .new_thread()
+                .sink("latency", sink);
+            1
+        }
+        Workload::Keyed if settings.parallelism <= 1 => {
+            source
+                .new_thread()
+                .key_by(key_of)
+                .fold((0u64, BenchRecord::default()), count_step)
+                .sink("latency", sink);
+            1
+        }
+        Workload::Keyed => {
+            source
+                .key_by(key_of)
+                .with_parallelism(settings.parallelism)
+                .fold((0u64, BenchRecord::default()), count_step)
+                .sink("latency", sink);
+            settings.parallelism
+        }
+    };
+    let running = query.start().context("starting the engine query")?;
+    let threads = running.progress().threads;
+    while running.is_active() {
+        std::thread::sleep(Duration::from_millis(100));
+        tick();
+    }
+    running
+        .await_termination()
+        .context("the engine query failed")?;
+    let mut recorded = Recorded::empty();
+    let mut reported = 0;
+    for part in finished.try_iter() {
+        recorded.merge(&part);
+        reported += 1;
+    }
+    anyhow::ensure!(
+        reported == sinks,
+        "{reported} of {sinks} sink instances reported their histograms"
+    );
+    let placement = rivulet::runtime::affinity::place(&settings.pinning, threads);
+    Ok(Outcome {
+        recorded,
+        threads,
+        pinning: super::describe_placement(&placement),
+        wait: settings.wait_name.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::workload::{payload, Clock, Schedule};
+    use super::*;
+
+    fn settings(parallelism: usize) -> EngineSettings {
+        EngineSettings {
+            wait: WaitPolicy::default(),
+            wait_name: "park".into(),
+            pinning: Pinning::None,
+            ring_capacity: 64,
+            parallelism,
+        }
+    }
+
+    #[test]
+    fn engine_workloads_deliver_every_measured_record() {
+        for (workload, parallelism) in [
+            (Workload::Stateless, 1),
+            (Workload::Keyed, 1),
+            (Workload::Keyed, 2),
+        ] {
+            let clock = Clock::new();
+            let schedule = Schedule::new(
+                200_000,
+                Duration::from_millis(20),
+                Duration::from_millis(50),
+            );
+            let outcome = run(
+                workload,
+                &settings(parallelism),
+                Generator::new(clock, schedule, 1000),
+                Recorder::new(clock, schedule),
+                &mut || {},
+            )
+            .unwrap();
+            let expected = (schedule.warmup_records..schedule.total_records)
+                .filter(|&seq| {
+                    workload == Workload::Keyed
+                        || keep(&BenchRecord {
+                            value: payload(seq),
+                            ..BenchRecord::default()
+                        })
+                })
+                .count() as u64;
+            assert_eq!(outcome.recorded.corrected.len(), expected, "{workload:?}");
+            assert_eq!(outcome.threads, 1 + parallelism);
+        }
+    }
+}

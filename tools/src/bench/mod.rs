@@ -1,0 +1,616 @@
+//! `rivulet bench`: open-loop latency benchmarks of the engine against hand-written
+//! baselines, in the same run.
+//!
+//! A generator sends record `i` at `t0 + i/rate` whatever happens downstream (open loop);
+//! the sink measures each record's latency from its *scheduled* send time, so a stall
+//! shows up in the latency of every record it delayed (coordinated-omission corrected),
+//! and also from its actual send time (uncorrected), for contrast. Each sink thread fills
+//! its own HDR histograms and hands them over when its stream ends.
+//!
+//! The engine and every baseline run the same schedule, record type and per-record work,
+//! one after the other, `--runs` times (the order rotates each run); the table reports
+//! medians over runs and ratios to the raw `rtrb` ring, the floor.
+//!
+//! Output, in `--out` (default `target/bench-results/<workload>-<rate>-<UTC time>`):
+//! `table.txt`, `summary.json`, `<system>.hgrm` and `<system>.uncorrected.hgrm` (all
+//! runs merged; `<system>.run<k>.hgrm` per run), `latency.svg` and
+//! `latency-uncorrected.svg`.
+
+mod baseline;
+mod engine;
+pub(crate) mod hgrm;
+mod plot;
+pub(crate) mod report;
+pub(crate) mod workload;
+
+use anyhow::{bail, Context, Result};
+use baseline::Baseline;
+use clap::{Args, ValueEnum};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use report::{RunStats, Stats, SystemReport};
+use serde::Serialize;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use workload::{BenchRecord, Clock, Generator, Recorded, Recorder, Schedule, Workload};
+
+/// The engine's name in tables and files.
+const ENGINE: &str = "rivulet";
+
+/// When records are released: per record, or in batches at trigger intervals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Mode {
+    /// One record at a time (the engine's continuous mode).
+    Continuous,
+    /// Micro-batches (not in the engine yet).
+    MicroBatch,
+}
+
+/// Arguments of `rivulet bench`.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct BenchArgs {
+    /// The pipeline to run.
+    #[arg(long, value_enum, default_value_t = Workload::Stateless)]
+    workload: Workload,
+    /// Records per second the generator sends (open loop).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    rate: u64,
+    /// Measured time after the warm-up, e.g. `10s`.
+    #[arg(long, default_value = "10s", value_parser = crate::parse_duration)]
+    duration: Duration,
+    /// Time sent but not measured before the measurement.
+    #[arg(long, default_value = "2s", value_parser = crate::parse_duration)]
+    warmup: Duration,
+    /// Execution mode of the engine.
+    #[arg(long, value_enum, default_value_t = Mode::Continuous)]
+    mode: Mode,
+    /// Repetitions of every system; the table shows medians over runs.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// Baselines to run in the same benchmark: `raw`, `crossbeam`, `mpsc`, `all` or `none`.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    baselines: Vec<String>,
+    /// Run only the baselines, not the engine.
+    #[arg(long)]
+    skip_engine: bool,
+    /// Wait policy of the engine's threads: `spin`, `yield` or `park`. (The raw ring
+    /// always spins; the channels block as they do.)
+    #[arg(long, default_value = "spin")]
+    wait: String,
+    /// Pin threads to cores (`auto`, `none`, or a comma-separated core list); applies to
+    /// the engine and the baselines alike.
+    #[arg(long, default_value = "auto")]
+    pin: String,
+    /// Capacity of every ring and channel, in records.
+    #[arg(long, default_value_t = 1024)]
+    ring_capacity: usize,
+    /// Distinct keys (keyed workload).
+    #[arg(long, default_value_t = 1000)]
+    keys: u64,
+    /// Instances of the engine's keyed count; above 1 the source feeds a keyed exchange.
+    #[arg(long, default_value_t = 1)]
+    parallelism: usize,
+    /// Directory for the results.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// What one system's run produced.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    /// The sink's histograms (all instances merged).
+    pub(crate) recorded: Recorded,
+    /// Threads the system ran on.
+    pub(crate) threads: usize,
+    /// Where they ran.
+    pub(crate) pinning: String,
+    /// How they waited.
+    pub(crate) wait: String,
+}
+
+/// `cores 0,1` for pinned threads, `none` if none is pinned.
+pub(crate) fn describe_placement(placement: &[Option<core_affinity::CoreId>]) -> String {
+    if placement.iter().all(Option::is_none) {
+        return "none".to_string();
+    }
+    let cores: Vec<String> = placement
+        .iter()
+        .map(|core| core.map_or("-".to_string(), |c| c.id.to_string()))
+        .collect();
+    format!("cores {}", cores.join(","))
+}
+
+/// The machine, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Machine {
+    /// `model name` from /proc/cpuinfo.
+    cpu: String,
+    /// Cores this process may use.
+    cores: usize,
+    /// Kernel release.
+    kernel: String,
+    /// /proc/loadavg when the benchmark started.
+    load_average: String,
+}
+
+impl Machine {
+    fn read() -> Self {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find(|line| line.starts_with("model name"))
+                    .and_then(|line| line.split(':').nth(1))
+                    .map(|model| model.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown".to_string());
+        let read = |path: &str| {
+            std::fs::read_to_string(path)
+                .map(|text| text.trim().to_string())
+                .unwrap_or_else(|_| "unknown".to_string())
+        };
+        Machine {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            kernel: read("/proc/sys/kernel/osrelease"),
+            load_average: read("/proc/loadavg"),
+        }
+    }
+}
+
+/// The JSON summary.
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    workload: Workload,
+    mode: Mode,
+    rate: u64,
+    warmup_s: f64,
+    duration_s: f64,
+    runs: u32,
+    ring_capacity: usize,
+    keys: u64,
+    parallelism: usize,
+    wait: &'a str,
+    pin: &'a str,
+    record_bytes: usize,
+    latency_unit: &'static str,
+    started_unix_s: u64,
+    machine: Machine,
+    command: String,
+    systems: &'a [SystemReport],
+    bars: &'a [report::BarCheck],
+}
+
+/// One system to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum System {
+    Engine,
+    Baseline(Baseline),
+}
+
+impl System {
+    fn name(self) -> &'static str {
+        match self {
+            System::Engine => ENGINE,
+            System::Baseline(baseline) => baseline.name(),
+        }
+    }
+}
+
+/// Parses `--baselines`.
+fn parse_baselines(names: &[String]) -> Result<Vec<Baseline>> {
+    let mut chosen = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        match name {
+            "all" => chosen.extend(Baseline::ALL),
+            "none" => {}
+            other => chosen.push(Baseline::from_str(other, true).map_err(|_| {
+                anyhow::anyhow!(
+                    "unknown baseline `{other}` (use raw, crossbeam, mpsc, all or none)"
+                )
+            })?),
+        }
+    }
+    let mut unique = Vec::new();
+    for baseline in Baseline::ALL {
+        if chosen.contains(&baseline) {
+            unique.push(baseline);
+        }
+    }
+    Ok(unique)
+}
+
+/// `YYYYmmdd-HHMMSS` (UTC) of `unix_s` seconds since the epoch.
+pub(crate) fn utc_stamp(unix_s: u64) -> String {
+    let days = (unix_s / 86_400) as i64;
+    let secs = unix_s % 86_400;
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Runs `rivulet bench`.
+pub(crate) fn run(args: BenchArgs) -> Result<()> {
+    if args.mode == Mode::MicroBatch {
+        bail!(
+            "--mode micro-batch: the engine has no micro-batch trigger yet; \
+             only --mode continuous can be measured"
+        );
+    }
+    anyhow::ensure!(args.ring_capacity > 0, "--ring-capacity must be at least 1");
+    anyhow::ensure!(args.parallelism > 0, "--parallelism must be at least 1");
+    anyhow::ensure!(
+        args.workload == Workload::Keyed || args.parallelism == 1,
+        "--parallelism applies to the keyed workload only"
+    );
+    let settings = engine::EngineSettings {
+        wait: crate::parse_wait(&args.wait)?,
+        wait_name: args.wait.clone(),
+        pinning: crate::parse_pinning(&args.pin)?,
+        ring_capacity: args.ring_capacity,
+        parallelism: args.parallelism,
+    };
+    let mut systems: Vec<System> = Vec::new();
+    if !args.skip_engine {
+        systems.push(System::Engine);
+    }
+    systems.extend(
+        parse_baselines(&args.baselines)?
+            .into_iter()
+            .map(System::Baseline),
+    );
+    anyhow::ensure!(
+        !systems.is_empty(),
+        "nothing to run: no engine and no baseline"
+    );
+
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("target/bench-results").join(format!(
+            "{}-{}-{}",
+            format!("{:?}", args.workload).to_lowercase(),
+            args.rate,
+            utc_stamp(started)
+        ))
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let machine = Machine::read();
+    // Read the core list before anything is pinned (see rivulet::runtime::affinity).
+    let _ = rivulet::runtime::affinity::available_cores();
+
+    let schedule = Schedule::new(args.rate, args.warmup, args.duration);
+    anyhow::ensure!(
+        schedule.measured_records() > 0,
+        "--rate × --duration sends no measured record"
+    );
+    let title = format!(
+        "{} · {} · {} rec/s · {:.3}s measured after {:.3}s warm-up · ring {} · {} run{}",
+        format!("{:?}", args.workload).to_lowercase(),
+        "continuous",
+        args.rate,
+        args.duration.as_secs_f64(),
+        args.warmup.as_secs_f64(),
+        args.ring_capacity,
+        args.runs,
+        if args.runs == 1 { "" } else { "s, medians" }
+    );
+    let short = format!(
+        "{} @ {} rec/s, {} run{}",
+        format!("{:?}", args.workload).to_lowercase(),
+        args.rate,
+        args.runs,
+        if args.runs == 1 { "" } else { "s" }
+    );
+    println!("rivulet bench: {title}");
+    println!(
+        "machine: {} · {} cores · kernel {} · load {}",
+        machine.cpu, machine.cores, machine.kernel, machine.load_average
+    );
+    println!("results: {}", out.display());
+
+    let per_system = args.warmup + args.duration;
+    let total_ms = per_system.as_millis() as u64 * systems.len() as u64 * u64::from(args.runs);
+    let bar = ProgressBar::with_draw_target(
+        Some(total_ms),
+        if std::io::stdout().is_terminal() {
+            ProgressDrawTarget::stdout()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template("{msg:<24} [{wide_bar}] {percent:>3}% eta {eta}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let say = |line: String| {
+        if bar.is_hidden() {
+            println!("{line}");
+        } else {
+            bar.println(line);
+        }
+    };
+
+    let clock = Clock::new();
+    let mut results: Vec<Vec<(Outcome, Stats, Stats)>> =
+        systems.iter().map(|_| Vec::new()).collect();
+    let mut done_ms = 0u64;
+    for run in 0..args.runs as usize {
+        for offset in 0..systems.len() {
+            let index = (run + offset) % systems.len();
+            let system = systems[index];
+            bar.set_message(format!("run {}/{} {}", run + 1, args.runs, system.name()));
+            let generator = Generator::new(clock, schedule, args.keys);
+            let recorder = Recorder::new(clock, schedule);
+            let began = Instant::now();
+            let mut tick = || {
+                let elapsed =
+                    (began.elapsed().as_millis() as u64).min(per_system.as_millis() as u64);
+                bar.set_position(done_ms + elapsed);
+            };
+            let outcome = match system {
+                System::Engine => {
+                    engine::run(args.workload, &settings, generator, recorder, &mut tick)
+                }
+                System::Baseline(baseline) => baseline::run(
+                    baseline,
+                    args.workload,
+                    generator,
+                    recorder,
+                    args.ring_capacity,
+                    &settings.pinning,
+                    &mut tick,
+                ),
+            }
+            .with_context(|| format!("run {} of {}", run + 1, system.name()))?;
+            done_ms += per_system.as_millis() as u64;
+            bar.set_position(done_ms);
+            let corrected = Stats::of(
+                &outcome.recorded.corrected,
+                outcome.recorded.achieved_rate(),
+            );
+            let uncorrected = Stats::of(
+                &outcome.recorded.uncorrected,
+                outcome.recorded.achieved_rate(),
+            );
+            say(format!(
+                "run {}/{} {:<10} p50 {:>10}  p99 {:>10}  p99.9 {:>10}  max {:>10}  {}",
+                run + 1,
+                args.runs,
+                system.name(),
+                report::format_us(corrected.p50_ns),
+                report::format_us(corrected.p99_ns),
+                report::format_us(corrected.p99_9_ns),
+                report::format_us(corrected.max_ns),
+                report::format_rate(corrected.achieved_rate),
+            ));
+            if corrected.count < schedule.measured_records() / 2 {
+                say(format!(
+                    "warning: {} measured only {} of {} records",
+                    system.name(),
+                    corrected.count,
+                    schedule.measured_records()
+                ));
+            }
+            results[index].push((outcome, corrected, uncorrected));
+        }
+    }
+    bar.finish_and_clear();
+
+    // Reports, medians, ratios.
+    let mut reports: Vec<SystemReport> = systems
+        .iter()
+        .zip(&results)
+        .map(|(system, runs)| {
+            let first = &runs[0].0;
+            SystemReport::new(
+                system.name(),
+                first.threads,
+                first.pinning.clone(),
+                first.wait.clone(),
+                runs.iter()
+                    .map(|(_, corrected, uncorrected)| RunStats {
+                        corrected: *corrected,
+                        uncorrected: *uncorrected,
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    report::add_ratios(&mut reports, Baseline::Raw.name());
+    let bars = if args.workload == Workload::Stateless {
+        report::check_bars(&reports, ENGINE)
+    } else {
+        Vec::new()
+    };
+    let mut text = format!("{title}\n\n{}", report::table(&reports));
+    if !bars.is_empty() {
+        text.push_str("\nbars (issue #4, stateless continuous):\n");
+        text.push_str(&report::bars_text(&bars));
+    }
+    println!("\n{text}");
+
+    // Files.
+    let mut merged: Vec<(&str, Recorded)> = Vec::new();
+    for (system, runs) in systems.iter().zip(&results) {
+        let mut all = Recorded::empty();
+        for (k, (outcome, _, _)) in runs.iter().enumerate() {
+            all.merge(&outcome.recorded);
+            if args.runs > 1 {
+                write_hgrm(
+                    &out.join(format!("{}.run{}.hgrm", system.name(), k + 1)),
+                    &outcome.recorded.corrected,
+                )?;
+            }
+        }
+        write_hgrm(&out.join(format!("{}.hgrm", system.name())), &all.corrected)?;
+        write_hgrm(
+            &out.join(format!("{}.uncorrected.hgrm", system.name())),
+            &all.uncorrected,
+        )?;
+        merged.push((system.name(), all));
+    }
+    let lines: Vec<(&str, &Histogram<u64>)> = merged
+        .iter()
+        .map(|(name, r)| (*name, &r.corrected))
+        .collect();
+    plot::write_svg(
+        &out.join("latency.svg"),
+        &format!("{short} — latency from scheduled send (corrected)"),
+        &lines,
+    )?;
+    let lines: Vec<(&str, &Histogram<u64>)> = merged
+        .iter()
+        .map(|(name, r)| (*name, &r.uncorrected))
+        .collect();
+    plot::write_svg(
+        &out.join("latency-uncorrected.svg"),
+        &format!("{short} — latency from actual send (uncorrected)"),
+        &lines,
+    )?;
+    std::fs::write(out.join("table.txt"), &text)?;
+    let summary = Summary {
+        workload: args.workload,
+        mode: args.mode,
+        rate: args.rate,
+        warmup_s: args.warmup.as_secs_f64(),
+        duration_s: args.duration.as_secs_f64(),
+        runs: args.runs,
+        ring_capacity: args.ring_capacity,
+        keys: args.keys,
+        parallelism: args.parallelism,
+        wait: &args.wait,
+        pin: &args.pin,
+        record_bytes: std::mem::size_of::<BenchRecord>(),
+        latency_unit: "ns",
+        started_unix_s: started,
+        machine,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        systems: &reports,
+        bars: &bars,
+    };
+    std::fs::write(
+        out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)? + "\n",
+    )?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// Writes `histogram` (ns) as an `.hgrm` file in microseconds.
+fn write_hgrm(path: &Path, histogram: &Histogram<u64>) -> Result<()> {
+    let text = hgrm::percentile_distribution(
+        histogram,
+        hgrm::TICKS_PER_HALF_DISTANCE,
+        hgrm::NANOS_PER_MICRO,
+    );
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn baselines_parse() {
+        let names = |list: &[&str]| -> Vec<String> { list.iter().map(|s| s.to_string()).collect() };
+        assert_eq!(
+            parse_baselines(&names(&["all"])).unwrap(),
+            Baseline::ALL.to_vec()
+        );
+        assert_eq!(
+            parse_baselines(&names(&["mpsc", "raw", "raw"])).unwrap(),
+            vec![Baseline::Raw, Baseline::Mpsc]
+        );
+        assert!(parse_baselines(&names(&["none"])).unwrap().is_empty());
+        assert!(parse_baselines(&names(&["kafka"])).is_err());
+    }
+
+    #[test]
+    fn utc_stamps() {
+        assert_eq!(utc_stamp(0), "19700101-000000");
+        assert_eq!(utc_stamp(951_782_400), "20000229-000000");
+        assert_eq!(utc_stamp(1_700_000_000), "20231114-221320");
+    }
+
+    #[test]
+    fn placement_text() {
+        assert_eq!(describe_placement(&[None, None]), "none");
+        let core = |id| Some(core_affinity::CoreId { id });
+        assert_eq!(describe_placement(&[core(0), core(1)]), "cores 0,1");
+    }
+
+    #[test]
+    fn a_short_bench_writes_every_output() {
+        let dir = std::env::temp_dir().join(format!("rivulet-bench-{}", std::process::id()));
+        let args = BenchArgs {
+            workload: Workload::Stateless,
+            rate: 50_000,
+            duration: Duration::from_millis(100),
+            warmup: Duration::from_millis(20),
+            mode: Mode::Continuous,
+            runs: 2,
+            baselines: vec!["all".into()],
+            skip_engine: false,
+            wait: "park".into(),
+            pin: "none".into(),
+            ring_capacity: 256,
+            keys: 1000,
+            parallelism: 1,
+            out: Some(dir.clone()),
+        };
+        run(args).unwrap();
+        for file in [
+            "table.txt",
+            "summary.json",
+            "latency.svg",
+            "latency-uncorrected.svg",
+            "rivulet.hgrm",
+            "rivulet.uncorrected.hgrm",
+            "rivulet.run2.hgrm",
+            "raw-rtrb.hgrm",
+            "crossbeam.hgrm",
+            "mpsc.hgrm",
+        ] {
+            assert!(dir.join(file).is_file(), "{file} missing");
+        }
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
+                .unwrap();
+        let systems = summary["systems"].as_array().unwrap();
+        assert_eq!(systems.len(), 4);
+        assert_eq!(systems[0]["name"], "rivulet");
+        assert_eq!(systems[0]["runs"].as_array().unwrap().len(), 2);
+        assert_eq!(systems[1]["ratio_to_raw"]["p50"], 1.0);
+        let (rows, total) =
+            hgrm::parse(&std::fs::read_to_string(dir.join("raw-rtrb.hgrm")).unwrap());
+        assert_eq!(rows.last().unwrap().total_count, total);
+        assert_eq!(
+            total,
+            systems[1]["runs"][0]["corrected"]["count"]
+                .as_u64()
+                .unwrap()
+                + systems[1]["runs"][1]["corrected"]["count"]
+                    .as_u64()
+                    .unwrap()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
