@@ -82,7 +82,7 @@ fn slow_sink_bounds_records_in_flight_and_loses_nothing() {
                     if in_flight > EDGES * CAPACITY as u64 + 2 {
                         violation.lock().unwrap().get_or_insert((x, in_flight));
                     }
-                    if x % 8 == 0 {
+                    if x.is_multiple_of(8) {
                         spin_for(20);
                     }
                 }),
@@ -153,7 +153,7 @@ fn slow_fan_out_branch_holds_back_the_fast_one() {
             .pop()
             .expect("two branches")
             .for_each(move |_x: u64| {
-                if slow_seen.fetch_add(1, Ordering::SeqCst) % 4 == 0 {
+                if slow_seen.fetch_add(1, Ordering::SeqCst).is_multiple_of(4) {
                     spin_for(20);
                 }
             });
@@ -204,7 +204,7 @@ fn push_blocks_when_full_and_nothing_is_lost() {
             if x + 1 != done {
                 in_order.store(false, Ordering::SeqCst);
             }
-            if x % 4 == 0 {
+            if x.is_multiple_of(4) {
                 spin_for(20);
             }
         });

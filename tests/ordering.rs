@@ -51,7 +51,7 @@ fn chain_on_one_thread_keeps_order() {
     let rows = query
         .from_iter("numbers", 0..N)
         .map(|x| x * 2)
-        .filter(|x| x % 3 != 0)
+        .filter(|x| !x.is_multiple_of(3))
         .flat_map(|x| [x, x + 1])
         .inspect(|_| {})
         .to_memory("out");
@@ -59,7 +59,7 @@ fn chain_on_one_thread_keeps_order() {
     finish_ok(&running, "one-thread chain");
     let expected: Vec<u64> = (0..N)
         .map(|x| x * 2)
-        .filter(|x| x % 3 != 0)
+        .filter(|x| !x.is_multiple_of(3))
         .flat_map(|x| [x, x + 1])
         .collect();
     let rows = rows.rows();
@@ -76,7 +76,7 @@ fn order_survives_new_thread_boundaries_with_tiny_rings() {
             .from_iter("numbers", 0..N)
             .map(|x| x * 3)
             .new_thread()
-            .filter(|x| x % 2 == 0)
+            .filter(|x| x.is_multiple_of(2))
             .new_thread()
             .flat_map(|x| [x, x + 1])
             .new_thread()
@@ -86,7 +86,7 @@ fn order_survives_new_thread_boundaries_with_tiny_rings() {
         finish_ok(&running, "new_thread chain");
         let expected: Vec<u64> = (0..N)
             .map(|x| x * 3)
-            .filter(|x| x % 2 == 0)
+            .filter(|x| x.is_multiple_of(2))
             .flat_map(|x| [x, x + 1])
             .map(|x| x + 7)
             .collect();

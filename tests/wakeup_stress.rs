@@ -62,7 +62,7 @@ fn push_bursts(
             pushed.push(record);
         }
         let total = pushed_total.fetch_add(size, Ordering::SeqCst) + size;
-        if burst % 2 == 0 {
+        if burst.is_multiple_of(2) {
             // Everything in flight must arrive while this pusher pushes nothing more:
             // afterwards every thread of the query finds no work and parks.
             wait_delivered(delivered, total, &format!("{what}, burst {burst}"));
@@ -179,7 +179,7 @@ fn push_bursts_shared(
             pushed.push(record);
         }
         let total = pushed_total.fetch_add(size, Ordering::SeqCst) + size;
-        if burst % 2 == 0 {
+        if burst.is_multiple_of(2) {
             common::wait_until(&format!("{what}, pusher {seed}, burst {burst}"), || {
                 delivered.load(Ordering::SeqCst) >= total
             });

@@ -13,6 +13,7 @@ use rivulet::edge::{Event, ModelRing, Ring, RingConsumer, RingProducer};
 use rivulet::sync::atomic::{fence, AtomicBool, Ordering};
 use rivulet::sync::{Arc, Mutex};
 use rivulet_loom_tests::model;
+use std::mem::ManuallyDrop;
 
 /// Which steps of the protocol the copy keeps.
 #[derive(Clone, Copy)]
@@ -76,22 +77,30 @@ fn wait_for(signal: &Signal, mut has_work: impl FnMut() -> bool) {
 
 /// One producer pushes `Record(1)` on a model ring of capacity 1 and notifies; the
 /// consumer waits for it with `steps` of the protocol, then pops it.
+///
+/// The consumer's loom objects (and the join handle, which holds the producer's returned
+/// ring half) are held in `ManuallyDrop` and dropped only on success: when loom reports the
+/// deadlock it panics inside `park()`, and a destructor that touched loom state while that
+/// panic unwinds would abort the process instead of failing the test.
 fn one_record(name: &'static str, steps: Steps) {
     model(name, move || {
-        let (mut tx, mut rx) = <ModelRing as Ring<Event<u32>>>::with_capacity(1);
-        let signal = Arc::new(Signal::new(steps));
+        let (mut tx, rx) = <ModelRing as Ring<Event<u32>>>::with_capacity(1);
+        let signal = ManuallyDrop::new(Arc::new(Signal::new(steps)));
         signal.register_current();
         let producer = {
-            let signal = signal.clone();
-            thread::spawn(move || {
+            let signal = Arc::clone(&signal);
+            ManuallyDrop::new(thread::spawn(move || {
                 tx.try_push(Event::Record(1)).unwrap();
                 signal.notify();
                 tx
-            })
+            }))
         };
+        let mut rx = ManuallyDrop::new(rx);
         wait_for(&signal, || !rx.is_empty());
         assert_eq!(rx.try_pop(), Some(Event::Record(1)));
-        drop(producer.join().unwrap());
+        drop(ManuallyDrop::into_inner(producer).join().unwrap());
+        drop(ManuallyDrop::into_inner(rx));
+        drop(ManuallyDrop::into_inner(signal));
     });
 }
 

@@ -29,7 +29,7 @@ pub enum CheckpointError {
     },
     /// The directory has complete epochs, but none whose states are all intact.
     #[error(
-        "checkpoint directory {dir} has complete epochs ({epochs}) but none can be restored: {reason}"
+        "checkpoint directory {dir} holds checkpoints (complete epochs: [{epochs}]) but none can be restored: {reason}"
     )]
     NoIntactEpoch {
         /// The directory.

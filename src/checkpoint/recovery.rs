@@ -163,16 +163,19 @@ pub fn inspect(dir: &Path) -> Result<DirectoryReport, CheckpointError> {
 
 /// Chooses the epoch to restore from `dir`.
 ///
-/// Returns `Ok(None)` for a directory without complete epochs (a fresh start).
+/// Returns `Ok(None)` for a directory without complete epochs and without damage (a
+/// fresh start).
 ///
 /// # Errors
 ///
-/// [`CheckpointError::NoIntactEpoch`] if complete epochs exist but none is intact (a fresh
-/// start would silently drop state and, for sources with an ingest log, input), or a log
-/// error if the directory cannot be read.
+/// [`CheckpointError::NoIntactEpoch`] if complete epochs exist but none is intact, or the
+/// log is damaged (beyond a torn tail) and no intact complete epoch is left: a fresh start
+/// would silently drop state and, for sources with an ingest log, input. A log error if
+/// the directory cannot be read.
 pub fn recover(dir: &Path) -> Result<(Option<Recovered>, DirectoryReport), CheckpointError> {
     let report = inspect(dir)?;
-    if report.complete.is_empty() {
+    if report.complete.is_empty() && !report.is_corrupt() {
+        // Nothing was ever completed (a torn tail is what a crash mid-write leaves).
         return Ok((None, report));
     }
     let Some(chosen) = report.newest_restorable().cloned() else {

@@ -287,9 +287,7 @@ impl<T, C> Drop for EdgeReceiver<T, C> {
 mod tests {
     use super::*;
 
-    fn pair<R: Ring<Event<u64>>>(
-        capacity: usize,
-    ) -> (EdgePair<u64, R>, Arc<AtomicBool>) {
+    fn pair<R: Ring<Event<u64>>>(capacity: usize) -> (EdgePair<u64, R>, Arc<AtomicBool>) {
         let abort = Arc::new(AtomicBool::new(false));
         let pair = channel::<u64, R>(
             capacity,

@@ -10,6 +10,7 @@ use crate::runtime::RunControl;
 use crate::sync::Arc;
 use rustc_hash::FxHasher;
 use std::hash::{Hash, Hasher};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 /// Sends on `sender`, turning a lost consumer into a query failure. An abort needs no
 /// report: the query is already ending.
@@ -120,7 +121,17 @@ where
 {
     #[inline]
     fn push(&mut self, record: T) {
-        let key = (self.key)(&record);
+        // The key function is user code: a panic in it names `key_by`, not the operator
+        // before it.
+        let key_fn = &mut self.key;
+        let key = match catch_unwind(AssertUnwindSafe(|| key_fn(&record))) {
+            Ok(key) => key,
+            Err(payload) => {
+                self.control
+                    .fail(Error::from_panic(&self.name, payload.as_ref()));
+                resume_unwind(payload)
+            }
+        };
         let target = partition_of(&key, self.senders.len());
         send(
             &mut self.senders[target],

@@ -48,8 +48,13 @@ impl CheckpointHandle {
     /// Tells the coordinator that every operator thread has ended and waits for it to
     /// write what remains.
     fn shut_down(&self) {
-        let _ = self.shared.sender.send(Message::Shutdown);
-        if let Some(thread) = self.thread.lock().unwrap().take() {
+        // Held while joining, so a second caller returns only after the coordinator ended.
+        let mut thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(thread) = thread.take() {
+            let _ = self.shared.sender.send(Message::Shutdown);
             let _ = thread.join();
         }
     }
@@ -331,8 +336,13 @@ impl Query {
     /// The first failure: a panic in user code ([`Error::OperatorPanicked`], with the
     /// operator's name), a sink error ([`Error::Sink`]), …
     pub fn await_termination(&self) -> Result<()> {
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap());
-        for thread in threads {
+        // Join while holding the lock: a concurrent caller (another thread's `stop()`, say)
+        // waits here until every thread has ended instead of finding the list empty.
+        let mut threads = self
+            .threads
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for thread in threads.drain(..) {
             // Workers catch panics themselves; a join error would mean a panic in the
             // runtime, which the failure slot already holds or which we report here.
             if let Err(payload) = thread.join() {
@@ -343,6 +353,7 @@ impl Query {
         if let Some(checkpoint) = &self.checkpoint {
             checkpoint.shut_down();
         }
+        drop(threads);
         match self.control.failure() {
             Some(error) => Err(error),
             None => Ok(()),

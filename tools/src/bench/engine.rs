@@ -23,6 +23,8 @@ pub(crate) struct EngineSettings {
     /// Instances of the keyed count (keyed workload only). At 1 the count runs on one
     /// thread behind a `new_thread()` boundary; above 1 the source feeds a keyed exchange.
     pub(crate) parallelism: usize,
+    /// Checkpoint every this often into a fresh directory under this path, if set.
+    pub(crate) checkpoint: Option<(Duration, std::path::PathBuf)>,
 }
 
 /// Runs `workload` on the engine over the whole schedule of `generator`, calling `tick`
@@ -43,6 +45,14 @@ pub(crate) fn run(
         .pinning(settings.pinning.clone())
         .ring_capacity(settings.ring_capacity)
         .parallelism(settings.parallelism);
+    let checkpoint_dir = match &settings.checkpoint {
+        Some((interval, parent)) => {
+            let dir = fresh_dir(parent)?;
+            query.checkpoint(rivulet::checkpoint::CheckpointConfig::new(&dir).interval(*interval));
+            Some(dir)
+        }
+        None => None,
+    };
     let source = query.source("generator", GeneratorSource(generator));
     let sinks = match workload {
         Workload::Stateless => {
@@ -79,6 +89,10 @@ pub(crate) fn run(
     running
         .await_termination()
         .context("the engine query failed")?;
+    if let Some(dir) = checkpoint_dir {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("removing checkpoints in {}", dir.display()))?;
+    }
     let mut recorded = Recorded::empty();
     let mut reported = 0;
     for part in finished.try_iter() {
@@ -98,6 +112,19 @@ pub(crate) fn run(
     })
 }
 
+/// A directory under `parent` that no earlier run used (a used one would be recovered
+/// from).
+fn fresh_dir(parent: &std::path::Path) -> Result<std::path::PathBuf> {
+    for n in 0.. {
+        let dir = parent.join(format!("checkpoints-{n}"));
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            return Ok(dir);
+        }
+    }
+    unreachable!("some directory name is free")
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::workload::{payload, Clock, Schedule};
@@ -110,6 +137,7 @@ mod tests {
             pinning: Pinning::None,
             ring_capacity: 64,
             parallelism,
+            checkpoint: None,
         }
     }
 
@@ -146,5 +174,33 @@ mod tests {
             assert_eq!(outcome.recorded.corrected.len(), expected, "{workload:?}");
             assert_eq!(outcome.threads, 1 + parallelism);
         }
+    }
+
+    #[test]
+    fn checkpointed_keyed_delivers_every_measured_record() {
+        let parent = std::env::temp_dir().join(format!("rivulet-ckpt-{}", std::process::id()));
+        let clock = Clock::new();
+        let schedule = Schedule::new(
+            100_000,
+            Duration::from_millis(20),
+            Duration::from_millis(200),
+        );
+        let mut settings = settings(1);
+        settings.checkpoint = Some((Duration::from_millis(20), parent.clone()));
+        let outcome = run(
+            Workload::Keyed,
+            &settings,
+            Generator::new(clock, schedule, 1000),
+            Recorder::new(clock, schedule),
+            &mut || {},
+        )
+        .unwrap();
+        assert_eq!(
+            outcome.recorded.corrected.len(),
+            schedule.measured_records()
+        );
+        // The run's checkpoint directory is removed afterwards.
+        assert_eq!(std::fs::read_dir(&parent).unwrap().count(), 0);
+        std::fs::remove_dir_all(&parent).unwrap();
     }
 }

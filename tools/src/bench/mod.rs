@@ -92,6 +92,10 @@ pub(crate) struct BenchArgs {
     /// Instances of the engine's keyed count; above 1 the source feeds a keyed exchange.
     #[arg(long, default_value_t = 1)]
     parallelism: usize,
+    /// Checkpoint the engine's query at this interval (e.g. `100ms`), into the results
+    /// directory; unset: no checkpoints. The baselines never checkpoint.
+    #[arg(long, value_parser = crate::parse_duration)]
+    checkpoint_interval: Option<Duration>,
     /// Directory for the results.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -172,6 +176,7 @@ struct Summary<'a> {
     ring_capacity: usize,
     keys: u64,
     parallelism: usize,
+    checkpoint_interval_s: Option<f64>,
     wait: &'a str,
     pin: &'a str,
     record_bytes: usize,
@@ -244,6 +249,13 @@ pub(crate) fn utc_stamp(unix_s: u64) -> String {
     )
 }
 
+/// Seconds since the Unix epoch, now.
+fn started_unix_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Runs `rivulet bench`.
 pub(crate) fn run(args: BenchArgs) -> Result<()> {
     if args.mode == Mode::MicroBatch {
@@ -258,12 +270,23 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         args.workload == Workload::Keyed || args.parallelism == 1,
         "--parallelism applies to the keyed workload only"
     );
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("target/bench-results").join(format!(
+            "{}-{}-{}",
+            format!("{:?}", args.workload).to_lowercase(),
+            args.rate,
+            utc_stamp(started_unix_s())
+        ))
+    });
     let settings = engine::EngineSettings {
         wait: crate::parse_wait(&args.wait)?,
         wait_name: args.wait.clone(),
         pinning: crate::parse_pinning(&args.pin)?,
         ring_capacity: args.ring_capacity,
         parallelism: args.parallelism,
+        checkpoint: args
+            .checkpoint_interval
+            .map(|interval| (interval, out.clone())),
     };
     let mut systems: Vec<System> = Vec::new();
     if !args.skip_engine {
@@ -279,17 +302,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         "nothing to run: no engine and no baseline"
     );
 
-    let started = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("target/bench-results").join(format!(
-            "{}-{}-{}",
-            format!("{:?}", args.workload).to_lowercase(),
-            args.rate,
-            utc_stamp(started)
-        ))
-    });
+    let started = started_unix_s();
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let machine = Machine::read();
     // Read the core list before anything is pinned (see rivulet::runtime::affinity).
@@ -310,7 +323,10 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         args.ring_capacity,
         args.runs,
         if args.runs == 1 { "" } else { "s, medians" }
-    );
+    ) + &args
+        .checkpoint_interval
+        .map(|every| format!(" · engine checkpoints every {every:?}"))
+        .unwrap_or_default();
     let short = format!(
         "{} @ {} rec/s, {} run{}",
         format!("{:?}", args.workload).to_lowercase(),
@@ -496,6 +512,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         ring_capacity: args.ring_capacity,
         keys: args.keys,
         parallelism: args.parallelism,
+        checkpoint_interval_s: args.checkpoint_interval.map(|d| d.as_secs_f64()),
         wait: &args.wait,
         pin: &args.pin,
         record_bytes: std::mem::size_of::<BenchRecord>(),
@@ -574,6 +591,7 @@ mod tests {
             ring_capacity: 256,
             keys: 1000,
             parallelism: 1,
+            checkpoint_interval: None,
             out: Some(dir.clone()),
         };
         run(args).unwrap();
