@@ -41,6 +41,8 @@ pub struct DirectoryReport {
     pub newest_epoch: u64,
     /// Damage found: torn tails, corrupt entries, missing segments, undecodable entries.
     pub problems: Vec<String>,
+    /// Whether any problem is more than a torn tail.
+    corrupt: bool,
     states: HashMap<(u64, String, u32), Vec<u8>>,
 }
 
@@ -52,6 +54,11 @@ impl DirectoryReport {
             .problems
             .iter()
             .all(|problem| problem.starts_with("torn tail"))
+    }
+
+    fn problem(&mut self, message: String) {
+        self.problems.push(message);
+        self.corrupt = true;
     }
 
     /// The newest restorable epoch.
@@ -78,10 +85,10 @@ pub fn inspect(dir: &Path) -> Result<DirectoryReport, CheckpointError> {
     let scan = log::scan(dir)?;
     report.segments = scan.segments.clone();
     for problem in &scan.problems {
-        report.problems.push(match problem {
-            Problem::TornTail { .. } => format!("torn tail: {problem}"),
-            other => other.to_string(),
-        });
+        report.problems.push(problem.to_string());
+        if !matches!(problem, Problem::TornTail { .. }) {
+            report.corrupt = true;
+        }
     }
     let mut completes = Vec::new();
     let mut epochs_with_state = std::collections::BTreeSet::new();
@@ -93,14 +100,12 @@ pub fn inspect(dir: &Path) -> Result<DirectoryReport, CheckpointError> {
         match entry.kind {
             entries::META => match codec::decode::<MetaEntry>(&entry.payload) {
                 Ok(meta) if meta.version == entries::FORMAT_VERSION => report.meta = Some(meta),
-                Ok(meta) => report.problems.push(format!(
+                Ok(meta) => report.problem(format!(
                     "{at}: written by format version {} (this is {})",
                     meta.version,
                     entries::FORMAT_VERSION
                 )),
-                Err(error) => report
-                    .problems
-                    .push(format!("{at}: undecodable metadata: {error}")),
+                Err(error) => report.problem(format!("{at}: undecodable metadata: {error}")),
             },
             entries::STATE => match codec::decode::<StateEntry>(&entry.payload) {
                 Ok(state) => {
@@ -114,22 +119,16 @@ pub fn inspect(dir: &Path) -> Result<DirectoryReport, CheckpointError> {
                         .states
                         .insert((state.epoch, state.operator, state.instance), state.state);
                 }
-                Err(error) => report
-                    .problems
-                    .push(format!("{at}: undecodable snapshot: {error}")),
+                Err(error) => report.problem(format!("{at}: undecodable snapshot: {error}")),
             },
             entries::COMPLETE => match codec::decode::<CompleteEntry>(&entry.payload) {
                 Ok(complete) => {
                     report.newest_epoch = report.newest_epoch.max(complete.epoch);
                     completes.push(complete);
                 }
-                Err(error) => report
-                    .problems
-                    .push(format!("{at}: undecodable completion: {error}")),
+                Err(error) => report.problem(format!("{at}: undecodable completion: {error}")),
             },
-            other => report
-                .problems
-                .push(format!("{at}: unknown entry kind {}", other.0)),
+            other => report.problem(format!("{at}: unknown entry kind {}", other.0)),
         }
     }
     completes.sort_by_key(|complete| complete.epoch);

@@ -13,7 +13,7 @@ use crate::checkpoint::codec;
 use crate::edge::WakeSignal;
 use crate::error::BoxError;
 use crate::event::Epoch;
-use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::sync::Arc;
 use crossbeam::queue::ArrayQueue;
 use crossbeam::utils::Backoff;
@@ -32,6 +32,10 @@ struct Shared<T> {
     signal: Arc<WakeSignal>,
     state: AtomicUsize,
     handles: AtomicUsize,
+    /// Records accepted by `push` so far.
+    accepted: AtomicU64,
+    /// Records the source thread has taken (and logged, in a checkpointed query).
+    taken: AtomicU64,
 }
 
 /// Why a push did not happen; the record is handed back.
@@ -157,11 +161,47 @@ impl<T: Send> PushHandle<T> {
         } else {
             shared.queue.push(record).map_err(PushError::Full)
         };
+        if result.is_ok() {
+            shared.accepted.fetch_add(1, Ordering::AcqRel);
+        }
         shared.state.fetch_sub(IN_FLIGHT, Ordering::Release);
         if result.is_ok() {
             shared.signal.notify();
         }
         result
+    }
+
+    /// Waits until the source thread has taken every record accepted so far (from any
+    /// handle) and, in a checkpointed query, written it to the ingest log, so that it
+    /// survives a crash of the process. Returns `false` if `timeout` passed first or the
+    /// source ended before taking them.
+    ///
+    /// `push` returns as soon as a record is queued; records still queued when the process
+    /// dies are lost. Call `flush` where the application needs them safe (the socket
+    /// equivalent is waiting for an acknowledgement).
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let shared = &*self.shared;
+        let target = shared.accepted.load(Ordering::Acquire);
+        let deadline = std::time::Instant::now() + timeout;
+        let backoff = Backoff::new();
+        loop {
+            if shared.taken.load(Ordering::Acquire) >= target {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline || self.source_gone() {
+                return shared.taken.load(Ordering::Acquire) >= target;
+            }
+            if backoff.is_completed() {
+                std::thread::sleep(Duration::from_micros(50));
+            } else {
+                backoff.snooze();
+            }
+        }
+    }
+
+    /// `true` once the source side was dropped (the query ended).
+    fn source_gone(&self) -> bool {
+        self.is_closed() && self.shared.queue.is_empty()
     }
 
     /// Records waiting for the source thread.
@@ -202,6 +242,8 @@ impl<T: Send> PushSource<T> {
             signal,
             state: AtomicUsize::new(0),
             handles: AtomicUsize::new(1),
+            accepted: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
         });
         (
             PushHandle {
@@ -230,13 +272,13 @@ impl<T: Send + Serialize + DeserializeOwned> PushSource<T> {
     /// Logs `record` (if there is a write-ahead log) and emits it.
     #[inline]
     fn emit(&mut self, record: T) -> SourcePoll<T> {
-        match &mut self.wal {
-            None => SourcePoll::Ready(record),
-            Some(wal) => match wal.append(&record) {
-                Ok(()) => SourcePoll::Ready(record),
-                Err(error) => SourcePoll::Failed(error),
-            },
+        if let Some(wal) = &mut self.wal {
+            if let Err(error) = wal.append(&record) {
+                return SourcePoll::Failed(error);
+            }
         }
+        self.shared.taken.fetch_add(1, Ordering::Release);
+        SourcePoll::Ready(record)
     }
 }
 
