@@ -1,0 +1,228 @@
+//! `rivulet inspect DIR`: what a checkpoint directory holds, and whether it is intact.
+//!
+//! Lists segments and epochs (complete, restorable or not, and incomplete), the plan that
+//! wrote them, per-operator snapshot sizes, and every problem the CRC-checked scan found,
+//! including in the ingest logs of push sources. Exits non-zero when anything is damaged
+//! beyond a torn tail or a complete epoch cannot be restored.
+
+use anyhow::{Context, Result};
+use rivulet::checkpoint::log::scan;
+use rivulet::checkpoint::recovery::{inspect, DirectoryReport};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The inspector's findings for one checkpoint directory.
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    /// The directory inspected.
+    pub dir: PathBuf,
+    /// Plan that wrote the newest segment: `(operator, kind, parallelism)`.
+    pub plan: Vec<(String, String, u32)>,
+    /// Segment numbers present.
+    pub segments: Vec<u64>,
+    /// Complete epochs, oldest first.
+    pub complete: Vec<EpochLine>,
+    /// Epochs with snapshots but no completion entry.
+    pub incomplete: Vec<u64>,
+    /// Snapshot bytes per `operator#instance` in the newest restorable epoch.
+    pub newest_state_sizes: BTreeMap<String, usize>,
+    /// Ingest logs of push sources: name → (records logged, problems).
+    pub ingest_logs: BTreeMap<String, (usize, Vec<String>)>,
+    /// Problems found, in the checkpoint log itself.
+    pub problems: Vec<String>,
+    /// `true` if nothing is damaged beyond a torn tail and every complete epoch restores.
+    pub healthy: bool,
+}
+
+/// One complete epoch.
+#[derive(Debug, Serialize)]
+pub struct EpochLine {
+    /// The epoch.
+    pub epoch: u64,
+    /// Trigger to completion, in microseconds.
+    pub duration_us: u64,
+    /// Total snapshot bytes of the epoch.
+    pub state_bytes: usize,
+    /// `None` if restorable, else why not.
+    pub unrestorable: Option<String>,
+}
+
+/// Inspects `dir`.
+pub fn run(dir: &Path) -> Result<Inspection> {
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a directory", dir.display());
+    }
+    let report: DirectoryReport =
+        inspect(dir).with_context(|| format!("reading checkpoint directory {}", dir.display()))?;
+    let complete: Vec<EpochLine> = report
+        .complete
+        .iter()
+        .map(|(entry, verdict)| EpochLine {
+            epoch: entry.epoch,
+            duration_us: entry.duration_us,
+            state_bytes: report
+                .state_sizes
+                .iter()
+                .filter(|((epoch, _, _), _)| *epoch == entry.epoch)
+                .map(|(_, bytes)| *bytes)
+                .sum(),
+            unrestorable: verdict.as_ref().err().cloned(),
+        })
+        .collect();
+    let newest_state_sizes = report
+        .newest_restorable()
+        .map(|newest| {
+            report
+                .state_sizes
+                .iter()
+                .filter(|((epoch, _, _), _)| *epoch == newest.epoch)
+                .map(|((_, operator, instance), bytes)| (format!("{operator}#{instance}"), *bytes))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut ingest_logs = BTreeMap::new();
+    let mut ingest_damaged = false;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|name| name.to_str()) else {
+            continue;
+        };
+        if path.is_dir() && name.starts_with("ingest-") {
+            let found = scan(&path).with_context(|| format!("reading {}", path.display()))?;
+            let problems: Vec<String> = found.problems.iter().map(ToString::to_string).collect();
+            ingest_damaged |= !found.is_clean();
+            ingest_logs.insert(name.to_string(), (found.entries.len(), problems));
+        }
+    }
+    let healthy = !report.is_corrupt()
+        && !ingest_damaged
+        && report.complete.iter().all(|(_, verdict)| verdict.is_ok());
+    Ok(Inspection {
+        dir: dir.to_path_buf(),
+        plan: report
+            .meta
+            .as_ref()
+            .map(|meta| meta.plan.operators.clone())
+            .unwrap_or_default(),
+        segments: report.segments.clone(),
+        complete,
+        incomplete: report.incomplete.clone(),
+        newest_state_sizes,
+        ingest_logs,
+        problems: report.problems.clone(),
+        healthy,
+    })
+}
+
+/// Prints `inspection` for people.
+pub fn print(inspection: &Inspection) {
+    println!("checkpoint directory {}", inspection.dir.display());
+    if inspection.plan.is_empty() {
+        println!("  plan: (no metadata found)");
+    } else {
+        let plan: Vec<String> = inspection
+            .plan
+            .iter()
+            .map(|(name, kind, parallelism)| format!("{name}({kind}×{parallelism})"))
+            .collect();
+        println!("  plan: {}", plan.join(" → "));
+    }
+    println!("  segments: {:?}", inspection.segments);
+    println!("  complete epochs: {}", inspection.complete.len());
+    for line in &inspection.complete {
+        println!(
+            "    epoch {:>6}  {:>9} µs  {:>9} state bytes  {}",
+            line.epoch,
+            line.duration_us,
+            line.state_bytes,
+            line.unrestorable.as_deref().unwrap_or("restorable")
+        );
+    }
+    if !inspection.incomplete.is_empty() {
+        println!("  incomplete epochs: {:?}", inspection.incomplete);
+    }
+    if !inspection.newest_state_sizes.is_empty() {
+        println!("  state sizes in the newest restorable epoch:");
+        for (participant, bytes) in &inspection.newest_state_sizes {
+            println!("    {participant:<32} {bytes:>10} bytes");
+        }
+    }
+    for (name, (records, problems)) in &inspection.ingest_logs {
+        println!("  ingest log {name}: {records} records logged");
+        for problem in problems {
+            println!("    problem: {problem}");
+        }
+    }
+    for problem in &inspection.problems {
+        println!("  problem: {problem}");
+    }
+    println!(
+        "  verdict: {}",
+        if inspection.healthy {
+            "intact"
+        } else {
+            "DAMAGED"
+        }
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rivulet::checkpoint::CheckpointConfig;
+    use rivulet::source::RateSource;
+    use rivulet::Query;
+    use std::time::Duration;
+
+    fn write_checkpoints(dir: &Path) {
+        let mut query = Query::builder();
+        query.checkpoint(
+            CheckpointConfig::new(dir)
+                .interval(Duration::from_millis(5))
+                .segment_bytes(512),
+        );
+        query
+            .source("rows", RateSource::new(20_000).with_limit(2_000))
+            .key_by(|row| row.value % 3)
+            .count()
+            .for_each(|_| {});
+        let running = query.start().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        running.stop().unwrap();
+    }
+
+    #[test]
+    fn an_intact_directory_is_healthy() {
+        let dir = tempfile::tempdir().unwrap();
+        write_checkpoints(dir.path());
+        let inspection = run(dir.path()).unwrap();
+        assert!(inspection.healthy, "{inspection:?}");
+        assert!(!inspection.complete.is_empty());
+        assert!(inspection.newest_state_sizes.contains_key("count#0"));
+        assert_eq!(inspection.plan.len(), 4);
+    }
+
+    #[test]
+    fn a_flipped_byte_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        write_checkpoints(dir.path());
+        let mut segments: Vec<PathBuf> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+            .collect();
+        segments.sort();
+        let mut bytes = std::fs::read(&segments[0]).unwrap();
+        bytes[30] ^= 0xFF;
+        std::fs::write(&segments[0], bytes).unwrap();
+        let inspection = run(dir.path()).unwrap();
+        assert!(!inspection.healthy);
+        assert!(!inspection.problems.is_empty());
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error() {
+        assert!(run(Path::new("/definitely/not/here")).is_err());
+    }
+}
