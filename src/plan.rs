@@ -72,7 +72,7 @@ struct Port {
 /// An operator as progress reports show it.
 #[derive(Debug)]
 pub(crate) struct OperatorInfo {
-    pub(crate) name: Arc<str>,
+    pub(crate) name: std::sync::Arc<str>,
     pub(crate) kind: OperatorKind,
     pub(crate) instances: Vec<Arc<OperatorMetrics>>,
     /// Checkpoint participant index of instance 0; instance `i` is `base + i`.
@@ -191,7 +191,7 @@ impl Graph {
         let participant_base = self.participants;
         self.participants += parallelism as u32;
         self.operators.push(OperatorInfo {
-            name: Arc::from(name),
+            name: std::sync::Arc::from(name),
             kind,
             instances: (0..parallelism)
                 .map(|_| Arc::new(OperatorMetrics::default()))
@@ -219,7 +219,7 @@ impl Graph {
             return;
         }
         let name = self.unique_name(name);
-        self.operators[op].name = Arc::from(name.as_str());
+        self.operators[op].name = std::sync::Arc::from(name.as_str());
     }
 
     /// Counters and name of one instance of `op`.
@@ -227,7 +227,7 @@ impl Graph {
         &self,
         op: OpId,
         instance: usize,
-    ) -> (Arc<OperatorMetrics>, Arc<str>) {
+    ) -> (Arc<OperatorMetrics>, std::sync::Arc<str>) {
         let info = &self.operators[op];
         (info.instances[instance].clone(), info.name.clone())
     }

@@ -9,7 +9,7 @@ use rivulet::Epoch;
 use rivulet_loom_tests::{model, recv, Edge, Parks};
 
 /// The producer sends `Record(1)`, `Record(2)`, `Marker(Epoch(1))`, `Record(3)`, `End` on a
-/// ring of capacity 2 (so it blocks at least once), flushing only at the end; the consumer
+/// ring of capacity 2 (so it may block on a full ring), flushing only at the end; the consumer
 /// receives until `End`. In every interleaving the consumer sees exactly that sequence: the
 /// marker after records 1 and 2 and before record 3, `End` last, nothing lost or repeated.
 /// loom also checks the ring's slot accesses (each slot is a loom `UnsafeCell`): producer

@@ -91,8 +91,13 @@ impl AckTracker {
 }
 
 /// The epoch sources should have reached; bumped by the coordinator.
+///
+/// The coordinator (or `Query::stop`, for the final epoch) calls
+/// [`advance`](EpochClock::advance), which publishes the new epoch and then wakes every
+/// registered source thread through the [`WakeSignal`] protocol; a source re-checks
+/// [`current`](EpochClock::current) before it parks, so a trigger is never missed.
 #[derive(Debug)]
-pub(crate) struct EpochClock {
+pub struct EpochClock {
     current: AtomicU64,
     /// The newest complete epoch, published by the coordinator (sources with an ingest
     /// log truncate it behind complete epochs).
@@ -101,7 +106,8 @@ pub(crate) struct EpochClock {
 }
 
 impl EpochClock {
-    pub(crate) fn new(start: u64) -> Self {
+    /// A clock at epoch `start` (0, or the newest epoch found in the log).
+    pub fn new(start: u64) -> Self {
         EpochClock {
             current: AtomicU64::new(start),
             last_complete: AtomicU64::new(0),
@@ -110,29 +116,34 @@ impl EpochClock {
     }
 
     /// The newest complete epoch this run (0 before the first).
-    pub(crate) fn last_complete(&self) -> u64 {
+    pub fn last_complete(&self) -> u64 {
         self.last_complete.load(Ordering::Acquire)
     }
 
     /// Registers a source thread to wake when an epoch starts.
-    pub(crate) fn add_source(&self, signal: Arc<WakeSignal>) {
+    pub fn add_source(&self, signal: Arc<WakeSignal>) {
         self.sources.lock().unwrap().push(signal);
     }
 
     /// The epoch sources must have injected a marker for.
     #[inline]
-    pub(crate) fn current(&self) -> u64 {
+    pub fn current(&self) -> u64 {
         self.current.load(Ordering::Acquire)
     }
 
     /// Starts the next epoch and wakes every source (the wake-up protocol of
     /// [`WakeSignal`]: publish, then notify).
-    pub(crate) fn advance(&self) -> u64 {
+    pub fn advance(&self) -> u64 {
         let epoch = self.current.fetch_add(1, Ordering::AcqRel) + 1;
         for signal in self.sources.lock().unwrap().iter() {
             signal.notify();
         }
         epoch
+    }
+
+    /// Records that `epoch` is complete (the coordinator, after writing its completion).
+    pub fn set_last_complete(&self, epoch: u64) {
+        self.last_complete.store(epoch, Ordering::Release);
     }
 }
 
@@ -388,10 +399,7 @@ impl Coordinator {
             }
         }
         self.completed.push_back(epoch);
-        self.shared
-            .clock
-            .last_complete
-            .store(epoch, Ordering::Release);
+        self.shared.clock.set_last_complete(epoch);
         self.remove_old_segments()
     }
 

@@ -96,7 +96,7 @@ where
     (
         EdgeSender {
             ring: ring_tx,
-            peer: consumer.clone(),
+            peer: Peer(consumer.clone()),
             own: producer.clone(),
             abort,
             policy,
@@ -106,7 +106,7 @@ where
         },
         EdgeReceiver {
             ring: ring_rx,
-            peer: producer,
+            peer: Peer(producer),
             notify,
             popped: false,
             _record: PhantomData,
@@ -116,9 +116,11 @@ where
 
 /// The sending half of an edge. `Send`, not `Sync`: one thread owns it.
 pub struct EdgeSender<T, P = rtrb::Producer<Event<T>>> {
+    /// Declared before `peer`, so it drops first: the ring is marked abandoned before the
+    /// peer is woken to look.
     ring: P,
-    /// The consumer thread's signal.
-    peer: Arc<WakeSignal>,
+    /// The consumer thread's signal; wakes the consumer when the sender drops.
+    peer: Peer,
     /// This thread's signal, to wait on when the ring is full.
     own: Arc<WakeSignal>,
     abort: Arc<AtomicBool>,
@@ -209,20 +211,33 @@ impl<T, P: RingProducer<Event<T>>> EdgeSender<T, P> {
     }
 }
 
-impl<T, P> Drop for EdgeSender<T, P> {
+/// The peer's wake signal, held by one half of an edge. Dropping it wakes the peer; the
+/// half's `ring` field is declared first and so has already dropped, which is what makes
+/// the ring abandoned: the wake-up comes after what it announces, as the protocol in
+/// [`wait`] requires.
+struct Peer(Arc<WakeSignal>);
+
+impl std::ops::Deref for Peer {
+    type Target = WakeSignal;
+
+    fn deref(&self) -> &WakeSignal {
+        &self.0
+    }
+}
+
+impl Drop for Peer {
     fn drop(&mut self) {
-        // The ring becomes abandoned when `ring` drops after this; a sleeping consumer
-        // must wake to see that (and whatever we pushed last).
-        self.peer.notify();
-        self.peer.unpark();
+        self.0.notify();
+        self.0.unpark();
     }
 }
 
 /// The receiving half of an edge. `Send`, not `Sync`: one thread owns it.
 pub struct EdgeReceiver<T, C = rtrb::Consumer<Event<T>>> {
+    /// Declared before `peer`, so it drops first (see [`EdgeSender`]).
     ring: C,
-    /// The producer thread's signal.
-    peer: Arc<WakeSignal>,
+    /// The producer thread's signal; wakes the producer when the receiver drops.
+    peer: Peer,
     notify: bool,
     popped: bool,
     _record: PhantomData<fn() -> T>,
@@ -272,14 +287,6 @@ impl<T, C: RingConsumer<Event<T>>> EdgeReceiver<T, C> {
                 self.peer.notify();
             }
         }
-    }
-}
-
-impl<T, C> Drop for EdgeReceiver<T, C> {
-    fn drop(&mut self) {
-        // A producer blocked on a full ring must wake to see that nobody will read it.
-        self.peer.notify();
-        self.peer.unpark();
     }
 }
 

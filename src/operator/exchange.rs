@@ -30,7 +30,7 @@ fn send<T: Send>(sender: &mut EdgeSender<T>, event: Event<T>, control: &RunContr
 pub(crate) struct ForwardOut<T> {
     pub(crate) sender: EdgeSender<T>,
     pub(crate) control: Arc<RunControl>,
-    pub(crate) name: Arc<str>,
+    pub(crate) name: std::sync::Arc<str>,
 }
 
 impl<T: Send> Collector<T> for ForwardOut<T> {
@@ -59,7 +59,7 @@ impl<T: Send> Collector<T> for ForwardOut<T> {
 pub(crate) struct BroadcastOut<T> {
     pub(crate) senders: Vec<EdgeSender<T>>,
     pub(crate) control: Arc<RunControl>,
-    pub(crate) name: Arc<str>,
+    pub(crate) name: std::sync::Arc<str>,
 }
 
 impl<T: Clone + Send> Collector<T> for BroadcastOut<T> {
@@ -110,7 +110,7 @@ pub(crate) struct ExchangeOut<K, T, F> {
     pub(crate) senders: Vec<EdgeSender<(K, T)>>,
     pub(crate) key: F,
     pub(crate) control: Arc<RunControl>,
-    pub(crate) name: Arc<str>,
+    pub(crate) name: std::sync::Arc<str>,
 }
 
 impl<K, T, F> Collector<T> for ExchangeOut<K, T, F>

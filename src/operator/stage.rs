@@ -17,7 +17,7 @@ pub(crate) struct Stage<In, O, C> {
     op: O,
     next: C,
     metrics: Arc<OperatorMetrics>,
-    name: Arc<str>,
+    name: std::sync::Arc<str>,
     control: Arc<RunControl>,
     /// This instance's handle to the checkpoint coordinator, if checkpointing is on.
     participant: Option<Participant>,
@@ -29,7 +29,7 @@ impl<In, O, C> Stage<In, O, C> {
         op: O,
         next: C,
         metrics: Arc<OperatorMetrics>,
-        name: Arc<str>,
+        name: std::sync::Arc<str>,
         control: Arc<RunControl>,
         participant: Option<Participant>,
     ) -> Self {

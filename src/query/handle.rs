@@ -250,7 +250,7 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
                 control.thread_finished();
                 control.fail(Error::Spawn {
                     operator,
-                    source: Arc::new(error),
+                    source: std::sync::Arc::new(error),
                 });
                 // The workers not spawned are dropped here; their edges wake the rest,
                 // which see the abort and end.

@@ -24,7 +24,7 @@ pub(crate) struct SourceTask<S, C> {
     pub(crate) chain: C,
     pub(crate) metrics: Arc<OperatorMetrics>,
     pub(crate) control: Arc<RunControl>,
-    pub(crate) name: Arc<str>,
+    pub(crate) name: std::sync::Arc<str>,
     /// Set once a stop was seen and the source asked to drain first.
     pub(crate) draining: bool,
     /// Epoch markers, if checkpointing is on.
@@ -143,7 +143,7 @@ pub(crate) struct InputTask<T, C> {
     pub(crate) chain: C,
     pub(crate) fan_in: FanIn,
     pub(crate) control: Arc<RunControl>,
-    pub(crate) name: Arc<str>,
+    pub(crate) name: std::sync::Arc<str>,
     /// Input to start the next step with, so no input is starved.
     pub(crate) next_input: usize,
     /// Scratch space for signals released by `fan_in`.
@@ -155,7 +155,7 @@ impl<T: Send, C: Collector<T>> InputTask<T, C> {
         inputs: Vec<EdgeReceiver<T>>,
         chain: C,
         control: Arc<RunControl>,
-        name: Arc<str>,
+        name: std::sync::Arc<str>,
         aligned: bool,
     ) -> Self {
         let fan_in = FanIn::new(inputs.len(), aligned);

@@ -72,7 +72,7 @@ pub trait Sink<T>: Send + 'static {
 pub(crate) struct SinkStage<S> {
     pub(crate) sink: S,
     pub(crate) metrics: Arc<OperatorMetrics>,
-    pub(crate) name: Arc<str>,
+    pub(crate) name: std::sync::Arc<str>,
     pub(crate) control: Arc<RunControl>,
     /// Set after the sink failed: later calls are skipped while the query aborts.
     pub(crate) failed: bool,
@@ -84,7 +84,7 @@ impl<S> SinkStage<S> {
     pub(crate) fn new(
         sink: S,
         metrics: Arc<OperatorMetrics>,
-        name: Arc<str>,
+        name: std::sync::Arc<str>,
         control: Arc<RunControl>,
         participant: Option<Participant>,
     ) -> Self {
@@ -110,7 +110,7 @@ impl<S> SinkStage<S> {
                 self.failed = true;
                 self.control.fail(Error::Sink {
                     operator: self.name.to_string(),
-                    source: Arc::from(error),
+                    source: std::sync::Arc::from(error),
                 });
             }
             Err(payload) => {
