@@ -114,3 +114,47 @@ fn without_checkpointing_the_push_source_has_no_log() {
     assert_eq!(out.len(), 10);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+fn log_segments(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter(|entry| {
+                    entry
+                        .as_ref()
+                        .is_ok_and(|entry| entry.path().extension().is_some_and(|ext| ext == "log"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn old_segments_are_removed_behind_retained_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut query = Query::builder();
+    query.checkpoint(
+        CheckpointConfig::new(dir.path())
+            .interval(Duration::from_millis(2))
+            .durability(Durability::OsBuffered)
+            .retain(2)
+            .segment_bytes(256),
+    );
+    let (handle, ids) = query.push_source::<u64>("ids");
+    ids.key_by(|id| id % KEYS).count().for_each(|_| {});
+    let running = query.start().unwrap();
+    // Enough records and epochs to fill hundreds of 256-byte segments without retention.
+    for round in 0..100u64 {
+        push_range(&handle, round * 100..(round + 1) * 100);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let ingest = dir.path().join("ingest-ids");
+    let during = (log_segments(dir.path()), log_segments(&ingest));
+    running.stop().unwrap();
+    drop(handle);
+    let stats = running.progress().checkpoint.unwrap();
+    assert!(stats.last_complete_epoch.unwrap() > 20, "{stats:?}");
+    // Without retention: one checkpoint segment per epoch or two, hundreds of ingest ones.
+    assert!(during.0 < 20, "checkpoint segments kept: {}", during.0);
+    assert!(during.1 < 40, "ingest segments kept: {}", during.1);
+}

@@ -349,6 +349,10 @@ pub(crate) struct Recorded {
     pub(crate) first_ns: u64,
     /// See `first_ns`.
     pub(crate) last_ns: u64,
+    /// Lowest and highest sequence number measured (`u64::MAX`, 0 if none).
+    pub(crate) first_seq: u64,
+    /// See `first_seq`.
+    pub(crate) last_seq: u64,
 }
 
 impl Recorded {
@@ -360,6 +364,8 @@ impl Recorded {
             received: 0,
             first_ns: 0,
             last_ns: 0,
+            first_seq: u64::MAX,
+            last_seq: 0,
         }
     }
 
@@ -376,16 +382,19 @@ impl Recorded {
             self.first_ns = other.first_ns;
         }
         self.last_ns = self.last_ns.max(other.last_ns);
+        self.first_seq = self.first_seq.min(other.first_seq);
+        self.last_seq = self.last_seq.max(other.last_seq);
     }
 
-    /// Measured records per second at the sink, between the first and last arrival.
+    /// Generator records per second that made it through to the sink, between the first
+    /// and last measured arrival. Counted by sequence number, so records a filter dropped
+    /// on the way count too: this is the offered rate when the system keeps up.
     pub(crate) fn achieved_rate(&self) -> f64 {
-        let count = self.corrected.len();
         let span = self.last_ns.saturating_sub(self.first_ns);
-        if count < 2 || span == 0 {
+        if self.last_seq <= self.first_seq || span == 0 {
             0.0
         } else {
-            (count - 1) as f64 * 1e9 / span as f64
+            (self.last_seq - self.first_seq) as f64 * 1e9 / span as f64
         }
     }
 }
@@ -417,6 +426,8 @@ impl Recorder {
                 recorded.first_ns = now;
             }
             recorded.last_ns = now;
+            recorded.first_seq = recorded.first_seq.min(record.seq);
+            recorded.last_seq = recorded.last_seq.max(record.seq);
         }
     }
 
@@ -563,6 +574,12 @@ mod tests {
         merged.merge(&recorded);
         assert_eq!(merged.corrected.len(), 6);
         assert_eq!(merged.received, 10);
+        assert_eq!((merged.first_seq, merged.last_seq), (2, 4));
+        // Seq 2..=4 arrived over (last_ns - first_ns): 2 records' worth of schedule.
+        let span = (merged.last_ns - merged.first_ns) as f64;
+        if span > 0.0 {
+            assert!((merged.achieved_rate() - 2e9 / span).abs() < 1e-6);
+        }
     }
 
     #[test]
