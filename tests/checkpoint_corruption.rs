@@ -8,6 +8,7 @@ use rivulet::checkpoint::entries::COMPLETE;
 use rivulet::checkpoint::log::scan;
 use rivulet::checkpoint::recovery::inspect;
 use rivulet::checkpoint::{CheckpointConfig, CheckpointError, CheckpointMode, Durability};
+use rivulet::sink::MemoryTable;
 use rivulet::source::RateSource;
 use rivulet::{Error, Query};
 use std::collections::BTreeMap;
@@ -26,8 +27,8 @@ fn config(dir: &Path) -> CheckpointConfig {
         .segment_bytes(512)
 }
 
-/// The query of every run: rate rows → key → running count.
-fn build(dir: &Path) -> (Query, rivulet::sink::MemoryTable<(u64, u64)>) {
+/// The query of every run: rate rows → key → running count, started on `dir`.
+fn start(dir: &Path) -> Result<(Query, MemoryTable<(u64, u64)>), Error> {
     let mut query = Query::builder();
     query.checkpoint(config(dir));
     let counts = query
@@ -35,7 +36,11 @@ fn build(dir: &Path) -> (Query, rivulet::sink::MemoryTable<(u64, u64)>) {
         .key_by(|row| row.value % KEYS)
         .count()
         .to_memory("counts");
-    (query.start().expect("the query starts"), counts)
+    Ok((query.start()?, counts))
+}
+
+fn build(dir: &Path) -> (Query, MemoryTable<(u64, u64)>) {
+    start(dir).expect("the query starts")
 }
 
 /// Runs the query for a while and aborts it: complete epochs are on disk, the rest is
@@ -54,14 +59,7 @@ fn crashed_run(dir: &Path) -> u64 {
 
 /// Restarts and runs to the end; returns the recovered epoch, or the start error.
 fn resumed_run(dir: &Path) -> Result<u64, Error> {
-    let mut query = Query::builder();
-    query.checkpoint(config(dir));
-    let counts = query
-        .source("rows", RateSource::new(30_000).with_limit(ROWS))
-        .key_by(|row| row.value % KEYS)
-        .count()
-        .to_memory("counts");
-    let running = query.start()?;
+    let (running, counts) = start(dir)?;
     let recovered = running
         .progress()
         .checkpoint
