@@ -136,6 +136,27 @@ pub fn recv<T: Send>(
     }
 }
 
+/// Receives with [`recv`] until `End` (kept, as the last element) or until `recv` returns
+/// `None` (`give_up`, or the producer gone); returns every event received, in order. The
+/// models assert on the whole sequence after the threads are joined, so a failed check
+/// never unwinds through live loom objects.
+pub fn recv_until_end<T: Send>(
+    rx: &mut Receiver<T>,
+    signal: &WakeSignal,
+    parks: &Parks,
+    give_up: impl Fn() -> bool,
+) -> Vec<Event<T>> {
+    let mut received = Vec::new();
+    while let Some(event) = recv(rx, signal, parks, &give_up) {
+        let end = matches!(event, Event::End);
+        received.push(event);
+        if end {
+            break;
+        }
+    }
+    received
+}
+
 /// A count kept across all the executions of one model (loom runs them one after another
 /// on one OS thread; this is a plain `std` atomic that loom does not see).
 #[derive(Debug, Clone, Default)]
