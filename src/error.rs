@@ -77,17 +77,21 @@ impl Error {
     }
 
     pub(crate) fn from_panic(operator: &str, payload: &(dyn std::any::Any + Send)) -> Self {
-        let message = if let Some(text) = payload.downcast_ref::<&'static str>() {
-            (*text).to_string()
-        } else if let Some(text) = payload.downcast_ref::<String>() {
-            text.clone()
-        } else {
-            "(panic payload is not a string)".to_string()
-        };
         Error::OperatorPanicked {
             operator: operator.to_string(),
-            message,
+            message: panic_message(payload),
         }
+    }
+}
+
+/// The message of a panic payload (`panic!` with a string or a format).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&'static str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(panic payload is not a string)".to_string()
     }
 }
 

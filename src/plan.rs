@@ -10,7 +10,7 @@
 use crate::checkpoint::coordinator::{CheckpointShared, Message, Participant};
 use crate::checkpoint::recovery::{DirectoryReport, Recovered};
 use crate::checkpoint::{CheckpointConfig, CheckpointError, CheckpointMode};
-use crate::edge::{self, EdgeReceiver, EdgeSender, RtrbRing, WaitPolicy, WakeSignal};
+use crate::edge::{self, EdgeReceiver, EdgeSender, PeerSet, RtrbRing, WaitPolicy, WakeSignal};
 use crate::metrics::OperatorMetrics;
 use crate::query::progress::OperatorKind;
 use crate::runtime::{Pinning, RunControl, Task};
@@ -50,6 +50,8 @@ impl Default for Config {
 pub(crate) struct Group {
     pub(crate) name: String,
     pub(crate) signals: Vec<Arc<WakeSignal>>,
+    /// Each instance's peers (the other ends of its edges).
+    pub(crate) peers: Vec<Arc<PeerSet>>,
     pub(crate) tasks: Vec<Option<Box<dyn Task>>>,
 }
 
@@ -176,6 +178,7 @@ impl Graph {
         self.groups.push(Group {
             name: name.to_string(),
             signals,
+            peers: (0..parallelism).map(|_| Arc::new(PeerSet::new())).collect(),
             tasks: (0..parallelism).map(|_| None).collect(),
         });
         self.groups.len() - 1
@@ -258,13 +261,18 @@ impl Graph {
         to_instance: usize,
     ) -> EdgeSender<T> {
         let to = self.ports[port].group;
-        let (sender, receiver) = edge::channel::<T, RtrbRing>(
+        let producer = self.groups[from].signals[from_instance].clone();
+        let consumer = self.groups[to].signals[to_instance].clone();
+        self.groups[from].peers[from_instance].add(consumer);
+        self.groups[to].peers[to_instance].add(producer);
+        let (mut sender, receiver) = edge::channel::<T, RtrbRing>(
             self.config.ring_capacity.max(1),
             self.groups[from].signals[from_instance].clone(),
             self.groups[to].signals[to_instance].clone(),
             self.control.abort_flag(),
             self.config.wait_policy,
         );
+        sender.set_thread_peers(self.groups[from].peers[from_instance].clone());
         self.port_receivers::<T>(port)[to_instance].push(receiver);
         sender
     }

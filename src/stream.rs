@@ -38,6 +38,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
 /// A chain of operators from a head (a source or input edges) to records of type `Out`.
@@ -60,6 +61,21 @@ pub trait Chain: Clone + 'static {
     #[doc(hidden)]
     fn bare_port(&self) -> Option<PortId> {
         None
+    }
+}
+
+/// Why a user `restore` failed (an error or a panic), if it did. The failure is reported
+/// by `start()`, not thrown from the builder call that attached the operator.
+fn restore_failure(
+    outcome: std::thread::Result<Result<(), crate::error::BoxError>>,
+) -> Option<String> {
+    match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(error.to_string()),
+        Err(payload) => Some(format!(
+            "panicked: {}",
+            crate::error::panic_message(payload.as_ref())
+        )),
     }
 }
 
@@ -105,8 +121,9 @@ impl<S: Source> Chain for SourceChain<S> {
             graph.unreplayable.push(name.to_string());
         }
         if let Some(offset) = graph.restored_state(self.op, instance) {
-            if let Err(error) = source.restore(offset) {
-                graph.restore_failed(self.op, error.to_string());
+            let restored = catch_unwind(AssertUnwindSafe(|| source.restore(offset)));
+            if let Some(message) = restore_failure(restored) {
+                graph.restore_failed(self.op, message);
             }
         }
         let checkpoint = participant.map(|participant| {
@@ -201,8 +218,9 @@ where
         let (metrics, name) = graph.operator_instance(self.id, instance);
         let mut op = self.op;
         if let Some(state) = graph.restored_state(self.id, instance) {
-            if let Err(error) = op.restore(state) {
-                graph.restore_failed(self.id, error.to_string());
+            let restored = catch_unwind(AssertUnwindSafe(|| op.restore(state)));
+            if let Some(message) = restore_failure(restored) {
+                graph.restore_failed(self.id, message);
             }
         }
         let participant = graph.participant(self.id, instance);

@@ -15,6 +15,10 @@ const KEYS: u64 = 7;
 type Output = MemoryTable<(u64, (u64, u64))>;
 
 fn start(dir: &Path) -> (rivulet::Query, PushHandle<u64>, Output) {
+    try_start(dir).expect("the query starts")
+}
+
+fn try_start(dir: &Path) -> rivulet::Result<(rivulet::Query, PushHandle<u64>, Output)> {
     let mut query = Query::builder();
     query.checkpoint(
         CheckpointConfig::new(dir)
@@ -30,7 +34,7 @@ fn start(dir: &Path) -> (rivulet::Query, PushHandle<u64>, Output) {
             *last = id;
         })
         .to_memory("out");
-    (query.start().unwrap(), handle, output)
+    Ok((query.start()?, handle, output))
 }
 
 fn push_range(handle: &PushHandle<u64>, ids: std::ops::Range<u64>) {
@@ -157,4 +161,33 @@ fn old_segments_are_removed_behind_retained_epochs() {
     // Without retention: one checkpoint segment per epoch or two, hundreds of ingest ones.
     assert!(during.0 < 20, "checkpoint segments kept: {}", during.0);
     assert!(during.1 < 40, "ingest segments kept: {}", during.1);
+}
+
+#[test]
+fn a_damaged_ingest_log_is_an_error_not_a_silent_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let (running, handle, _) = start(dir.path());
+    push_range(&handle, 0..1_000);
+    running.abort().unwrap();
+    drop(handle);
+    let ingest = dir.path().join("ingest-ids");
+    let mut segments: Vec<_> = std::fs::read_dir(&ingest)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+        .collect();
+    segments.sort();
+    assert!(
+        segments.len() >= 2,
+        "the test needs several ingest segments"
+    );
+    // Flip a payload byte of the first record in the second segment.
+    let mut bytes = std::fs::read(&segments[1]).unwrap();
+    bytes[24 + 9] ^= 0xFF;
+    std::fs::write(&segments[1], &bytes).unwrap();
+
+    let error = try_start(dir.path())
+        .map(|_| ())
+        .expect_err("damage must be reported");
+    assert!(error.to_string().contains("damaged"), "{error}");
 }

@@ -731,3 +731,40 @@ fn progress_counters_match_the_known_counts() {
         assert!(text.contains(name), "report lacks {name}:\n{text}");
     }
 }
+
+/// A sink whose `Drop` panics on an operator thread: the query still ends (the thread
+/// counts out) and the panic is reported.
+#[derive(Clone)]
+struct PanicOnDrop;
+impl rivulet::sink::Sink<u64> for PanicOnDrop {
+    fn write(&mut self, _: u64) -> Result<(), rivulet::error::BoxError> {
+        Ok(())
+    }
+}
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("rivulet:"))
+        {
+            panic!("drop");
+        }
+    }
+}
+
+#[test]
+fn a_panic_in_a_drop_still_ends_the_query() {
+    let mut query = Query::builder();
+    query.from_iter("n", 0..10u64).sink("bad", PanicOnDrop);
+    let running = query.start().unwrap();
+    let result = running.await_termination_timeout(Duration::from_secs(2));
+    assert!(
+        result.is_some(),
+        "await_termination_timeout timed out although every thread ended"
+    );
+    assert!(!running.is_active());
+    assert!(matches!(
+        result,
+        Some(Err(rivulet::Error::OperatorPanicked { .. }))
+    ));
+}

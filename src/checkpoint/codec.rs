@@ -45,6 +45,20 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     Ok(bincode::serde::encode_to_vec(value, config())?)
 }
 
+/// Encodes `value` at the end of `buffer` (the same bytes [`encode`] returns), so a hot
+/// path can reuse one buffer instead of allocating per value.
+///
+/// # Errors
+///
+/// As [`encode`]; on error `buffer` may hold a partial encoding after its old contents.
+pub fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    buffer: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    bincode::serde::encode_into_std_write(value, buffer, config())?;
+    Ok(())
+}
+
 /// Decodes a value that [`encode`] produced. All of `bytes` must be used.
 ///
 /// # Errors

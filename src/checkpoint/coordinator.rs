@@ -21,12 +21,14 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Decides when epochs are complete: exactly once, only after every participant
-/// acknowledged, in epoch order.
+/// acknowledged (or had already finished: a participant that reached end-of-stream
+/// counts as having acknowledged every epoch it never saw), in epoch order.
 #[derive(Debug, Clone)]
 pub struct AckTracker {
     participants: usize,
     last_complete: u64,
     pending: BTreeMap<u64, Vec<bool>>,
+    finished: Vec<bool>,
 }
 
 /// What an acknowledgement did.
@@ -37,7 +39,7 @@ pub enum AckOutcome {
     /// This acknowledgement completed these epochs (oldest first; normally just one).
     Completed(Vec<u64>),
     /// Ignored: the epoch is already complete, or this participant already acknowledged
-    /// it, or the participant is unknown.
+    /// it, or the participant is unknown or finished.
     Ignored,
 }
 
@@ -49,6 +51,7 @@ impl AckTracker {
             participants,
             last_complete,
             pending: BTreeMap::new(),
+            finished: vec![false; participants],
         }
     }
 
@@ -57,9 +60,35 @@ impl AckTracker {
         self.last_complete
     }
 
+    /// `true` once every participant finished.
+    pub fn all_finished(&self) -> bool {
+        self.finished.iter().all(|finished| *finished)
+    }
+
+    /// `true` if `participant` finished.
+    pub fn is_finished(&self, participant: usize) -> bool {
+        self.finished.get(participant).copied().unwrap_or(false)
+    }
+
+    /// Registers a started epoch, so it can complete even if no participant is left to
+    /// acknowledge it (all finished).
+    pub fn open(&mut self, epoch: u64) -> AckOutcome {
+        if epoch <= self.last_complete {
+            return AckOutcome::Ignored;
+        }
+        let participants = self.participants;
+        self.pending
+            .entry(epoch)
+            .or_insert_with(|| vec![false; participants]);
+        self.complete_ready()
+    }
+
     /// Records that `participant` acknowledged `epoch`.
     pub fn ack(&mut self, epoch: u64, participant: usize) -> AckOutcome {
-        if epoch <= self.last_complete || participant >= self.participants {
+        if epoch <= self.last_complete
+            || participant >= self.participants
+            || self.finished[participant]
+        {
             return AckOutcome::Ignored;
         }
         let participants = self.participants;
@@ -71,10 +100,30 @@ impl AckTracker {
             return AckOutcome::Ignored;
         }
         acked[participant] = true;
-        // Complete, in order, every oldest epoch that every participant acknowledged.
+        self.complete_ready()
+    }
+
+    /// Records that `participant` reached end-of-stream after its last acknowledgement:
+    /// it acknowledges nothing more, and no epoch waits for it.
+    pub fn finish(&mut self, participant: usize) -> AckOutcome {
+        if participant >= self.participants || self.finished[participant] {
+            return AckOutcome::Ignored;
+        }
+        self.finished[participant] = true;
+        self.complete_ready()
+    }
+
+    /// Completes, in order, every oldest epoch that every participant acknowledged or
+    /// finished before.
+    fn complete_ready(&mut self) -> AckOutcome {
         let mut completed = Vec::new();
         while let Some(entry) = self.pending.first_entry() {
-            if !entry.get().iter().all(|acked| *acked) {
+            let done = entry
+                .get()
+                .iter()
+                .zip(&self.finished)
+                .all(|(acked, finished)| *acked || *finished);
+            if !done {
                 break;
             }
             let epoch = *entry.key();
@@ -92,8 +141,7 @@ impl AckTracker {
 
 /// The epoch sources should have reached; bumped by the coordinator.
 ///
-/// The coordinator (or `Query::stop`, for the final epoch) calls
-/// [`advance`](EpochClock::advance), which publishes the new epoch and then wakes every
+/// The coordinator calls [`advance`](EpochClock::advance), which publishes the new epoch and then wakes every
 /// registered source thread through the [`WakeSignal`] protocol; a source re-checks
 /// [`current`](EpochClock::current) before it parks, so a trigger is never missed.
 #[derive(Debug)]
@@ -157,9 +205,13 @@ pub(crate) enum Message {
         state: Option<Vec<u8>>,
         took: Duration,
     },
-    /// The query handle started epoch `epoch` itself (the final epoch of a graceful stop,
-    /// so that the stopped query's final state is checkpointed).
-    Triggered { epoch: u64, at: Instant },
+    /// A participant reached end-of-stream; `state` is its final state (a source's final
+    /// offset, an operator's state after its last record). Every epoch it never
+    /// acknowledged will restore it from this state.
+    Finished {
+        participant: u32,
+        state: Option<Vec<u8>>,
+    },
     /// Every operator thread has ended: write what is left and end.
     Shutdown,
 }
@@ -179,6 +231,14 @@ pub(crate) struct Participant {
 }
 
 impl Participant {
+    /// Reports end-of-stream, with the participant's final state, after its last `ack`.
+    pub(crate) fn finish(&self, state: Option<Vec<u8>>) {
+        let _ = self.shared.sender.send(Message::Finished {
+            participant: self.index,
+            state,
+        });
+    }
+
     /// Acknowledges `epoch` with this participant's snapshot (if it has state).
     pub(crate) fn ack(&self, epoch: u64, state: Option<Vec<u8>>, took: Duration) {
         // The coordinator outlives every participant (it ends after all operator threads
@@ -237,6 +297,11 @@ pub(crate) struct Coordinator {
     pub(crate) open_epochs: BTreeMap<u64, OpenEpoch>,
     pub(crate) completed: VecDeque<u64>,
     pub(crate) last_segment: Option<u64>,
+    /// Participant indices of the sources: no epoch starts once they all finished.
+    pub(crate) sources: Vec<usize>,
+    /// Final states of participants that finished.
+    pub(crate) final_states: BTreeMap<usize, Vec<u8>>,
+    pub(crate) final_epoch_taken: bool,
 }
 
 /// An epoch that was triggered (or first acknowledged) but is not complete yet.
@@ -270,28 +335,34 @@ impl Coordinator {
                     state,
                     took,
                 }) => self.on_ack(epoch, participant as usize, state, took)?,
-                Ok(Message::Triggered { epoch, at }) => {
-                    self.open_epochs.entry(epoch).or_default().triggered = Some(at);
-                    self.stats.lock().unwrap().epochs_triggered += 1;
+                Ok(Message::Finished { participant, state }) => {
+                    self.on_finished(participant as usize, state)?
                 }
                 Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
-                    // Threads have ended: take the acknowledgements they sent last.
+                    // Threads have ended: take what they sent last.
                     while let Ok(message) = self.receiver.try_recv() {
-                        if let Message::Ack {
-                            epoch,
-                            participant,
-                            state,
-                            took,
-                        } = message
-                        {
-                            self.on_ack(epoch, participant as usize, state, took)?;
+                        match message {
+                            Message::Ack {
+                                epoch,
+                                participant,
+                                state,
+                                took,
+                            } => self.on_ack(epoch, participant as usize, state, took)?,
+                            Message::Finished { participant, state } => {
+                                self.on_finished(participant as usize, state)?
+                            }
+                            Message::Shutdown => {}
                         }
                     }
                     return Ok(());
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    if !self.control.is_stop_requested() && !self.control.is_aborted() {
-                        self.trigger();
+                    let sources_running = self
+                        .sources
+                        .iter()
+                        .any(|participant| !self.tracker.is_finished(*participant));
+                    if sources_running && !self.control.is_aborted() {
+                        self.trigger()?;
                     }
                     let now = Instant::now();
                     while next_trigger <= now {
@@ -302,10 +373,43 @@ impl Coordinator {
         }
     }
 
-    fn trigger(&mut self) {
+    fn trigger(&mut self) -> Result<(), CheckpointError> {
         let epoch = self.shared.clock.advance();
         self.open_epochs.entry(epoch).or_default().triggered = Some(Instant::now());
         self.stats.lock().unwrap().epochs_triggered += 1;
+        let outcome = self.tracker.open(epoch);
+        self.on_outcome(outcome)
+    }
+
+    fn on_outcome(&mut self, outcome: AckOutcome) -> Result<(), CheckpointError> {
+        if let AckOutcome::Completed(epochs) = outcome {
+            for epoch in epochs {
+                self.complete(epoch)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A participant ended its stream. Once every participant has, one last epoch
+    /// records the final state of the whole query, so a restart replays nothing.
+    fn on_finished(
+        &mut self,
+        participant: usize,
+        state: Option<Vec<u8>>,
+    ) -> Result<(), CheckpointError> {
+        if participant >= self.participants.len() || self.tracker.is_finished(participant) {
+            return Ok(());
+        }
+        if let Some(state) = state {
+            self.final_states.insert(participant, state);
+        }
+        let outcome = self.tracker.finish(participant);
+        self.on_outcome(outcome)?;
+        if self.tracker.all_finished() && !self.final_epoch_taken {
+            self.final_epoch_taken = true;
+            self.trigger()?;
+        }
+        Ok(())
     }
 
     fn append(
@@ -371,7 +475,34 @@ impl Coordinator {
     }
 
     fn complete(&mut self, epoch: u64) -> Result<(), CheckpointError> {
-        let open = self.open_epochs.remove(&epoch).unwrap_or_default();
+        let mut open = self.open_epochs.remove(&epoch).unwrap_or_default();
+        // Participants that finished before this epoch's marker reached them restore from
+        // their final state (their upstreams finished too, so nothing of theirs replays).
+        let carried: Vec<(usize, Vec<u8>)> = self
+            .final_states
+            .iter()
+            .filter(|(participant, _)| {
+                let (operator, instance) = &self.participants[**participant];
+                !open
+                    .states
+                    .iter()
+                    .any(|(name, i)| name == operator && i == instance)
+            })
+            .map(|(participant, state)| (*participant, state.clone()))
+            .collect();
+        for (participant, state) in carried {
+            let (operator, instance) = self.participants[participant].clone();
+            let entry = StateEntry {
+                epoch,
+                operator: operator.clone(),
+                instance,
+                state,
+            };
+            let payload = codec::encode(&entry)?;
+            self.append(entries::STATE, &payload, epoch)?;
+            open.bytes += payload.len() as u64;
+            open.states.push((operator, instance));
+        }
         // Older open epochs can no longer complete on their own; this one supersedes them.
         self.open_epochs.retain(|older, _| *older > epoch);
         let duration = open.triggered.map(|at| at.elapsed()).unwrap_or_default();

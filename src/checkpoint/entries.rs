@@ -2,7 +2,7 @@
 //!
 //! | kind | payload | written |
 //! |---|---|---|
-//! | `META` (1) | [`MetaEntry`]: format version, plan fingerprint, operators | at the start of every segment |
+//! | `META` (1) | [`MetaEntry`]: format version, plan fingerprint, operators | when the log is opened, and in every new segment |
 //! | `STATE` (2) | [`StateEntry`]: one participant's snapshot for one epoch | when the snapshot arrives |
 //! | `COMPLETE` (3) | [`CompleteEntry`]: the epoch and every state it needs | after every participant acknowledged |
 //!

@@ -50,3 +50,14 @@ pub enum CheckpointError {
         message: String,
     },
 }
+
+impl CheckpointError {
+    /// The query error for a participant whose snapshot failed.
+    pub(crate) fn snapshot_failed(operator: &str, error: impl std::fmt::Display) -> crate::Error {
+        crate::Error::Checkpoint(std::sync::Arc::new(CheckpointError::Operator {
+            operator: operator.to_string(),
+            action: "snapshot",
+            message: error.to_string(),
+        }))
+    }
+}

@@ -35,7 +35,7 @@ pub use ring::{Ring, RingConsumer, RingProducer, RtrbRing};
 pub use wait::{Backoff, WaitPolicy, WakeSignal};
 
 use crate::sync::atomic::{AtomicBool, Ordering};
-use crate::sync::Arc;
+use crate::sync::{Arc, Mutex};
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -62,6 +62,36 @@ impl<T> fmt::Display for SendError<T> {
         match self {
             SendError::Disconnected(_) => f.write_str("the receiving operator is gone"),
             SendError::Aborted(_) => f.write_str("the query was aborted"),
+        }
+    }
+}
+
+/// The wake signals of every peer of one thread (the threads at the other end of its
+/// input and output edges). A thread about to park while blocked on one full output
+/// wakes them all first, so no peer sleeps on work this thread published but had not
+/// announced yet (records or a marker on a sibling edge, space freed on an input).
+///
+/// Filled while the query is built, read only on the slow path.
+#[derive(Debug, Default)]
+pub struct PeerSet {
+    peers: Mutex<Vec<Arc<WakeSignal>>>,
+}
+
+impl PeerSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a peer.
+    pub fn add(&self, peer: Arc<WakeSignal>) {
+        self.peers.lock().unwrap().push(peer);
+    }
+
+    /// Wakes every peer that is asleep or about to sleep.
+    pub fn notify_all(&self) {
+        for peer in self.peers.lock().unwrap().iter() {
+            peer.notify();
         }
     }
 }
@@ -102,6 +132,7 @@ where
             policy,
             notify,
             dirty: false,
+            thread_peers: None,
             _record: PhantomData,
         },
         EdgeReceiver {
@@ -127,6 +158,8 @@ pub struct EdgeSender<T, P = rtrb::Producer<Event<T>>> {
     policy: WaitPolicy,
     notify: bool,
     dirty: bool,
+    /// Every peer of this thread, woken before it parks on a full ring.
+    thread_peers: Option<Arc<PeerSet>>,
     _record: PhantomData<fn(T)>,
 }
 
@@ -136,6 +169,14 @@ impl<T, P> fmt::Debug for EdgeSender<T, P> {
             .field("policy", &self.policy)
             .field("dirty", &self.dirty)
             .finish_non_exhaustive()
+    }
+}
+
+impl<T, P> EdgeSender<T, P> {
+    /// Makes a wait on a full ring wake `peers` (all of this thread's peers) before
+    /// parking.
+    pub fn set_thread_peers(&mut self, peers: Arc<PeerSet>) {
+        self.thread_peers = Some(peers);
     }
 }
 
@@ -171,12 +212,17 @@ impl<T, P: RingProducer<Event<T>>> EdgeSender<T, P> {
             self.flush();
             let ring = &self.ring;
             let abort = &self.abort;
+            let thread_peers = self.thread_peers.as_deref();
             wait::wait_until(
                 &self.own,
                 &mut backoff,
                 None,
                 || !ring.is_full() || ring.is_abandoned() || abort.load(Ordering::Acquire),
-                || {},
+                || {
+                    if let Some(peers) = thread_peers {
+                        peers.notify_all();
+                    }
+                },
             );
             match self.ring.try_push(event) {
                 Ok(()) => {

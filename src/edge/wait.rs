@@ -111,7 +111,8 @@ impl Backoff {
             WaitStep::Retry
         } else if self.round - spins < yields {
             thread::yield_now();
-            self.round += 1;
+            // Saturating: `SpinThenYield` yields without end.
+            self.round = self.round.saturating_add(1);
             WaitStep::Retry
         } else {
             WaitStep::Park

@@ -45,9 +45,7 @@ impl<T: Send> Collector<T> for ForwardOut<T> {
     }
     fn signal(&mut self, signal: Signal) {
         send(&mut self.sender, signal.into(), &self.control, &self.name);
-        if signal == Signal::End {
-            self.sender.flush();
-        }
+        self.sender.flush();
     }
     #[inline]
     fn flush(&mut self) {
@@ -81,9 +79,9 @@ impl<T: Clone + Send> Collector<T> for BroadcastOut<T> {
         for sender in &mut self.senders {
             send(sender, signal.into(), &self.control, &self.name);
         }
-        if signal == Signal::End {
-            self.flush();
-        }
+        // Control events are rare and every target must see them promptly (an aligned
+        // downstream waits for the marker on all of its inputs): announce them now.
+        self.flush();
     }
     #[inline]
     fn flush(&mut self) {
@@ -144,9 +142,9 @@ where
         for sender in &mut self.senders {
             send(sender, signal.into(), &self.control, &self.name);
         }
-        if signal == Signal::End {
-            self.flush();
-        }
+        // Control events are rare and every target must see them promptly (an aligned
+        // downstream waits for the marker on all of its inputs): announce them now.
+        self.flush();
     }
     #[inline]
     fn flush(&mut self) {

@@ -67,10 +67,6 @@ where
         self.state = codec::decode(state)?;
         Ok(())
     }
-
-    fn state_len(&self) -> usize {
-        self.state.len()
-    }
 }
 
 /// Combines the records of each key pairwise (`reduce(&mut acc, record)`, the first record
@@ -121,9 +117,5 @@ where
     fn restore(&mut self, state: &[u8]) -> Result<(), BoxError> {
         self.state = codec::decode(state)?;
         Ok(())
-    }
-
-    fn state_len(&self) -> usize {
-        self.state.len()
     }
 }

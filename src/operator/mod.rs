@@ -122,9 +122,4 @@ pub trait Operator<In>: Send + 'static {
         let _ = state;
         Err("this operator keeps no state to restore".into())
     }
-
-    /// Entries of state this operator holds (keys, buffered rows), for progress reports.
-    fn state_len(&self) -> usize {
-        0
-    }
 }

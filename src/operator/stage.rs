@@ -113,19 +113,21 @@ where
                     let started = Instant::now();
                     match op.snapshot() {
                         Ok(state) => participant.ack(epoch.0, state, started.elapsed()),
-                        Err(error) => control.fail(Error::Checkpoint(std::sync::Arc::new(
-                            CheckpointError::Operator {
-                                operator: name.to_string(),
-                                action: "snapshot",
-                                message: error.to_string(),
-                            },
-                        ))),
+                        Err(error) => control.fail(CheckpointError::snapshot_failed(name, error)),
                     }
                 }
                 op.on_marker(epoch, &mut out)
             }
             Signal::End => {
                 op.on_end(&mut out);
+                // Report the final state before forwarding the end, so a downstream
+                // participant's report always follows ours.
+                if let Some(participant) = participant {
+                    match op.snapshot() {
+                        Ok(state) => participant.finish(state),
+                        Err(error) => control.fail(CheckpointError::snapshot_failed(name, error)),
+                    }
+                }
                 out.signal(Signal::End);
             }
         }));

@@ -60,11 +60,9 @@ impl CheckpointHandle {
     }
 }
 
-/// Checks a checkpointed plan against its directory, opens the log and starts the
-/// coordinator thread.
-fn start_coordinator(build: CheckpointBuild, graph: &Graph) -> Result<CheckpointHandle> {
-    let checkpoint_error = |error: CheckpointError| Error::Checkpoint(std::sync::Arc::new(error));
-    let plan = PlanShape {
+/// The shape of the plan being started, as checkpoints record it.
+fn plan_shape(graph: &Graph) -> PlanShape {
+    PlanShape {
         operators: graph
             .operators
             .iter()
@@ -76,7 +74,13 @@ fn start_coordinator(build: CheckpointBuild, graph: &Graph) -> Result<Checkpoint
                 )
             })
             .collect(),
-    };
+    }
+}
+
+/// Refuses a checkpoint directory written by a different plan. Checked before anything
+/// else is reported, since restoring state into a different plan fails in confusing ways.
+fn check_plan(build: &CheckpointBuild, graph: &Graph) -> Result<()> {
+    let plan = plan_shape(graph);
     let fingerprint = plan.fingerprint();
     let recorded = build.report.meta.as_ref();
     let recorded_fingerprint = build
@@ -84,17 +88,25 @@ fn start_coordinator(build: CheckpointBuild, graph: &Graph) -> Result<Checkpoint
         .as_ref()
         .map(|recovered| recovered.fingerprint)
         .or(recorded.map(|meta| meta.fingerprint));
-    if let Some(found) = recorded_fingerprint {
-        if found != fingerprint {
-            return Err(checkpoint_error(CheckpointError::DifferentPlan {
+    match recorded_fingerprint {
+        Some(found) if found != fingerprint => Err(Error::Checkpoint(std::sync::Arc::new(
+            CheckpointError::DifferentPlan {
                 dir: build.config.dir().display().to_string(),
                 expected: plan.describe(),
                 found: recorded
                     .map(|meta| meta.plan.describe())
                     .unwrap_or_else(|| format!("fingerprint {found:016x}")),
-            }));
-        }
+            },
+        ))),
+        _ => Ok(()),
     }
+}
+
+/// Opens the log and starts the coordinator thread (after [`check_plan`]).
+fn start_coordinator(build: CheckpointBuild, graph: &Graph) -> Result<CheckpointHandle> {
+    let checkpoint_error = |error: CheckpointError| Error::Checkpoint(std::sync::Arc::new(error));
+    let plan = plan_shape(graph);
+    let fingerprint = plan.fingerprint();
     let log = LogWriter::open(
         build.config.dir(),
         LogConfig {
@@ -141,6 +153,14 @@ fn start_coordinator(build: CheckpointBuild, graph: &Graph) -> Result<Checkpoint
         open_epochs: Default::default(),
         completed: recovered_epoch.into_iter().collect(),
         last_segment: None,
+        sources: graph
+            .operators
+            .iter()
+            .filter(|op| op.kind == OperatorKind::Source)
+            .flat_map(|op| (0..op.instances.len()).map(move |i| op.participant_base as usize + i))
+            .collect(),
+        final_states: Default::default(),
+        final_epoch_taken: false,
     };
     let thread = std::thread::Builder::new()
         .name("rivulet:checkpoint".to_string())
@@ -168,6 +188,9 @@ impl fmt::Debug for Query {
 
 /// Validates the graph and spawns one thread per task.
 pub(crate) fn start(mut graph: Graph) -> Result<Query> {
+    if let Some(build) = &graph.checkpoint {
+        check_plan(build, &graph)?;
+    }
     if let Some(error) = graph.fatal.take() {
         return Err(error);
     }
@@ -302,19 +325,9 @@ impl Query {
     ///
     /// The query's failure, if it failed before or while stopping.
     pub fn stop(&self) -> Result<()> {
-        if let Some(checkpoint) = &self.checkpoint {
-            if !self.control.is_stop_requested() && self.is_active() {
-                // One last epoch, started before the stop flag is set: sources read the
-                // flag first and the clock second, so they all emit its marker before
-                // ending, and the stopped query's final state is checkpointed.
-                let at = Instant::now();
-                let epoch = checkpoint.shared.clock.advance();
-                let _ = checkpoint
-                    .shared
-                    .sender
-                    .send(Message::Triggered { epoch, at });
-            }
-        }
+        // With checkpoints, every participant reports its final state as its stream ends,
+        // and the coordinator records one last epoch: a stopped query restarts without
+        // replaying anything.
         self.control.request_stop();
         self.await_termination()
     }

@@ -45,6 +45,18 @@ where
     C: Collector<S::Item>,
 {
     fn finish(&mut self) -> Step {
+        if let Some(checkpoint) = &self.checkpoint {
+            // The final offset: a restart that restores an epoch this source never saw
+            // resumes from here (the end) instead of replaying.
+            match self.source.checkpoint(Epoch(checkpoint.injected + 1)) {
+                Ok(offset) => checkpoint.participant.finish(Some(offset)),
+                Err(error) => {
+                    self.control
+                        .fail(CheckpointError::snapshot_failed(&self.name, error));
+                    return Step::Done;
+                }
+            }
+        }
         self.chain.signal(Signal::End);
         self.chain.flush();
         Step::Done
@@ -65,13 +77,8 @@ where
                     .participant
                     .ack(epoch, Some(offset), started.elapsed()),
                 Err(error) => {
-                    self.control.fail(Error::Checkpoint(std::sync::Arc::new(
-                        CheckpointError::Operator {
-                            operator: self.name.to_string(),
-                            action: "snapshot",
-                            message: error.to_string(),
-                        },
-                    )));
+                    self.control
+                        .fail(CheckpointError::snapshot_failed(&self.name, error));
                     return false;
                 }
             }

@@ -59,8 +59,12 @@ impl Worker {
             // panic escaped without one (the first failure wins).
             control.fail(Error::from_panic(&name, payload.as_ref()));
         }
-        // Drop the task (and its edges, which wake their peers) before counting out.
-        drop(task);
+        // Drop the task (and its edges, which wake their peers) before counting out. User
+        // types dropped here (a sink, an operator's state) may panic too: that is a
+        // failure, and the thread still counts out.
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(task))) {
+            control.fail(Error::from_panic(&name, payload.as_ref()));
+        }
         control.thread_finished();
     }
 }

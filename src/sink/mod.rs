@@ -47,8 +47,12 @@ pub trait Sink<T>: Send + 'static {
         Ok(())
     }
 
-    /// Everything before the marker of `epoch` has been written. (Checkpointing sinks
-    /// commit here.)
+    /// Everything before the marker of `epoch` has been written (and flushed). The
+    /// epoch is not complete yet: other operators may still be snapshotting it, and a
+    /// crash now restores the epoch before and replays this one. So this is a
+    /// *pre-commit*: make the epoch's output durable and identifiable here, and treat a
+    /// replayed epoch idempotently; output that must appear exactly once must not be
+    /// published on the strength of this call alone.
     ///
     /// # Errors
     ///
@@ -143,7 +147,12 @@ impl<T, S: Sink<T>> Collector<T> for SinkStage<S> {
                     participant.ack(epoch.0, None, std::time::Duration::ZERO);
                 }
             }
-            Signal::End => self.guard(Sink::close),
+            Signal::End => {
+                self.guard(Sink::close);
+                if let (false, Some(participant)) = (self.failed, &self.participant) {
+                    participant.finish(None);
+                }
+            }
         }
     }
 

@@ -277,7 +277,9 @@ impl<T: Send + Serialize + DeserializeOwned> PushSource<T> {
                 return SourcePoll::Failed(error);
             }
         }
-        self.shared.taken.fetch_add(1, Ordering::Release);
+        // Only this thread writes `taken`: a load and a store, no locked instruction.
+        let taken = self.shared.taken.load(Ordering::Relaxed);
+        self.shared.taken.store(taken + 1, Ordering::Release);
         SourcePoll::Ready(record)
     }
 }

@@ -167,6 +167,8 @@ pub(crate) struct RunStats {
     pub(crate) corrected: Stats,
     /// From the actual send time.
     pub(crate) uncorrected: Stats,
+    /// CPU the rest of the machine used meanwhile.
+    pub(crate) interference: super::interference::Interference,
 }
 
 /// Everything measured for one system.
@@ -184,6 +186,8 @@ pub(crate) struct SystemReport {
     pub(crate) corrected: Stats,
     /// Medians over the runs, uncorrected.
     pub(crate) uncorrected: Stats,
+    /// Median over the runs of the CPU share other processes and steal took.
+    pub(crate) interference: f64,
     /// Corrected medians relative to the raw ring's (absent without that baseline).
     pub(crate) ratio_to_raw: Option<Ratios>,
     /// Every run.
@@ -201,6 +205,12 @@ impl SystemReport {
     ) -> Self {
         let corrected = Stats::median(&runs.iter().map(|r| r.corrected).collect::<Vec<_>>());
         let uncorrected = Stats::median(&runs.iter().map(|r| r.uncorrected).collect::<Vec<_>>());
+        let interference = median(
+            &runs
+                .iter()
+                .map(|r| r.interference.total())
+                .collect::<Vec<_>>(),
+        );
         SystemReport {
             name: name.to_string(),
             threads,
@@ -208,6 +218,7 @@ impl SystemReport {
             wait,
             corrected,
             uncorrected,
+            interference,
             ratio_to_raw: None,
             runs,
         }
@@ -237,6 +248,19 @@ pub(crate) fn format_us(ns: f64) -> String {
         format!("{us:.1} µs")
     } else {
         format!("{us:.0} µs")
+    }
+}
+
+/// Formats a ratio: `1.25×`, `<0.01×`, `150×`.
+pub(crate) fn format_ratio(ratio: f64) -> String {
+    if !ratio.is_finite() {
+        "-".to_string()
+    } else if ratio < 0.01 {
+        "<0.01×".to_string()
+    } else if ratio >= 100.0 {
+        format!("{ratio:.0}×")
+    } else {
+        format!("{ratio:.2}×")
     }
 }
 
@@ -303,19 +327,20 @@ pub(crate) fn table(systems: &[SystemReport]) -> String {
         for system in systems {
             let value = format_us(system.corrected.latencies()[i]);
             row.push(match system.ratio_to_raw {
-                Some(ratio) => format!("{value} ({:.2}×)", ratio.in_table_order()[i]),
+                Some(ratio) => format!("{value} ({})", format_ratio(ratio.in_table_order()[i])),
                 None => value,
             });
         }
         rows.push(row);
     }
     type Cell = fn(&SystemReport) -> String;
-    let info: [(&str, Cell); 5] = [
+    let info: [(&str, Cell); 6] = [
         ("count", |s| s.corrected.count.to_string()),
         ("achieved rate", |s| format_rate(s.corrected.achieved_rate)),
         ("threads", |s| s.threads.to_string()),
         ("pinning", |s| s.pinning.clone()),
         ("wait policy", |s| s.wait.clone()),
+        ("others' CPU", |s| format!("{:.1}%", 100.0 * s.interference)),
     ];
     for (label, cell) in info {
         rows.push(
@@ -364,7 +389,7 @@ pub(crate) fn check_bars(systems: &[SystemReport], engine: &str) -> Vec<BarCheck
         ] {
             checks.push(BarCheck {
                 bar: bar.to_string(),
-                measured: format!("{value:.2}×"),
+                measured: format_ratio(value),
                 met: value <= limit,
             });
         }
@@ -424,6 +449,7 @@ mod tests {
         let run = RunStats {
             corrected: stats(p50, p99),
             uncorrected: stats(p50 / 2.0, p99 / 2.0),
+            interference: Default::default(),
         };
         SystemReport::new(name, 2, "cores 0,1".into(), "spin".into(), vec![run])
     }
@@ -516,6 +542,9 @@ mod tests {
         assert_eq!(format_us(612_345.0), "612.3 µs");
         assert_eq!(format_us(12_345_678.0), "12346 µs");
         assert_eq!(format_rate(999_871.0), "999.9 k/s");
+        assert_eq!(format_ratio(1.254), "1.25×");
+        assert_eq!(format_ratio(0.0004), "<0.01×");
+        assert_eq!(format_ratio(1515.2), "1515×");
         assert_eq!(format_rate(1_000_000.0), "1.000 M/s");
     }
 }
