@@ -1,5 +1,4 @@
-//! Epoch triggers: the checkpoint coordinator (and `Query::stop`, for the final epoch)
-//! starts an epoch with `EpochClock::advance`, which publishes the new epoch and then
+//! Epoch triggers: the checkpoint coordinator starts an epoch with `EpochClock::advance`, which publishes the new epoch and then
 //! notifies every source thread registered with `EpochClock::add_source`. A source injects
 //! one marker per epoch in `(injected, clock.current()]` at each step, and a parked source
 //! re-checks `clock.current() > injected` (`SourceTask::has_work`) before it parks.
@@ -313,8 +312,8 @@ fn concurrent_advances_reach_a_consumer_in_order() {
     assert!(tallies.never_parked.get() > 0);
 }
 
-/// The stop model: the query handle (main thread) does what `Query::stop` does with
-/// checkpointing on, `clock.advance()` (the final epoch) and then `control.request_stop()`,
+/// The stop model: an epoch is started (`clock.advance()`) and then a stop is requested
+/// (`control.request_stop()`), as when a trigger lands just before `Query::stop`,
 /// while the source thread runs its steps with `reads` and a consumer thread receives until
 /// `End`. Returns the tallies (final marker injected in the step that ended the stream; in
 /// an earlier one).
@@ -374,9 +373,9 @@ fn stop_after_final_epoch(name: &'static str, reads: Reads) -> (Tally, Tally) {
     (same_step, earlier_step)
 }
 
-/// Stop ordering: `Query::stop` advances the clock to the final epoch before it sets the
-/// stop flag, and a source step reads the stop flag before the clock, so a source that
-/// sees the stop also sees the final epoch. In every interleaving the consumer receives
+/// Stop ordering: an epoch started before the stop flag is set is always marked, because
+/// a source step reads the stop flag before the clock: a source that sees the stop also
+/// sees every epoch started before it. In every interleaving the consumer receives
 /// `Marker(1)` and then `End`: the final epoch is marked (and so checkpointed) before the
 /// stream ends, never lost, never marked twice. The tallies show the case the order exists
 /// for (the step that sees the stop is the one that injects the final marker) and the
