@@ -37,7 +37,8 @@ enum Command {
         /// Instances of the keyed count.
         #[arg(long, default_value_t = 1)]
         parallelism: usize,
-        /// Wait policy of idle threads: `park`, `yield` or `spin`.
+        /// Wait policy of idle threads: `park`, `yield` or `spin` (or `park:SPINS:YIELDS`,
+        /// `yield:SPINS`).
         #[arg(long, default_value = "park")]
         wait: String,
         /// Pin threads to cores (`auto`, `none`, or a comma-separated core list).
@@ -68,12 +69,26 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// `park`, `yield`, `spin`, or the tunable forms `park:SPINS:YIELDS` and `yield:SPINS`.
 fn parse_wait(text: &str) -> Result<WaitPolicy> {
-    Ok(match text {
-        "park" => WaitPolicy::default(),
-        "yield" => WaitPolicy::SpinThenYield { spins: 6 },
-        "spin" => WaitPolicy::BusySpin,
-        other => bail!("unknown wait policy `{other}` (use park, yield or spin)"),
+    let mut parts = text.split(':');
+    let kind = parts.next().unwrap_or_default();
+    let numbers: Vec<u32> = parts
+        .map(|n| n.parse::<u32>())
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("`{text}`: spins and yields are whole numbers"))?;
+    Ok(match (kind, numbers.as_slice()) {
+        ("park", []) => WaitPolicy::default(),
+        ("park", [spins, yields]) => WaitPolicy::SpinThenPark {
+            spins: *spins,
+            yields: *yields,
+        },
+        ("yield", []) => WaitPolicy::SpinThenYield { spins: 6 },
+        ("yield", [spins]) => WaitPolicy::SpinThenYield { spins: *spins },
+        ("spin", []) => WaitPolicy::BusySpin,
+        _ => bail!(
+            "unknown wait policy `{text}` (use park, yield, spin, park:SPINS:YIELDS or yield:SPINS)"
+        ),
     })
 }
 
@@ -154,6 +169,19 @@ mod tests {
     fn wait_and_pin_parse() {
         assert_eq!(parse_wait("spin").unwrap(), WaitPolicy::BusySpin);
         assert!(parse_wait("nap").is_err());
+        assert_eq!(
+            parse_wait("park:10:100").unwrap(),
+            WaitPolicy::SpinThenPark {
+                spins: 10,
+                yields: 100
+            }
+        );
+        assert_eq!(
+            parse_wait("yield:3").unwrap(),
+            WaitPolicy::SpinThenYield { spins: 3 }
+        );
+        assert!(parse_wait("park:1").is_err());
+        assert!(parse_wait("spin:x").is_err());
         assert_eq!(parse_pinning("0,1").unwrap(), Pinning::Cores(vec![0, 1]));
         assert!(parse_pinning("x").is_err());
     }

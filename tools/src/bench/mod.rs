@@ -12,9 +12,12 @@
 //! medians over runs and ratios to the raw `rtrb` ring, the floor.
 //!
 //! Output, in `--out` (default `target/bench-results/<workload>-<rate>-<UTC time>`):
-//! `table.txt`, `summary.json`, `<system>.hgrm` and `<system>.uncorrected.hgrm` (all
-//! runs merged; `<system>.run<k>.hgrm` per run), `latency.svg` and
-//! `latency-uncorrected.svg`.
+//! `table.txt` (what the terminal shows), `table.md` (corrected medians as Markdown),
+//! `summary.json`, `<system>.hgrm` and `<system>.uncorrected.hgrm` (all runs merged;
+//! `<system>.run<k>.hgrm` per run), `latency.svg` and `latency-uncorrected.svg`.
+//!
+//! On a shared machine, `--max-interference` waits for quiet and repeats disturbed runs;
+//! every run reports the CPU share other processes took while it ran.
 
 mod baseline;
 mod engine;
@@ -82,8 +85,9 @@ pub(crate) struct BenchArgs {
     /// Run only the baselines, not the engine.
     #[arg(long)]
     skip_engine: bool,
-    /// Wait policy of the engine's threads: `spin`, `yield` or `park`. (The raw ring
-    /// always spins; the channels block as they do.)
+    /// Wait policy of the engine's threads: `spin`, `yield` or `park` (the engine's
+    /// default), or tuned: `park:SPINS:YIELDS`, `yield:SPINS`. (The raw ring always spins;
+    /// the channels block as they do.)
     #[arg(long, default_value = "spin")]
     wait: String,
     /// Pin threads to cores (`auto`, `none`, or a comma-separated core list); applies to
@@ -341,11 +345,12 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         .map(|every| format!(" · engine checkpoints every {every:?}"))
         .unwrap_or_default();
     let short = format!(
-        "{} @ {} rec/s, {} run{}",
+        "{} @ {} rec/s, engine wait {}, {} run{}",
         format!("{:?}", args.workload).to_lowercase(),
         args.rate,
+        args.wait,
         args.runs,
-        if args.runs == 1 { "" } else { "s" }
+        if args.runs == 1 { "" } else { "s merged" }
     );
     println!("rivulet bench: {title}");
     println!(
@@ -554,6 +559,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         &lines,
     )?;
     std::fs::write(out.join("table.txt"), &text)?;
+    std::fs::write(out.join("table.md"), report::markdown(&reports))?;
     let summary = Summary {
         workload: args.workload,
         mode: args.mode,
@@ -650,6 +656,7 @@ mod tests {
         run(args).unwrap();
         for file in [
             "table.txt",
+            "table.md",
             "summary.json",
             "latency.svg",
             "latency-uncorrected.svg",

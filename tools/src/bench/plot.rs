@@ -91,6 +91,7 @@ pub(crate) fn write_svg(path: &Path, title: &str, lines: &[(&str, &Histogram<u64
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
         .margin(20)
+        .margin_right(70)
         .x_label_area_size(50)
         .y_label_area_size(80)
         .build_cartesian_2d(

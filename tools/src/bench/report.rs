@@ -266,7 +266,8 @@ pub(crate) fn format_ratio(ratio: f64) -> String {
 
 /// Formats a rate in records per second (`1.00 M/s`, `99.9 k/s`).
 pub(crate) fn format_rate(rate: f64) -> String {
-    if rate >= 1e6 {
+    // 999,987/s reads as 1.000 M/s, not 1000.0 k/s.
+    if rate >= 999_500.0 {
         format!("{:.3} M/s", rate / 1e6)
     } else if rate >= 1e3 {
         format!("{:.1} k/s", rate / 1e3)
@@ -362,6 +363,38 @@ pub(crate) fn table(systems: &[SystemReport]) -> String {
         rows.push(row);
     }
     columns(&rows)
+}
+
+/// The corrected medians as a Markdown table, one row per system (for BENCHMARKS.md).
+pub(crate) fn markdown(systems: &[SystemReport]) -> String {
+    let mut out = String::from(
+        "| system | p50 | p90 | p99 | p99.9 | p99.99 | max | mean | rate | threads | pinning | wait | others' CPU |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for system in systems {
+        let _ = write!(out, "| {} |", system.name);
+        for (i, value) in system.corrected.latencies().iter().enumerate() {
+            let cell = format_us(*value);
+            let _ = match system.ratio_to_raw {
+                Some(ratio) => write!(
+                    out,
+                    " {cell} ({}) |",
+                    format_ratio(ratio.in_table_order()[i])
+                ),
+                None => write!(out, " {cell} |"),
+            };
+        }
+        let _ = writeln!(
+            out,
+            " {} | {} | {} | {} | {:.1}% |",
+            format_rate(system.corrected.achieved_rate),
+            system.threads,
+            system.pinning,
+            system.wait,
+            100.0 * system.interference
+        );
+    }
+    out
 }
 
 /// One of the issue's bars, checked against this run.
@@ -527,6 +560,15 @@ mod tests {
         assert_eq!(width(rate), width(lines[0]));
         assert_eq!(width(p50), width(lines[0]));
 
+        let md = markdown(&systems);
+        assert_eq!(md.lines().count(), 2 + systems.len());
+        assert!(md
+            .lines()
+            .nth(2)
+            .unwrap()
+            .starts_with("| rivulet | 0.600 µs (1.50×) |"));
+        assert!(md.lines().all(|l| l.matches('|').count() == 14));
+
         let checks = check_bars(&systems, "rivulet");
         assert_eq!(checks.len(), 4);
         assert!(checks[0].met && checks[1].met); // 1.5× p50, 1.25× p99
@@ -541,10 +583,11 @@ mod tests {
         assert_eq!(format_us(13_912.0), "13.91 µs");
         assert_eq!(format_us(612_345.0), "612.3 µs");
         assert_eq!(format_us(12_345_678.0), "12346 µs");
-        assert_eq!(format_rate(999_871.0), "999.9 k/s");
+        assert_eq!(format_rate(999_371.0), "999.4 k/s");
         assert_eq!(format_ratio(1.254), "1.25×");
         assert_eq!(format_ratio(0.0004), "<0.01×");
         assert_eq!(format_ratio(1515.2), "1515×");
         assert_eq!(format_rate(1_000_000.0), "1.000 M/s");
+        assert_eq!(format_rate(999_987.0), "1.000 M/s");
     }
 }
