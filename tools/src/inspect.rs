@@ -14,42 +14,42 @@ use std::path::{Path, PathBuf};
 
 /// The inspector's findings for one checkpoint directory.
 #[derive(Debug, Serialize)]
-pub struct Inspection {
+pub(crate) struct Inspection {
     /// The directory inspected.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Plan that wrote the newest segment: `(operator, kind, parallelism)`.
-    pub plan: Vec<(String, String, u32)>,
+    pub(crate) plan: Vec<(String, String, u32)>,
     /// Segment numbers present.
-    pub segments: Vec<u64>,
+    pub(crate) segments: Vec<u64>,
     /// Complete epochs, oldest first.
-    pub complete: Vec<EpochLine>,
+    pub(crate) complete: Vec<EpochLine>,
     /// Epochs with snapshots but no completion entry.
-    pub incomplete: Vec<u64>,
+    pub(crate) incomplete: Vec<u64>,
     /// Snapshot bytes per `operator#instance` in the newest restorable epoch.
-    pub newest_state_sizes: BTreeMap<String, usize>,
+    pub(crate) newest_state_sizes: BTreeMap<String, usize>,
     /// Ingest logs of push sources: name → (records logged, problems).
-    pub ingest_logs: BTreeMap<String, (usize, Vec<String>)>,
+    pub(crate) ingest_logs: BTreeMap<String, (usize, Vec<String>)>,
     /// Problems found, in the checkpoint log itself.
-    pub problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
     /// `true` if nothing is damaged beyond a torn tail and every complete epoch restores.
-    pub healthy: bool,
+    pub(crate) healthy: bool,
 }
 
 /// One complete epoch.
 #[derive(Debug, Serialize)]
-pub struct EpochLine {
+pub(crate) struct EpochLine {
     /// The epoch.
-    pub epoch: u64,
+    pub(crate) epoch: u64,
     /// Trigger to completion, in microseconds.
-    pub duration_us: u64,
+    pub(crate) duration_us: u64,
     /// Total snapshot bytes of the epoch.
-    pub state_bytes: usize,
+    pub(crate) state_bytes: usize,
     /// `None` if restorable, else why not.
-    pub unrestorable: Option<String>,
+    pub(crate) unrestorable: Option<String>,
 }
 
 /// Inspects `dir`.
-pub fn run(dir: &Path) -> Result<Inspection> {
+pub(crate) fn run(dir: &Path) -> Result<Inspection> {
     if !dir.is_dir() {
         anyhow::bail!("{} is not a directory", dir.display());
     }
@@ -116,7 +116,7 @@ pub fn run(dir: &Path) -> Result<Inspection> {
 }
 
 /// Prints `inspection` for people.
-pub fn print(inspection: &Inspection) {
+pub(crate) fn print(inspection: &Inspection) {
     println!("checkpoint directory {}", inspection.dir.display());
     if inspection.plan.is_empty() {
         println!("  plan: (no metadata found)");

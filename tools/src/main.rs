@@ -7,6 +7,7 @@
 //! ```
 
 mod bench;
+mod inspect;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -48,6 +49,15 @@ enum Command {
     /// Open-loop latency benchmark of a workload on the engine and on hand-written
     /// baselines (raw rtrb ring, crossbeam-channel, std mpsc), in the same run.
     Bench(bench::BenchArgs),
+    /// Lists the epochs in a checkpoint directory, verifies every CRC, shows per-operator
+    /// state sizes; exits non-zero if anything is damaged.
+    Inspect {
+        /// The checkpoint directory (the one given to `CheckpointConfig::new`).
+        dir: std::path::PathBuf,
+        /// Print the findings as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Parses `10s`, `250ms`, `2m` or a plain number of seconds.
@@ -149,6 +159,18 @@ fn main() -> Result<()> {
             pin,
         } => demo(rate, duration, parallelism, &wait, &pin),
         Command::Bench(args) => bench::run(args),
+        Command::Inspect { dir, json } => {
+            let inspection = inspect::run(&dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&inspection)?);
+            } else {
+                inspect::print(&inspection);
+            }
+            if !inspection.healthy {
+                std::process::exit(2);
+            }
+            Ok(())
+        }
     }
 }
 
