@@ -24,7 +24,11 @@ pub(crate) struct EngineSettings {
     /// thread behind a `new_thread()` boundary; above 1 the source feeds a keyed exchange.
     pub(crate) parallelism: usize,
     /// Checkpoint every this often into a fresh directory under this path, if set.
-    pub(crate) checkpoint: Option<(Duration, std::path::PathBuf)>,
+    pub(crate) checkpoint: Option<(
+        Duration,
+        rivulet::checkpoint::Durability,
+        std::path::PathBuf,
+    )>,
 }
 
 /// Runs `workload` on the engine over the whole schedule of `generator`, calling `tick`
@@ -46,9 +50,13 @@ pub(crate) fn run(
         .ring_capacity(settings.ring_capacity)
         .parallelism(settings.parallelism);
     let checkpoint_dir = match &settings.checkpoint {
-        Some((interval, parent)) => {
+        Some((interval, durability, parent)) => {
             let dir = fresh_dir(parent)?;
-            query.checkpoint(rivulet::checkpoint::CheckpointConfig::new(&dir).interval(*interval));
+            query.checkpoint(
+                rivulet::checkpoint::CheckpointConfig::new(&dir)
+                    .interval(*interval)
+                    .durability(*durability),
+            );
             Some(dir)
         }
         None => None,
@@ -186,7 +194,11 @@ mod tests {
             Duration::from_millis(200),
         );
         let mut settings = settings(1);
-        settings.checkpoint = Some((Duration::from_millis(20), parent.clone()));
+        settings.checkpoint = Some((
+            Duration::from_millis(20),
+            rivulet::checkpoint::Durability::Msync,
+            parent.clone(),
+        ));
         let outcome = run(
             Workload::Keyed,
             &settings,

@@ -113,6 +113,10 @@ pub(crate) struct BenchArgs {
     /// directory; unset: no checkpoints. The baselines never checkpoint.
     #[arg(long, value_parser = crate::parse_duration)]
     checkpoint_interval: Option<Duration>,
+    /// Durability of the engine's checkpoints: `msync` (the default: each completed epoch
+    /// is msynced) or `os-buffered` (no msync; survives a process kill, not power loss).
+    #[arg(long, default_value = "msync", value_parser = parse_durability)]
+    durability: rivulet::checkpoint::Durability,
     /// Directory for the results.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -303,7 +307,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         parallelism: args.parallelism,
         checkpoint: args
             .checkpoint_interval
-            .map(|interval| (interval, out.clone())),
+            .map(|interval| (interval, args.durability, out.clone())),
     };
     let mut systems: Vec<System> = Vec::new();
     if !args.skip_engine {
@@ -342,7 +346,12 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         if args.runs == 1 { "" } else { "s, medians" }
     ) + &args
         .checkpoint_interval
-        .map(|every| format!(" · engine checkpoints every {every:?}"))
+        .map(|every| {
+            format!(
+                " · engine checkpoints every {every:?} ({:?})",
+                args.durability
+            )
+        })
         .unwrap_or_default();
     let short = format!(
         "{} @ {} rec/s, engine wait {}, {} run{}",
@@ -599,6 +608,17 @@ fn write_hgrm(path: &Path, histogram: &Histogram<u64>) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Parses `--durability`.
+fn parse_durability(text: &str) -> Result<rivulet::checkpoint::Durability, String> {
+    match text {
+        "msync" => Ok(rivulet::checkpoint::Durability::Msync),
+        "os-buffered" => Ok(rivulet::checkpoint::Durability::OsBuffered),
+        other => Err(format!(
+            "unknown durability `{other}` (use msync or os-buffered)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -650,6 +670,7 @@ mod tests {
             keys: 1000,
             parallelism: 1,
             checkpoint_interval: None,
+            durability: rivulet::checkpoint::Durability::Msync,
             max_interference: None,
             out: Some(dir.clone()),
         };
