@@ -99,7 +99,7 @@ impl QueryBuilder {
     /// sources rewind to their offsets, and epochs continue after it. Call it before
     /// adding sources (restored state is handed to operators as they are added).
     ///
-    /// Every source must be able to replay ([`Source::can_replay`](crate::source::Source::can_replay)); the push source does so
+    /// Every source must be able to replay ([`Source::can_replay`]); the push source does so
     /// through an ingest write-ahead log in the checkpoint directory.
     ///
     /// Problems are reported by [`start`](Self::start): a directory written by a different
