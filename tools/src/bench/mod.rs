@@ -47,6 +47,8 @@ const QUIET_WAIT: Duration = Duration::from_secs(300);
 
 /// The engine's name in tables and files.
 const ENGINE: &str = "rivulet";
+/// The name of the uncheckpointed engine run beside a checkpointed one.
+const ENGINE_WITHOUT_CHECKPOINTS: &str = "rivulet-no-ckpt";
 
 /// When records are released: per record, or in batches at trigger intervals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -213,6 +215,9 @@ struct Summary<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum System {
     Engine,
+    /// The engine with checkpoints off, run beside a checkpointed engine so the cost of
+    /// checkpoints is measured within one run.
+    EngineWithoutCheckpoints,
     Baseline(Baseline),
 }
 
@@ -220,6 +225,7 @@ impl System {
     fn name(self) -> &'static str {
         match self {
             System::Engine => ENGINE,
+            System::EngineWithoutCheckpoints => ENGINE_WITHOUT_CHECKPOINTS,
             System::Baseline(baseline) => baseline.name(),
         }
     }
@@ -312,6 +318,9 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     let mut systems: Vec<System> = Vec::new();
     if !args.skip_engine {
         systems.push(System::Engine);
+        if settings.checkpoint.is_some() {
+            systems.push(System::EngineWithoutCheckpoints);
+        }
     }
     systems.extend(
         parse_baselines(&args.baselines)?
@@ -422,6 +431,13 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
                 let before = interference::CpuSample::now();
                 let outcome = match system {
                     System::Engine => {
+                        engine::run(args.workload, &settings, generator, recorder, &mut tick)
+                    }
+                    System::EngineWithoutCheckpoints => {
+                        let settings = engine::EngineSettings {
+                            checkpoint: None,
+                            ..settings.clone()
+                        };
                         engine::run(args.workload, &settings, generator, recorder, &mut tick)
                     }
                     System::Baseline(baseline) => baseline::run(
