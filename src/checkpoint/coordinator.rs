@@ -450,28 +450,34 @@ impl Coordinator {
             return Ok(());
         }
         if let Some(state) = state {
+            let bytes = self.write_state(epoch, participant, state)?;
             let (operator, instance) = self.participants[participant].clone();
-            let entry = StateEntry {
-                epoch,
-                operator: operator.clone(),
-                instance,
-                state,
-            };
-            let payload = codec::encode(&entry)?;
-            self.append(entries::STATE, &payload, epoch)?;
             let open = self.open_epochs.entry(epoch).or_default();
-            open.bytes += payload.len() as u64;
+            open.bytes += bytes;
             open.states.push((operator.clone(), instance));
             open.snapshot_times.push((operator, instance, took));
         }
-        if let super::coordinator::AckOutcome::Completed(epochs) =
-            self.tracker.ack(epoch, participant)
-        {
-            for epoch in epochs {
-                self.complete(epoch)?;
-            }
-        }
-        Ok(())
+        let outcome = self.tracker.ack(epoch, participant);
+        self.on_outcome(outcome)
+    }
+
+    /// Appends `participant`'s snapshot for `epoch`; returns the bytes written.
+    fn write_state(
+        &mut self,
+        epoch: u64,
+        participant: usize,
+        state: Vec<u8>,
+    ) -> Result<u64, CheckpointError> {
+        let (operator, instance) = self.participants[participant].clone();
+        let entry = StateEntry {
+            epoch,
+            operator,
+            instance,
+            state,
+        };
+        let payload = codec::encode(&entry)?;
+        self.append(entries::STATE, &payload, epoch)?;
+        Ok(payload.len() as u64)
     }
 
     fn complete(&mut self, epoch: u64) -> Result<(), CheckpointError> {
@@ -491,17 +497,8 @@ impl Coordinator {
             .map(|(participant, state)| (*participant, state.clone()))
             .collect();
         for (participant, state) in carried {
-            let (operator, instance) = self.participants[participant].clone();
-            let entry = StateEntry {
-                epoch,
-                operator: operator.clone(),
-                instance,
-                state,
-            };
-            let payload = codec::encode(&entry)?;
-            self.append(entries::STATE, &payload, epoch)?;
-            open.bytes += payload.len() as u64;
-            open.states.push((operator, instance));
+            open.bytes += self.write_state(epoch, participant, state)?;
+            open.states.push(self.participants[participant].clone());
         }
         // Older open epochs can no longer complete on their own; this one supersedes them.
         self.open_epochs.retain(|older, _| *older > epoch);
