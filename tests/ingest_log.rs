@@ -5,7 +5,8 @@
 
 use rivulet::checkpoint::{CheckpointConfig, Durability};
 use rivulet::sink::MemoryTable;
-use rivulet::{PushHandle, Query};
+use rivulet::source::{PushSource, Source};
+use rivulet::{Epoch, PushHandle, Query};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
@@ -105,9 +106,11 @@ fn a_graceful_stop_checkpoints_everything_so_a_restart_replays_nothing() {
     );
 }
 
+/// Without checkpointing a push source keeps no ingest log: it delivers everything, but
+/// it cannot replay, and asking it for an offset is an error (so a checkpointed query
+/// would refuse it rather than silently lose its input).
 #[test]
 fn without_checkpointing_the_push_source_has_no_log() {
-    let dir = tempfile::tempdir().unwrap();
     let mut query = Query::builder();
     let (handle, ids) = query.push_source::<u64>("ids");
     let out = ids.to_memory("out");
@@ -116,7 +119,12 @@ fn without_checkpointing_the_push_source_has_no_log() {
     drop(handle);
     running.await_termination().unwrap();
     assert_eq!(out.len(), 10);
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    let signal = std::sync::Arc::new(rivulet::edge::WakeSignal::new());
+    let (_handle, mut source) = PushSource::<u64>::new(16, signal);
+    assert!(!source.can_replay());
+    assert!(source.checkpoint(Epoch(1)).is_err());
+    assert!(source.restore(&[0]).is_err());
 }
 
 fn log_segments(dir: &Path) -> usize {
