@@ -63,6 +63,7 @@ pub mod sink;
 pub mod source;
 pub mod stream;
 pub mod sync;
+pub mod trigger;
 
 pub use edge::WaitPolicy;
 pub use error::{Error, Result};
@@ -71,6 +72,7 @@ pub use query::{Query, QueryBuilder, QueryProgress};
 pub use runtime::Pinning;
 pub use source::{PushHandle, RateRow};
 pub use stream::{KeyedStream, Stream};
+pub use trigger::{ExecutionMode, OutputMode, Trigger};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -22,14 +22,71 @@ pub use memory::{MemorySink, MemoryTable};
 use crate::checkpoint::coordinator::Participant;
 use crate::error::{BoxError, Error};
 use crate::event::{Epoch, Signal};
+use crate::trigger::{EmitMode, OutputMode};
 use crate::metrics::OperatorMetrics;
 use crate::operator::Collector;
 use crate::runtime::RunControl;
 use crate::sync::Arc;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
+/// Publishes one epoch's staged output, once the epoch is complete (see
+/// [`Sink::prepare_commit`]). It runs on the checkpoint coordinator's thread, never on an
+/// operator thread, and at most once; an error fails the query, naming the sink.
+pub type EpochCommit = Box<dyn FnOnce() -> Result<(), BoxError> + Send>;
+
+/// What a sink instance learns before the query starts (see [`Sink::open`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SinkContext {
+    /// The sink's name in the query (unique).
+    pub name: String,
+    /// This instance, `0..parallelism`.
+    pub instance: usize,
+    /// Number of instances of this sink.
+    pub parallelism: usize,
+    /// The query's output mode.
+    pub output_mode: OutputMode,
+    /// Whether the query has epochs at all (a trigger or checkpointing is configured).
+    /// Without epochs, the whole run is one epoch and its commit runs at end-of-stream.
+    pub epochs: bool,
+    /// Whether the query checkpoints and restores. Only then do epoch numbers identify
+    /// the same data across runs: after a restart, an epoch at or below the last
+    /// committed one is a replay. Without checkpointing every run starts at epoch 1 anew.
+    pub checkpointed: bool,
+    /// The epoch the first records belong to (after a restore, the restored epoch + 1).
+    pub first_epoch: Epoch,
+}
+
 /// A destination for records. Cloned once per parallel instance.
+///
+/// Call order on one instance: [`open`](Sink::open) (when the query starts, on the
+/// thread calling `start()`), then on the sink's thread: [`begin_epoch`](Sink::begin_epoch)
+/// for the first epoch, records ([`write`](Sink::write)) with [`flush`](Sink::flush)es,
+/// and at each epoch marker [`prepare_commit`](Sink::prepare_commit) followed by
+/// `begin_epoch` of the next epoch; at end-of-stream a last `prepare_commit` (for the
+/// epoch in progress) and [`close`](Sink::close).
 pub trait Sink<T>: Send + 'static {
+    /// Prepares the instance before the query starts: check paths, read what an earlier
+    /// run committed. An error makes `start()` fail.
+    ///
+    /// # Errors
+    ///
+    /// Anything that makes the sink unusable.
+    fn open(&mut self, context: &SinkContext) -> Result<(), BoxError> {
+        let _ = context;
+        Ok(())
+    }
+
+    /// The records that follow belong to `epoch`, which runs in `mode`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`write`](Sink::write).
+    fn begin_epoch(&mut self, epoch: Epoch, mode: EmitMode) -> Result<(), BoxError> {
+        let _ = (epoch, mode);
+        Ok(())
+    }
+
     /// Takes one record.
     ///
     /// # Errors
@@ -47,22 +104,27 @@ pub trait Sink<T>: Send + 'static {
         Ok(())
     }
 
-    /// Everything before the marker of `epoch` has been written (and flushed). The
-    /// epoch is not complete yet: other operators may still be snapshotting it, and a
-    /// crash now restores the epoch before and replays this one. So this is a
-    /// *pre-commit*: make the epoch's output durable and identifiable here, and treat a
-    /// replayed epoch idempotently; output that must appear exactly once must not be
-    /// published on the strength of this call alone.
+    /// Everything of `epoch` has been written (and flushed). The epoch is not complete
+    /// yet: other operators may still be snapshotting it, and a crash now restores an
+    /// earlier epoch and replays this one. So this is the first phase of a two-phase
+    /// commit: stage the epoch's output durably (say, a temporary file) and return the
+    /// second phase, which the engine runs once the epoch is complete (say, renaming the
+    /// file into place and recording the epoch as committed). Return `None` when there
+    /// is nothing to publish (the default).
+    ///
+    /// After a crash between the two phases the epoch is replayed with the same records
+    /// in micro-batch mode (its offsets were logged before it ran), so a sink that skips
+    /// epochs it already committed gives exactly-once output.
     ///
     /// # Errors
     ///
     /// As for [`write`](Sink::write).
-    fn on_epoch(&mut self, epoch: Epoch) -> Result<(), BoxError> {
+    fn prepare_commit(&mut self, epoch: Epoch) -> Result<Option<EpochCommit>, BoxError> {
         let _ = epoch;
-        Ok(())
+        Ok(None)
     }
 
-    /// End of stream. The default flushes.
+    /// End of stream, after the last `prepare_commit`. The default flushes.
     ///
     /// # Errors
     ///
@@ -141,7 +203,10 @@ impl<T, S: Sink<T>> Collector<T> for SinkStage<S> {
                 // Acknowledge only once everything before the marker is flushed.
                 self.guard(|sink| {
                     sink.flush()?;
-                    sink.on_epoch(epoch)
+                    if let Some(commit) = sink.prepare_commit(epoch)? {
+                        commit()?;
+                    }
+                    Ok(())
                 });
                 if let (false, Some(participant)) = (self.failed, &self.participant) {
                     participant.ack(epoch.0, None, std::time::Duration::ZERO);
