@@ -7,14 +7,15 @@
 //! it. Edges are created when a chain is ended at a thread boundary, so every edge knows
 //! the wake signals of both of its threads from the start.
 
-use crate::checkpoint::coordinator::{CheckpointShared, Message, Participant};
+use crate::checkpoint::coordinator::{CheckpointShared, EpochClock, Message, Participant};
 use crate::checkpoint::recovery::{DirectoryReport, Recovered};
 use crate::checkpoint::{CheckpointConfig, CheckpointError, CheckpointMode};
 use crate::edge::{self, EdgeReceiver, EdgeSender, PeerSet, RtrbRing, WaitPolicy, WakeSignal};
 use crate::metrics::OperatorMetrics;
 use crate::query::progress::OperatorKind;
 use crate::runtime::{Pinning, RunControl, Task};
-use crate::sync::Arc;
+use crate::sync::{Arc, Mutex};
+use crate::trigger::{EmitMode, ExecutionMode, OutputMode, Trigger};
 use std::any::Any;
 
 /// Index of a thread group.
@@ -32,6 +33,8 @@ pub(crate) struct Config {
     pub(crate) wait_policy: WaitPolicy,
     pub(crate) pinning: Pinning,
     pub(crate) parallelism: usize,
+    pub(crate) output_mode: OutputMode,
+    pub(crate) max_batch_records: usize,
 }
 
 impl Default for Config {
@@ -42,6 +45,8 @@ impl Default for Config {
             wait_policy: WaitPolicy::default(),
             pinning: Pinning::Auto,
             parallelism: 1,
+            output_mode: OutputMode::Update,
+            max_batch_records: 1 << 20,
         }
     }
 }
@@ -81,13 +86,49 @@ pub(crate) struct OperatorInfo {
     pub(crate) participant_base: u32,
 }
 
-/// Checkpointing as configured on the builder, before start.
+/// Epochs (a trigger, checkpointing, or both) as configured on the builder, before start.
 pub(crate) struct CheckpointBuild {
-    pub(crate) config: CheckpointConfig,
-    pub(crate) shared: Arc<CheckpointShared>,
+    /// The checkpoint directory and settings; `None`: epochs without a log.
+    pub(crate) config: Option<CheckpointConfig>,
+    /// The trigger the query starts with.
+    pub(crate) trigger: Trigger,
+    /// Whether `trigger` was chosen explicitly (else it follows the checkpoint interval).
+    pub(crate) trigger_set: bool,
+    /// Created when the first participant is attached; settings are fixed from then on.
+    pub(crate) shared: Option<Arc<CheckpointShared>>,
+    pub(crate) sender: crossbeam::channel::Sender<Message>,
     pub(crate) receiver: crossbeam::channel::Receiver<Message>,
-    pub(crate) recovered: Option<Recovered>,
+    pub(crate) recovered: Recovered,
     pub(crate) report: DirectoryReport,
+}
+
+impl CheckpointBuild {
+    /// Epochs with `trigger` and no log yet.
+    pub(crate) fn new(trigger: Trigger) -> Self {
+        let (sender, receiver) = crossbeam::channel::unbounded();
+        CheckpointBuild {
+            config: None,
+            trigger,
+            trigger_set: false,
+            shared: None,
+            sender,
+            receiver,
+            recovered: Recovered {
+                attempt: 1,
+                ..Recovered::default()
+            },
+            report: DirectoryReport::default(),
+        }
+    }
+
+    /// How the first epoch of this start runs (a replayed epoch runs as it did).
+    pub(crate) fn first_mode(&self) -> ExecutionMode {
+        self.recovered
+            .replay
+            .as_ref()
+            .map(|replay| replay.mode)
+            .unwrap_or_else(|| self.trigger.mode())
+    }
 }
 
 /// The graph under construction.
@@ -132,29 +173,89 @@ impl Graph {
         self.participants
     }
 
-    /// The checkpoint handle of one operator instance, if checkpointing is on.
-    pub(crate) fn participant(&self, op: OpId, instance: usize) -> Option<Participant> {
-        let checkpoint = self.checkpoint.as_ref()?;
+    /// The epoch handle of one operator instance, if the query has epochs.
+    pub(crate) fn participant(&mut self, op: OpId, instance: usize) -> Option<Participant> {
+        let shared = self.epochs()?;
         Some(Participant {
-            shared: checkpoint.shared.clone(),
+            shared,
             index: self.operators[op].participant_base + instance as u32,
         })
     }
 
+    /// What operators and sinks share about epochs, if the query has any; created at
+    /// the first call, which fixes the trigger and output mode.
+    pub(crate) fn epochs(&mut self) -> Option<Arc<CheckpointShared>> {
+        let output_mode = self.config.output_mode;
+        let build = self.checkpoint.as_mut()?;
+        if build.shared.is_none() {
+            build.shared = Some(Arc::new(CheckpointShared {
+                sender: build.sender.clone(),
+                clock: EpochClock::with_mode(build.recovered.epoch, build.first_mode()),
+                persistent: build.config.is_some(),
+                requested: Mutex::new(build.trigger),
+                output_mode,
+            }));
+        }
+        build.shared.clone()
+    }
+
+    /// The emit mode of the first epoch of this start.
+    pub(crate) fn first_emit_mode(&self) -> EmitMode {
+        EmitMode {
+            execution: self
+                .checkpoint
+                .as_ref()
+                .map(CheckpointBuild::first_mode)
+                .unwrap_or_default(),
+            output: self.config.output_mode,
+        }
+    }
+
+    /// The epoch the first records of this start belong to.
+    pub(crate) fn first_epoch(&self) -> u64 {
+        self.checkpoint
+            .as_ref()
+            .map_or(0, |build| build.recovered.epoch)
+            + 1
+    }
+
+    /// Whether the query writes checkpoints.
+    pub(crate) fn persistent(&self) -> bool {
+        self.checkpoint
+            .as_ref()
+            .is_some_and(|build| build.config.is_some())
+    }
+
     /// The recovered snapshot of one operator instance, if any.
     pub(crate) fn restored_state(&self, op: OpId, instance: usize) -> Option<&[u8]> {
-        let recovered = self.checkpoint.as_ref()?.recovered.as_ref()?;
-        recovered
+        self.checkpoint
+            .as_ref()?
+            .recovered
             .states
             .get(&(self.operators[op].name.to_string(), instance as u32))
             .map(Vec::as_slice)
     }
 
+    /// Records a source instance replays in the epoch after the restored one, if the
+    /// offset log says.
+    pub(crate) fn replay_records(&self, op: OpId, instance: usize) -> Option<u64> {
+        let replay = self.checkpoint.as_ref()?.recovered.replay.as_ref()?;
+        let name = &*self.operators[op].name;
+        replay
+            .sources
+            .iter()
+            .find(|source| source.operator == name && source.instance == instance as u32)
+            .map(|source| source.records)
+    }
+
     /// `true` if multi-input operators align markers.
     pub(crate) fn aligned(&self) -> bool {
-        self.checkpoint
-            .as_ref()
-            .is_some_and(|checkpoint| checkpoint.config.mode == CheckpointMode::Aligned)
+        self.checkpoint.as_ref().is_some_and(|checkpoint| {
+            checkpoint
+                .config
+                .as_ref()
+                .is_some_and(|config| config.mode == CheckpointMode::Aligned)
+        })
     }
 
     /// Records that restoring `op` failed.

@@ -21,6 +21,7 @@
 //! assert_eq!(rows.last(), Some(&("c".to_string(), 2)));
 //! ```
 
+use crate::event::Epoch;
 use crate::operator::exchange::{BroadcastOut, ExchangeOut, ForwardOut};
 use crate::operator::keyed::{KeyedFold, KeyedReduce};
 use crate::operator::stage::Stage;
@@ -30,7 +31,9 @@ use crate::plan::{Graph, GroupId, OpId, PortId, PortKind};
 use crate::query::progress::OperatorKind;
 use crate::runtime::heads::{InputTask, SourceCheckpoint, SourceTask};
 use crate::runtime::Task;
-use crate::sink::{ConsoleSink, ForEachSink, MemorySink, MemoryTable, Sink, SinkStage};
+use crate::sink::{
+    ConsoleSink, ForEachSink, MemorySink, MemoryTable, Sink, SinkContext, SinkStage,
+};
 use crate::source::Source;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -117,7 +120,7 @@ impl<S: Source> Chain for SourceChain<S> {
             .take()
             .expect("a source has one instance and is attached once");
         let participant = graph.participant(self.op, instance);
-        if participant.is_some() && !source.can_replay() {
+        if graph.persistent() && !source.can_replay() {
             graph.unreplayable.push(name.to_string());
         }
         if let Some(offset) = graph.restored_state(self.op, instance) {
@@ -126,13 +129,12 @@ impl<S: Source> Chain for SourceChain<S> {
                 graph.restore_failed(self.op, message);
             }
         }
+        let replay = graph.replay_records(self.op, instance);
+        let max_batch = graph.config.max_batch_records;
         let checkpoint = participant.map(|participant| {
             let signal = graph.groups[self.group].signals[instance].clone();
             participant.shared.clock.add_source(signal);
-            SourceCheckpoint {
-                injected: participant.shared.clock.current(),
-                participant,
-            }
+            SourceCheckpoint::new(participant, replay, max_batch)
         });
         Box::new(SourceTask {
             source,
@@ -231,6 +233,7 @@ where
             name,
             graph.control.clone(),
             participant,
+            graph.first_emit_mode(),
         );
         self.upstream.finish(stage, graph, instance)
     }
@@ -615,10 +618,34 @@ impl<S: Chain> Stream<S> {
             let name = g.unique_name(name);
             g.add_operator(&name, OperatorKind::Sink, self.parallelism)
         };
+        let parallelism = self.parallelism;
         self.terminate(|g, instance| {
             let (metrics, name) = g.operator_instance(op, instance);
             let participant = g.participant(op, instance);
-            SinkStage::new(sink.clone(), metrics, name, g.control.clone(), participant)
+            let context = SinkContext {
+                name: name.to_string(),
+                instance,
+                parallelism,
+                output_mode: g.config.output_mode,
+                epochs: participant.is_some(),
+                checkpointed: g.persistent(),
+                first_epoch: Epoch(g.first_epoch()),
+            };
+            let mut sink = sink.clone();
+            let opened = catch_unwind(AssertUnwindSafe(|| sink.open(&context)));
+            if let Some(message) = restore_failure(opened) {
+                g.errors
+                    .push(format!("sink `{name}` cannot start: {message}"));
+            }
+            SinkStage::new(
+                sink,
+                metrics,
+                name,
+                g.control.clone(),
+                participant,
+                g.first_epoch(),
+                g.first_emit_mode(),
+            )
         });
     }
 

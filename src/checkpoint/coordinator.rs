@@ -6,18 +6,22 @@
 //! it through one channel, so acknowledgements from one participant arrive in the order
 //! it sent them (and it sends them in epoch order, because markers travel in order).
 
-use super::entries::{self, CompleteEntry, MetaEntry, StateEntry};
+use super::codec;
+use super::entries::{
+    self, CommitEntry, CompleteEntry, MetaEntry, OffsetsEntry, SourceOffsets, StateEntry,
+};
 use super::error::CheckpointError;
 use super::log::{Location, LogWriter};
-use super::{codec, CheckpointConfig};
-use crate::edge::WakeSignal;
 use crate::error::Error;
 use crate::runtime::RunControl;
-use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sink::EpochCommit;
 use crate::sync::{Arc, Mutex};
+use crate::trigger::{EmitMode, ExecutionMode, OutputMode, Trigger};
 use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
 use serde::Serialize;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 /// Decides when epochs are complete: exactly once, only after every participant
@@ -139,59 +143,21 @@ impl AckTracker {
     }
 }
 
-/// The epoch sources should have reached; bumped by the coordinator.
-///
-/// The coordinator calls [`advance`](EpochClock::advance), which publishes the new epoch and then wakes every
-/// registered source thread through the [`WakeSignal`] protocol; a source re-checks
-/// [`current`](EpochClock::current) before it parks, so a trigger is never missed.
-#[derive(Debug)]
-pub struct EpochClock {
-    current: AtomicU64,
-    /// The newest complete epoch, published by the coordinator (sources with an ingest
-    /// log truncate it behind complete epochs).
-    last_complete: AtomicU64,
-    sources: Mutex<Vec<Arc<WakeSignal>>>,
+pub use super::clock::EpochClock;
+
+/// A sink's second commit phase for one epoch, run by the coordinator once the epoch is
+/// complete.
+pub(crate) struct PendingCommit {
+    /// The sink (named in the error if the commit fails).
+    pub(crate) sink: std::sync::Arc<str>,
+    pub(crate) run: EpochCommit,
 }
 
-impl EpochClock {
-    /// A clock at epoch `start` (0, or the newest epoch found in the log).
-    pub fn new(start: u64) -> Self {
-        EpochClock {
-            current: AtomicU64::new(start),
-            last_complete: AtomicU64::new(0),
-            sources: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// The newest complete epoch this run (0 before the first).
-    pub fn last_complete(&self) -> u64 {
-        self.last_complete.load(Ordering::Acquire)
-    }
-
-    /// Registers a source thread to wake when an epoch starts.
-    pub fn add_source(&self, signal: Arc<WakeSignal>) {
-        self.sources.lock().unwrap().push(signal);
-    }
-
-    /// The epoch sources must have injected a marker for.
-    #[inline]
-    pub fn current(&self) -> u64 {
-        self.current.load(Ordering::Acquire)
-    }
-
-    /// Starts the next epoch and wakes every source (the wake-up protocol of
-    /// [`WakeSignal`]: publish, then notify).
-    pub fn advance(&self) -> u64 {
-        let epoch = self.current.fetch_add(1, Ordering::AcqRel) + 1;
-        for signal in self.sources.lock().unwrap().iter() {
-            signal.notify();
-        }
-        epoch
-    }
-
-    /// Records that `epoch` is complete (the coordinator, after writing its completion).
-    pub fn set_last_complete(&self, epoch: u64) {
-        self.last_complete.store(epoch, Ordering::Release);
+impl fmt::Debug for PendingCommit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingCommit")
+            .field("sink", &self.sink)
+            .finish_non_exhaustive()
     }
 }
 
@@ -204,23 +170,57 @@ pub(crate) enum Message {
         participant: u32,
         state: Option<Vec<u8>>,
         took: Duration,
+        /// For a source: records it emitted in the epoch.
+        records: u64,
+        /// For a sink: the epoch's staged output to publish once the epoch is complete.
+        commit: Option<PendingCommit>,
+    },
+    /// A source planned micro-batch `epoch`: it holds `records` records and its offset
+    /// after them is `offset`. `drained`: it had nothing more to give.
+    Planned {
+        epoch: u64,
+        participant: u32,
+        records: u64,
+        offset: Vec<u8>,
+        drained: bool,
     },
     /// A participant reached end-of-stream; `state` is its final state (a source's final
     /// offset, an operator's state after its last record). Every epoch it never
-    /// acknowledged will restore it from this state.
+    /// acknowledged will restore it from this state. A sink's last output is committed
+    /// with the next epoch that completes.
     Finished {
         participant: u32,
         state: Option<Vec<u8>>,
+        commit: Option<PendingCommit>,
     },
+    /// `Query::set_trigger` asked for another trigger.
+    TriggerChanged,
     /// Every operator thread has ended: write what is left and end.
     Shutdown,
 }
 
-/// What the query's threads share about checkpointing.
+/// What the query's threads share about epochs.
 #[derive(Debug)]
 pub(crate) struct CheckpointShared {
     pub(crate) sender: Sender<Message>,
     pub(crate) clock: EpochClock,
+    /// Whether epochs are written to a checkpoint log (operators snapshot state only
+    /// then).
+    pub(crate) persistent: bool,
+    /// The trigger asked for; the coordinator applies it at the next epoch boundary.
+    pub(crate) requested: Mutex<Trigger>,
+    /// The query's output mode.
+    pub(crate) output_mode: OutputMode,
+}
+
+impl CheckpointShared {
+    /// What operators and sinks emit in `epoch`.
+    pub(crate) fn emit_mode(&self, epoch: u64) -> EmitMode {
+        EmitMode {
+            execution: self.clock.mode_of(epoch),
+            output: self.output_mode,
+        }
+    }
 }
 
 /// One participant's handle: sources, operator stages and sinks hold one each.
@@ -232,15 +232,48 @@ pub(crate) struct Participant {
 
 impl Participant {
     /// Reports end-of-stream, with the participant's final state, after its last `ack`.
-    pub(crate) fn finish(&self, state: Option<Vec<u8>>) {
+    pub(crate) fn finish(&self, state: Option<Vec<u8>>, commit: Option<PendingCommit>) {
         let _ = self.shared.sender.send(Message::Finished {
             participant: self.index,
             state,
+            commit,
         });
     }
 
     /// Acknowledges `epoch` with this participant's snapshot (if it has state).
     pub(crate) fn ack(&self, epoch: u64, state: Option<Vec<u8>>, took: Duration) {
+        self.send_ack(epoch, state, took, 0, None);
+    }
+
+    /// A source acknowledges `epoch` with its offset and the records it emitted in it.
+    pub(crate) fn ack_source(&self, epoch: u64, offset: Vec<u8>, took: Duration, records: u64) {
+        self.send_ack(epoch, Some(offset), took, records, None);
+    }
+
+    /// A sink acknowledges `epoch`, handing over the commit of its staged output.
+    pub(crate) fn ack_sink(&self, epoch: u64, commit: Option<PendingCommit>) {
+        self.send_ack(epoch, None, Duration::ZERO, 0, commit);
+    }
+
+    /// A source reports what micro-batch `epoch` holds.
+    pub(crate) fn plan(&self, epoch: u64, records: u64, offset: Vec<u8>, drained: bool) {
+        let _ = self.shared.sender.send(Message::Planned {
+            epoch,
+            participant: self.index,
+            records,
+            offset,
+            drained,
+        });
+    }
+
+    fn send_ack(
+        &self,
+        epoch: u64,
+        state: Option<Vec<u8>>,
+        took: Duration,
+        records: u64,
+        commit: Option<PendingCommit>,
+    ) {
         // The coordinator outlives every participant (it ends after all operator threads
         // joined), so the send only fails while the query is being torn down.
         let _ = self.shared.sender.send(Message::Ack {
@@ -248,6 +281,8 @@ impl Participant {
             participant: self.index,
             state,
             took,
+            records,
+            commit,
         });
     }
 }
@@ -255,21 +290,35 @@ impl Participant {
 /// One completed epoch, as progress reports show it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EpochReport {
-    /// The epoch.
+    /// The epoch (in micro-batch mode: the batch id).
     pub epoch: u64,
-    /// From the trigger to the completion entry (including the msync, if any).
+    /// How the epoch ran.
+    pub mode: ExecutionMode,
+    /// From the trigger to the completion (and commit) of the epoch, including the msync,
+    /// if any.
     pub duration: Duration,
-    /// Bytes of log entries written for this epoch (snapshots and completion).
+    /// Records the sources emitted in the epoch, where known (micro-batches, and
+    /// continuous epochs that every source acknowledged).
+    pub input_rows: Option<u64>,
+    /// Bytes of log entries written for this epoch (offsets, snapshots and completion).
     pub bytes_written: u64,
     /// How long each participant with state took to snapshot: `(operator, instance, time)`.
     pub snapshot_times: Vec<(String, u32, Duration)>,
+    /// Sink commits run for the epoch.
+    pub commits: usize,
 }
 
-/// Checkpoint progress of a query.
+/// Epoch and checkpoint progress of a query.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CheckpointStats {
+    /// The trigger in effect (as text, e.g. `micro-batch every 100ms`).
+    pub trigger: String,
+    /// Whether epochs are written to a checkpoint directory.
+    pub persistent: bool,
     /// The epoch restored at start, if any.
     pub recovered_epoch: Option<u64>,
+    /// The epoch replayed with the records the offset log recorded, if any.
+    pub replayed_epoch: Option<u64>,
     /// The newest complete epoch.
     pub last_complete_epoch: Option<u64>,
     /// Epochs triggered so far (including incomplete ones).
@@ -284,9 +333,16 @@ pub struct CheckpointStats {
 pub(crate) struct Coordinator {
     pub(crate) receiver: Receiver<Message>,
     pub(crate) shared: Arc<CheckpointShared>,
-    pub(crate) log: LogWriter,
+    /// The checkpoint log; `None` when the query has epochs (a trigger) but no
+    /// checkpoint directory.
+    pub(crate) log: Option<LogWriter>,
     pub(crate) tracker: AckTracker,
-    pub(crate) config: CheckpointConfig,
+    /// Complete epochs to keep in the log.
+    pub(crate) retain: usize,
+    /// This start's attempt number.
+    pub(crate) attempt: u64,
+    /// The trigger in effect.
+    pub(crate) trigger: Trigger,
     pub(crate) meta: MetaEntry,
     /// `(operator, instance)` of every participant, by index.
     pub(crate) participants: Vec<(String, u32)>,
@@ -301,16 +357,30 @@ pub(crate) struct Coordinator {
     pub(crate) sources: Vec<usize>,
     /// Final states of participants that finished.
     pub(crate) final_states: BTreeMap<usize, Vec<u8>>,
+    /// Sinks' last commits, run with the next epoch that completes.
+    pub(crate) final_commits: Vec<PendingCommit>,
     pub(crate) final_epoch_taken: bool,
+    /// The epoch to replay at start with the records the offset log recorded.
+    pub(crate) replay: Option<OffsetsEntry>,
+    /// When the next epoch may start.
+    pub(crate) next_trigger: Instant,
+    /// Sources that found nothing more to give (for [`Trigger::AvailableNow`]).
+    pub(crate) drained: BTreeSet<usize>,
 }
 
 /// An epoch that was triggered (or first acknowledged) but is not complete yet.
 #[derive(Debug, Default)]
 pub(crate) struct OpenEpoch {
     triggered: Option<Instant>,
+    mode: ExecutionMode,
     bytes: u64,
     states: Vec<(String, u32)>,
     snapshot_times: Vec<(String, u32, Duration)>,
+    /// Sources' records and offsets (from their plans or acknowledgements).
+    sources: BTreeMap<usize, (u64, Vec<u8>)>,
+    /// Whether the offsets were logged before the epoch ran (a micro-batch).
+    offsets_logged: bool,
+    commits: Vec<PendingCommit>,
 }
 
 impl Coordinator {
@@ -324,61 +394,251 @@ impl Coordinator {
 
     fn serve(&mut self) -> Result<(), CheckpointError> {
         self.write_meta()?;
-        let interval = self.config.interval;
-        let mut next_trigger = Instant::now() + interval;
+        self.stats.lock().unwrap().trigger = self.trigger.to_string();
+        if let Some(replay) = self.replay.take() {
+            self.start_replay(replay)?;
+        }
+        self.next_trigger = Instant::now() + self.trigger.interval();
         loop {
-            let timeout = next_trigger.saturating_duration_since(Instant::now());
+            // Wake for the next trigger, or now and then while a batch runs.
+            let timeout = self
+                .next_trigger
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_micros(50));
             match self.receiver.recv_timeout(timeout) {
-                Ok(Message::Ack {
-                    epoch,
-                    participant,
-                    state,
-                    took,
-                }) => self.on_ack(epoch, participant as usize, state, took)?,
-                Ok(Message::Finished { participant, state }) => {
-                    self.on_finished(participant as usize, state)?
-                }
                 Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
                     // Threads have ended: take what they sent last.
                     while let Ok(message) = self.receiver.try_recv() {
-                        match message {
-                            Message::Ack {
-                                epoch,
-                                participant,
-                                state,
-                                took,
-                            } => self.on_ack(epoch, participant as usize, state, took)?,
-                            Message::Finished { participant, state } => {
-                                self.on_finished(participant as usize, state)?
-                            }
-                            Message::Shutdown => {}
-                        }
+                        self.handle(message)?;
                     }
                     return Ok(());
                 }
-                Err(RecvTimeoutError::Timeout) => {
-                    let sources_running = self
-                        .sources
-                        .iter()
-                        .any(|participant| !self.tracker.is_finished(*participant));
-                    if sources_running && !self.control.is_aborted() {
-                        self.trigger()?;
-                    }
-                    let now = Instant::now();
-                    while next_trigger <= now {
-                        next_trigger += interval;
-                    }
-                }
+                Ok(message) => self.handle(message)?,
+                Err(RecvTimeoutError::Timeout) => {}
             }
+            self.maybe_trigger()?;
         }
     }
 
+    fn handle(&mut self, message: Message) -> Result<(), CheckpointError> {
+        match message {
+            Message::Ack {
+                epoch,
+                participant,
+                state,
+                took,
+                records,
+                commit,
+            } => self.on_ack(epoch, participant as usize, state, took, records, commit),
+            Message::Planned {
+                epoch,
+                participant,
+                records,
+                offset,
+                drained,
+            } => self.on_planned(epoch, participant as usize, records, offset, drained),
+            Message::Finished {
+                participant,
+                state,
+                commit,
+            } => self.on_finished(participant as usize, state, commit),
+            Message::TriggerChanged | Message::Shutdown => Ok(()),
+        }
+    }
+
+    /// Whether a source has not finished yet.
+    fn sources_running(&self) -> bool {
+        self.sources
+            .iter()
+            .any(|participant| !self.tracker.is_finished(*participant))
+    }
+
+    /// Starts the next epoch if it is due: a continuous epoch on the timer; a
+    /// micro-batch on the timer once the previous epoch is complete and committed.
+    fn maybe_trigger(&mut self) -> Result<(), CheckpointError> {
+        if self.control.is_aborted() || self.control.is_stop_requested() || !self.sources_running()
+        {
+            return Ok(());
+        }
+        let current = self.shared.clock.current();
+        let previous_done = self.tracker.last_complete() >= current;
+        if self.trigger == Trigger::AvailableNow
+            && previous_done
+            && self
+                .sources
+                .iter()
+                .all(|source| self.drained.contains(source) || self.tracker.is_finished(*source))
+        {
+            // Every source is drained and its last batch is committed.
+            self.control.request_stop();
+            return Ok(());
+        }
+        let now = Instant::now();
+        if now < self.next_trigger {
+            return Ok(());
+        }
+        let mode = self.shared.clock.mode_of(current + 1);
+        if mode == ExecutionMode::MicroBatch && !previous_done {
+            // Batches run one after another; this one starts when the last is done.
+            return Ok(());
+        }
+        self.trigger()?;
+        let interval = self.trigger.interval();
+        if mode == ExecutionMode::MicroBatch || interval.is_zero() {
+            self.next_trigger = now + interval;
+        } else {
+            // Continuous epochs keep a fixed rate; missed ticks are skipped.
+            while self.next_trigger <= now {
+                self.next_trigger += interval;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the next epoch, fixing the mode of the one after it from the trigger asked
+    /// for.
     fn trigger(&mut self) -> Result<(), CheckpointError> {
-        let epoch = self.shared.clock.advance();
-        self.open_epochs.entry(epoch).or_default().triggered = Some(Instant::now());
+        let requested = *self.shared.requested.lock().unwrap();
+        if requested != self.trigger {
+            self.trigger = requested;
+            self.drained.clear();
+            self.stats.lock().unwrap().trigger = requested.to_string();
+        }
+        let epoch = self.shared.clock.current() + 1;
+        self.shared.clock.set_mode_from(epoch + 1, requested.mode());
+        let mode = self.shared.clock.mode_of(epoch);
+        let advanced = self.shared.clock.advance();
+        debug_assert_eq!(advanced, epoch);
+        let open = self.open_epochs.entry(epoch).or_default();
+        open.triggered = Some(Instant::now());
+        open.mode = mode;
+        self.stats.lock().unwrap().epochs_triggered += 1;
+        if mode == ExecutionMode::Continuous {
+            // Only micro-batches wait for a release; keep it level for the others.
+            self.shared.clock.release(epoch);
+        } else {
+            // Sources plan the batch; with no source left there is nothing to wait for.
+            self.check_plans(epoch)?;
+        }
+        let outcome = self.tracker.open(epoch);
+        self.on_outcome(outcome)
+    }
+
+    /// Starts the epoch after the restored one with the records the offset log holds for
+    /// it: the sources replay exactly those (they learned so when they were built), and
+    /// the batch is released at once.
+    fn start_replay(&mut self, replay: OffsetsEntry) -> Result<(), CheckpointError> {
+        let epoch = replay.epoch;
+        self.stats.lock().unwrap().replayed_epoch = Some(epoch);
+        let payload = codec::encode(&OffsetsEntry {
+            attempt: self.attempt,
+            ..replay.clone()
+        })?;
+        self.append(entries::OFFSETS, &payload, epoch)?;
+        let requested = *self.shared.requested.lock().unwrap();
+        self.shared.clock.set_mode_from(epoch, replay.mode);
+        self.shared.clock.set_mode_from(epoch + 1, requested.mode());
+        self.shared.clock.advance();
+        self.shared.clock.release(epoch);
+        let sources: Vec<(usize, (u64, Vec<u8>))> = replay
+            .sources
+            .iter()
+            .filter_map(|source| {
+                let participant = self.participant_index(&source.operator, source.instance)?;
+                Some((participant, (source.records, source.end_offset.clone())))
+            })
+            .collect();
+        let open = self.open_epochs.entry(epoch).or_default();
+        open.triggered = Some(Instant::now());
+        open.mode = replay.mode;
+        open.offsets_logged = true;
+        open.bytes += payload.len() as u64;
+        open.sources.extend(sources);
         self.stats.lock().unwrap().epochs_triggered += 1;
         let outcome = self.tracker.open(epoch);
         self.on_outcome(outcome)
+    }
+
+    fn participant_index(&self, operator: &str, instance: u32) -> Option<usize> {
+        self.participants
+            .iter()
+            .position(|(name, i)| name == operator && *i == instance)
+    }
+
+    fn on_planned(
+        &mut self,
+        epoch: u64,
+        participant: usize,
+        records: u64,
+        offset: Vec<u8>,
+        drained: bool,
+    ) -> Result<(), CheckpointError> {
+        if epoch <= self.shared.clock.released() || participant >= self.participants.len() {
+            // A batch released already (a replayed one): nothing to plan.
+            return Ok(());
+        }
+        if drained {
+            self.drained.insert(participant);
+        } else {
+            self.drained.remove(&participant);
+        }
+        self.open_epochs
+            .entry(epoch)
+            .or_default()
+            .sources
+            .insert(participant, (records, offset));
+        self.check_plans(epoch)
+    }
+
+    /// Once every running source planned micro-batch `epoch`, logs its offsets and
+    /// releases it.
+    fn check_plans(&mut self, epoch: u64) -> Result<(), CheckpointError> {
+        if epoch <= self.shared.clock.released() || epoch > self.shared.clock.current() {
+            return Ok(());
+        }
+        let open = self.open_epochs.entry(epoch).or_default();
+        let planned = self
+            .sources
+            .iter()
+            .all(|source| open.sources.contains_key(source) || self.tracker.is_finished(*source));
+        if !planned {
+            return Ok(());
+        }
+        let entry = OffsetsEntry {
+            epoch,
+            attempt: self.attempt,
+            mode: ExecutionMode::MicroBatch,
+            sources: self.source_offsets(epoch),
+        };
+        let payload = codec::encode(&entry)?;
+        // Logged before the batch runs (Spark's offset log). Not synced on its own: a
+        // batch lost with an unsynced offset entry was never committed either, and is
+        // planned afresh.
+        self.append(entries::OFFSETS, &payload, epoch)?;
+        let open = self.open_epochs.entry(epoch).or_default();
+        open.offsets_logged = true;
+        open.bytes += payload.len() as u64;
+        self.shared.clock.release(epoch);
+        Ok(())
+    }
+
+    /// The offset-log rows of `epoch`, from what its sources reported.
+    fn source_offsets(&self, epoch: u64) -> Vec<SourceOffsets> {
+        let Some(open) = self.open_epochs.get(&epoch) else {
+            return Vec::new();
+        };
+        open.sources
+            .iter()
+            .map(|(participant, (records, offset))| {
+                let (operator, instance) = self.participants[*participant].clone();
+                SourceOffsets {
+                    operator,
+                    instance,
+                    records: *records,
+                    end_offset: offset.clone(),
+                }
+            })
+            .collect()
     }
 
     fn on_outcome(&mut self, outcome: AckOutcome) -> Result<(), CheckpointError> {
@@ -396,6 +656,7 @@ impl Coordinator {
         &mut self,
         participant: usize,
         state: Option<Vec<u8>>,
+        commit: Option<PendingCommit>,
     ) -> Result<(), CheckpointError> {
         if participant >= self.participants.len() || self.tracker.is_finished(participant) {
             return Ok(());
@@ -403,8 +664,11 @@ impl Coordinator {
         if let Some(state) = state {
             self.final_states.insert(participant, state);
         }
+        self.final_commits.extend(commit);
         let outcome = self.tracker.finish(participant);
         self.on_outcome(outcome)?;
+        // A batch waiting for this source's plan need not wait any more.
+        self.check_plans(self.shared.clock.current())?;
         if self.tracker.all_finished() && !self.final_epoch_taken {
             self.final_epoch_taken = true;
             self.trigger()?;
@@ -412,13 +676,17 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Appends an entry (nothing without a log).
     fn append(
         &mut self,
         kind: super::log::EntryKind,
         payload: &[u8],
         epoch: u64,
-    ) -> Result<Location, CheckpointError> {
-        let location = self.log.append(kind, payload)?;
+    ) -> Result<Option<Location>, CheckpointError> {
+        let Some(log) = self.log.as_mut() else {
+            return Ok(None);
+        };
+        let location = log.append(kind, payload)?;
         let newest = self.segment_epochs.entry(location.segment).or_insert(0);
         *newest = (*newest).max(epoch);
         self.stats.lock().unwrap().bytes_written += payload.len() as u64;
@@ -430,32 +698,57 @@ impl Coordinator {
                 self.write_meta()?;
             }
         }
-        Ok(location)
+        Ok(Some(location))
     }
 
     fn write_meta(&mut self) -> Result<(), CheckpointError> {
+        if self.log.is_none() {
+            return Ok(());
+        }
         let payload = codec::encode(&self.meta)?;
         self.append(entries::META, &payload, 0)?;
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_ack(
         &mut self,
         epoch: u64,
         participant: usize,
         state: Option<Vec<u8>>,
         took: Duration,
+        records: u64,
+        commit: Option<PendingCommit>,
     ) -> Result<(), CheckpointError> {
         if epoch <= self.tracker.last_complete() {
             return Ok(());
         }
+        if self.sources.contains(&participant) {
+            if let Some(offset) = &state {
+                let open = self.open_epochs.entry(epoch).or_default();
+                if !open.offsets_logged {
+                    open.sources.insert(participant, (records, offset.clone()));
+                }
+            }
+        }
         if let Some(state) = state {
-            let bytes = self.write_state(epoch, participant, state)?;
+            let bytes = if self.log.is_some() {
+                self.write_state(epoch, participant, state)?
+            } else {
+                0
+            };
             let (operator, instance) = self.participants[participant].clone();
             let open = self.open_epochs.entry(epoch).or_default();
             open.bytes += bytes;
             open.states.push((operator.clone(), instance));
             open.snapshot_times.push((operator, instance, took));
+        }
+        if let Some(commit) = commit {
+            self.open_epochs
+                .entry(epoch)
+                .or_default()
+                .commits
+                .push(commit);
         }
         let outcome = self.tracker.ack(epoch, participant);
         self.on_outcome(outcome)
@@ -471,6 +764,7 @@ impl Coordinator {
         let (operator, instance) = self.participants[participant].clone();
         let entry = StateEntry {
             epoch,
+            attempt: self.attempt,
             operator,
             instance,
             state,
@@ -482,45 +776,92 @@ impl Coordinator {
 
     fn complete(&mut self, epoch: u64) -> Result<(), CheckpointError> {
         let mut open = self.open_epochs.remove(&epoch).unwrap_or_default();
-        // Participants that finished before this epoch's marker reached them restore from
-        // their final state (their upstreams finished too, so nothing of theirs replays).
-        let carried: Vec<(usize, Vec<u8>)> = self
-            .final_states
-            .iter()
-            .filter(|(participant, _)| {
-                let (operator, instance) = &self.participants[**participant];
-                !open
-                    .states
-                    .iter()
-                    .any(|(name, i)| name == operator && i == instance)
-            })
-            .map(|(participant, state)| (*participant, state.clone()))
-            .collect();
-        for (participant, state) in carried {
-            open.bytes += self.write_state(epoch, participant, state)?;
-            open.states.push(self.participants[participant].clone());
+        let mut commits = std::mem::take(&mut open.commits);
+        commits.append(&mut self.final_commits);
+        if self.log.is_some() {
+            // Participants that finished before this epoch's marker reached them restore
+            // from their final state (their upstreams finished too, so nothing of theirs
+            // replays).
+            let carried: Vec<(usize, Vec<u8>)> = self
+                .final_states
+                .iter()
+                .filter(|(participant, _)| {
+                    let (operator, instance) = &self.participants[**participant];
+                    !open
+                        .states
+                        .iter()
+                        .any(|(name, i)| name == operator && i == instance)
+                })
+                .map(|(participant, state)| (*participant, state.clone()))
+                .collect();
+            for (participant, state) in carried {
+                open.bytes += self.write_state(epoch, participant, state)?;
+                open.states.push(self.participants[participant].clone());
+            }
+            if !commits.is_empty() && !open.offsets_logged && !open.sources.is_empty() {
+                // A continuous epoch whose output sinks will publish: log what its
+                // sources emitted, so that a crash before the commit entry replays the
+                // same records under the same epoch number.
+                self.open_epochs.insert(epoch, open);
+                let entry = OffsetsEntry {
+                    epoch,
+                    attempt: self.attempt,
+                    mode: ExecutionMode::Continuous,
+                    sources: self.source_offsets(epoch),
+                };
+                open = self.open_epochs.remove(&epoch).unwrap_or_default();
+                let payload = codec::encode(&entry)?;
+                self.append(entries::OFFSETS, &payload, epoch)?;
+                open.bytes += payload.len() as u64;
+            }
         }
         // Older open epochs can no longer complete on their own; this one supersedes them.
         self.open_epochs.retain(|older, _| *older > epoch);
-        let duration = open.triggered.map(|at| at.elapsed()).unwrap_or_default();
         let entry = CompleteEntry {
             epoch,
+            attempt: self.attempt,
+            mode: open.mode,
+            needs_commit: !commits.is_empty(),
             fingerprint: self.meta.fingerprint,
             states: open.states.clone(),
-            duration_us: duration.as_micros() as u64,
+            duration_us: open
+                .triggered
+                .map(|at| at.elapsed())
+                .unwrap_or_default()
+                .as_micros() as u64,
         };
         let payload = codec::encode(&entry)?;
         self.append(entries::COMPLETE, &payload, epoch)?;
-        self.log.sync()?;
-        let duration = open.triggered.map(|at| at.elapsed()).unwrap_or(duration);
+        if let Some(log) = self.log.as_mut() {
+            log.sync()?;
+        }
+        let commit_count = commits.len();
+        if !commits.is_empty() {
+            if !self.run_commits(commits) {
+                // The query is failing; this epoch stays unpublished and is replayed.
+                return Ok(());
+            }
+            // Not synced on its own: if it is lost, the epoch is replayed and the sinks,
+            // which recorded their commits themselves, skip it.
+            let payload = codec::encode(&CommitEntry {
+                epoch,
+                attempt: self.attempt,
+            })?;
+            self.append(entries::COMMIT, &payload, epoch)?;
+        }
+        let duration = open.triggered.map(|at| at.elapsed()).unwrap_or_default();
         {
             let mut stats = self.stats.lock().unwrap();
             stats.last_complete_epoch = Some(epoch);
             stats.recent.push(EpochReport {
                 epoch,
+                mode: open.mode,
                 duration,
+                input_rows: (!open.sources.is_empty())
+                    .then(|| open.sources.values().map(|(records, _)| records).sum()),
                 bytes_written: open.bytes + payload.len() as u64,
                 snapshot_times: open.snapshot_times,
+                commits: commit_count,
             });
             if stats.recent.len() > 16 {
                 stats.recent.remove(0);
@@ -531,16 +872,39 @@ impl Coordinator {
         self.remove_old_segments()
     }
 
+    /// Runs sink commits; a failing (or panicking) one fails the query, naming the sink.
+    /// Returns whether all succeeded.
+    fn run_commits(&mut self, commits: Vec<PendingCommit>) -> bool {
+        for commit in commits {
+            let PendingCommit { sink, run } = commit;
+            let outcome = catch_unwind(AssertUnwindSafe(run));
+            let error = match outcome {
+                Ok(Ok(())) => continue,
+                Ok(Err(error)) => Error::Sink {
+                    operator: sink.to_string(),
+                    source: std::sync::Arc::from(error),
+                },
+                Err(payload) => Error::from_panic(&sink, payload.as_ref()),
+            };
+            self.control.fail(error);
+            return false;
+        }
+        true
+    }
+
     /// Removes segments holding nothing newer than the oldest complete epoch we keep.
     fn remove_old_segments(&mut self) -> Result<(), CheckpointError> {
-        let retain = self.config.retain.max(1);
+        let retain = self.retain.max(1);
         while self.completed.len() > retain {
             self.completed.pop_front();
         }
         let Some(&oldest_kept) = self.completed.front() else {
             return Ok(());
         };
-        let current = self.log.current_segment();
+        let Some(log) = self.log.as_mut() else {
+            return Ok(());
+        };
+        let current = log.current_segment();
         let removable: Vec<u64> = self
             .segment_epochs
             .iter()
@@ -548,7 +912,7 @@ impl Coordinator {
             .map(|(segment, _)| *segment)
             .collect();
         for segment in removable {
-            self.log.remove_segment(segment)?;
+            log.remove_segment(segment)?;
             self.segment_epochs.remove(&segment);
         }
         Ok(())

@@ -5,11 +5,20 @@
 //! | `META` (1) | [`MetaEntry`]: format version, plan fingerprint, operators | when the log is opened, and in every new segment |
 //! | `STATE` (2) | [`StateEntry`]: one participant's snapshot for one epoch | when the snapshot arrives |
 //! | `COMPLETE` (3) | [`CompleteEntry`]: the epoch and every state it needs | after every participant acknowledged |
+//! | `INGEST` (4) | a push source's record (in its own ingest log directory) | before the record is emitted |
+//! | `COMMIT` (5) | [`CommitEntry`]: sinks published the epoch's output | after the epoch's sink commits ran |
+//! | `OFFSETS` (6) | [`OffsetsEntry`]: each source's records and end offset in the epoch | micro-batch: before the batch runs; continuous: with the completion |
+//!
+//! Every start of a query on a directory is an *attempt* (numbered from 1). After a crash,
+//! epoch numbers after the restored epoch are used again (a replayed batch keeps its
+//! number, so sinks recognise it), and entries name their attempt so that leftovers of the
+//! crashed attempt are never mixed with the new one.
 //!
 //! A participant is one instance of a source (its state is its offset), an operator (its
 //! state, if any) or a sink (no state; it acknowledges after flushing).
 
 use super::log::EntryKind;
+use crate::trigger::ExecutionMode;
 use serde::{Deserialize, Serialize};
 
 /// Entry kind of [`MetaEntry`].
@@ -20,9 +29,13 @@ pub const STATE: EntryKind = EntryKind(2);
 pub const COMPLETE: EntryKind = EntryKind(3);
 /// Entry kind of an ingest write-ahead log record.
 pub const INGEST: EntryKind = EntryKind(4);
+/// Entry kind of [`CommitEntry`].
+pub const COMMIT: EntryKind = EntryKind(5);
+/// Entry kind of [`OffsetsEntry`].
+pub const OFFSETS: EntryKind = EntryKind(6);
 
 /// Version of the entry payloads; a different version is refused on recovery.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Identifies the query that wrote a log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +81,8 @@ impl PlanShape {
 pub struct StateEntry {
     /// The epoch.
     pub epoch: u64,
+    /// The attempt that wrote it.
+    pub attempt: u64,
     /// Operator name.
     pub operator: String,
     /// Instance of the operator.
@@ -81,10 +96,55 @@ pub struct StateEntry {
 pub struct CompleteEntry {
     /// The epoch.
     pub epoch: u64,
+    /// The attempt that completed it (its states are that attempt's).
+    pub attempt: u64,
+    /// How the epoch ran.
+    pub mode: ExecutionMode,
+    /// Whether sinks staged output for it that a [`CommitEntry`] confirms; until then the
+    /// epoch is not a restore point (recovery restores the epoch before and replays it).
+    pub needs_commit: bool,
     /// Fingerprint of the plan that wrote it.
     pub fingerprint: u64,
     /// `(operator, instance)` of every [`StateEntry`] this epoch needs on recovery.
     pub states: Vec<(String, u32)>,
     /// Microseconds from the epoch's trigger to its completion.
     pub duration_us: u64,
+}
+
+/// The sinks' commits of epoch `epoch` ran: its output is published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitEntry {
+    /// The epoch.
+    pub epoch: u64,
+    /// The attempt whose completion of the epoch was committed.
+    pub attempt: u64,
+}
+
+/// One source's part of an epoch: how many records it emitted in the epoch and its
+/// offset after them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceOffsets {
+    /// Source operator name.
+    pub operator: String,
+    /// Instance of the source.
+    pub instance: u32,
+    /// Records the source emitted in the epoch.
+    pub records: u64,
+    /// The source's offset after them (as its `checkpoint` returned it).
+    pub end_offset: Vec<u8>,
+}
+
+/// The offset log (Spark's `offsets/`): what each source emits in epoch `epoch`. For a
+/// micro-batch it is written before the batch runs, so a batch interrupted by a crash
+/// is run again with exactly the same records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetsEntry {
+    /// The epoch (batch id).
+    pub epoch: u64,
+    /// The attempt that planned it.
+    pub attempt: u64,
+    /// How the epoch runs.
+    pub mode: ExecutionMode,
+    /// Every source that emitted in the epoch.
+    pub sources: Vec<SourceOffsets>,
 }

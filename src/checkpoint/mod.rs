@@ -22,6 +22,7 @@
 //! | [`recovery`] | choosing and loading the epoch to restore |
 //! | [`log`], [`codec`] | the mmap log and the serde codec |
 
+pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod coordinator;

@@ -1,25 +1,38 @@
-//! Finding the epoch to restore: the newest complete epoch whose every snapshot is intact.
+//! Finding the epoch to restore: the newest complete epoch whose every snapshot is intact
+//! and whose output, if sinks staged any, was committed.
 //!
 //! The log may end in a torn entry, hold corrupt bytes, or miss a segment; none of that
 //! may make a half-written epoch count. An epoch is restorable only if its completion
 //! entry is intact and every state entry that completion entry lists is intact too.
+//!
+//! An epoch whose sinks staged output but whose commit entry is missing is not a restore
+//! point: the epoch before it is restored and it is run again. If the offset log says
+//! what the epoch after the restore point held, that epoch is replayed with exactly those
+//! records ([`Recovered::replay`]), so sinks can recognise it and skip what they already
+//! published.
 
 use super::codec;
-use super::entries::{self, CompleteEntry, MetaEntry, StateEntry};
+use super::entries::{self, CommitEntry, CompleteEntry, MetaEntry, OffsetsEntry, StateEntry};
 use super::error::CheckpointError;
 use super::log::{self, Problem};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 /// The state to restore a query from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Recovered {
-    /// The epoch restored; the query continues with `epoch + 1`.
+    /// The epoch restored (0: none, start from the beginning); the query continues with
+    /// `epoch + 1`.
     pub epoch: u64,
-    /// Fingerprint of the plan that wrote it.
-    pub fingerprint: u64,
+    /// Fingerprint of the plan that wrote it (`None` when no epoch is restored).
+    pub fingerprint: Option<u64>,
     /// Every participant's snapshot, by `(operator, instance)`.
     pub states: HashMap<(String, u32), Vec<u8>>,
+    /// What epoch `epoch + 1` held, if the offset log says: it is run again with exactly
+    /// these records per source.
+    pub replay: Option<OffsetsEntry>,
+    /// This start's attempt number (one more than any attempt in the log).
+    pub attempt: u64,
 }
 
 /// What a checkpoint directory holds, as far as recovery and the inspector care.
@@ -27,9 +40,15 @@ pub struct Recovered {
 pub struct DirectoryReport {
     /// The newest query identity found.
     pub meta: Option<MetaEntry>,
-    /// Every complete epoch, oldest first, with whether it can be restored (and if not,
-    /// why).
+    /// Every completion entry, oldest epoch first (attempts in log order), with whether it
+    /// can be restored (and if not, why).
     pub complete: Vec<(CompleteEntry, Result<(), String>)>,
+    /// `(epoch, attempt)` of every commit entry.
+    pub committed: BTreeSet<(u64, u64)>,
+    /// The newest offset-log entry of each epoch.
+    pub offsets: BTreeMap<u64, OffsetsEntry>,
+    /// The newest attempt that wrote anything.
+    pub newest_attempt: u64,
     /// Epochs with snapshots but no completion entry.
     pub incomplete: Vec<u64>,
     /// Snapshot sizes: `(epoch, operator, instance) → bytes`.
@@ -43,7 +62,7 @@ pub struct DirectoryReport {
     pub problems: Vec<String>,
     /// Whether any problem is more than a torn tail.
     corrupt: bool,
-    states: HashMap<(u64, String, u32), Vec<u8>>,
+    states: HashMap<(u64, u64, String, u32), Vec<u8>>,
 }
 
 impl DirectoryReport {
@@ -61,13 +80,18 @@ impl DirectoryReport {
         self.corrupt = true;
     }
 
-    /// The newest restorable epoch.
+    /// The newest restorable epoch: intact, and committed if it needed a commit.
     pub fn newest_restorable(&self) -> Option<&CompleteEntry> {
         self.complete
             .iter()
             .rev()
-            .find(|(_, verdict)| verdict.is_ok())
+            .find(|(entry, verdict)| verdict.is_ok() && self.is_committed(entry))
             .map(|(entry, _)| entry)
+    }
+
+    /// Whether `entry`'s output is published (or it had none to publish).
+    pub fn is_committed(&self, entry: &CompleteEntry) -> bool {
+        !entry.needs_commit || self.committed.contains(&(entry.epoch, entry.attempt))
     }
 }
 
@@ -110,37 +134,58 @@ pub fn inspect(dir: &Path) -> Result<DirectoryReport, CheckpointError> {
             entries::STATE => match codec::decode::<StateEntry>(&entry.payload) {
                 Ok(state) => {
                     report.newest_epoch = report.newest_epoch.max(state.epoch);
+                    report.newest_attempt = report.newest_attempt.max(state.attempt);
                     epochs_with_state.insert(state.epoch);
                     report.state_sizes.insert(
                         (state.epoch, state.operator.clone(), state.instance),
                         state.state.len(),
                     );
-                    report
-                        .states
-                        .insert((state.epoch, state.operator, state.instance), state.state);
+                    report.states.insert(
+                        (state.epoch, state.attempt, state.operator, state.instance),
+                        state.state,
+                    );
                 }
                 Err(error) => report.problem(format!("{at}: undecodable snapshot: {error}")),
             },
             entries::COMPLETE => match codec::decode::<CompleteEntry>(&entry.payload) {
                 Ok(complete) => {
                     report.newest_epoch = report.newest_epoch.max(complete.epoch);
+                    report.newest_attempt = report.newest_attempt.max(complete.attempt);
                     completes.push(complete);
                 }
                 Err(error) => report.problem(format!("{at}: undecodable completion: {error}")),
             },
+            entries::COMMIT => match codec::decode::<CommitEntry>(&entry.payload) {
+                Ok(commit) => {
+                    report.newest_attempt = report.newest_attempt.max(commit.attempt);
+                    report.committed.insert((commit.epoch, commit.attempt));
+                }
+                Err(error) => report.problem(format!("{at}: undecodable commit: {error}")),
+            },
+            entries::OFFSETS => match codec::decode::<OffsetsEntry>(&entry.payload) {
+                Ok(offsets) => {
+                    report.newest_epoch = report.newest_epoch.max(offsets.epoch);
+                    report.newest_attempt = report.newest_attempt.max(offsets.attempt);
+                    report.offsets.insert(offsets.epoch, offsets);
+                }
+                Err(error) => report.problem(format!("{at}: undecodable offsets: {error}")),
+            },
             other => report.problem(format!("{at}: unknown entry kind {}", other.0)),
         }
     }
+    // Stable: attempts of one epoch stay in log order (the newest last).
     completes.sort_by_key(|complete| complete.epoch);
-    completes.dedup_by_key(|complete| complete.epoch);
     for complete in completes {
         let missing: Vec<String> = complete
             .states
             .iter()
             .filter(|(operator, instance)| {
-                !report
-                    .states
-                    .contains_key(&(complete.epoch, operator.clone(), *instance))
+                !report.states.contains_key(&(
+                    complete.epoch,
+                    complete.attempt,
+                    operator.clone(),
+                    *instance,
+                ))
             })
             .map(|(operator, instance)| format!("{operator}#{instance}"))
             .collect();
@@ -171,11 +216,21 @@ pub fn inspect(dir: &Path) -> Result<DirectoryReport, CheckpointError> {
 /// log is damaged (beyond a torn tail) and no intact complete epoch is left: a fresh start
 /// would silently drop state and, for sources with an ingest log, input. A log error if
 /// the directory cannot be read.
-pub fn recover(dir: &Path) -> Result<(Option<Recovered>, DirectoryReport), CheckpointError> {
+pub fn recover(dir: &Path) -> Result<(Recovered, DirectoryReport), CheckpointError> {
     let report = inspect(dir)?;
-    if report.complete.is_empty() && !report.is_corrupt() {
-        // Nothing was ever completed (a torn tail is what a crash mid-write leaves).
-        return Ok((None, report));
+    let attempt = report.newest_attempt + 1;
+    if report.newest_restorable().is_none()
+        && report.complete.iter().all(|(_, verdict)| verdict.is_ok())
+        && !report.is_corrupt()
+    {
+        // Nothing was ever completed and committed (a torn tail is what a crash
+        // mid-write leaves): start from the beginning, replaying a planned first batch.
+        let recovered = Recovered {
+            replay: report.offsets.get(&1).cloned(),
+            attempt,
+            ..Recovered::default()
+        };
+        return Ok((recovered, report));
     }
     let Some(chosen) = report.newest_restorable().cloned() else {
         return Err(CheckpointError::NoIntactEpoch {
@@ -199,16 +254,18 @@ pub fn recover(dir: &Path) -> Result<(Option<Recovered>, DirectoryReport), Check
         .states
         .iter()
         .map(|(operator, instance)| {
-            let bytes = report.states[&(chosen.epoch, operator.clone(), *instance)].clone();
-            ((operator.clone(), *instance), bytes)
+            let key = (chosen.epoch, chosen.attempt, operator.clone(), *instance);
+            ((operator.clone(), *instance), report.states[&key].clone())
         })
         .collect();
     Ok((
-        Some(Recovered {
+        Recovered {
             epoch: chosen.epoch,
-            fingerprint: chosen.fingerprint,
+            fingerprint: Some(chosen.fingerprint),
             states,
-        }),
+            replay: report.offsets.get(&(chosen.epoch + 1)).cloned(),
+            attempt,
+        },
         report,
     ))
 }

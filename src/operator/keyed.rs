@@ -2,13 +2,23 @@
 //!
 //! Input records arrive as `(key, record)` pairs from a keyed exchange (see
 //! [`Stream::key_by`](crate::Stream::key_by)), so every record of one key reaches the same
-//! operator instance, and that instance owns the key's state. Each record emits the
-//! key's updated aggregate (Spark's *update* output mode, continuously).
+//! operator instance, and that instance owns the key's state.
+//!
+//! What they emit follows the epoch's [`EmitMode`]:
+//!
+//! | output mode | continuous epoch | micro-batch epoch |
+//! |---|---|---|
+//! | update | `(key, aggregate)` after every record | each changed key once, at the batch end |
+//! | complete | every key, at each epoch end | every key, at each batch end |
+//!
+//! and at end-of-stream whatever is still owed (the changed keys, or the whole table).
 
 use super::{Collector, Operator};
 use crate::checkpoint::codec;
 use crate::error::BoxError;
-use rustc_hash::FxHashMap;
+use crate::event::{Epoch, Signal};
+use crate::trigger::{EmitMode, ExecutionMode, OutputMode};
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::hash::Hash;
@@ -18,6 +28,7 @@ use std::hash::Hash;
 #[derive(Debug, Clone)]
 pub struct KeyedFold<K, A, I, F> {
     state: FxHashMap<K, A>,
+    emit: Emission<K>,
     init: I,
     fold: F,
 }
@@ -27,6 +38,7 @@ impl<K, A, I, F> KeyedFold<K, A, I, F> {
     pub fn new(init: I, fold: F) -> Self {
         KeyedFold {
             state: FxHashMap::default(),
+            emit: Emission::default(),
             init,
             fold,
         }
@@ -44,19 +56,28 @@ where
 
     #[inline]
     fn on_record<C: Collector<(K, A)>>(&mut self, (key, record): (K, T), out: &mut C) {
-        match self.state.get_mut(&key) {
-            Some(acc) => {
-                (self.fold)(acc, record);
-                let acc = acc.clone();
-                out.push((key, acc));
-            }
-            None => {
-                let mut acc = (self.init)();
-                (self.fold)(&mut acc, record);
-                self.state.insert(key.clone(), acc.clone());
-                out.push((key, acc));
-            }
+        if let Some(acc) = self.state.get_mut(&key) {
+            (self.fold)(acc, record);
+            self.emit.updated(key, acc, out);
+        } else {
+            let mut acc = (self.init)();
+            (self.fold)(&mut acc, record);
+            self.emit.updated(key.clone(), &acc, out);
+            self.state.insert(key, acc);
         }
+    }
+
+    fn on_marker<C: Collector<(K, A)>>(&mut self, epoch: Epoch, out: &mut C) {
+        self.emit.owed(&self.state, out);
+        out.signal(Signal::Marker(epoch));
+    }
+
+    fn on_end<C: Collector<(K, A)>>(&mut self, out: &mut C) {
+        self.emit.owed(&self.state, out);
+    }
+
+    fn set_emit_mode(&mut self, mode: EmitMode) {
+        self.emit.mode = mode;
     }
 
     fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {
@@ -74,6 +95,7 @@ where
 #[derive(Debug, Clone)]
 pub struct KeyedReduce<K, T, F> {
     state: FxHashMap<K, T>,
+    emit: Emission<K>,
     reduce: F,
 }
 
@@ -82,6 +104,7 @@ impl<K, T, F> KeyedReduce<K, T, F> {
     pub fn new(reduce: F) -> Self {
         KeyedReduce {
             state: FxHashMap::default(),
+            emit: Emission::default(),
             reduce,
         }
     }
@@ -97,17 +120,26 @@ where
 
     #[inline]
     fn on_record<C: Collector<(K, T)>>(&mut self, (key, record): (K, T), out: &mut C) {
-        match self.state.get_mut(&key) {
-            Some(acc) => {
-                (self.reduce)(acc, record);
-                let acc = acc.clone();
-                out.push((key, acc));
-            }
-            None => {
-                self.state.insert(key.clone(), record.clone());
-                out.push((key, record));
-            }
+        if let Some(acc) = self.state.get_mut(&key) {
+            (self.reduce)(acc, record);
+            self.emit.updated(key, acc, out);
+        } else {
+            self.emit.updated(key.clone(), &record, out);
+            self.state.insert(key, record);
         }
+    }
+
+    fn on_marker<C: Collector<(K, T)>>(&mut self, epoch: Epoch, out: &mut C) {
+        self.emit.owed(&self.state, out);
+        out.signal(Signal::Marker(epoch));
+    }
+
+    fn on_end<C: Collector<(K, T)>>(&mut self, out: &mut C) {
+        self.emit.owed(&self.state, out);
+    }
+
+    fn set_emit_mode(&mut self, mode: EmitMode) {
+        self.emit.mode = mode;
     }
 
     fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {
@@ -117,5 +149,53 @@ where
     fn restore(&mut self, state: &[u8]) -> Result<(), BoxError> {
         self.state = codec::decode(state)?;
         Ok(())
+    }
+}
+
+/// Which rows of a keyed aggregate are owed downstream, and when (see the module docs).
+#[derive(Debug, Clone)]
+struct Emission<K> {
+    mode: EmitMode,
+    /// Keys changed since the last epoch end (micro-batch update mode only).
+    changed: FxHashSet<K>,
+}
+
+impl<K> Default for Emission<K> {
+    fn default() -> Self {
+        Emission {
+            mode: EmitMode::default(),
+            changed: FxHashSet::default(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone> Emission<K> {
+    /// `key`'s aggregate is now `value`: emit it at once (continuous update), or
+    /// remember that it changed (micro-batch update), or nothing (complete: the whole
+    /// table goes out at the epoch end anyway).
+    #[inline]
+    fn updated<V: Clone, C: Collector<(K, V)>>(&mut self, key: K, value: &V, out: &mut C) {
+        match (self.mode.output, self.mode.execution) {
+            (OutputMode::Complete, _) => {}
+            (_, ExecutionMode::Continuous) => out.push((key, value.clone())),
+            (_, ExecutionMode::MicroBatch) => {
+                self.changed.insert(key);
+            }
+        }
+    }
+
+    /// Emits what the ending epoch owes: every changed key, or the whole table.
+    fn owed<V: Clone, C: Collector<(K, V)>>(&mut self, state: &FxHashMap<K, V>, out: &mut C) {
+        if self.mode.output == OutputMode::Complete {
+            for (key, value) in state {
+                out.push((key.clone(), value.clone()));
+            }
+            return;
+        }
+        for key in self.changed.drain() {
+            if let Some(value) = state.get(&key) {
+                out.push((key, value.clone()));
+            }
+        }
     }
 }

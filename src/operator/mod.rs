@@ -43,6 +43,7 @@ pub mod stateless;
 
 use crate::error::BoxError;
 use crate::event::{Epoch, Signal, Timestamp};
+use crate::trigger::EmitMode;
 
 /// Where an operator emits: records and control signals, in order.
 pub trait Collector<T> {
@@ -87,10 +88,21 @@ pub trait Operator<In>: Send + 'static {
         out.signal(Signal::Watermark(time));
     }
 
-    /// The marker of `epoch` arrived on every input: everything before it has been seen.
-    /// The default forwards it. (Stateful operators will snapshot here.)
+    /// The marker of `epoch` arrived on every input: everything of the epoch has been
+    /// seen. Emit what the epoch owes (a micro-batch aggregate's changed rows, a
+    /// complete-mode result table), then forward the marker; the default only forwards
+    /// it. The state is snapshotted right after this call.
     fn on_marker<C: Collector<Self::Out>>(&mut self, epoch: Epoch, out: &mut C) {
         out.signal(Signal::Marker(epoch));
+    }
+
+    /// How the epochs that follow run and what the query's output mode is. Called before
+    /// the first record and again at each epoch boundary where it changes (after
+    /// [`on_marker`](Self::on_marker)). Operators whose output depends on it (keyed
+    /// aggregates: per record in continuous update mode, once per batch in micro-batch
+    /// mode, the whole table in complete mode) keep it; the default ignores it.
+    fn set_emit_mode(&mut self, mode: EmitMode) {
+        let _ = mode;
     }
 
     /// No record follows. Emit any final output here; the end-of-stream signal itself is

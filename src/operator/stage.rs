@@ -8,6 +8,7 @@ use crate::event::Signal;
 use crate::metrics::{Counter, OperatorMetrics};
 use crate::runtime::RunControl;
 use crate::sync::Arc;
+use crate::trigger::EmitMode;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::Instant;
@@ -21,19 +22,25 @@ pub(crate) struct Stage<In, O, C> {
     control: Arc<RunControl>,
     /// This instance's handle to the checkpoint coordinator, if checkpointing is on.
     participant: Option<Participant>,
+    /// What the operator was last told about the epoch it is in.
+    mode: EmitMode,
     _input: PhantomData<fn(In)>,
 }
 
-impl<In, O, C> Stage<In, O, C> {
+impl<In, O: Operator<In>, C> Stage<In, O, C> {
+    /// A stage for `op`, whose first epoch runs in `mode`.
     pub(crate) fn new(
-        op: O,
+        mut op: O,
         next: C,
         metrics: Arc<OperatorMetrics>,
         name: std::sync::Arc<str>,
         control: Arc<RunControl>,
         participant: Option<Participant>,
+        mode: EmitMode,
     ) -> Self {
+        op.set_emit_mode(mode);
         Stage {
+            mode,
             op,
             next,
             metrics,
@@ -102,29 +109,47 @@ where
             out: &self.metrics.records_out,
         };
         let participant = self.participant.as_ref();
+        let mode = &mut self.mode;
         let control = &self.control;
         let name = &self.name;
         let result = catch_unwind(AssertUnwindSafe(|| match signal {
             Signal::Watermark(time) => op.on_watermark(time, &mut out),
             Signal::Marker(epoch) => {
-                // Snapshot before forwarding: the state reflects exactly the records
-                // that preceded the marker (on every input, when aligned).
+                // The operator emits what the epoch owes and forwards the marker; then the
+                // state reflects exactly the records that preceded the marker (on every
+                // input, when aligned) and the epoch's output.
+                op.on_marker(epoch, &mut out);
                 if let Some(participant) = participant {
-                    let started = Instant::now();
-                    match op.snapshot() {
-                        Ok(state) => participant.ack(epoch.0, state, started.elapsed()),
-                        Err(error) => control.fail(CheckpointError::snapshot_failed(name, error)),
+                    if participant.shared.persistent {
+                        let started = Instant::now();
+                        match op.snapshot() {
+                            Ok(state) => participant.ack(epoch.0, state, started.elapsed()),
+                            Err(error) => {
+                                control.fail(CheckpointError::snapshot_failed(name, error))
+                            }
+                        }
+                    } else {
+                        participant.ack(epoch.0, None, std::time::Duration::ZERO);
+                    }
+                    let next = participant.shared.emit_mode(epoch.0 + 1);
+                    if next != *mode {
+                        *mode = next;
+                        op.set_emit_mode(next);
                     }
                 }
-                op.on_marker(epoch, &mut out)
             }
             Signal::End => {
                 op.on_end(&mut out);
                 // Report the final state before forwarding the end, so a downstream
                 // participant's report always follows ours.
                 if let Some(participant) = participant {
-                    match op.snapshot() {
-                        Ok(state) => participant.finish(state),
+                    let state = if participant.shared.persistent {
+                        op.snapshot()
+                    } else {
+                        Ok(None)
+                    };
+                    match state {
+                        Ok(state) => participant.finish(state, None),
                         Err(error) => control.fail(CheckpointError::snapshot_failed(name, error)),
                     }
                 }

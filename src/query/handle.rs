@@ -14,6 +14,7 @@ use crate::runtime::worker::Worker;
 use crate::runtime::RunControl;
 use crate::sink::MemoryTable;
 use crate::sync::Arc;
+use crate::trigger::{OutputMode, Trigger};
 use std::any::Any;
 use std::fmt;
 use std::sync::Mutex;
@@ -85,13 +86,15 @@ fn check_plan(build: &CheckpointBuild, graph: &Graph) -> Result<()> {
     let recorded = build.report.meta.as_ref();
     let recorded_fingerprint = build
         .recovered
-        .as_ref()
-        .map(|recovered| recovered.fingerprint)
+        .fingerprint
         .or(recorded.map(|meta| meta.fingerprint));
+    let Some(config) = &build.config else {
+        return Ok(());
+    };
     match recorded_fingerprint {
         Some(found) if found != fingerprint => Err(Error::Checkpoint(std::sync::Arc::new(
             CheckpointError::DifferentPlan {
-                dir: build.config.dir().display().to_string(),
+                dir: config.dir().display().to_string(),
                 expected: plan.describe(),
                 found: recorded
                     .map(|meta| meta.plan.describe())
@@ -102,25 +105,39 @@ fn check_plan(build: &CheckpointBuild, graph: &Graph) -> Result<()> {
     }
 }
 
-/// Opens the log and starts the coordinator thread (after [`check_plan`]).
-fn start_coordinator(build: CheckpointBuild, graph: &Graph) -> Result<CheckpointHandle> {
+/// Opens the log (if checkpointing) and starts the coordinator thread (after
+/// [`check_plan`]).
+fn start_coordinator(
+    build: CheckpointBuild,
+    shared: Arc<CheckpointShared>,
+    graph: &Graph,
+) -> Result<CheckpointHandle> {
     let checkpoint_error = |error: CheckpointError| Error::Checkpoint(std::sync::Arc::new(error));
     let plan = plan_shape(graph);
     let fingerprint = plan.fingerprint();
-    let log = LogWriter::open(
-        build.config.dir(),
-        LogConfig {
-            segment_bytes: build.config.segment_bytes,
-            durability: build.config.durability,
-        },
-    )
-    .map_err(|error| checkpoint_error(error.into()))?;
+    let log = match &build.config {
+        Some(config) => Some(
+            LogWriter::open(
+                config.dir(),
+                LogConfig {
+                    segment_bytes: config.segment_bytes,
+                    durability: config.durability,
+                },
+            )
+            .map_err(|error| checkpoint_error(error.into()))?,
+        ),
+        None => None,
+    };
     // Segments left by earlier runs hold nothing newer than the newest epoch they
     // mention; they go once enough newer epochs are complete.
     let segment_epochs = log
-        .segments()
-        .into_iter()
-        .filter(|segment| *segment != log.current_segment())
+        .iter()
+        .flat_map(|log| {
+            let current = log.current_segment();
+            log.segments()
+                .into_iter()
+                .filter(move |segment| *segment != current)
+        })
         .map(|segment| (segment, build.report.newest_epoch))
         .collect();
     let participants: Vec<(String, u32)> = graph
@@ -129,18 +146,21 @@ fn start_coordinator(build: CheckpointBuild, graph: &Graph) -> Result<Checkpoint
         .flat_map(|op| (0..op.instances.len() as u32).map(move |i| (op.name.to_string(), i)))
         .collect();
     debug_assert_eq!(participants.len() as u32, graph.participant_count());
-    let recovered_epoch = build.recovered.as_ref().map(|recovered| recovered.epoch);
+    let recovered_epoch = (build.recovered.epoch > 0).then_some(build.recovered.epoch);
     let stats = Arc::new(Mutex::new(CheckpointStats {
+        persistent: log.is_some(),
         recovered_epoch,
         last_complete_epoch: recovered_epoch,
         ..CheckpointStats::default()
     }));
     let coordinator = Coordinator {
         receiver: build.receiver,
-        shared: build.shared.clone(),
+        shared: shared.clone(),
         log,
-        tracker: AckTracker::new(participants.len(), build.report.newest_epoch),
-        config: build.config,
+        tracker: AckTracker::new(participants.len(), build.recovered.epoch),
+        retain: build.config.as_ref().map_or(1, |config| config.retain),
+        attempt: build.recovered.attempt,
+        trigger: build.trigger,
         meta: MetaEntry {
             version: entries::FORMAT_VERSION,
             fingerprint,
@@ -160,7 +180,11 @@ fn start_coordinator(build: CheckpointBuild, graph: &Graph) -> Result<Checkpoint
             .flat_map(|op| (0..op.instances.len()).map(move |i| op.participant_base as usize + i))
             .collect(),
         final_states: Default::default(),
+        final_commits: Vec::new(),
         final_epoch_taken: false,
+        replay: build.recovered.replay,
+        next_trigger: Instant::now(),
+        drained: Default::default(),
     };
     let thread = std::thread::Builder::new()
         .name("rivulet:checkpoint".to_string())
@@ -170,10 +194,31 @@ fn start_coordinator(build: CheckpointBuild, graph: &Graph) -> Result<Checkpoint
             source: std::sync::Arc::new(error),
         })?;
     Ok(CheckpointHandle {
-        shared: build.shared,
+        shared,
         thread: Mutex::new(Some(thread)),
         stats,
     })
+}
+
+/// Spark's output-mode rules, checked at start.
+fn check_output_mode(graph: &Graph) -> Option<String> {
+    let aggregates = graph
+        .operators
+        .iter()
+        .any(|op| op.kind == OperatorKind::Aggregate);
+    match graph.config.output_mode {
+        OutputMode::Complete if !aggregates => Some(
+            "complete output mode needs an aggregation (key_by(..).count(), fold, reduce, \
+             count_by_value); use append or update"
+                .to_string(),
+        ),
+        OutputMode::Append if aggregates => Some(
+            "append output mode on an aggregation needs an event-time watermark to know \
+             when a row is final, which rivulet does not support yet; use update or complete"
+                .to_string(),
+        ),
+        _ => None,
+    }
 }
 
 impl fmt::Debug for Query {
@@ -195,6 +240,9 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
         return Err(error);
     }
     let config = graph.config.clone();
+    if let Some(message) = check_output_mode(&graph) {
+        graph.errors.push(message);
+    }
     if !graph.unreplayable.is_empty() {
         graph.errors.push(format!(
             "checkpointing needs sources that can replay; these cannot: {}",
@@ -231,9 +279,10 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
     }
 
     let control = graph.control.clone();
-    let checkpoint = match graph.checkpoint.take() {
-        Some(build) => Some(start_coordinator(build, &graph)?),
-        None => None,
+    let shared = graph.epochs();
+    let checkpoint = match (graph.checkpoint.take(), shared) {
+        (Some(build), Some(shared)) => Some(start_coordinator(build, shared, &graph)?),
+        _ => None,
     };
     let mut workers = Vec::new();
     for group in &mut graph.groups {
@@ -384,6 +433,29 @@ impl Query {
             std::thread::sleep(Duration::from_millis(1));
         }
         Some(self.await_termination())
+    }
+
+    /// Switches the running query to `trigger` at the next epoch boundary: the epoch
+    /// after the one in progress runs under it. No record is lost or duplicated by the
+    /// switch; progress reports show the mode each epoch ran in
+    /// ([`EpochReport::mode`](crate::checkpoint::EpochReport::mode)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the query was started without epochs (give it a trigger with
+    /// [`QueryBuilder::trigger`](crate::QueryBuilder::trigger) or checkpointing), or
+    /// `trigger` is invalid.
+    pub fn set_trigger(&self, trigger: Trigger) -> Result<()> {
+        let Some(checkpoint) = &self.checkpoint else {
+            return Err(Error::config(
+                "this query has no epochs, so it cannot switch triggers; start it with \
+                 QueryBuilder::trigger (or checkpointing)",
+            ));
+        };
+        trigger.validate().map_err(Error::config)?;
+        *checkpoint.shared.requested.lock().unwrap() = trigger;
+        let _ = checkpoint.shared.sender.send(Message::TriggerChanged);
+        Ok(())
     }
 
     /// The failure that ended the query, if any (without waiting).

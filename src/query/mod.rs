@@ -6,7 +6,6 @@ pub mod progress;
 pub use handle::Query;
 pub use progress::{OperatorKind, OperatorProgress, QueryProgress};
 
-use crate::checkpoint::coordinator::{CheckpointShared, EpochClock};
 use crate::checkpoint::{recovery, CheckpointConfig};
 use crate::edge::{WaitPolicy, WakeSignal};
 use crate::error::{Error, Result};
@@ -17,6 +16,7 @@ use crate::source::ingest_log::IngestLog;
 use crate::source::{IterSource, PushHandle, PushSource, RateSource, Source};
 use crate::stream::{SourceChain, Stream};
 use crate::sync::Arc;
+use crate::trigger::{OutputMode, Trigger};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::cell::RefCell;
@@ -123,21 +123,95 @@ impl QueryBuilder {
         }
         match recovery::recover(config.dir()) {
             Ok((recovered, report)) => {
-                let (sender, receiver) = crossbeam::channel::unbounded();
-                let shared = Arc::new(CheckpointShared {
-                    sender,
-                    clock: EpochClock::new(report.newest_epoch),
+                let build = graph.checkpoint.get_or_insert_with(|| {
+                    CheckpointBuild::new(Trigger::Continuous {
+                        checkpoint_interval: config.interval,
+                    })
                 });
-                graph.checkpoint = Some(CheckpointBuild {
-                    config,
-                    shared,
-                    receiver,
-                    recovered,
-                    report,
-                });
+                if !build.trigger_set {
+                    build.trigger = Trigger::Continuous {
+                        checkpoint_interval: config.interval,
+                    };
+                }
+                build.recovered = recovered;
+                build.report = report;
+                build.config = Some(config);
             }
             Err(error) => graph.fatal = Some(Error::Checkpoint(std::sync::Arc::new(error))),
         }
+    }
+
+    /// Runs the query under `trigger` (see [`Trigger`]): continuously with epochs on a
+    /// timer, in micro-batches, or in batches until the sources are drained. Call it
+    /// before adding sources. Without a trigger, a query runs continuously, with epochs
+    /// only if it checkpoints ([`checkpoint`](Self::checkpoint)'s interval).
+    ///
+    /// A query started with a trigger can switch to another while it runs
+    /// ([`Query::set_trigger`]).
+    ///
+    /// ```
+    /// use rivulet::{Query, Trigger};
+    /// use std::time::Duration;
+    ///
+    /// let mut query = Query::builder();
+    /// query.trigger(Trigger::MicroBatch { interval: Duration::from_millis(10) });
+    /// let counts = query
+    ///     .from_iter("words", ["a", "b", "a"])
+    ///     .key_by(|word| word.to_string())
+    ///     .count()
+    ///     .to_memory("counts");
+    /// query.start()?.await_termination()?;
+    /// let mut rows = counts.rows();
+    /// rows.sort();
+    /// // Once per batch per changed key: all three words arrive in one batch.
+    /// assert_eq!(rows, vec![("a".to_string(), 2), ("b".to_string(), 1)]);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
+    pub fn trigger(&mut self, trigger: Trigger) -> &mut Self {
+        self.configure_trigger(trigger);
+        self
+    }
+
+    fn configure_trigger(&self, trigger: Trigger) {
+        let mut graph = self.graph.borrow_mut();
+        if !graph.operators.is_empty() {
+            graph
+                .errors
+                .push("trigger() must be called before any source is added".to_string());
+            return;
+        }
+        if let Err(message) = trigger.validate() {
+            graph.errors.push(message);
+            return;
+        }
+        let build = graph
+            .checkpoint
+            .get_or_insert_with(|| CheckpointBuild::new(trigger));
+        build.trigger = trigger;
+        build.trigger_set = true;
+    }
+
+    /// What aggregations emit (see [`OutputMode`]; default [`OutputMode::Update`]). Call
+    /// it before adding sources. `start()` refuses [`OutputMode::Complete`] without an
+    /// aggregation and [`OutputMode::Append`] with one (it needs event-time watermarks).
+    pub fn output_mode(&mut self, mode: OutputMode) -> &mut Self {
+        {
+            let mut graph = self.graph.borrow_mut();
+            if !graph.operators.is_empty() {
+                graph
+                    .errors
+                    .push("output_mode() must be called before any source is added".to_string());
+            }
+            graph.config.output_mode = mode;
+        }
+        self
+    }
+
+    /// The most records one source releases in one micro-batch (default 1,048,576;
+    /// Spark's `maxOffsetsPerTrigger`). What is left over goes into the next batch.
+    pub fn max_batch_records(&mut self, records: usize) -> &mut Self {
+        self.graph.borrow_mut().config.max_batch_records = records;
+        self
     }
 
     /// Adds a source.
@@ -189,9 +263,13 @@ impl QueryBuilder {
         {
             let mut graph = self.graph.borrow_mut();
             let unique = graph.unique_name(name);
-            if let Some(checkpoint) = &graph.checkpoint {
-                let dir = checkpoint.config.dir().join(format!("ingest-{unique}"));
-                match IngestLog::open(&dir, &checkpoint.config, checkpoint.shared.clone()) {
+            let config = graph
+                .checkpoint
+                .as_ref()
+                .and_then(|build| build.config.clone());
+            if let (Some(config), Some(shared)) = (config, graph.epochs()) {
+                let dir = config.dir().join(format!("ingest-{unique}"));
+                match IngestLog::open(&dir, &config, shared) {
                     Ok(wal) => source = source.with_ingest_log(wal),
                     Err(error) => {
                         if graph.fatal.is_none() {

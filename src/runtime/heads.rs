@@ -16,10 +16,11 @@ use crate::operator::fan_in::FanIn;
 use crate::operator::Collector;
 use crate::source::{Source, SourcePoll};
 use crate::sync::Arc;
+use crate::trigger::ExecutionMode;
 use std::time::Instant;
 
 /// A source driving a chain.
-pub(crate) struct SourceTask<S, C> {
+pub(crate) struct SourceTask<S: Source, C> {
     pub(crate) source: S,
     pub(crate) chain: C,
     pub(crate) metrics: Arc<OperatorMetrics>,
@@ -27,16 +28,52 @@ pub(crate) struct SourceTask<S, C> {
     pub(crate) name: std::sync::Arc<str>,
     /// Set once a stop was seen and the source asked to drain first.
     pub(crate) draining: bool,
-    /// Epoch markers, if checkpointing is on.
-    pub(crate) checkpoint: Option<SourceCheckpoint>,
+    /// Epoch markers and batches, if the query has epochs.
+    pub(crate) checkpoint: Option<SourceCheckpoint<S::Item>>,
 }
 
-/// A source's part in checkpoints: it injects a marker for every epoch the coordinator
-/// starts, after recording its offset.
-pub(crate) struct SourceCheckpoint {
+/// A source's part in epochs: it injects a marker for every epoch the coordinator
+/// starts, after recording its offset; in a micro-batch epoch it first plans the batch
+/// (polls what is there, reports it) and emits it once the coordinator released it.
+pub(crate) struct SourceCheckpoint<T> {
     pub(crate) participant: Participant,
     /// The newest epoch this source has emitted a marker for.
     pub(crate) injected: u64,
+    /// How epoch `injected + 1` runs (cached: the clock's table is behind a lock).
+    pub(crate) mode: ExecutionMode,
+    /// Records emitted since the last marker.
+    pub(crate) records: u64,
+    /// Records still to replay before the marker of `injected + 1`: a restored epoch
+    /// runs again with exactly the records the offset log recorded.
+    pub(crate) replay: Option<u64>,
+    /// A planned micro-batch, waiting for its release.
+    pub(crate) batch: Option<PlannedBatch<T>>,
+    /// The most records in one batch.
+    pub(crate) max_batch: usize,
+}
+
+impl<T> SourceCheckpoint<T> {
+    pub(crate) fn new(participant: Participant, replay: Option<u64>, max_batch: usize) -> Self {
+        let injected = participant.shared.clock.current();
+        let mode = participant.shared.clock.mode_of(injected + 1);
+        SourceCheckpoint {
+            participant,
+            injected,
+            mode,
+            records: 0,
+            replay,
+            batch: None,
+            max_batch: max_batch.max(1),
+        }
+    }
+}
+
+/// A micro-batch a source polled and reported, not emitted yet.
+pub(crate) struct PlannedBatch<T> {
+    epoch: u64,
+    records: Vec<T>,
+    offset: Vec<u8>,
+    exhausted: bool,
 }
 
 impl<S, C> SourceTask<S, C>
@@ -48,44 +85,222 @@ where
         if let Some(checkpoint) = &self.checkpoint {
             // The final offset: a restart that restores an epoch this source never saw
             // resumes from here (the end) instead of replaying.
-            match self.source.checkpoint(Epoch(checkpoint.injected + 1)) {
-                Ok(offset) => checkpoint.participant.finish(Some(offset)),
-                Err(error) => {
-                    self.control
-                        .fail(CheckpointError::snapshot_failed(&self.name, error));
-                    return Step::Done;
+            let state = if checkpoint.participant.shared.persistent {
+                match self.source.checkpoint(Epoch(checkpoint.injected + 1)) {
+                    Ok(offset) => Some(offset),
+                    Err(error) => {
+                        self.control
+                            .fail(CheckpointError::snapshot_failed(&self.name, error));
+                        return Step::Done;
+                    }
                 }
-            }
+            } else {
+                None
+            };
+            checkpoint.participant.finish(state, None);
         }
         self.chain.signal(Signal::End);
         self.chain.flush();
         Step::Done
     }
 
-    /// Emits a marker for every epoch started since the last one, each after recording
-    /// the source's offset. Returns `false` if the query failed.
-    fn inject_markers(&mut self) -> bool {
+    /// The source's offset for `epoch`'s checkpoint (empty without a checkpoint log).
+    /// `None` if the query failed.
+    fn offset(&mut self, epoch: u64) -> Option<Vec<u8>> {
+        let persistent = self
+            .checkpoint
+            .as_ref()
+            .is_some_and(|checkpoint| checkpoint.participant.shared.persistent);
+        if !persistent {
+            return Some(Vec::new());
+        }
+        match self.source.checkpoint(Epoch(epoch)) {
+            Ok(offset) => Some(offset),
+            Err(error) => {
+                self.control
+                    .fail(CheckpointError::snapshot_failed(&self.name, error));
+                None
+            }
+        }
+    }
+
+    /// Emits the marker of epoch `injected + 1` with `offset`, acknowledging it.
+    fn emit_marker(&mut self, offset: Vec<u8>, took: std::time::Duration) {
         let Some(checkpoint) = &mut self.checkpoint else {
-            return true;
+            return;
         };
-        let target = checkpoint.participant.shared.clock.current();
-        while checkpoint.injected < target {
+        let epoch = checkpoint.injected + 1;
+        checkpoint
+            .participant
+            .ack_source(epoch, offset, took, checkpoint.records);
+        checkpoint.injected = epoch;
+        checkpoint.records = 0;
+        checkpoint.mode = checkpoint.participant.shared.clock.mode_of(epoch + 1);
+        self.chain.signal(Signal::Marker(Epoch(epoch)));
+    }
+
+    /// Emits a marker for every continuous epoch started since the last one, each after
+    /// recording the source's offset. Stops at a micro-batch epoch (planned apart).
+    /// Returns `false` if the query failed.
+    fn inject_markers(&mut self) -> bool {
+        loop {
+            let Some(checkpoint) = &self.checkpoint else {
+                return true;
+            };
+            let target = checkpoint.participant.shared.clock.current();
+            if checkpoint.injected >= target || checkpoint.mode != ExecutionMode::Continuous {
+                return true;
+            }
             let epoch = checkpoint.injected + 1;
             let started = Instant::now();
-            match self.source.checkpoint(Epoch(epoch)) {
-                Ok(offset) => checkpoint
-                    .participant
-                    .ack(epoch, Some(offset), started.elapsed()),
-                Err(error) => {
-                    self.control
-                        .fail(CheckpointError::snapshot_failed(&self.name, error));
-                    return false;
-                }
-            }
-            checkpoint.injected = epoch;
-            self.chain.signal(Signal::Marker(Epoch(epoch)));
+            let Some(offset) = self.offset(epoch) else {
+                return false;
+            };
+            self.emit_marker(offset, started.elapsed());
         }
-        true
+    }
+
+    /// Replays a restored epoch: exactly the records the offset log recorded, then its
+    /// marker.
+    fn step_replay(&mut self, budget: usize) -> Step {
+        let mut emitted = 0;
+        while let Some(remaining) = self.checkpoint.as_ref().and_then(|c| c.replay) {
+            if remaining == 0 {
+                let checkpoint = self.checkpoint.as_mut().expect("replaying");
+                checkpoint.replay = None;
+                let epoch = checkpoint.injected + 1;
+                let started = Instant::now();
+                let Some(offset) = self.offset(epoch) else {
+                    return Step::Done;
+                };
+                self.emit_marker(offset, started.elapsed());
+                break;
+            }
+            if emitted == budget {
+                break;
+            }
+            match self.source.poll_next() {
+                SourcePoll::Ready(item) => {
+                    let checkpoint = self.checkpoint.as_mut().expect("replaying");
+                    checkpoint.replay = Some(remaining - 1);
+                    checkpoint.records += 1;
+                    self.metrics.records_out.add(1);
+                    self.chain.push(item);
+                    emitted += 1;
+                }
+                SourcePoll::Pending { until } => {
+                    self.chain.flush();
+                    return if emitted > 0 {
+                        Step::Busy
+                    } else {
+                        Step::Idle { until }
+                    };
+                }
+                SourcePoll::Exhausted => return self.finish(),
+                SourcePoll::Failed(error) => return self.failed(error),
+            }
+        }
+        self.chain.flush();
+        Step::Busy
+    }
+
+    /// Plans micro-batch `epoch`: polls what the source holds (up to the batch limit),
+    /// reports it to the coordinator, and keeps it until the batch is released.
+    fn plan_batch(&mut self, epoch: u64) -> Option<Step> {
+        let max = self.checkpoint.as_ref().map_or(1, |c| c.max_batch);
+        let mut records = Vec::new();
+        let mut exhausted = false;
+        let mut drained = false;
+        while records.len() < max {
+            match self.source.poll_next() {
+                SourcePoll::Ready(item) => records.push(item),
+                SourcePoll::Pending { .. } => {
+                    drained = true;
+                    break;
+                }
+                SourcePoll::Exhausted => {
+                    exhausted = true;
+                    drained = true;
+                    break;
+                }
+                SourcePoll::Failed(error) => return Some(self.failed(error)),
+            }
+        }
+        let Some(offset) = self.offset(epoch) else {
+            return Some(Step::Done);
+        };
+        let checkpoint = self.checkpoint.as_mut().expect("planning a batch");
+        checkpoint
+            .participant
+            .plan(epoch, records.len() as u64, offset.clone(), drained);
+        checkpoint.batch = Some(PlannedBatch {
+            epoch,
+            records,
+            offset,
+            exhausted,
+        });
+        None
+    }
+
+    /// Emits a released batch and its marker.
+    fn emit_batch(&mut self) -> Step {
+        let checkpoint = self.checkpoint.as_mut().expect("emitting a batch");
+        let batch = checkpoint.batch.take().expect("a planned batch");
+        checkpoint.records = batch.records.len() as u64;
+        let started = Instant::now();
+        self.metrics.records_out.add(batch.records.len() as u64);
+        for record in batch.records {
+            self.chain.push(record);
+        }
+        self.emit_marker(batch.offset, started.elapsed());
+        if batch.exhausted {
+            return self.finish();
+        }
+        self.chain.flush();
+        Step::Busy
+    }
+
+    fn failed(&mut self, error: crate::error::BoxError) -> Step {
+        self.control.fail(Error::Source {
+            operator: self.name.to_string(),
+            source: std::sync::Arc::from(error),
+        });
+        Step::Done
+    }
+
+    /// The epoch-driven part of a step: replay, micro-batches, markers. `Some(step)` ends
+    /// the step there.
+    fn step_epochs(&mut self, budget: usize, stopping: bool) -> Option<Step> {
+        let checkpoint = self.checkpoint.as_ref()?;
+        if checkpoint.replay.is_some() {
+            return Some(self.step_replay(budget));
+        }
+        if let Some(batch) = &checkpoint.batch {
+            let released = checkpoint.participant.shared.clock.released();
+            return Some(if released >= batch.epoch {
+                self.emit_batch()
+            } else {
+                Step::Idle { until: None }
+            });
+        }
+        if !self.inject_markers() {
+            return Some(Step::Done);
+        }
+        let checkpoint = self.checkpoint.as_ref()?;
+        if checkpoint.mode != ExecutionMode::MicroBatch || stopping {
+            // Continuous (or stopping: the rest drains as in continuous mode, and the
+            // final epoch takes it).
+            return None;
+        }
+        let epoch = checkpoint.injected + 1;
+        if checkpoint.participant.shared.clock.current() < epoch {
+            // Between batches: records wait in the source.
+            return Some(Step::Idle { until: None });
+        }
+        if let Some(step) = self.plan_batch(epoch) {
+            return Some(step);
+        }
+        Some(Step::Busy)
     }
 }
 
@@ -98,8 +313,8 @@ where
         // Read the stop flag before the epoch clock: a stop that follows a final epoch
         // (Query::stop) then always sees that epoch and checkpoints it before ending.
         let stopping = self.control.is_stop_requested();
-        if !self.inject_markers() {
-            return Step::Done;
+        if let Some(step) = self.step_epochs(budget, stopping) {
+            return step;
         }
         if !self.draining && stopping {
             if !self.source.drain_on_stop() {
@@ -111,6 +326,9 @@ where
             match self.source.poll_next() {
                 SourcePoll::Ready(item) => {
                     self.metrics.records_out.add(1);
+                    if let Some(checkpoint) = &mut self.checkpoint {
+                        checkpoint.records += 1;
+                    }
                     self.chain.push(item);
                 }
                 SourcePoll::Pending { until } => {
@@ -122,13 +340,7 @@ where
                     };
                 }
                 SourcePoll::Exhausted => return self.finish(),
-                SourcePoll::Failed(error) => {
-                    self.control.fail(Error::Source {
-                        operator: self.name.to_string(),
-                        source: std::sync::Arc::from(error),
-                    });
-                    return Step::Done;
-                }
+                SourcePoll::Failed(error) => return self.failed(error),
             }
         }
         self.chain.flush();
@@ -136,11 +348,19 @@ where
     }
 
     fn has_work(&self) -> bool {
-        self.control.is_stop_requested()
-            || self.source.has_data()
-            || self.checkpoint.as_ref().is_some_and(|checkpoint| {
-                checkpoint.participant.shared.clock.current() > checkpoint.injected
-            })
+        if self.control.is_stop_requested() {
+            return true;
+        }
+        let Some(checkpoint) = &self.checkpoint else {
+            return self.source.has_data();
+        };
+        let clock = &checkpoint.participant.shared.clock;
+        if let Some(batch) = &checkpoint.batch {
+            return clock.released() >= batch.epoch;
+        }
+        clock.current() > checkpoint.injected
+            || ((checkpoint.mode == ExecutionMode::Continuous || checkpoint.replay.is_some())
+                && self.source.has_data())
     }
 }
 

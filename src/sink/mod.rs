@@ -19,14 +19,14 @@ pub use console::ConsoleSink;
 pub use foreach::ForEachSink;
 pub use memory::{MemorySink, MemoryTable};
 
-use crate::checkpoint::coordinator::Participant;
+use crate::checkpoint::coordinator::{Participant, PendingCommit};
 use crate::error::{BoxError, Error};
 use crate::event::{Epoch, Signal};
-use crate::trigger::{EmitMode, OutputMode};
 use crate::metrics::OperatorMetrics;
 use crate::operator::Collector;
 use crate::runtime::RunControl;
 use crate::sync::Arc;
+use crate::trigger::{EmitMode, OutputMode};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 /// Publishes one epoch's staged output, once the epoch is complete (see
@@ -142,8 +142,13 @@ pub(crate) struct SinkStage<S> {
     pub(crate) control: Arc<RunControl>,
     /// Set after the sink failed: later calls are skipped while the query aborts.
     pub(crate) failed: bool,
-    /// This instance's handle to the checkpoint coordinator, if checkpointing is on.
+    /// This instance's handle to the epoch coordinator, if the query has epochs.
     pub(crate) participant: Option<Participant>,
+    /// The epoch records belong to now.
+    epoch: u64,
+    mode: EmitMode,
+    /// Whether `begin_epoch` ran for `epoch`.
+    begun: bool,
 }
 
 impl<S> SinkStage<S> {
@@ -153,6 +158,8 @@ impl<S> SinkStage<S> {
         name: std::sync::Arc<str>,
         control: Arc<RunControl>,
         participant: Option<Participant>,
+        first_epoch: u64,
+        mode: EmitMode,
     ) -> Self {
         SinkStage {
             sink,
@@ -161,23 +168,27 @@ impl<S> SinkStage<S> {
             control,
             failed: false,
             participant,
+            epoch: first_epoch,
+            mode,
+            begun: false,
         }
     }
 
     #[inline]
-    fn guard(&mut self, call: impl FnOnce(&mut S) -> Result<(), BoxError>) {
+    fn guard<R>(&mut self, call: impl FnOnce(&mut S) -> Result<R, BoxError>) -> Option<R> {
         if self.failed {
-            return;
+            return None;
         }
         let sink = &mut self.sink;
         match catch_unwind(AssertUnwindSafe(|| call(sink))) {
-            Ok(Ok(())) => {}
+            Ok(Ok(value)) => Some(value),
             Ok(Err(error)) => {
                 self.failed = true;
                 self.control.fail(Error::Sink {
                     operator: self.name.to_string(),
                     source: std::sync::Arc::from(error),
                 });
+                None
             }
             Err(payload) => {
                 self.failed = true;
@@ -187,11 +198,41 @@ impl<S> SinkStage<S> {
             }
         }
     }
+
+    /// Tells the sink which epoch the next records belong to, once per epoch.
+    #[inline]
+    fn begin<T>(&mut self)
+    where
+        S: Sink<T>,
+    {
+        if !self.begun {
+            self.begun = true;
+            let (epoch, mode) = (Epoch(self.epoch), self.mode);
+            self.guard(|sink| sink.begin_epoch(epoch, mode));
+        }
+    }
+
+    /// Flushes and stages the current epoch; returns its commit, if any.
+    fn prepare<T>(&mut self, epoch: Epoch) -> Option<PendingCommit>
+    where
+        S: Sink<T>,
+    {
+        self.begin();
+        let commit = self.guard(|sink| {
+            sink.flush()?;
+            sink.prepare_commit(epoch)
+        })??;
+        Some(PendingCommit {
+            sink: self.name.clone(),
+            run: commit,
+        })
+    }
 }
 
 impl<T, S: Sink<T>> Collector<T> for SinkStage<S> {
     #[inline]
     fn push(&mut self, record: T) {
+        self.begin();
         self.metrics.records_in.add(1);
         self.guard(|sink| sink.write(record));
     }
@@ -200,22 +241,33 @@ impl<T, S: Sink<T>> Collector<T> for SinkStage<S> {
         match signal {
             Signal::Watermark(_) => {}
             Signal::Marker(epoch) => {
-                // Acknowledge only once everything before the marker is flushed.
-                self.guard(|sink| {
-                    sink.flush()?;
-                    if let Some(commit) = sink.prepare_commit(epoch)? {
-                        commit()?;
-                    }
-                    Ok(())
-                });
+                // Acknowledge only once everything before the marker is flushed (and
+                // staged, for a sink with a commit).
+                let commit = self.prepare(epoch);
                 if let (false, Some(participant)) = (self.failed, &self.participant) {
-                    participant.ack(epoch.0, None, std::time::Duration::ZERO);
+                    participant.ack_sink(epoch.0, commit);
+                    self.epoch = epoch.0 + 1;
+                    self.mode = participant.shared.emit_mode(self.epoch);
+                    self.begun = false;
+                    self.begin();
                 }
             }
             Signal::End => {
+                let commit = self.prepare(Epoch(self.epoch));
                 self.guard(Sink::close);
-                if let (false, Some(participant)) = (self.failed, &self.participant) {
-                    participant.finish(None);
+                if self.failed {
+                    return;
+                }
+                match &self.participant {
+                    // Published with the next epoch that completes.
+                    Some(participant) => participant.finish(None, commit),
+                    // No epochs: the whole run is one, complete now.
+                    None => {
+                        if let Some(commit) = commit {
+                            let run = commit.run;
+                            self.guard(|_| run());
+                        }
+                    }
                 }
             }
         }

@@ -44,8 +44,17 @@ pub(crate) struct EpochLine {
     pub(crate) duration_us: u64,
     /// Total snapshot bytes of the epoch.
     pub(crate) state_bytes: usize,
+    /// How the epoch ran (continuous or micro-batch).
+    pub(crate) mode: String,
+    /// `None`: no sink output to publish; else whether its commit entry is there.
+    pub(crate) committed: Option<bool>,
+    /// Records the sources emitted in it, if the offset log says.
+    pub(crate) input_rows: Option<u64>,
     /// `None` if restorable, else why not.
     pub(crate) unrestorable: Option<String>,
+    /// Older than the newest restorable epoch, with snapshots already removed by
+    /// retention: expected, not damage.
+    pub(crate) retired: bool,
 }
 
 /// Inspects `dir`.
@@ -55,11 +64,20 @@ pub(crate) fn run(dir: &Path) -> Result<Inspection> {
     }
     let report: DirectoryReport =
         inspect(dir).with_context(|| format!("reading checkpoint directory {}", dir.display()))?;
+    let newest_restorable = report.newest_restorable().map(|entry| entry.epoch);
     let complete: Vec<EpochLine> = report
         .complete
         .iter()
         .map(|(entry, verdict)| EpochLine {
             epoch: entry.epoch,
+            mode: entry.mode.to_string(),
+            committed: entry.needs_commit.then(|| report.is_committed(entry)),
+            input_rows: report
+                .offsets
+                .get(&entry.epoch)
+                .map(|offsets| offsets.sources.iter().map(|source| source.records).sum()),
+            retired: verdict.is_err()
+                && newest_restorable.is_some_and(|newest| entry.epoch < newest),
             duration_us: entry.duration_us,
             state_bytes: report
                 .state_sizes
@@ -97,7 +115,9 @@ pub(crate) fn run(dir: &Path) -> Result<Inspection> {
     }
     let healthy = !report.is_corrupt()
         && !ingest_damaged
-        && report.complete.iter().all(|(_, verdict)| verdict.is_ok());
+        && complete
+            .iter()
+            .all(|line| line.unrestorable.is_none() || line.retired);
     Ok(Inspection {
         dir: dir.to_path_buf(),
         plan: report
@@ -131,12 +151,19 @@ pub(crate) fn print(inspection: &Inspection) {
     println!("  segments: {:?}", inspection.segments);
     println!("  complete epochs: {}", inspection.complete.len());
     for line in &inspection.complete {
+        let verdict = match (&line.unrestorable, line.retired, line.committed) {
+            (Some(_), true, _) => "retired (snapshots removed by retention)".to_string(),
+            (Some(why), false, _) => why.clone(),
+            (None, _, Some(false)) => "not committed (replayed on restart)".to_string(),
+            (None, _, _) => "restorable".to_string(),
+        };
+        let rows = line
+            .input_rows
+            .map(|rows| format!("{rows} rows"))
+            .unwrap_or_default();
         println!(
-            "    epoch {:>6}  {:>9} µs  {:>9} state bytes  {}",
-            line.epoch,
-            line.duration_us,
-            line.state_bytes,
-            line.unrestorable.as_deref().unwrap_or("restorable")
+            "    epoch {:>6}  {:<11}  {:>9} µs  {:>9} state bytes  {:>10}  {}",
+            line.epoch, line.mode, line.duration_us, line.state_bytes, rows, verdict
         );
     }
     if !inspection.incomplete.is_empty() {
