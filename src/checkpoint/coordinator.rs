@@ -400,12 +400,7 @@ impl Coordinator {
         }
         self.next_trigger = Instant::now() + self.trigger.interval();
         loop {
-            // Wake for the next trigger, or now and then while a batch runs.
-            let timeout = self
-                .next_trigger
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_micros(50));
-            match self.receiver.recv_timeout(timeout) {
+            match self.receiver.recv_timeout(self.wait_time()) {
                 Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
                     // Threads have ended: take what they sent last.
                     while let Ok(message) = self.receiver.try_recv() {
@@ -444,6 +439,22 @@ impl Coordinator {
             } => self.on_finished(participant as usize, state, commit),
             Message::TriggerChanged | Message::Shutdown => Ok(()),
         }
+    }
+
+    /// How long to wait for a message before looking at the timer again: until the next
+    /// trigger, or, while a micro-batch runs (its completion arrives as a message) or
+    /// nothing can start, a while.
+    fn wait_time(&self) -> Duration {
+        const IDLE: Duration = Duration::from_millis(100);
+        let current = self.shared.clock.current();
+        let batch_running = self.tracker.last_complete() < current
+            && self.shared.clock.mode_of(current + 1) == ExecutionMode::MicroBatch;
+        if batch_running || !self.sources_running() {
+            return IDLE;
+        }
+        self.next_trigger
+            .saturating_duration_since(Instant::now())
+            .min(IDLE)
     }
 
     /// Whether a source has not finished yet.

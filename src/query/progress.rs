@@ -94,12 +94,17 @@ impl fmt::Display for QueryProgress {
             let last = checkpoint.recent.last();
             writeln!(
                 f,
-                "  checkpoints: {} triggered, last complete {:?}, {} bytes written{}",
+                "  trigger: {}; epochs: {} triggered, last complete {:?}{}{}",
+                checkpoint.trigger,
                 checkpoint.epochs_triggered,
                 checkpoint.last_complete_epoch,
-                checkpoint.bytes_written,
-                last.map(|epoch| format!(", last took {:?}", epoch.duration))
-                    .unwrap_or_default()
+                last.map(|epoch| format!(" ({}, took {:?})", epoch.mode, epoch.duration))
+                    .unwrap_or_default(),
+                if checkpoint.persistent {
+                    format!(", {} bytes checkpointed", checkpoint.bytes_written)
+                } else {
+                    String::new()
+                }
             )?;
         }
         for op in &self.operators {
