@@ -55,8 +55,9 @@ pub struct DirectoryReport {
     pub state_sizes: BTreeMap<(u64, String, u32), usize>,
     /// Segment numbers present.
     pub segments: Vec<u64>,
-    /// The newest epoch mentioned anywhere (complete or not); a restarted query numbers
-    /// its epochs after it, so an epoch number is never reused within one directory.
+    /// The newest epoch mentioned anywhere (complete or not). A restarted query continues
+    /// at the restored epoch + 1, reusing the numbers of epochs that never became restore
+    /// points (entries name their attempt, so they do not mix).
     pub newest_epoch: u64,
     /// Damage found: torn tails, corrupt entries, missing segments, undecodable entries.
     pub problems: Vec<String>,
