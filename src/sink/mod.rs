@@ -10,12 +10,15 @@
 //! | [`MemorySink`] | [`Stream::to_memory`](crate::Stream::to_memory) | `memory` |
 //! | [`ForEachSink`] | [`Stream::for_each`](crate::Stream::for_each) | `foreach` |
 //! | [`ConsoleSink`] | [`Stream::to_console`](crate::Stream::to_console) | `console` |
+//! | [`FileSink`] | [`Sink`] methods (see [`mod@file`]) | `file` (CSV, JSON lines), exactly once |
 
 pub mod console;
+pub mod file;
 pub mod foreach;
 pub mod memory;
 
 pub use console::ConsoleSink;
+pub use file::{FileFormat, FileSink};
 pub use foreach::ForEachSink;
 pub use memory::{MemorySink, MemoryTable};
 
