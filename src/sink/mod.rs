@@ -10,12 +10,15 @@
 //! | [`MemorySink`] | [`Stream::to_memory`](crate::Stream::to_memory) | `memory` |
 //! | [`ForEachSink`] | [`Stream::for_each`](crate::Stream::for_each) | `foreach` |
 //! | [`ConsoleSink`] | [`Stream::to_console`](crate::Stream::to_console) | `console` |
+//! | [`FileSink`] | [`Sink`] methods (see [`mod@file`]) | `file` (CSV, JSON lines), exactly once |
 
 pub mod console;
+pub mod file;
 pub mod foreach;
 pub mod memory;
 
 pub use console::ConsoleSink;
+pub use file::{FileFormat, FileSink};
 pub use foreach::ForEachSink;
 pub use memory::{MemorySink, MemoryTable};
 
@@ -55,6 +58,69 @@ pub struct SinkContext {
     pub checkpointed: bool,
     /// The epoch the first records belong to (after a restore, the restored epoch + 1).
     pub first_epoch: Epoch,
+}
+
+impl SinkContext {
+    /// The context of instance `instance` (of `parallelism`) of the sink `name`, in a
+    /// query without epochs or checkpoints, in [`OutputMode::Update`], whose first epoch
+    /// is 1. The setters below change the rest. The engine builds one per instance;
+    /// tests and tools that drive a sink by hand build their own.
+    ///
+    /// ```
+    /// use rivulet::sink::SinkContext;
+    /// use rivulet::{Epoch, OutputMode};
+    ///
+    /// let context = SinkContext::new("out", 0, 2)
+    ///     .output_mode(OutputMode::Complete)
+    ///     .epochs(true)
+    ///     .checkpointed(true)
+    ///     .first_epoch(Epoch(8));
+    /// assert_eq!(context.first_epoch, Epoch(8));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `instance` is not below `parallelism`.
+    pub fn new(name: impl Into<String>, instance: usize, parallelism: usize) -> Self {
+        assert!(
+            instance < parallelism,
+            "sink instance {instance} out of range for parallelism {parallelism}"
+        );
+        SinkContext {
+            name: name.into(),
+            instance,
+            parallelism,
+            output_mode: OutputMode::default(),
+            epochs: false,
+            checkpointed: false,
+            first_epoch: Epoch(1),
+        }
+    }
+
+    /// Sets the query's output mode.
+    pub fn output_mode(mut self, mode: OutputMode) -> Self {
+        self.output_mode = mode;
+        self
+    }
+
+    /// Sets whether the query has epochs (a trigger or checkpointing is configured).
+    pub fn epochs(mut self, epochs: bool) -> Self {
+        self.epochs = epochs;
+        self
+    }
+
+    /// Sets whether the query checkpoints and restores (a checkpointed query has epochs
+    /// too: set [`epochs`](Self::epochs) as well).
+    pub fn checkpointed(mut self, checkpointed: bool) -> Self {
+        self.checkpointed = checkpointed;
+        self
+    }
+
+    /// Sets the epoch the first records belong to.
+    pub fn first_epoch(mut self, epoch: Epoch) -> Self {
+        self.first_epoch = epoch;
+        self
+    }
 }
 
 /// A destination for records. Cloned once per parallel instance.
