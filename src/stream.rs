@@ -32,7 +32,8 @@ use crate::query::progress::OperatorKind;
 use crate::runtime::heads::{InputTask, SourceCheckpoint, SourceTask};
 use crate::runtime::Task;
 use crate::sink::{
-    ConsoleSink, ForEachSink, MemorySink, MemoryTable, Sink, SinkContext, SinkStage,
+    ConsoleSink, FileFormat, FileSink, ForEachSink, MemorySink, MemoryTable, Sink, SinkContext,
+    SinkStage,
 };
 use crate::source::Source;
 use serde::de::DeserializeOwned;
@@ -664,6 +665,18 @@ impl<S: Chain> Stream<S> {
         S::Out: fmt::Debug,
     {
         self.sink("console", ConsoleSink::new(""));
+    }
+
+    /// Writes every record to part files in `dir` (Spark's `file` sink), as CSV or JSON
+    /// lines: one part file per epoch and sink instance, staged in a temporary file and
+    /// renamed into place once the epoch is complete, with a commit record of its own.
+    /// With a micro-batch trigger and checkpointing the output is exactly-once across
+    /// crashes; read it with [`sink::file::read_committed`](crate::sink::file::read_committed).
+    pub fn to_files(self, dir: impl AsRef<std::path::Path>, format: FileFormat)
+    where
+        S::Out: Serialize,
+    {
+        self.sink("files", FileSink::new(dir, format));
     }
 
     /// Collects every record into a table named `name` (Spark's `memory` sink). The

@@ -187,11 +187,13 @@ pub(crate) enum Message {
     /// A participant reached end-of-stream; `state` is its final state (a source's final
     /// offset, an operator's state after its last record). Every epoch it never
     /// acknowledged will restore it from this state. A sink's last output is committed
-    /// with the next epoch that completes.
+    /// with the next epoch that completes. A source also says how many records it
+    /// emitted after its last marker, in `tail.1`, which is epoch `tail.0`.
     Finished {
         participant: u32,
         state: Option<Vec<u8>>,
         commit: Option<PendingCommit>,
+        tail: Option<(u64, u64)>,
     },
     /// `Query::set_trigger` asked for another trigger.
     TriggerChanged,
@@ -237,6 +239,18 @@ impl Participant {
             participant: self.index,
             state,
             commit,
+            tail: None,
+        });
+    }
+
+    /// A source reports end-of-stream: its final offset, and the `records` it emitted
+    /// in `epoch` (the one after its last marker) before ending.
+    pub(crate) fn finish_source(&self, offset: Option<Vec<u8>>, epoch: u64, records: u64) {
+        let _ = self.shared.sender.send(Message::Finished {
+            participant: self.index,
+            state: offset,
+            commit: None,
+            tail: Some((epoch, records)),
         });
     }
 
@@ -436,7 +450,8 @@ impl Coordinator {
                 participant,
                 state,
                 commit,
-            } => self.on_finished(participant as usize, state, commit),
+                tail,
+            } => self.on_finished(participant as usize, state, commit, tail),
             Message::TriggerChanged | Message::Shutdown => Ok(()),
         }
     }
@@ -668,9 +683,20 @@ impl Coordinator {
         participant: usize,
         state: Option<Vec<u8>>,
         commit: Option<PendingCommit>,
+        tail: Option<(u64, u64)>,
     ) -> Result<(), CheckpointError> {
         if participant >= self.participants.len() || self.tracker.is_finished(participant) {
             return Ok(());
+        }
+        if let Some((epoch, records)) = tail {
+            // The source's last records belong to `epoch`: a replay of that epoch must
+            // emit exactly them again (a stop drains a micro-batch source outside any
+            // planned batch).
+            let open = self.open_epochs.entry(epoch).or_default();
+            if !open.offsets_logged && epoch > self.tracker.last_complete() {
+                let offset = state.clone().unwrap_or_default();
+                open.sources.insert(participant, (records, offset));
+            }
         }
         if let Some(state) = state {
             self.final_states.insert(participant, state);
@@ -808,22 +834,6 @@ impl Coordinator {
             for (participant, state) in carried {
                 open.bytes += self.write_state(epoch, participant, state)?;
                 open.states.push(self.participants[participant].clone());
-            }
-            if !commits.is_empty() && !open.offsets_logged && !open.sources.is_empty() {
-                // A continuous epoch whose output sinks will publish: log what its
-                // sources emitted, so that a crash before the commit entry replays the
-                // same records under the same epoch number.
-                self.open_epochs.insert(epoch, open);
-                let entry = OffsetsEntry {
-                    epoch,
-                    attempt: self.attempt,
-                    mode: ExecutionMode::Continuous,
-                    sources: self.source_offsets(epoch),
-                };
-                open = self.open_epochs.remove(&epoch).unwrap_or_default();
-                let payload = codec::encode(&entry)?;
-                self.append(entries::OFFSETS, &payload, epoch)?;
-                open.bytes += payload.len() as u64;
             }
         }
         // Older open epochs can no longer complete on their own; this one supersedes them.

@@ -97,7 +97,11 @@ where
             } else {
                 None
             };
-            checkpoint.participant.finish(state, None);
+            checkpoint.participant.finish_source(
+                state,
+                checkpoint.injected + 1,
+                checkpoint.records,
+            );
         }
         self.chain.signal(Signal::End);
         self.chain.flush();

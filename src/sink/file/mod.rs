@@ -94,7 +94,7 @@ pub use error::FileSinkError;
 use super::{EpochCommit, Sink, SinkContext};
 use crate::error::BoxError;
 use crate::event::Epoch;
-use crate::trigger::EmitMode;
+use crate::trigger::{EmitMode, ExecutionMode};
 use commit_log::{CommitMarker, Entry, PartId, COMMITS_DIR};
 use format::{EncodeError, RecordWriter};
 use serde::de::DeserializeOwned;
@@ -361,8 +361,13 @@ impl<T: Serialize + 'static> Sink<T> for FileSink<T> {
     /// [`FileSinkError::Protocol`] before `open`, or when the previous epoch holds records
     /// that were never prepared.
     fn begin_epoch(&mut self, epoch: Epoch, mode: EmitMode) -> Result<(), BoxError> {
-        // Every mode writes what it receives: in complete mode that is the whole table.
-        let _ = mode;
+        // Every output mode writes what it receives: in complete mode that is the whole
+        // table. Only a micro-batch is replayed with exactly the records it had (its
+        // offsets were logged before it ran), so only a micro-batch this instance
+        // already committed is skipped. A continuous epoch replayed after a crash may
+        // hold other records (markers of several inputs are not aligned), so it is
+        // written again and its commit replaces the earlier one: at-least-once.
+        let replayable = mode.execution == ExecutionMode::MicroBatch;
         let Some(state) = &mut self.state else {
             return Err(protocol_error(&self.dir, "begin_epoch before open".into()));
         };
@@ -387,7 +392,7 @@ impl<T: Serialize + 'static> Sink<T> for FileSink<T> {
         {
             state.committed.pop_first();
         }
-        state.epoch = if state.committed.remove(&epoch.0) {
+        state.epoch = if state.committed.remove(&epoch.0) && replayable {
             EpochState::Replayed { epoch }
         } else {
             EpochState::Writing { epoch, part: None }
