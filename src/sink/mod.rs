@@ -14,6 +14,7 @@
 pub mod console;
 pub mod foreach;
 pub mod memory;
+mod table;
 
 pub use console::ConsoleSink;
 pub use foreach::ForEachSink;
@@ -22,11 +23,11 @@ pub use memory::{MemorySink, MemoryTable};
 use crate::checkpoint::coordinator::Participant;
 use crate::error::{BoxError, Error};
 use crate::event::{Epoch, Signal};
-use crate::trigger::{EmitMode, OutputMode};
 use crate::metrics::OperatorMetrics;
 use crate::operator::Collector;
 use crate::runtime::RunControl;
 use crate::sync::Arc;
+use crate::trigger::{EmitMode, OutputMode};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 /// Publishes one epoch's staged output, once the epoch is complete (see
@@ -55,6 +56,56 @@ pub struct SinkContext {
     pub checkpointed: bool,
     /// The epoch the first records belong to (after a restore, the restored epoch + 1).
     pub first_epoch: Epoch,
+}
+
+impl SinkContext {
+    /// The context of instance `instance` of `parallelism` of the sink `name`, in a query
+    /// without epochs or checkpointing, in the default output mode
+    /// ([`OutputMode::Update`]), whose first epoch is 1. The engine builds these; the
+    /// constructor is for driving a sink directly (in tests, say).
+    ///
+    /// ```
+    /// use rivulet::sink::SinkContext;
+    /// use rivulet::OutputMode;
+    ///
+    /// let context = SinkContext::new("counts", 0, 2).output_mode(OutputMode::Complete);
+    /// assert_eq!(context.output_mode, OutputMode::Complete);
+    /// ```
+    pub fn new(name: impl Into<String>, instance: usize, parallelism: usize) -> Self {
+        SinkContext {
+            name: name.into(),
+            instance,
+            parallelism,
+            output_mode: OutputMode::default(),
+            epochs: false,
+            checkpointed: false,
+            first_epoch: Epoch(1),
+        }
+    }
+
+    /// Sets the query's output mode.
+    pub fn output_mode(mut self, output_mode: OutputMode) -> Self {
+        self.output_mode = output_mode;
+        self
+    }
+
+    /// Sets whether the query has epochs.
+    pub fn epochs(mut self, epochs: bool) -> Self {
+        self.epochs = epochs;
+        self
+    }
+
+    /// Sets whether the query checkpoints and restores.
+    pub fn checkpointed(mut self, checkpointed: bool) -> Self {
+        self.checkpointed = checkpointed;
+        self
+    }
+
+    /// Sets the epoch the first records belong to.
+    pub fn first_epoch(mut self, first_epoch: Epoch) -> Self {
+        self.first_epoch = first_epoch;
+        self
+    }
 }
 
 /// A destination for records. Cloned once per parallel instance.
