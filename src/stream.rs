@@ -658,11 +658,13 @@ impl<S: Chain> Stream<S> {
         self.sink("for_each", ForEachSink(f));
     }
 
-    /// Prints every record on standard output, one line each (Spark's `console` sink in
-    /// continuous mode).
+    /// Prints every record on standard output (Spark's `console` sink): a table per
+    /// micro-batch, with one column per field, or one line per record in continuous
+    /// epochs. See [`ConsoleSink`] for the format; use [`Stream::sink`] with a configured
+    /// [`ConsoleSink`] for another output, a prefix or other table options.
     pub fn to_console(self)
     where
-        S::Out: fmt::Debug,
+        S::Out: Serialize,
     {
         self.sink("console", ConsoleSink::new(""));
     }
