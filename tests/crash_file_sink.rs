@@ -118,7 +118,10 @@ impl SplitMix {
 fn run_crash_test(micro_batch: bool, kills: usize, seed: u64) {
     // RIVULET_KEEP=1 keeps the directories for a post-mortem.
     let keep = std::env::var("RIVULET_KEEP").is_ok();
-    let dir = tempfile::Builder::new().keep(keep).tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .disable_cleanup(keep)
+        .tempdir()
+        .unwrap();
     if keep {
         eprintln!("keeping {}", dir.path().display());
     }

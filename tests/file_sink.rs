@@ -16,7 +16,13 @@
 use rivulet::error::BoxError;
 use rivulet::sink::file::{committed_parts, read_committed, FileSinkError};
 use rivulet::sink::{EpochCommit, FileFormat, FileSink, Sink, SinkContext};
-use rivulet::trigger::EmitMode;
+use rivulet::trigger::{EmitMode, ExecutionMode};
+
+/// Epochs as a micro-batch query runs them: committed ones are replayed exactly.
+const MICRO_BATCH: EmitMode = EmitMode {
+    execution: ExecutionMode::MicroBatch,
+    output: OutputMode::Update,
+};
 use rivulet::{Epoch, OutputMode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -79,7 +85,7 @@ fn run_epoch<T: Serialize + 'static>(
 ) -> Vec<EpochCommit> {
     let mut commits = Vec::new();
     for (instance, sink) in sinks.iter_mut().enumerate() {
-        sink.begin_epoch(Epoch(epoch), EmitMode::default()).unwrap();
+        sink.begin_epoch(Epoch(epoch), MICRO_BATCH).unwrap();
         for (i, record) in records(instance).into_iter().enumerate() {
             sink.write(record).unwrap();
             if i.is_multiple_of(2) {
@@ -222,7 +228,7 @@ fn staged_output_is_never_read_and_is_removed_on_open() {
     assert!(committed_parts(dir.path()).unwrap().is_empty());
     drop(first);
     // A run that died while writing epoch 2 (its buffer partly on disk).
-    sinks[0].begin_epoch(Epoch(2), EmitMode::default()).unwrap();
+    sinks[0].begin_epoch(Epoch(2), MICRO_BATCH).unwrap();
     for id in 0..10_000 {
         sinks[0].write(event(id)).unwrap();
     }
@@ -407,7 +413,7 @@ fn open_fails_on_an_unwritable_directory() {
 
 /// Writes records until the sink fails (at a write or at `prepare_commit`); the error.
 fn fill_until_error(sink: &mut FileSink<Event>, epoch: u64) -> BoxError {
-    sink.begin_epoch(Epoch(epoch), EmitMode::default()).unwrap();
+    sink.begin_epoch(Epoch(epoch), MICRO_BATCH).unwrap();
     for id in 0..100_000 {
         if let Err(error) = sink.write(event(id)) {
             return error;
@@ -566,7 +572,7 @@ fn write_allocates_nothing_per_record() {
         let dir = tempfile::tempdir().unwrap();
         let mut sink = FileSink::<Event>::new(dir.path(), format);
         sink.open(&checkpointed(0, 1, 1)).unwrap();
-        sink.begin_epoch(Epoch(1), EmitMode::default()).unwrap();
+        sink.begin_epoch(Epoch(1), MICRO_BATCH).unwrap();
         // The first record creates the file and the encoder.
         sink.write(event(0)).unwrap();
         // Enough records to spill the encoder's buffer many times.

@@ -322,9 +322,6 @@ fn complete_mode_continuous_emits_the_whole_table_per_epoch() {
 /// have passed since. (The check runs between batches, so it expects the table to be
 /// replaced whole at an epoch end, never shown half-written.)
 #[test]
-#[ignore = "bug: MemorySink ignores OutputMode::Complete and appends every epoch's whole \
-            table, so rows() holds each table once per epoch (empty epochs included) \
-            instead of the current table"]
 fn complete_mode_memory_sink_holds_the_current_table() {
     let mut query = Query::builder();
     query

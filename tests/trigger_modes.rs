@@ -537,10 +537,6 @@ fn progress_reports_show_the_mode_of_each_epoch() {
 
 /// The trigger in effect is in the progress report from the moment `start()` returns.
 #[test]
-#[ignore = "bug: CheckpointStats::trigger is \"\" until the coordinator thread has run: \
-            start_coordinator creates the stats with Default::default() and only \
-            Coordinator::serve fills in the trigger, so progress() right after start() \
-            races with that thread"]
 fn progress_shows_the_trigger_right_after_start() {
     for _ in 0..20 {
         let mut query = Query::builder();

@@ -9,7 +9,7 @@
 //! | output mode | continuous epoch | micro-batch epoch |
 //! |---|---|---|
 //! | update | `(key, aggregate)` after every record | each changed key once, at the batch end |
-//! | complete | every key, at each epoch end with new data | every key, at each batch end with new data |
+//! | complete | every key, at each epoch end | every key, at each batch end |
 //!
 //! and at end-of-stream whatever is still owed (the changed keys, or the whole table).
 
@@ -158,9 +158,6 @@ struct Emission<K> {
     mode: EmitMode,
     /// Keys changed since the last epoch end (micro-batch update mode only).
     changed: FxHashSet<K>,
-    /// Whether any key changed since the last epoch end (complete mode: an epoch without
-    /// new data re-emits nothing, as Spark runs no batch without new data).
-    touched: bool,
 }
 
 impl<K> Default for Emission<K> {
@@ -168,7 +165,6 @@ impl<K> Default for Emission<K> {
         Emission {
             mode: EmitMode::default(),
             changed: FxHashSet::default(),
-            touched: false,
         }
     }
 }
@@ -180,7 +176,7 @@ impl<K: Hash + Eq + Clone> Emission<K> {
     #[inline]
     fn updated<V: Clone, C: Collector<(K, V)>>(&mut self, key: K, value: &V, out: &mut C) {
         match (self.mode.output, self.mode.execution) {
-            (OutputMode::Complete, _) => self.touched = true,
+            (OutputMode::Complete, _) => {}
             (_, ExecutionMode::Continuous) => out.push((key, value.clone())),
             (_, ExecutionMode::MicroBatch) => {
                 self.changed.insert(key);
@@ -188,13 +184,10 @@ impl<K: Hash + Eq + Clone> Emission<K> {
         }
     }
 
-    /// Emits what the ending epoch owes: every changed key, or the whole table (if
-    /// anything changed).
+    /// Emits what the ending epoch owes: every changed key, or the whole table (every
+    /// instance, every epoch: whether the query had new data is not known here).
     fn owed<V: Clone, C: Collector<(K, V)>>(&mut self, state: &FxHashMap<K, V>, out: &mut C) {
         if self.mode.output == OutputMode::Complete {
-            if !std::mem::take(&mut self.touched) {
-                return;
-            }
             for (key, value) in state {
                 out.push((key.clone(), value.clone()));
             }

@@ -148,6 +148,7 @@ fn start_coordinator(
     debug_assert_eq!(participants.len() as u32, graph.participant_count());
     let recovered_epoch = (build.recovered.epoch > 0).then_some(build.recovered.epoch);
     let stats = Arc::new(Mutex::new(CheckpointStats {
+        trigger: build.trigger.to_string(),
         persistent: log.is_some(),
         recovered_epoch,
         last_complete_epoch: recovered_epoch,
