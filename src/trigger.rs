@@ -39,7 +39,9 @@ pub enum Trigger {
     /// Every `interval`, each source releases what arrived since the previous batch as
     /// one batch, followed by the batch's epoch marker. Batches run one after another:
     /// a batch that takes longer than `interval` delays the next, which then starts at
-    /// once (as in Spark). Aggregates emit once per batch.
+    /// once (as in Spark). A batch in which no source has records does not run (no
+    /// marker, no output); the sources are asked again at the next interval. Aggregates
+    /// emit once per batch.
     MicroBatch {
         /// Time between batch starts.
         interval: Duration,

@@ -208,7 +208,7 @@ impl ModeLog {
 /// switches it to micro-batch and back while it runs:
 ///
 /// 1. part 1 is pushed from another thread while the query is told to switch to
-///    micro-batch; once a micro-batch epoch completed,
+///    micro-batch; once the coordinator took the switch,
 /// 2. part 2 is pushed and taken in micro-batches; then the query is switched back to
 ///    continuous, and once a continuous epoch completed after the micro-batches,
 /// 3. part 3 is pushed and the handle dropped (end of stream).
@@ -239,9 +239,14 @@ where
     query
         .set_trigger(micro_batch())
         .expect("switch to micro-batch");
-    wait_until("a micro-batch epoch after the switch", || {
+    // Batches without new data do not run, so wait for the coordinator to have taken
+    // the switch (the next epoch is a micro-batch), not for a batch.
+    wait_until("the switch to micro-batch taken", || {
         modes.poll(query);
-        modes.saw(ExecutionMode::MicroBatch)
+        query
+            .progress()
+            .checkpoint
+            .is_some_and(|checkpoint| checkpoint.trigger.starts_with("micro-batch"))
     });
     go.send(()).unwrap();
     wait_until("part 2 taken by micro-batches", || {

@@ -22,6 +22,9 @@ pub struct EpochClock {
     current: AtomicU64,
     /// The newest micro-batch whose offsets are logged: sources may emit it.
     released: AtomicU64,
+    /// Planning round: bumped at every trigger, and when a micro-batch that found no
+    /// records is planned again instead of run.
+    round: AtomicU64,
     /// The newest complete epoch, published by the coordinator (sources with an ingest
     /// log truncate it behind complete epochs).
     last_complete: AtomicU64,
@@ -42,6 +45,7 @@ impl EpochClock {
         EpochClock {
             current: AtomicU64::new(start),
             released: AtomicU64::new(start),
+            round: AtomicU64::new(0),
             last_complete: AtomicU64::new(start),
             modes: Mutex::new(vec![(start + 1, mode)]),
             sources: Mutex::new(Vec::new()),
@@ -71,6 +75,20 @@ impl EpochClock {
         self.released.load(Ordering::Acquire)
     }
 
+    /// The planning round (see [`replan`](Self::replan)).
+    #[inline]
+    pub fn round(&self) -> u64 {
+        self.round.load(Ordering::Acquire)
+    }
+
+    /// Asks sources to plan the current micro-batch again: its plans found no records,
+    /// so it did not run (as Spark runs no batch without new data). A source drops its
+    /// empty plan when it sees the round move on.
+    pub fn replan(&self) {
+        self.round.fetch_add(1, Ordering::AcqRel);
+        self.wake_sources();
+    }
+
     /// How `epoch` runs.
     pub fn mode_of(&self, epoch: u64) -> ExecutionMode {
         let modes = self.modes.lock().unwrap();
@@ -96,6 +114,7 @@ impl EpochClock {
     /// Starts the next epoch and wakes every source (the wake-up protocol of
     /// [`WakeSignal`]: publish, then notify).
     pub fn advance(&self) -> u64 {
+        self.round.fetch_add(1, Ordering::AcqRel);
         let epoch = self.current.fetch_add(1, Ordering::AcqRel) + 1;
         self.wake_sources();
         epoch

@@ -179,6 +179,8 @@ pub(crate) enum Message {
     /// after them is `offset`. `drained`: it had nothing more to give.
     Planned {
         epoch: u64,
+        /// The planning round the plan was made in (see [`EpochClock::replan`]).
+        round: u64,
         participant: u32,
         records: u64,
         offset: Vec<u8>,
@@ -270,9 +272,11 @@ impl Participant {
     }
 
     /// A source reports what micro-batch `epoch` holds.
-    pub(crate) fn plan(&self, epoch: u64, records: u64, offset: Vec<u8>, drained: bool) {
+    pub(crate) fn plan(&self, epoch: u64, round: u64, plan: (u64, Vec<u8>), drained: bool) {
+        let (records, offset) = plan;
         let _ = self.shared.sender.send(Message::Planned {
             epoch,
+            round,
             participant: self.index,
             records,
             offset,
@@ -380,6 +384,9 @@ pub(crate) struct Coordinator {
     pub(crate) next_trigger: Instant,
     /// Sources that found nothing more to give (for [`Trigger::AvailableNow`]).
     pub(crate) drained: BTreeSet<usize>,
+    /// The current micro-batch, if its plans found no records: it is planned again at
+    /// the next interval instead of run.
+    pub(crate) idle_batch: Option<u64>,
 }
 
 /// An epoch that was triggered (or first acknowledged) but is not complete yet.
@@ -441,11 +448,18 @@ impl Coordinator {
             } => self.on_ack(epoch, participant as usize, state, took, records, commit),
             Message::Planned {
                 epoch,
+                round,
                 participant,
                 records,
                 offset,
                 drained,
-            } => self.on_planned(epoch, participant as usize, records, offset, drained),
+            } => {
+                if round != self.shared.clock.round() {
+                    // Planned in a round that has been replanned since: a new plan comes.
+                    return Ok(());
+                }
+                self.on_planned(epoch, participant as usize, records, offset, drained)
+            }
             Message::Finished {
                 participant,
                 state,
@@ -462,7 +476,8 @@ impl Coordinator {
     fn wait_time(&self) -> Duration {
         const IDLE: Duration = Duration::from_millis(100);
         let current = self.shared.clock.current();
-        let batch_running = self.tracker.last_complete() < current
+        let batch_running = self.idle_batch.is_none()
+            && self.tracker.last_complete() < current
             && self.shared.clock.mode_of(current + 1) == ExecutionMode::MicroBatch;
         if batch_running || !self.sources_running() {
             return IDLE;
@@ -489,7 +504,7 @@ impl Coordinator {
         let current = self.shared.clock.current();
         let previous_done = self.tracker.last_complete() >= current;
         if self.trigger == Trigger::AvailableNow
-            && previous_done
+            && (previous_done || self.idle_batch.is_some())
             && self
                 .sources
                 .iter()
@@ -501,6 +516,11 @@ impl Coordinator {
         }
         let now = Instant::now();
         if now < self.next_trigger {
+            return Ok(());
+        }
+        if let Some(epoch) = self.idle_batch.take() {
+            self.retry_idle_batch(epoch)?;
+            self.next_trigger = now + self.trigger.interval();
             return Ok(());
         }
         let mode = self.shared.clock.mode_of(current + 1);
@@ -548,6 +568,32 @@ impl Coordinator {
         }
         let outcome = self.tracker.open(epoch);
         self.on_outcome(outcome)
+    }
+
+    /// The interval after a micro-batch that found no records: plan it again, or, if a
+    /// continuous trigger is now asked for, run it empty so the switch takes effect.
+    fn retry_idle_batch(&mut self, epoch: u64) -> Result<(), CheckpointError> {
+        let requested = *self.shared.requested.lock().unwrap();
+        if requested != self.trigger {
+            self.trigger = requested;
+            self.drained.clear();
+            self.stats.lock().unwrap().trigger = requested.to_string();
+        }
+        // Nobody has passed marker `epoch` yet, so the mode after it is still open.
+        self.shared.clock.set_mode_from(epoch + 1, requested.mode());
+        if requested.mode() == ExecutionMode::Continuous {
+            return self.release_batch(epoch);
+        }
+        let sources = &self.sources;
+        let tracker = &self.tracker;
+        if let Some(open) = self.open_epochs.get_mut(&epoch) {
+            // Keep what finished sources reported; running ones plan again.
+            open.sources.retain(|participant, _| {
+                !sources.contains(participant) || tracker.is_finished(*participant)
+            });
+        }
+        self.shared.clock.replan();
+        Ok(())
     }
 
     /// Starts the epoch after the restored one with the records the offset log holds for
@@ -630,6 +676,17 @@ impl Coordinator {
         if !planned {
             return Ok(());
         }
+        let records: u64 = open.sources.values().map(|(records, _)| records).sum();
+        if records == 0 && !self.final_epoch_taken && !self.control.is_stop_requested() {
+            // No source had anything: like Spark, run no batch; plan it again later.
+            self.idle_batch = Some(epoch);
+            return Ok(());
+        }
+        self.release_batch(epoch)
+    }
+
+    /// Logs micro-batch `epoch`'s offsets and lets the sources emit it.
+    fn release_batch(&mut self, epoch: u64) -> Result<(), CheckpointError> {
         let entry = OffsetsEntry {
             epoch,
             attempt: self.attempt,
@@ -708,6 +765,7 @@ impl Coordinator {
         self.check_plans(self.shared.clock.current())?;
         if self.tracker.all_finished() && !self.final_epoch_taken {
             self.final_epoch_taken = true;
+            self.idle_batch = None;
             self.trigger()?;
         }
         Ok(())

@@ -186,6 +186,7 @@ fn start_coordinator(
         replay: build.recovered.replay,
         next_trigger: Instant::now(),
         drained: Default::default(),
+        idle_batch: None,
     };
     let thread = std::thread::Builder::new()
         .name("rivulet:checkpoint".to_string())

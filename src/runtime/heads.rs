@@ -71,6 +71,8 @@ impl<T> SourceCheckpoint<T> {
 /// A micro-batch a source polled and reported, not emitted yet.
 pub(crate) struct PlannedBatch<T> {
     epoch: u64,
+    /// The planning round it was made in.
+    round: u64,
     records: Vec<T>,
     offset: Vec<u8>,
     exhausted: bool,
@@ -211,7 +213,9 @@ where
     /// Plans micro-batch `epoch`: polls what the source holds (up to the batch limit),
     /// reports it to the coordinator, and keeps it until the batch is released.
     fn plan_batch(&mut self, epoch: u64) -> Option<Step> {
-        let max = self.checkpoint.as_ref().map_or(1, |c| c.max_batch);
+        let (max, round) = self.checkpoint.as_ref().map_or((1, 0), |c| {
+            (c.max_batch, c.participant.shared.clock.round())
+        });
         let mut records = Vec::new();
         let mut exhausted = false;
         let mut drained = false;
@@ -234,11 +238,15 @@ where
             return Some(Step::Done);
         };
         let checkpoint = self.checkpoint.as_mut().expect("planning a batch");
-        checkpoint
-            .participant
-            .plan(epoch, records.len() as u64, offset.clone(), drained);
+        checkpoint.participant.plan(
+            epoch,
+            round,
+            (records.len() as u64, offset.clone()),
+            drained,
+        );
         checkpoint.batch = Some(PlannedBatch {
             epoch,
+            round,
             records,
             offset,
             exhausted,
@@ -280,12 +288,20 @@ where
             return Some(self.step_replay(budget));
         }
         if let Some(batch) = &checkpoint.batch {
-            let released = checkpoint.participant.shared.clock.released();
-            return Some(if released >= batch.epoch {
-                self.emit_batch()
-            } else {
-                Step::Idle { until: None }
-            });
+            let clock = &checkpoint.participant.shared.clock;
+            if clock.released() >= batch.epoch {
+                return Some(self.emit_batch());
+            }
+            if !(batch.records.is_empty() && (stopping || clock.round() > batch.round)) {
+                return Some(Step::Idle { until: None });
+            }
+            // An empty plan the coordinator will not run (no source had records): drop
+            // it, then plan again, or end the stream when stopping.
+            let exhausted = batch.exhausted;
+            self.checkpoint.as_mut()?.batch = None;
+            if exhausted {
+                return Some(self.finish());
+            }
         }
         if !self.inject_markers() {
             return Some(Step::Done);
@@ -360,7 +376,8 @@ where
         };
         let clock = &checkpoint.participant.shared.clock;
         if let Some(batch) = &checkpoint.batch {
-            return clock.released() >= batch.epoch;
+            return clock.released() >= batch.epoch
+                || (batch.records.is_empty() && clock.round() > batch.round);
         }
         clock.current() > checkpoint.injected
             || ((checkpoint.mode == ExecutionMode::Continuous || checkpoint.replay.is_some())
