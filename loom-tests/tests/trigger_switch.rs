@@ -130,12 +130,13 @@ const STOP: Scenario = Scenario {
 /// A deliberate protocol bug, for the `#[should_panic]` variants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Bug {
-    /// The protocol as the library runs it, plus the coordinator fix proposed for the
-    /// race [`Bug::TriggerPastUnreleasedBatch`] shows (see [`Coordinator::maybe_trigger`]).
+    /// The protocol as the library runs it, including the check in
+    /// `Coordinator::maybe_trigger` added after [`Bug::TriggerPastUnreleasedBatch`]
+    /// was found by these models.
     None,
-    /// The coordinator as the library has it today: `maybe_trigger` may start a
-    /// continuous epoch while the micro-batch before it still waits for its plans, and
-    /// that epoch's `release` releases the batch too.
+    /// The coordinator as the library had it before these models: `maybe_trigger` may
+    /// start a continuous epoch while the micro-batch before it still waits for its
+    /// plans, and that epoch's `release` releases the batch too.
     TriggerPastUnreleasedBatch,
     /// The coordinator advances the clock before it fixes the mode of the next epoch.
     AdvanceBeforeMode,
@@ -589,7 +590,7 @@ impl<'a> Coordinator<'a> {
         let clock = &self.shared.clock;
         let current = clock.current();
         if self.bug != Bug::TriggerPastUnreleasedBatch && clock.released() < current {
-            // The proposed fix: the current batch still waits for its plans.
+            // `maybe_trigger`'s check: the current batch still waits for its plans.
             return false;
         }
         let previous_done = self.last_complete >= current;
@@ -880,8 +881,8 @@ fn continuous_to_micro_batch_switch_keeps_every_record_in_its_epoch() {
 /// source parked for the release, and epoch 2 starting before and after record 2 was
 /// sent.
 ///
-/// The coordinator has the check proposed in [`Coordinator::maybe_trigger`]; as the
-/// library has it, this model fails
+/// The coordinator has the check `Coordinator::maybe_trigger` makes; without it, this
+/// model fails
 /// (`starting_a_continuous_epoch_releases_a_batch_before_its_plan`).
 #[test]
 fn micro_batch_to_continuous_switch_keeps_every_record_in_its_epoch() {
@@ -962,8 +963,8 @@ fn stop_racing_with_a_planned_batch_and_the_switch_drops_nothing() {
     assert!(spun > 0, "the stop never met an unreleased batch");
 }
 
-/// The race in the library's coordinator (see [`Coordinator::maybe_trigger`]), found by
-/// the micro-batch → continuous model without the proposed check: the coordinator's
+/// The race the library's coordinator had (fixed in `Coordinator::maybe_trigger`), found
+/// by the micro-batch → continuous model without that check: the coordinator's
 /// timer fires before the source planned batch 1, `maybe_trigger` starts epoch 2 (the
 /// next epoch is continuous, so it waits for nothing), and `trigger` releases it:
 /// `released` becomes 2, the source plans batch 1, finds it released at once and sends

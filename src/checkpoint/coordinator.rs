@@ -523,6 +523,11 @@ impl Coordinator {
             self.next_trigger = now + self.trigger.interval();
             return Ok(());
         }
+        if self.shared.clock.released() < current {
+            // The current micro-batch still waits for its plans: starting the next epoch
+            // would release it (releases are levels) before its offsets are logged.
+            return Ok(());
+        }
         let mode = self.shared.clock.mode_of(current + 1);
         if mode == ExecutionMode::MicroBatch && !previous_done {
             // Batches run one after another; this one starts when the last is done.

@@ -368,16 +368,19 @@ where
     }
 
     fn has_work(&self) -> bool {
-        if self.control.is_stop_requested() {
-            return true;
-        }
+        let stopping = self.control.is_stop_requested();
         let Some(checkpoint) = &self.checkpoint else {
-            return self.source.has_data();
+            return stopping || self.source.has_data();
         };
         let clock = &checkpoint.participant.shared.clock;
         if let Some(batch) = &checkpoint.batch {
+            // Checked before the stop flag: a stopping source with a planned batch waits
+            // (parked) for its release instead of spinning on it.
             return clock.released() >= batch.epoch
-                || (batch.records.is_empty() && clock.round() > batch.round);
+                || (batch.records.is_empty() && (stopping || clock.round() > batch.round));
+        }
+        if stopping {
+            return true;
         }
         clock.current() > checkpoint.injected
             || ((checkpoint.mode == ExecutionMode::Continuous || checkpoint.replay.is_some())
