@@ -637,6 +637,29 @@ proptest! {
 
 // ---------------------------------------------------------------- available now
 
+/// As in Spark, the first micro-batch runs when the query starts, not one interval
+/// later: with an hour-long interval, a finite source is still processed (one batch of
+/// everything it holds) and the query ends.
+#[test]
+fn the_first_micro_batch_runs_at_start() {
+    let mut query = Query::builder();
+    query.trigger(Trigger::MicroBatch {
+        interval: Duration::from_secs(3600),
+    });
+    let sink = EpochSink::new();
+    query
+        .from_iter("input", 0..100u64)
+        .sink("out", sink.clone());
+    let running = query.start().expect("start");
+    let ended = running.await_termination_timeout(Duration::from_secs(120));
+    assert!(
+        matches!(ended, Some(Ok(()))),
+        "the first batch waited for the interval: {ended:?}"
+    );
+    let batches: Vec<Vec<u64>> = sink.by_epoch().into_values().collect();
+    assert_eq!(batches, vec![(0..100u64).collect::<Vec<_>>()]);
+}
+
 /// `AvailableNow` on a finite source: batches of at most `max_batch_records`, back to
 /// back, every record once and in order, then the query stops by itself.
 #[test]

@@ -419,7 +419,12 @@ impl Coordinator {
         if let Some(replay) = self.replay.take() {
             self.start_replay(replay)?;
         }
-        self.next_trigger = Instant::now() + self.trigger.interval();
+        // As in Spark, the first micro-batch runs at once; the first continuous epoch
+        // ends one interval after the start.
+        self.next_trigger = match self.trigger.mode() {
+            ExecutionMode::MicroBatch => Instant::now(),
+            ExecutionMode::Continuous => Instant::now() + self.trigger.interval(),
+        };
         loop {
             match self.receiver.recv_timeout(self.wait_time()) {
                 Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => {

@@ -6,8 +6,94 @@ use super::workload::{
 };
 use super::Outcome;
 use anyhow::{Context, Result};
-use rivulet::{Pinning, Query, WaitPolicy};
+use rivulet::{Pinning, Query, Trigger, WaitPolicy};
+use std::fmt;
 use std::time::Duration;
+
+/// How the engine's query is triggered in one benchmarked system (`--modes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EngineMode {
+    /// Continuous processing. `epochs`: an epoch marker every this often (without a
+    /// checkpoint directory the epochs are not persisted); `None`: epochs only if the
+    /// run checkpoints (`--checkpoint-interval`).
+    Continuous {
+        /// Time between epoch markers, if set.
+        epochs: Option<Duration>,
+    },
+    /// Micro-batches every `interval` (`Trigger::MicroBatch`).
+    MicroBatch {
+        /// Time between batch starts.
+        interval: Duration,
+    },
+}
+
+impl EngineMode {
+    /// Parses `continuous`, `continuous:100ms` or `micro-batch:100ms`.
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        let (kind, interval) = match text.trim().split_once(':') {
+            Some((kind, interval)) => (kind, Some(crate::parse_duration(interval)?)),
+            None => (text.trim(), None),
+        };
+        if interval.is_some_and(|every| every.is_zero()) {
+            return Err(format!("`{text}`: the interval must be positive"));
+        }
+        match (kind, interval) {
+            ("continuous", epochs) => Ok(EngineMode::Continuous { epochs }),
+            ("micro-batch", Some(interval)) => Ok(EngineMode::MicroBatch { interval }),
+            ("micro-batch", None) => Err(format!(
+                "`{text}`: a micro-batch mode needs its interval, e.g. micro-batch:100ms"
+            )),
+            _ => Err(format!(
+                "unknown mode `{text}` (use continuous, continuous:INTERVAL or micro-batch:INTERVAL)"
+            )),
+        }
+    }
+
+    /// The trigger the query runs under, if it sets one (`checkpoint`: the checkpoint
+    /// interval of the run, which gives a plain continuous query its epochs).
+    fn trigger(self) -> Option<Trigger> {
+        match self {
+            EngineMode::Continuous { epochs } => {
+                epochs.map(|checkpoint_interval| Trigger::Continuous {
+                    checkpoint_interval,
+                })
+            }
+            EngineMode::MicroBatch { interval } => Some(Trigger::MicroBatch { interval }),
+        }
+    }
+
+    /// Whether records are released in batches.
+    pub(crate) fn is_micro_batch(self) -> bool {
+        matches!(self, EngineMode::MicroBatch { .. })
+    }
+}
+
+/// `continuous`, `continuous:100ms`, `micro-batch:10ms` (what `parse` reads back).
+impl fmt::Display for EngineMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineMode::Continuous { epochs: None } => f.write_str("continuous"),
+            EngineMode::Continuous {
+                epochs: Some(every),
+            } => write!(f, "continuous:{}", short_duration(*every)),
+            EngineMode::MicroBatch { interval } => {
+                write!(f, "micro-batch:{}", short_duration(*interval))
+            }
+        }
+    }
+}
+
+/// `100ms`, `2s`, `250us`: the shortest exact unit.
+fn short_duration(duration: Duration) -> String {
+    let ns = duration.as_nanos();
+    if ns % 1_000_000_000 == 0 {
+        format!("{}s", ns / 1_000_000_000)
+    } else if ns % 1_000_000 == 0 {
+        format!("{}ms", ns / 1_000_000)
+    } else {
+        format!("{}us", ns / 1_000)
+    }
+}
 
 /// How the engine runs.
 #[derive(Debug, Clone)]
@@ -23,7 +109,12 @@ pub(crate) struct EngineSettings {
     /// Instances of the keyed count (keyed workload only). At 1 the count runs on one
     /// thread behind a `new_thread()` boundary; above 1 the source feeds a keyed exchange.
     pub(crate) parallelism: usize,
-    /// Checkpoint every this often into a fresh directory under this path, if set.
+    /// How the query is triggered.
+    pub(crate) mode: EngineMode,
+    /// Records per micro-batch at most, if not the engine's default.
+    pub(crate) max_batch_records: Option<usize>,
+    /// Checkpoint every this often into a fresh directory under this path, if set. (In
+    /// micro-batch mode every batch is checkpointed; the interval is the trigger's.)
     pub(crate) checkpoint: Option<(
         Duration,
         rivulet::checkpoint::Durability,
@@ -49,6 +140,12 @@ pub(crate) fn run(
         .pinning(settings.pinning.clone())
         .ring_capacity(settings.ring_capacity)
         .parallelism(settings.parallelism);
+    if let Some(trigger) = settings.mode.trigger() {
+        query.trigger(trigger);
+    }
+    if let Some(records) = settings.max_batch_records {
+        query.max_batch_records(records);
+    }
     let checkpoint_dir = match &settings.checkpoint {
         Some((interval, durability, parent)) => {
             let dir = fresh_dir(parent)?;
@@ -145,6 +242,8 @@ mod tests {
             pinning: Pinning::None,
             ring_capacity: 64,
             parallelism,
+            mode: EngineMode::Continuous { epochs: None },
+            max_batch_records: None,
             checkpoint: None,
         }
     }
@@ -181,6 +280,68 @@ mod tests {
                 .count() as u64;
             assert_eq!(outcome.recorded.corrected.len(), expected, "{workload:?}");
             assert_eq!(outcome.threads, 1 + parallelism);
+        }
+    }
+
+    #[test]
+    fn modes_parse_and_print_back() {
+        for text in [
+            "continuous",
+            "continuous:100ms",
+            "micro-batch:10ms",
+            "micro-batch:2s",
+            "micro-batch:250us",
+        ] {
+            let mode = EngineMode::parse(text).unwrap();
+            assert_eq!(mode.to_string(), text);
+        }
+        assert_eq!(
+            EngineMode::parse("micro-batch:100ms").unwrap(),
+            EngineMode::MicroBatch {
+                interval: Duration::from_millis(100)
+            }
+        );
+        for bad in ["micro-batch", "micro-batch:0ms", "batch:1s", "continuous:x"] {
+            assert!(EngineMode::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn micro_batches_deliver_every_measured_record_once() {
+        for mode in [
+            EngineMode::MicroBatch {
+                interval: Duration::from_millis(10),
+            },
+            EngineMode::Continuous {
+                epochs: Some(Duration::from_millis(10)),
+            },
+        ] {
+            let clock = Clock::new();
+            let schedule = Schedule::new(
+                100_000,
+                Duration::from_millis(20),
+                Duration::from_millis(100),
+            );
+            let mut settings = settings(1);
+            settings.mode = mode;
+            settings.max_batch_records = Some(500);
+            let outcome = run(
+                Workload::Stateless,
+                &settings,
+                Generator::new(clock, schedule, 1000),
+                Recorder::new(clock, schedule),
+                &mut || {},
+            )
+            .unwrap();
+            let expected = (schedule.warmup_records..schedule.total_records)
+                .filter(|&seq| {
+                    keep(&BenchRecord {
+                        value: payload(seq),
+                        ..BenchRecord::default()
+                    })
+                })
+                .count() as u64;
+            assert_eq!(outcome.recorded.corrected.len(), expected, "{mode}");
         }
     }
 

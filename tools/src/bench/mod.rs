@@ -30,6 +30,7 @@ pub(crate) mod workload;
 use anyhow::{bail, Context, Result};
 use baseline::Baseline;
 use clap::{Args, ValueEnum};
+use engine::EngineMode;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use report::{RunStats, Stats, SystemReport};
@@ -50,16 +51,6 @@ const ENGINE: &str = "rivulet";
 /// The name of the uncheckpointed engine run beside a checkpointed one.
 const ENGINE_WITHOUT_CHECKPOINTS: &str = "rivulet-no-ckpt";
 
-/// When records are released: per record, or in batches at trigger intervals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub(crate) enum Mode {
-    /// One record at a time (the engine's continuous mode).
-    Continuous,
-    /// Micro-batches (not in the engine yet).
-    MicroBatch,
-}
-
 /// Arguments of `rivulet bench`.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct BenchArgs {
@@ -75,9 +66,18 @@ pub(crate) struct BenchArgs {
     /// Time sent but not measured before the measurement.
     #[arg(long, default_value = "2s", value_parser = crate::parse_duration)]
     warmup: Duration,
-    /// Execution mode of the engine.
-    #[arg(long, value_enum, default_value_t = Mode::Continuous)]
-    mode: Mode,
+    /// How the engine is triggered, one system per entry, all in the same run:
+    /// `continuous` (epochs only with `--checkpoint-interval`), `continuous:INTERVAL`
+    /// (epoch markers every INTERVAL) or `micro-batch:INTERVAL`, e.g.
+    /// `continuous,micro-batch:100ms,micro-batch:10ms`. Micro-batch modes need the
+    /// stateless workload (every record reaches the sink and is measured).
+    #[arg(long, alias = "mode", value_delimiter = ',', default_value = "continuous",
+          value_parser = EngineMode::parse)]
+    modes: Vec<EngineMode>,
+    /// The most records the source releases in one micro-batch (the engine's
+    /// `max_batch_records`; Spark's `maxOffsetsPerTrigger`). Unset: the engine's default.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_batch_records: Option<u64>,
     /// Repetitions of every system; the table shows medians over runs.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
@@ -191,7 +191,8 @@ impl Machine {
 #[derive(Debug, Serialize)]
 struct Summary<'a> {
     workload: Workload,
-    mode: Mode,
+    modes: Vec<String>,
+    max_batch_records: Option<u64>,
     rate: u64,
     warmup_s: f64,
     duration_s: f64,
@@ -214,7 +215,7 @@ struct Summary<'a> {
 /// One system to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum System {
-    Engine,
+    Engine(EngineMode),
     /// The engine with checkpoints off, run beside a checkpointed engine so the cost of
     /// checkpoints is measured within one run.
     EngineWithoutCheckpoints,
@@ -222,11 +223,19 @@ enum System {
 }
 
 impl System {
-    fn name(self) -> &'static str {
+    /// Its name in tables and file names: `rivulet` (plain continuous), `rivulet-mb-100ms`,
+    /// `rivulet-cont-100ms` (continuous with epoch markers every 100 ms), a baseline's.
+    fn name(self) -> String {
         match self {
-            System::Engine => ENGINE,
-            System::EngineWithoutCheckpoints => ENGINE_WITHOUT_CHECKPOINTS,
-            System::Baseline(baseline) => baseline.name(),
+            System::Engine(EngineMode::Continuous { epochs: None }) => ENGINE.to_string(),
+            System::Engine(mode) => {
+                let text = mode.to_string();
+                let (kind, interval) = text.split_once(':').unwrap_or((&text, ""));
+                let kind = if kind == "micro-batch" { "mb" } else { "cont" };
+                format!("{ENGINE}-{kind}-{interval}")
+            }
+            System::EngineWithoutCheckpoints => ENGINE_WITHOUT_CHECKPOINTS.to_string(),
+            System::Baseline(baseline) => baseline.name().to_string(),
         }
     }
 }
@@ -285,11 +294,18 @@ fn started_unix_s() -> u64 {
 
 /// Runs `rivulet bench`.
 pub(crate) fn run(args: BenchArgs) -> Result<()> {
-    if args.mode == Mode::MicroBatch {
+    if args.workload == Workload::Keyed && args.modes.iter().any(|mode| mode.is_micro_batch()) {
         bail!(
-            "--mode micro-batch: the engine has no micro-batch trigger yet; \
-             only --mode continuous can be measured"
+            "--modes micro-batch:…: the keyed workload emits one row per changed key per \
+             batch in micro-batch mode, so most records never reach the sink to be \
+             measured; compare modes with --workload stateless"
         );
+    }
+    let mut modes: Vec<EngineMode> = Vec::new();
+    for mode in &args.modes {
+        if !modes.contains(mode) {
+            modes.push(*mode);
+        }
     }
     anyhow::ensure!(args.ring_capacity > 0, "--ring-capacity must be at least 1");
     anyhow::ensure!(args.parallelism > 0, "--parallelism must be at least 1");
@@ -311,13 +327,15 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         pinning: crate::parse_pinning(&args.pin)?,
         ring_capacity: args.ring_capacity,
         parallelism: args.parallelism,
+        mode: EngineMode::Continuous { epochs: None },
+        max_batch_records: args.max_batch_records.map(|records| records as usize),
         checkpoint: args
             .checkpoint_interval
             .map(|interval| (interval, args.durability, out.clone())),
     };
     let mut systems: Vec<System> = Vec::new();
     if !args.skip_engine {
-        systems.push(System::Engine);
+        systems.extend(modes.iter().map(|mode| System::Engine(*mode)));
         if settings.checkpoint.is_some() {
             systems.push(System::EngineWithoutCheckpoints);
         }
@@ -346,7 +364,11 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     let title = format!(
         "{} · {} · {} rec/s · {:.3}s measured after {:.3}s warm-up · ring {} · {} run{}",
         format!("{:?}", args.workload).to_lowercase(),
-        "continuous",
+        modes
+            .iter()
+            .map(EngineMode::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
         args.rate,
         args.duration.as_secs_f64(),
         args.warmup.as_secs_f64(),
@@ -430,7 +452,11 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
                 };
                 let before = interference::CpuSample::now();
                 let outcome = match system {
-                    System::Engine => {
+                    System::Engine(mode) => {
+                        let settings = engine::EngineSettings {
+                            mode,
+                            ..settings.clone()
+                        };
                         engine::run(args.workload, &settings, generator, recorder, &mut tick)
                     }
                     System::EngineWithoutCheckpoints => {
@@ -524,7 +550,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         .map(|(system, runs)| {
             let first = &runs[0].0;
             SystemReport::new(
-                system.name(),
+                &system.name(),
                 first.threads,
                 first.pinning.clone(),
                 first.wait.clone(),
@@ -546,7 +572,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     println!("\n{text}");
 
     // Files.
-    let mut merged: Vec<(&str, Recorded)> = Vec::new();
+    let mut merged: Vec<(String, Recorded)> = Vec::new();
     for (system, runs) in systems.iter().zip(&results) {
         let mut all = Recorded::empty();
         for (k, (outcome, _)) in runs.iter().enumerate() {
@@ -567,7 +593,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     }
     let lines: Vec<(&str, &Histogram<u64>)> = merged
         .iter()
-        .map(|(name, r)| (*name, &r.corrected))
+        .map(|(name, r)| (name.as_str(), &r.corrected))
         .collect();
     plot::write_svg(
         &out.join("latency.svg"),
@@ -576,7 +602,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     )?;
     let lines: Vec<(&str, &Histogram<u64>)> = merged
         .iter()
-        .map(|(name, r)| (*name, &r.uncorrected))
+        .map(|(name, r)| (name.as_str(), &r.uncorrected))
         .collect();
     plot::write_svg(
         &out.join("latency-uncorrected.svg"),
@@ -587,7 +613,8 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     std::fs::write(out.join("table.md"), report::markdown(&reports))?;
     let summary = Summary {
         workload: args.workload,
-        mode: args.mode,
+        modes: modes.iter().map(EngineMode::to_string).collect(),
+        max_batch_records: args.max_batch_records,
         rate: args.rate,
         warmup_s: args.warmup.as_secs_f64(),
         duration_s: args.duration.as_secs_f64(),
@@ -662,6 +689,15 @@ mod tests {
     }
 
     #[test]
+    fn system_names() {
+        let mode = |text| System::Engine(EngineMode::parse(text).unwrap()).name();
+        assert_eq!(mode("continuous"), "rivulet");
+        assert_eq!(mode("continuous:100ms"), "rivulet-cont-100ms");
+        assert_eq!(mode("micro-batch:10ms"), "rivulet-mb-10ms");
+        assert_eq!(System::Baseline(Baseline::Raw).name(), "raw-rtrb");
+    }
+
+    #[test]
     fn placement_text() {
         assert_eq!(describe_placement(&[None, None]), "none");
         let core = |id| Some(core_affinity::CoreId { id });
@@ -676,7 +712,8 @@ mod tests {
             rate: 50_000,
             duration: Duration::from_millis(100),
             warmup: Duration::from_millis(20),
-            mode: Mode::Continuous,
+            modes: vec![EngineMode::Continuous { epochs: None }],
+            max_batch_records: None,
             runs: 2,
             baselines: vec!["all".into()],
             skip_engine: false,
