@@ -188,9 +188,14 @@ impl Graph {
         let output_mode = self.config.output_mode;
         let build = self.checkpoint.as_mut()?;
         if build.shared.is_none() {
+            let clock = EpochClock::with_mode(build.recovered.epoch, build.first_mode());
+            // A replayed epoch runs as it did; the epochs after it under the trigger asked
+            // for now. Both are fixed before any thread starts: a source may replay and
+            // pass the replayed epoch's marker before the coordinator runs at all.
+            clock.set_mode_from(build.recovered.epoch + 2, build.trigger.mode());
             build.shared = Some(Arc::new(CheckpointShared {
                 sender: build.sender.clone(),
-                clock: EpochClock::with_mode(build.recovered.epoch, build.first_mode()),
+                clock,
                 persistent: build.config.is_some(),
                 requested: Mutex::new(build.trigger),
                 output_mode,

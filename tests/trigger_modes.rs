@@ -18,6 +18,10 @@
 //! * `set_trigger` on a query without epochs is `Error::Config`.
 //! * A checkpointed micro-batch query restarts after `stop()` without emitting anything
 //!   again, and continues from its restored state.
+//! * The first micro-batch runs at start; a shorter interval asked for with `set_trigger`
+//!   applies to the wait in progress; an idle zero-interval query polls with a delay.
+//! * After a micro-batch → continuous switch, no record of the continuous epoch joins the
+//!   last batch at an unaligned union (gates hold the batch open at the union).
 //!
 //! No assertion is about time: waits are hang guards (see `common`).
 
@@ -912,4 +916,209 @@ fn a_finished_micro_batch_query_re_run_emits_nothing() {
     assert_eq!(last_per_key(&first), expected);
     let second = run();
     assert!(second.is_empty(), "re-emitted: {second:?}");
+}
+
+/// A source with nothing to give that counts how often it is asked for its offset (once
+/// per plan of a micro-batch in a checkpointed query).
+struct IdleSource {
+    plans: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl rivulet::source::Source for IdleSource {
+    type Item = u64;
+
+    fn poll_next(&mut self) -> rivulet::source::SourcePoll<u64> {
+        rivulet::source::SourcePoll::Pending { until: None }
+    }
+
+    fn has_data(&self) -> bool {
+        false
+    }
+
+    fn can_replay(&self) -> bool {
+        true
+    }
+
+    fn checkpoint(&mut self, _epoch: Epoch) -> Result<Vec<u8>, BoxError> {
+        self.plans
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Vec::new())
+    }
+
+    fn restore(&mut self, _offset: &[u8]) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// A micro-batch trigger with a zero interval runs batches back to back, but a batch that
+/// finds no records is planned again only after a polling delay (10 ms, as Spark's
+/// `pollingDelay`), not in a loop: over any stretch of time, at most one plan per 10 ms
+/// (plus the first). A slower machine only makes fewer plans.
+#[test]
+fn an_idle_zero_interval_micro_batch_query_polls_with_a_delay() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plans = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut query = Query::builder();
+    query
+        .checkpoint(CheckpointConfig::new(dir.path()).durability(Durability::OsBuffered))
+        .trigger(Trigger::MicroBatch {
+            interval: Duration::ZERO,
+        });
+    query
+        .source(
+            "idle",
+            IdleSource {
+                plans: plans.clone(),
+            },
+        )
+        .for_each(|_| {});
+    let started = std::time::Instant::now();
+    let running = query.start().expect("start");
+    std::thread::sleep(Duration::from_millis(300));
+    let made = plans.load(std::sync::atomic::Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    running.stop().expect("stop");
+    let bound = elapsed.as_millis() as u64 / 10 + 2;
+    assert!(made >= 1, "the source was never asked to plan");
+    assert!(
+        made <= bound,
+        "{made} plans in {elapsed:?}: an idle batch is re-planned in a loop"
+    );
+}
+
+/// A gate a test opens by value: `pass(v)` blocks while `v` is closed, after telling the
+/// test it arrived.
+#[derive(Clone)]
+struct Gates {
+    arrived: mpsc::SyncSender<i64>,
+    open: Arc<(Mutex<HashSet<i64>>, std::sync::Condvar)>,
+}
+
+impl Gates {
+    fn new() -> (Self, mpsc::Receiver<i64>) {
+        let (arrived, arrivals) = mpsc::sync_channel(16);
+        let gates = Gates {
+            arrived,
+            open: Arc::new((Mutex::new(HashSet::new()), std::sync::Condvar::new())),
+        };
+        (gates, arrivals)
+    }
+
+    fn pass(&self, value: i64) {
+        let _ = self.arrived.send(value);
+        let (open, changed) = &*self.open;
+        let mut open = open.lock().unwrap();
+        while !open.contains(&value) {
+            open = changed.wait(open).unwrap();
+        }
+    }
+
+    fn open(&self, value: i64) {
+        let (open, changed) = &*self.open;
+        open.lock().unwrap().insert(value);
+        changed.notify_all();
+    }
+}
+
+/// Micro-batch → continuous across an unaligned union: a record sent in the continuous
+/// epoch never joins the last micro-batch's epoch, even while the other input still
+/// carries that batch (its sources hold back until the batch is complete). Gates in the
+/// slow branch hold a batch open at the union while the fast source is given a record of
+/// the continuous epoch.
+#[test]
+fn continuous_records_wait_for_the_last_micro_batch_to_complete() {
+    let (gates, arrivals) = Gates::new();
+    let mut query = Query::builder();
+    query.trigger(Trigger::MicroBatch {
+        interval: Duration::from_millis(20),
+    });
+    let (fast, fast_stream) = query.push_source::<i64>("fast");
+    let (slow, slow_stream) = query.push_source::<i64>("slow");
+    let gate = gates.clone();
+    let slow_stream = slow_stream.map(move |x| {
+        gate.pass(x);
+        x
+    });
+    let sink = EpochSink::new();
+    fast_stream.union(slow_stream).sink("out", sink.clone());
+    let running = query.start().expect("start");
+    let arrived = |expected: i64| {
+        let got = arrivals
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the gated record reached its gate");
+        assert_eq!(got, expected);
+    };
+
+    // Batch A: {1, -1}; the slow branch holds -1, so batch A cannot complete.
+    fast.push(1).unwrap();
+    slow.push(-1).unwrap();
+    arrived(-1);
+    // Batch B (planned after A completes) runs as a micro-batch: its mode was fixed
+    // when A was released. The switch applies to the epoch after B.
+    running
+        .set_trigger(Trigger::Continuous {
+            checkpoint_interval: Duration::from_millis(20),
+        })
+        .unwrap();
+    fast.push(2).unwrap();
+    slow.push(-2).unwrap();
+    gates.open(-1);
+    // Batch B: {2, -2}; the slow branch holds -2.
+    arrived(-2);
+    // The continuous epoch after B: the fast source must not send 3 before B is done.
+    fast.push(3).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    gates.open(-2);
+    drop(fast);
+    drop(slow);
+    finish_ok(&running, "the sources end");
+
+    let epochs = sink.by_epoch();
+    let epoch_of = |value: i64| {
+        *epochs
+            .iter()
+            .find(|(_, rows)| rows.contains(&value))
+            .unwrap_or_else(|| panic!("{value} never arrived: {epochs:?}"))
+            .0
+    };
+    let modes = sink.modes();
+    let batch_b = epoch_of(2);
+    assert_eq!(epoch_of(-2), batch_b, "batch B holds 2 and -2: {epochs:?}");
+    assert_eq!(modes[&batch_b].execution, ExecutionMode::MicroBatch);
+    assert!(
+        epoch_of(3) > batch_b,
+        "3 was sent in the continuous epoch but arrived in batch B: {epochs:?}"
+    );
+    assert_eq!(modes[&epoch_of(3)].execution, ExecutionMode::Continuous);
+}
+
+/// A shorter interval asked for with `set_trigger` applies to the wait in progress: a
+/// query waiting out an hour-long micro-batch interval runs its next batch soon after
+/// being switched to a 10 ms one (the wait below is only a hang guard).
+#[test]
+fn a_shorter_trigger_interval_applies_to_the_wait_in_progress() {
+    let mut query = Query::builder();
+    query.trigger(Trigger::MicroBatch {
+        interval: Duration::from_secs(3600),
+    });
+    let (input, stream) = query.push_source::<u64>("input");
+    let table = stream.to_memory("out");
+    let running = query.start().expect("start");
+    // The first batch runs at start and finds nothing; the next plan is an hour away.
+    wait_until("the first plan ran", || {
+        running
+            .progress()
+            .checkpoint
+            .is_some_and(|stats| stats.epochs_triggered >= 1)
+    });
+    input.push(7).unwrap();
+    running
+        .set_trigger(Trigger::MicroBatch {
+            interval: Duration::from_millis(10),
+        })
+        .unwrap();
+    table.wait_for_len(1, common::HANG_GUARD);
+    assert_eq!(table.rows(), vec![7]);
+    drop(input);
+    finish_ok(&running, "the source ends");
 }

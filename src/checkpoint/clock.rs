@@ -126,9 +126,12 @@ impl EpochClock {
         self.wake_sources();
     }
 
-    /// Records that `epoch` is complete (the coordinator, after writing its completion).
+    /// Records that `epoch` is complete (the coordinator, after writing its completion)
+    /// and wakes the sources: one that ended a micro-batch before a continuous epoch
+    /// waits for this.
     pub fn set_last_complete(&self, epoch: u64) {
         self.last_complete.store(epoch, Ordering::Release);
+        self.wake_sources();
     }
 
     fn wake_sources(&self) {

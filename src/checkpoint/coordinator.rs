@@ -389,6 +389,10 @@ pub(crate) struct Coordinator {
     pub(crate) idle_batch: Option<u64>,
 }
 
+/// The least time between two plans of a micro-batch that found no records (Spark's
+/// `spark.streaming.pollingDelay`).
+const IDLE_POLLING_DELAY: Duration = Duration::from_millis(10);
+
 /// An epoch that was triggered (or first acknowledged) but is not complete yet.
 #[derive(Debug, Default)]
 pub(crate) struct OpenEpoch {
@@ -471,7 +475,13 @@ impl Coordinator {
                 commit,
                 tail,
             } => self.on_finished(participant as usize, state, commit, tail),
-            Message::TriggerChanged | Message::Shutdown => Ok(()),
+            Message::TriggerChanged => {
+                // A shorter interval asked for applies to the wait already running.
+                let requested = *self.shared.requested.lock().unwrap();
+                self.next_trigger = self.next_trigger.min(Instant::now() + requested.interval());
+                Ok(())
+            }
+            Message::Shutdown => Ok(()),
         }
     }
 
@@ -534,8 +544,13 @@ impl Coordinator {
             return Ok(());
         }
         let mode = self.shared.clock.mode_of(current + 1);
-        if mode == ExecutionMode::MicroBatch && !previous_done {
-            // Batches run one after another; this one starts when the last is done.
+        if !previous_done
+            && (mode == ExecutionMode::MicroBatch
+                || self.shared.clock.mode_of(current) == ExecutionMode::MicroBatch)
+        {
+            // Batches run one after another; this one starts when the last is done. A
+            // continuous epoch after a batch runs once the batch is complete (its sources
+            // hold back until then), so there is nothing to end before.
             return Ok(());
         }
         self.trigger()?;
@@ -551,15 +566,22 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Starts the next epoch, fixing the mode of the one after it from the trigger asked
-    /// for.
-    fn trigger(&mut self) -> Result<(), CheckpointError> {
+    /// Takes the trigger last asked for with `Query::set_trigger` as the query's own and
+    /// returns it.
+    fn adopt_requested_trigger(&mut self) -> Trigger {
         let requested = *self.shared.requested.lock().unwrap();
         if requested != self.trigger {
             self.trigger = requested;
             self.drained.clear();
             self.stats.lock().unwrap().trigger = requested.to_string();
         }
+        requested
+    }
+
+    /// Starts the next epoch, fixing the mode of the one after it from the trigger asked
+    /// for.
+    fn trigger(&mut self) -> Result<(), CheckpointError> {
+        let requested = self.adopt_requested_trigger();
         let epoch = self.shared.clock.current() + 1;
         self.shared.clock.set_mode_from(epoch + 1, requested.mode());
         let mode = self.shared.clock.mode_of(epoch);
@@ -583,12 +605,7 @@ impl Coordinator {
     /// The interval after a micro-batch that found no records: plan it again, or, if a
     /// continuous trigger is now asked for, run it empty so the switch takes effect.
     fn retry_idle_batch(&mut self, epoch: u64) -> Result<(), CheckpointError> {
-        let requested = *self.shared.requested.lock().unwrap();
-        if requested != self.trigger {
-            self.trigger = requested;
-            self.drained.clear();
-            self.stats.lock().unwrap().trigger = requested.to_string();
-        }
+        let requested = self.adopt_requested_trigger();
         // Nobody has passed marker `epoch` yet, so the mode after it is still open.
         self.shared.clock.set_mode_from(epoch + 1, requested.mode());
         if requested.mode() == ExecutionMode::Continuous {
@@ -617,9 +634,8 @@ impl Coordinator {
             ..replay.clone()
         })?;
         self.append(entries::OFFSETS, &payload, epoch)?;
-        let requested = *self.shared.requested.lock().unwrap();
-        self.shared.clock.set_mode_from(epoch, replay.mode);
-        self.shared.clock.set_mode_from(epoch + 1, requested.mode());
+        // The modes of this epoch and the next were fixed when the clock was built.
+        debug_assert_eq!(self.shared.clock.mode_of(epoch), replay.mode);
         self.shared.clock.advance();
         self.shared.clock.release(epoch);
         let sources: Vec<(usize, (u64, Vec<u8>))> = replay
@@ -688,8 +704,11 @@ impl Coordinator {
         }
         let records: u64 = open.sources.values().map(|(records, _)| records).sum();
         if records == 0 && !self.final_epoch_taken && !self.control.is_stop_requested() {
-            // No source had anything: like Spark, run no batch; plan it again later.
+            // No source had anything: like Spark, run no batch; plan it again at the
+            // next interval, and never sooner than the polling delay (an interval of
+            // zero would otherwise re-plan, and sync the sources' logs, in a loop).
             self.idle_batch = Some(epoch);
+            self.next_trigger = self.next_trigger.max(Instant::now() + IDLE_POLLING_DELAY);
             return Ok(());
         }
         self.release_batch(epoch)
@@ -711,6 +730,10 @@ impl Coordinator {
         let open = self.open_epochs.entry(epoch).or_default();
         open.offsets_logged = true;
         open.bytes += payload.len() as u64;
+        // No source has sent this batch's marker yet, so the epoch after it can still
+        // take a trigger asked for while the batch was planned.
+        let requested = self.adopt_requested_trigger();
+        self.shared.clock.set_mode_from(epoch + 1, requested.mode());
         self.shared.clock.release(epoch);
         Ok(())
     }

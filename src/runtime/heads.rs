@@ -48,6 +48,11 @@ pub(crate) struct SourceCheckpoint<T> {
     pub(crate) replay: Option<u64>,
     /// A planned micro-batch, waiting for its release.
     pub(crate) batch: Option<PlannedBatch<T>>,
+    /// A micro-batch this source ended, followed by a continuous epoch: the source
+    /// sends nothing more until the batch is complete, so no record of the continuous
+    /// epoch can reach an operator (at an unaligned fan-in) or a sink before the batch
+    /// is committed. Micro-batches stay exactly-once across a switch.
+    pub(crate) held_behind: Option<u64>,
     /// The most records in one batch.
     pub(crate) max_batch: usize,
 }
@@ -63,6 +68,7 @@ impl<T> SourceCheckpoint<T> {
             records: 0,
             replay,
             batch: None,
+            held_behind: None,
             max_batch: max_batch.max(1),
         }
     }
@@ -141,7 +147,11 @@ where
             .ack_source(epoch, offset, took, checkpoint.records);
         checkpoint.injected = epoch;
         checkpoint.records = 0;
+        let ended = checkpoint.mode;
         checkpoint.mode = checkpoint.participant.shared.clock.mode_of(epoch + 1);
+        if ended == ExecutionMode::MicroBatch && checkpoint.mode == ExecutionMode::Continuous {
+            checkpoint.held_behind = Some(epoch);
+        }
         self.chain.signal(Signal::Marker(Epoch(epoch)));
     }
 
@@ -196,6 +206,18 @@ where
                 }
                 SourcePoll::Pending { until } => {
                     self.chain.flush();
+                    if until.is_none() && self.control.is_stop_requested() {
+                        // Nothing more comes without its feeders, which are stopping:
+                        // the replayed epoch cannot be completed as it was logged.
+                        let epoch = self.checkpoint.as_ref().map_or(0, |c| c.injected + 1);
+                        return self.failed(
+                            format!(
+                                "stopped while replaying epoch {epoch}: the source could not \
+                                 give the {remaining} more records its offset log holds"
+                            )
+                            .into(),
+                        );
+                    }
                     return if emitted > 0 {
                         Step::Busy
                     } else {
@@ -268,6 +290,7 @@ where
         if batch.exhausted {
             return self.finish();
         }
+
         self.chain.flush();
         Step::Busy
     }
@@ -283,7 +306,13 @@ where
     /// The epoch-driven part of a step: replay, micro-batches, markers. `Some(step)` ends
     /// the step there.
     fn step_epochs(&mut self, budget: usize, stopping: bool) -> Option<Step> {
-        let checkpoint = self.checkpoint.as_ref()?;
+        let checkpoint = self.checkpoint.as_mut()?;
+        if let Some(batch) = checkpoint.held_behind {
+            if checkpoint.participant.shared.clock.last_complete() < batch {
+                return Some(Step::Idle { until: None });
+            }
+            checkpoint.held_behind = None;
+        }
         if checkpoint.replay.is_some() {
             return Some(self.step_replay(budget));
         }
@@ -373,6 +402,9 @@ where
             return stopping || self.source.has_data();
         };
         let clock = &checkpoint.participant.shared.clock;
+        if let Some(batch) = checkpoint.held_behind {
+            return clock.last_complete() >= batch;
+        }
         if let Some(batch) = &checkpoint.batch {
             // Checked before the stop flag: a stopping source with a planned batch waits
             // (parked) for its release instead of spinning on it.

@@ -178,6 +178,15 @@ impl<T: Serialize + DeserializeOwned> IngestLog<T> {
         if self.durability == Durability::Msync {
             self.writer.sync()?;
         }
+        // A micro-batch planned again (its first plan found nothing) asks again for the
+        // same epoch: the newer offset replaces the older one.
+        if self
+            .epoch_offsets
+            .back()
+            .is_some_and(|(last, _)| *last == epoch.0)
+        {
+            self.epoch_offsets.pop_back();
+        }
         self.epoch_offsets.push_back((epoch.0, self.next_seq));
         self.truncate()?;
         Ok(codec::encode(&self.next_seq)?)
