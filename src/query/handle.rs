@@ -439,11 +439,11 @@ impl Query {
 
     /// Switches the running query to `trigger` at the next epoch boundary: the first
     /// epoch whose opening marker the sources have not sent yet runs under it. In
-    /// continuous mode that is the epoch after the one in progress; a micro-batch sends
-    /// its closing marker when it is released, so a switch asked for while a batch runs
-    /// applies from the batch after the next one (one asked for while the batch is still
-    /// being planned, or while the query waits for the next batch, applies to the
-    /// next). A shorter interval also shortens the wait in progress. No record is lost
+    /// continuous mode that is the epoch after the one in progress. A micro-batch sends
+    /// its closing marker when it is released (its offsets logged), which fixes how the
+    /// epoch after it runs: a switch asked for before that applies to the next epoch, one
+    /// asked for later to the epoch after the next. A shorter interval also shortens the
+    /// wait in progress. No record is lost
     /// or duplicated by the switch; after a micro-batch, sources hold continuous records
     /// back until the batch is complete, so the batch stays exactly-once. Progress
     /// reports show the mode each epoch ran in
