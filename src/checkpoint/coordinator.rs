@@ -446,6 +446,12 @@ impl Coordinator {
     }
 
     fn handle(&mut self, message: Message) -> Result<(), CheckpointError> {
+        if self.halted() {
+            // Acknowledgements, plans and final states still queued (or sent by threads
+            // that have not seen the abort yet) are dropped with their commits: no later
+            // epoch may complete, commit or become the restore point.
+            return Ok(());
+        }
         match message {
             Message::Ack {
                 epoch,
@@ -485,6 +491,15 @@ impl Coordinator {
         }
     }
 
+    /// Whether the query is aborting: asked to, or failing (a sink commit failed here,
+    /// or an operator failed). From then on the coordinator starts, completes, commits
+    /// and logs nothing more: an epoch completed after one whose commit failed would
+    /// become the restore point and skip that epoch's output for good. The last epoch
+    /// completed before stays the restore point, and a restart replays what follows it.
+    fn halted(&self) -> bool {
+        self.control.is_aborted()
+    }
+
     /// How long to wait for a message before looking at the timer again: until the next
     /// trigger, or, while a micro-batch runs (its completion arrives as a message) or
     /// nothing can start, a while.
@@ -512,8 +527,7 @@ impl Coordinator {
     /// Starts the next epoch if it is due: a continuous epoch on the timer; a
     /// micro-batch on the timer once the previous epoch is complete and committed.
     fn maybe_trigger(&mut self) -> Result<(), CheckpointError> {
-        if self.control.is_aborted() || self.control.is_stop_requested() || !self.sources_running()
-        {
+        if self.halted() || self.control.is_stop_requested() || !self.sources_running() {
             return Ok(());
         }
         let current = self.shared.clock.current();
@@ -581,6 +595,10 @@ impl Coordinator {
     /// Starts the next epoch, fixing the mode of the one after it from the trigger asked
     /// for.
     fn trigger(&mut self) -> Result<(), CheckpointError> {
+        if self.halted() {
+            // No epoch starts after a failure (see `halted`).
+            return Ok(());
+        }
         let requested = self.adopt_requested_trigger();
         let epoch = self.shared.clock.current() + 1;
         self.shared.clock.set_mode_from(epoch + 1, requested.mode());
@@ -794,6 +812,10 @@ impl Coordinator {
         self.final_commits.extend(commit);
         let outcome = self.tracker.finish(participant);
         self.on_outcome(outcome)?;
+        if self.halted() {
+            // A commit run just now failed: no batch is released, no final epoch taken.
+            return Ok(());
+        }
         // A batch waiting for this source's plan need not wait any more.
         self.check_plans(self.shared.clock.current())?;
         if self.tracker.all_finished() && !self.final_epoch_taken {
@@ -903,6 +925,11 @@ impl Coordinator {
     }
 
     fn complete(&mut self, epoch: u64) -> Result<(), CheckpointError> {
+        if self.halted() {
+            // An older epoch completed by the same acknowledgement failed its commit (or
+            // the query failed meanwhile): this one must not leapfrog it.
+            return Ok(());
+        }
         let mut open = self.open_epochs.remove(&epoch).unwrap_or_default();
         let mut commits = std::mem::take(&mut open.commits);
         commits.append(&mut self.final_commits);
@@ -950,7 +977,8 @@ impl Coordinator {
         let commit_count = commits.len();
         if !commits.is_empty() {
             if !self.run_commits(commits) {
-                // The query is failing; this epoch stays unpublished and is replayed.
+                // The query is failing (`halted` from now on): this epoch stays
+                // unpublished, no later one completes, and a restart replays it.
                 return Ok(());
             }
             // Not synced on its own: if it is lost, the epoch is replayed and the sinks,

@@ -6,7 +6,8 @@
 //! entry is intact and every state entry that completion entry lists is intact too.
 //!
 //! An epoch whose sinks staged output but whose commit entry is missing is not a restore
-//! point: the epoch before it is restored and it is run again. If the offset log says
+//! point, and neither is any epoch its attempt completed after it (it would skip that
+//! output for good): the epoch before it is restored and it is run again. If the offset log says
 //! what the epoch after the restore point held, that epoch is replayed with exactly those
 //! records ([`Recovered::replay`]), so sinks can recognise it and skip what they already
 //! published.
@@ -81,18 +82,50 @@ impl DirectoryReport {
         self.corrupt = true;
     }
 
-    /// The newest restorable epoch: intact, and committed if it needed a commit.
+    /// The newest restorable epoch: intact, committed if it needed a commit, and not
+    /// completed after an epoch of its attempt whose output was never committed.
+    ///
+    /// Such an epoch's commit failed (or the query died before it ran), so its output
+    /// was never published, and restoring any later epoch would skip that output for
+    /// good: the restore point lies before it, and it is run again. An attempt writes
+    /// `COMMIT(e)` before it completes a later epoch, and a failing commit ends the
+    /// attempt, so in an intact log a later epoch shows up only if an older version kept
+    /// completing epochs after a failure. In a damaged log the commit entry itself may
+    /// be what was lost, so there the rule is not applied.
     pub fn newest_restorable(&self) -> Option<&CompleteEntry> {
+        let uncommitted = self.oldest_uncommitted();
         self.complete
             .iter()
             .rev()
-            .find(|(entry, verdict)| verdict.is_ok() && self.is_committed(entry))
+            .find(|(entry, verdict)| {
+                verdict.is_ok()
+                    && self.is_committed(entry)
+                    && uncommitted
+                        .get(&entry.attempt)
+                        .is_none_or(|oldest| entry.epoch < *oldest)
+            })
             .map(|(entry, _)| entry)
     }
 
     /// Whether `entry`'s output is published (or it had none to publish).
     pub fn is_committed(&self, entry: &CompleteEntry) -> bool {
         !entry.needs_commit || self.committed.contains(&(entry.epoch, entry.attempt))
+    }
+
+    /// Per attempt, its oldest complete epoch whose staged output was never committed;
+    /// empty when the log is damaged (see [`newest_restorable`](Self::newest_restorable)).
+    fn oldest_uncommitted(&self) -> HashMap<u64, u64> {
+        let mut oldest = HashMap::new();
+        if self.is_corrupt() {
+            return oldest;
+        }
+        for (entry, _) in &self.complete {
+            if !self.is_committed(entry) {
+                let epoch = oldest.entry(entry.attempt).or_insert(entry.epoch);
+                *epoch = (*epoch).min(entry.epoch);
+            }
+        }
+        oldest
     }
 }
 
@@ -269,4 +302,144 @@ pub fn recover(dir: &Path) -> Result<(Recovered, DirectoryReport), CheckpointErr
         },
         report,
     ))
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::checkpoint::entries::{PlanShape, SourceOffsets};
+    use crate::checkpoint::log::{EntryKind, LogConfig, LogWriter};
+    use crate::trigger::ExecutionMode;
+    use serde::Serialize;
+
+    /// Writes entries by hand, as the coordinator of one query would.
+    struct Log(LogWriter);
+
+    impl Log {
+        fn open(dir: &Path) -> Self {
+            let mut log = Log(LogWriter::open(dir, LogConfig::default()).unwrap());
+            let meta = MetaEntry {
+                version: entries::FORMAT_VERSION,
+                fingerprint: 7,
+                plan: PlanShape::default(),
+            };
+            log.append(entries::META, &meta);
+            log
+        }
+
+        fn append(&mut self, kind: EntryKind, entry: &impl Serialize) {
+            self.0.append(kind, &codec::encode(entry).unwrap()).unwrap();
+        }
+
+        /// `OFFSETS(epoch)`: one source, 10 records.
+        fn offsets(&mut self, epoch: u64, attempt: u64) {
+            let entry = OffsetsEntry {
+                epoch,
+                attempt,
+                mode: ExecutionMode::MicroBatch,
+                sources: vec![SourceOffsets {
+                    operator: "numbers".into(),
+                    instance: 0,
+                    records: 10,
+                    end_offset: (epoch * 10).to_le_bytes().to_vec(),
+                }],
+            };
+            self.append(entries::OFFSETS, &entry);
+        }
+
+        /// The source's `STATE(epoch)` and `COMPLETE(epoch)`.
+        fn complete(&mut self, epoch: u64, attempt: u64, needs_commit: bool) {
+            let state = StateEntry {
+                epoch,
+                attempt,
+                operator: "numbers".into(),
+                instance: 0,
+                state: (epoch * 10).to_le_bytes().to_vec(),
+            };
+            self.append(entries::STATE, &state);
+            let complete = CompleteEntry {
+                epoch,
+                attempt,
+                mode: ExecutionMode::MicroBatch,
+                needs_commit,
+                fingerprint: 7,
+                states: vec![("numbers".into(), 0)],
+                duration_us: 1,
+            };
+            self.append(entries::COMPLETE, &complete);
+        }
+
+        fn commit(&mut self, epoch: u64, attempt: u64) {
+            self.append(entries::COMMIT, &CommitEntry { epoch, attempt });
+        }
+    }
+
+    /// Epoch 1 committed; epoch 2's commit failed; an empty epoch 3 (nothing to
+    /// commit) completed after it anyway, as the coordinator used to let happen.
+    fn write_leapfrog(dir: &Path) {
+        let mut log = Log::open(dir);
+        log.offsets(1, 1);
+        log.complete(1, 1, true);
+        log.commit(1, 1);
+        log.offsets(2, 1);
+        log.complete(2, 1, true);
+        log.offsets(3, 1);
+        log.complete(3, 1, false);
+    }
+
+    #[test]
+    fn an_epoch_after_an_uncommitted_one_is_no_restore_point() {
+        let dir = tempfile::tempdir().unwrap();
+        write_leapfrog(dir.path());
+        let (recovered, report) = recover(dir.path()).unwrap();
+        assert_eq!(report.complete.len(), 3);
+        assert_eq!(
+            recovered.epoch, 1,
+            "epoch 3 leapfrogged uncommitted epoch 2"
+        );
+        // Epoch 2 runs again with the records it held.
+        assert_eq!(recovered.replay.map(|replay| replay.epoch), Some(2));
+    }
+
+    #[test]
+    fn with_nothing_committed_before_the_failure_the_query_starts_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path());
+        log.offsets(1, 1);
+        log.complete(1, 1, true);
+        log.complete(2, 1, false);
+        drop(log);
+        let (recovered, _) = recover(dir.path()).unwrap();
+        assert_eq!(recovered.epoch, 0);
+        assert_eq!(recovered.replay.map(|replay| replay.epoch), Some(1));
+        assert_eq!(recovered.attempt, 2);
+    }
+
+    #[test]
+    fn a_later_attempt_that_committed_the_epoch_is_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        write_leapfrog(dir.path());
+        // Attempt 2 restored epoch 1, ran epochs 2 and 3 again and committed them.
+        let mut log = Log::open(dir.path());
+        log.offsets(2, 2);
+        log.complete(2, 2, true);
+        log.commit(2, 2);
+        log.offsets(3, 2);
+        log.complete(3, 2, false);
+        drop(log);
+        let report = inspect(dir.path()).unwrap();
+        let chosen = report.newest_restorable().unwrap();
+        assert_eq!((chosen.epoch, chosen.attempt), (3, 2));
+    }
+
+    #[test]
+    fn in_a_damaged_log_a_missing_commit_entry_blocks_nothing_later() {
+        let dir = tempfile::tempdir().unwrap();
+        write_leapfrog(dir.path());
+        let mut report = inspect(dir.path()).unwrap();
+        assert_eq!(report.newest_restorable().map(|entry| entry.epoch), Some(1));
+        // The commit entry of epoch 2 may be what the damage took.
+        report.problem("segment 1 offset 4096: corrupt entry".into());
+        assert_eq!(report.newest_restorable().map(|entry| entry.epoch), Some(3));
+    }
 }
