@@ -8,6 +8,7 @@
 //! the wake signals of both of its threads from the start.
 
 use crate::checkpoint::coordinator::{CheckpointShared, EpochClock, Message, Participant};
+use crate::checkpoint::entries::new_query_id;
 use crate::checkpoint::recovery::{DirectoryReport, Recovered};
 use crate::checkpoint::{CheckpointConfig, CheckpointError, CheckpointMode};
 use crate::edge::{self, EdgeReceiver, EdgeSender, PeerSet, RtrbRing, WaitPolicy, WakeSignal};
@@ -100,6 +101,9 @@ pub(crate) struct CheckpointBuild {
     pub(crate) receiver: crossbeam::channel::Receiver<Message>,
     pub(crate) recovered: Recovered,
     pub(crate) report: DirectoryReport,
+    /// The query's identity: the one the checkpoint log recorded, else a new one (see
+    /// [`MetaEntry::query_id`](crate::checkpoint::entries::MetaEntry::query_id)).
+    pub(crate) query_id: String,
 }
 
 impl CheckpointBuild {
@@ -118,6 +122,7 @@ impl CheckpointBuild {
                 ..Recovered::default()
             },
             report: DirectoryReport::default(),
+            query_id: new_query_id(),
         }
     }
 
@@ -229,6 +234,25 @@ impl Graph {
         self.checkpoint
             .as_ref()
             .is_some_and(|build| build.config.is_some())
+    }
+
+    /// The checkpoint build, if the query writes checkpoints.
+    fn persistent_build(&self) -> Option<&CheckpointBuild> {
+        self.checkpoint
+            .as_ref()
+            .filter(|build| build.config.is_some())
+    }
+
+    /// The epoch this start replays with the records the offset log holds for it (only
+    /// in checkpointed queries).
+    pub(crate) fn replayed_epoch(&self) -> Option<u64> {
+        let build = self.persistent_build()?;
+        build.recovered.replay.as_ref().map(|replay| replay.epoch)
+    }
+
+    /// The identity of a checkpointed query (`None` without checkpoints).
+    pub(crate) fn query_id(&self) -> Option<String> {
+        self.persistent_build().map(|build| build.query_id.clone())
     }
 
     /// The recovered snapshot of one operator instance, if any.

@@ -631,6 +631,8 @@ impl<S: Chain> Stream<S> {
                 epochs: participant.is_some(),
                 checkpointed: g.persistent(),
                 first_epoch: Epoch(g.first_epoch()),
+                replayed_epoch: g.replayed_epoch().map(Epoch),
+                query_id: g.query_id(),
             };
             let mut sink = sink.clone();
             let opened = catch_unwind(AssertUnwindSafe(|| sink.open(&context)));
@@ -674,6 +676,9 @@ impl<S: Chain> Stream<S> {
     /// renamed into place once the epoch is complete, with a commit record of its own.
     /// With a micro-batch trigger and checkpointing the output is exactly-once across
     /// crashes; read it with [`sink::file::read_committed`](crate::sink::file::read_committed).
+    /// A checkpointed query refuses to start on a directory that another query (or this
+    /// one, before its checkpoint directory was deleted) wrote: see
+    /// [`FileSinkError::ForeignOutput`](crate::sink::file::FileSinkError::ForeignOutput).
     pub fn to_files(self, dir: impl AsRef<std::path::Path>, format: FileFormat)
     where
         S::Out: Serialize,

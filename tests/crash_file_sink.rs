@@ -6,6 +6,10 @@
 //!   replays an interrupted batch with the same records under the same number, and the
 //!   sink skips batches it already committed).
 //! * Continuous: every id at least once.
+//! * Restarts that switch between the two triggers: every id at least once. A restart in
+//!   micro-batch mode plans the epoch after the restored one afresh when a continuous
+//!   run left no offsets for it, under a number the sink may have published already:
+//!   the sink must write it, not skip it as a replay.
 //!
 //! The child is this test binary itself, re-run with `--ignored --exact
 //! file_crash_worker` and the `RIVULET_FILE_CRASH_WORKER` environment variable.
@@ -115,7 +119,27 @@ impl SplitMix {
     }
 }
 
-fn run_crash_test(micro_batch: bool, kills: usize, seed: u64) {
+/// How the runs of a crash test are triggered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Modes {
+    MicroBatch,
+    Continuous,
+    /// Alternating, starting with continuous; the final run is a micro-batch run.
+    Alternating,
+}
+
+impl Modes {
+    /// Whether run `run` (0-based; `None` for the final run) uses micro-batches.
+    fn micro_batch(self, run: Option<usize>) -> bool {
+        match self {
+            Modes::MicroBatch => true,
+            Modes::Continuous => false,
+            Modes::Alternating => run.is_none_or(|run| run % 2 == 1),
+        }
+    }
+}
+
+fn run_crash_test(modes: Modes, kills: usize, seed: u64) {
     // RIVULET_KEEP=1 keeps the directories for a post-mortem.
     let keep = std::env::var("RIVULET_KEEP").is_ok();
     let dir = tempfile::Builder::new()
@@ -127,15 +151,15 @@ fn run_crash_test(micro_batch: bool, kills: usize, seed: u64) {
     }
     let mut random = SplitMix(seed);
     let started = Instant::now();
-    for _ in 0..kills {
-        let mut child = spawn_worker(dir.path(), micro_batch);
+    for run in 0..kills {
+        let mut child = spawn_worker(dir.path(), modes.micro_batch(Some(run)));
         std::thread::sleep(Duration::from_millis(40 + random.next() % 250));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
         }
         child.wait().unwrap();
     }
-    let mut last = spawn_worker(dir.path(), micro_batch);
+    let mut last = spawn_worker(dir.path(), modes.micro_batch(None));
     let deadline = Instant::now() + Duration::from_secs(120);
     let status = loop {
         if let Some(status) = last.try_wait().unwrap() {
@@ -175,15 +199,14 @@ fn run_crash_test(micro_batch: bool, kills: usize, seed: u64) {
     );
     assert!(seen.keys().all(|id| *id < total));
     let duplicated: Vec<(&u64, &u64)> = seen.iter().filter(|(_, n)| **n > 1).take(10).collect();
-    if micro_batch {
+    if modes == Modes::MicroBatch {
         assert!(
             duplicated.is_empty(),
             "ids committed twice (first 10): {duplicated:?}"
         );
     }
     eprintln!(
-        "{} mode: {kills} kills, {} runs, {} resumed, {} rows for {total} ids ({} duplicates), {:?}",
-        if micro_batch { "micro-batch" } else { "continuous" },
+        "{modes:?}: {kills} kills, {} runs, {} resumed, {} rows for {total} ids ({} duplicates), {:?}",
         runs.len(),
         resumed,
         rows.len(),
@@ -194,17 +217,23 @@ fn run_crash_test(micro_batch: bool, kills: usize, seed: u64) {
 
 #[test]
 fn micro_batch_file_output_is_exactly_once_across_kills() {
-    run_crash_test(true, 20, 0x5eed_f11e);
+    run_crash_test(Modes::MicroBatch, 20, 0x5eed_f11e);
 }
 
 #[test]
 fn continuous_file_output_is_at_least_once_across_kills() {
-    run_crash_test(false, 20, 0xc0ff_ee00);
+    run_crash_test(Modes::Continuous, 20, 0xc0ff_ee00);
+}
+
+#[test]
+fn file_output_loses_nothing_across_kills_that_switch_triggers() {
+    run_crash_test(Modes::Alternating, 20, 0x0a17_e54a);
 }
 
 #[test]
 #[ignore = "long: 150 kill points per mode"]
 fn file_output_survives_many_kills() {
-    run_crash_test(true, 150, 17);
-    run_crash_test(false, 150, 18);
+    run_crash_test(Modes::MicroBatch, 150, 17);
+    run_crash_test(Modes::Continuous, 150, 18);
+    run_crash_test(Modes::Alternating, 150, 19);
 }

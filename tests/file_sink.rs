@@ -3,8 +3,12 @@
 //! whose commit runs later on another thread (the checkpoint coordinator's).
 //!
 //! * A crash after epochs 1 and 2 committed and epoch 3 was staged, then a restart that
-//!   replays epochs 2 and 3: every record is read back exactly once; the same with a
-//!   commit that ran for one instance only.
+//!   replays epoch 2 and runs epoch 3 again: every record is read back exactly once; the
+//!   same with a commit that ran for one instance only.
+//! * Whole queries: a continuous epoch the sink published but the query never recorded,
+//!   run again as a micro-batch after a restart (written, not skipped); a query whose
+//!   checkpoint directory was deleted, over its old output (`start` fails naming the
+//!   output directory).
 //! * Staged (uncommitted) output is never read back and is removed by the next `open`.
 //! * CSV and JSON lines round trips for a struct and a tuple; complete output mode.
 //! * Without checkpoints, every run's files carry a run id and nothing is skipped.
@@ -13,12 +17,18 @@
 //!   file size limit (`ulimit -f`, in a child process).
 //! * `write` allocates nothing per record.
 
+mod common;
+
+use rivulet::checkpoint::CheckpointConfig;
 use rivulet::error::BoxError;
 use rivulet::sink::file::{committed_parts, read_committed, FileSinkError};
 use rivulet::sink::{EpochCommit, FileFormat, FileSink, Sink, SinkContext};
+use rivulet::source::RateSource;
 use rivulet::trigger::{EmitMode, ExecutionMode};
+use rivulet::{Error, Query, Trigger};
+use std::time::Duration;
 
-/// Epochs as a micro-batch query runs them: committed ones are replayed exactly.
+/// Epochs as a micro-batch query runs them.
 const MICRO_BATCH: EmitMode = EmitMode {
     execution: ExecutionMode::MicroBatch,
     output: OutputMode::Update,
@@ -60,6 +70,12 @@ fn checkpointed(instance: usize, parallelism: usize, first_epoch: u64) -> SinkCo
         .epochs(true)
         .checkpointed(true)
         .first_epoch(Epoch(first_epoch))
+}
+
+/// A restart's context that replays `first_epoch` with the records it had before (the
+/// offset log held them).
+fn replaying(instance: usize, parallelism: usize, first_epoch: u64) -> SinkContext {
+    checkpointed(instance, parallelism, first_epoch).replayed_epoch(Epoch(first_epoch))
 }
 
 /// Opens one sink per instance, cloned from one, as the engine does.
@@ -160,9 +176,10 @@ fn a_replay_after_a_crash_writes_every_record_exactly_once() {
         all_records(1..=2)
     );
 
-    // Restart from a checkpoint before epoch 2: epochs 2 and 3 are replayed with the
-    // same records, then epoch 4 is new.
-    let mut sinks = open_all(&sink, (0..2).map(|i| checkpointed(i, 2, 2)));
+    // Restart from a checkpoint before epoch 2: epoch 2 is replayed with the same
+    // records (the offset log had them), epoch 3 was never committed and is written,
+    // then epoch 4 is new.
+    let mut sinks = open_all(&sink, (0..2).map(|i| replaying(i, 2, 2)));
     assert!(
         temp_files(&out).is_empty(),
         "open removes the staged epoch 3"
@@ -204,7 +221,7 @@ fn a_commit_that_ran_for_one_instance_only_is_completed_by_the_replay() {
     commit_elsewhere(commits);
     drop(sinks);
 
-    let mut sinks = open_all(&sink, (0..2).map(|i| checkpointed(i, 2, 2)));
+    let mut sinks = open_all(&sink, (0..2).map(|i| replaying(i, 2, 2)));
     let commits = run_epoch(&mut sinks, 2, |i| epoch_records(2, i));
     assert_eq!(commits.len(), 1, "only instance 1 publishes epoch 2 again");
     commit_elsewhere(commits);
@@ -358,6 +375,195 @@ fn without_checkpoints_every_run_writes_its_own_files() {
     let records: Vec<Event> = read_committed(dir.path(), FileFormat::JsonLines).unwrap();
     let one_run: Vec<Event> = (0..2).flat_map(|i| epoch_records(1, i)).collect();
     assert_eq!(records, [one_run.clone(), one_run].concat());
+}
+
+// ---- whole queries ----
+
+/// The ids a whole-query test writes, with a check column.
+type Row = (u64, u64);
+
+fn row(id: u64) -> Row {
+    (id, id % 7)
+}
+
+/// A checkpointed query from a rate source of `ids` rows to `sink` (named `files`).
+fn rate_query<K: Sink<Row> + Clone>(
+    checkpoints: &Path,
+    trigger: Trigger,
+    ids: u64,
+    sink: K,
+) -> rivulet::Result<Query> {
+    let mut query = Query::builder();
+    query
+        .checkpoint(CheckpointConfig::new(checkpoints))
+        .trigger(trigger);
+    query
+        .source("numbers", RateSource::new(10_000).with_limit(ids))
+        .map(|rate| row(rate.value))
+        .sink("files", sink);
+    query.start()
+}
+
+fn micro_batch() -> Trigger {
+    Trigger::MicroBatch {
+        interval: Duration::from_millis(2),
+    }
+}
+
+/// Checks that the committed rows in `out` are ids `0..ids`, each exactly once; the
+/// message names the first missing and duplicated ids.
+fn assert_exactly_once(out: &Path, ids: u64) {
+    let rows = read_committed::<Row>(out, FileFormat::Csv).unwrap();
+    assert!(
+        rows.iter().all(|&(id, check)| check == id % 7),
+        "a damaged row"
+    );
+    let mut seen = vec![0u32; ids as usize];
+    for &(id, _) in &rows {
+        assert!(id < ids, "an id that was never produced: {id}");
+        seen[id as usize] += 1;
+    }
+    let missing: Vec<usize> = (0..seen.len()).filter(|&id| seen[id] == 0).collect();
+    let duplicated: Vec<usize> = (0..seen.len()).filter(|&id| seen[id] > 1).collect();
+    assert!(
+        missing.is_empty() && duplicated.is_empty(),
+        "{} ids missing (first: {:?}), {} duplicated (first: {:?})",
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        duplicated.len(),
+        &duplicated[..duplicated.len().min(5)],
+    );
+}
+
+/// A file sink whose first commit with output from epoch `from` on publishes and then
+/// fails: as if the query died after this sink's commit ran and before the query
+/// recorded the commit (or another sink's commit failed after it). Every later epoch
+/// has a failing commit even when empty, so none of them is a restore point: the
+/// coordinator may still complete epochs while the failed query shuts down, and an epoch
+/// without commits after an uncommitted one would be restored past it.
+#[derive(Clone)]
+struct PublishThenFail {
+    inner: FileSink<Row>,
+    from: u64,
+    failed: bool,
+}
+
+impl Sink<Row> for PublishThenFail {
+    fn open(&mut self, context: &SinkContext) -> Result<(), BoxError> {
+        self.inner.open(context)
+    }
+
+    fn begin_epoch(&mut self, epoch: Epoch, mode: EmitMode) -> Result<(), BoxError> {
+        self.inner.begin_epoch(epoch, mode)
+    }
+
+    fn write(&mut self, record: Row) -> Result<(), BoxError> {
+        self.inner.write(record)
+    }
+
+    fn prepare_commit(&mut self, epoch: Epoch) -> Result<Option<EpochCommit>, BoxError> {
+        let commit = self.inner.prepare_commit(epoch)?;
+        if epoch.0 < self.from || (commit.is_none() && !self.failed) {
+            return Ok(commit);
+        }
+        self.failed = true;
+        Ok(Some(Box::new(move || {
+            if let Some(commit) = commit {
+                commit()?;
+            }
+            Err("the query died before recording this commit".into())
+        })))
+    }
+
+    fn close(&mut self) -> Result<(), BoxError> {
+        self.inner.close()
+    }
+}
+
+#[test]
+fn a_continuous_epoch_published_but_not_recorded_is_rewritten_by_a_micro_batch_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (checkpoints, out) = (dir.path().join("checkpoints"), dir.path().join("out"));
+    let ids = 3_000;
+    let continuous = Trigger::Continuous {
+        checkpoint_interval: Duration::from_millis(5),
+    };
+    let failing = PublishThenFail {
+        inner: FileSink::new(&out, FileFormat::Csv),
+        from: 2,
+        failed: false,
+    };
+    let first = rate_query(&checkpoints, continuous, ids, failing).unwrap();
+    let failed = common::finish(&first, "continuous run");
+    assert!(failed.is_err(), "the first run must fail at its commit");
+    drop(first);
+    let report = rivulet::checkpoint::recovery::inspect(&checkpoints).unwrap();
+    let restored = report.newest_restorable().map(|entry| entry.epoch);
+    let published: Vec<Epoch> = committed_parts(&out)
+        .unwrap()
+        .iter()
+        .map(|part| part.epoch)
+        .collect();
+    assert!(
+        published.iter().any(|&epoch| Some(epoch.0) > restored),
+        "the sink published an epoch the query did not record: {published:?}, restored {restored:?}"
+    );
+
+    // The restart runs micro-batches: the epoch after the restored one is planned
+    // afresh (no offset entry), so it is not a replay and must be written.
+    let second = rate_query(
+        &checkpoints,
+        micro_batch(),
+        ids,
+        FileSink::new(&out, FileFormat::Csv),
+    )
+    .unwrap();
+    common::finish_ok(&second, "micro-batch restart");
+    assert_exactly_once(&out, ids);
+}
+
+#[test]
+fn a_new_checkpoint_directory_over_old_output_fails_start_naming_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (checkpoints, out) = (dir.path().join("checkpoints"), dir.path().join("out"));
+    let ids = 500;
+    let files = || FileSink::new(&out, FileFormat::Csv);
+    let first = rate_query(&checkpoints, micro_batch(), ids, files()).unwrap();
+    common::finish_ok(&first, "first run");
+    drop(first);
+    assert_exactly_once(&out, ids);
+    // The commit records carry the query id that the checkpoint log keeps.
+    let query_id = || {
+        let report = rivulet::checkpoint::recovery::inspect(&checkpoints).unwrap();
+        report.meta.and_then(|meta| meta.query_id)
+    };
+    let id = query_id().expect("the checkpoint log names the query");
+    assert!(committed_parts(&out)
+        .unwrap()
+        .iter()
+        .all(|part| part.query.as_ref() == Some(&id)));
+
+    // The same query restarted from its checkpoint replays nothing, writes nothing twice.
+    let again = rate_query(&checkpoints, micro_batch(), ids, files()).unwrap();
+    common::finish_ok(&again, "restart");
+    drop(again);
+    assert_exactly_once(&out, ids);
+    assert_eq!(query_id(), Some(id), "a restart keeps the query id");
+
+    // Without its checkpoint, the query is a new one: its batches 1, 2, ... are not the
+    // old ones, and skipping them as "already committed" would lose them silently.
+    fs::remove_dir_all(&checkpoints).unwrap();
+    match rate_query(&checkpoints, micro_batch(), ids, files()) {
+        Err(Error::Config(message)) => {
+            assert!(message.contains(&out.display().to_string()), "{message}");
+            assert!(message.contains("another query"), "{message}");
+        }
+        other => panic!(
+            "expected start to refuse the directory, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+    assert_exactly_once(&out, ids);
 }
 
 // ---- errors ----

@@ -2,7 +2,7 @@
 //!
 //! | kind | payload | written |
 //! |---|---|---|
-//! | `META` (1) | [`MetaEntry`]: format version, plan fingerprint, operators | when the log is opened, and in every new segment |
+//! | `META` (1) | [`MetaEntry`]: format version, plan fingerprint, operators, query id | when the log is opened, and in every new segment |
 //! | `STATE` (2) | [`StateEntry`]: one participant's snapshot for one epoch | when the snapshot arrives |
 //! | `COMPLETE` (3) | [`CompleteEntry`]: the epoch and every state it needs | after every participant acknowledged |
 //! | `INGEST` (4) | a push source's record (in its own ingest log directory) | before the record is emitted |
@@ -17,6 +17,7 @@
 //! A participant is one instance of a source (its state is its offset), an operator (its
 //! state, if any) or a sink (no state; it acknowledges after flushing).
 
+use super::codec::{self, CodecError};
 use super::log::EntryKind;
 use crate::trigger::ExecutionMode;
 use serde::{Deserialize, Serialize};
@@ -34,8 +35,10 @@ pub const COMMIT: EntryKind = EntryKind(5);
 /// Entry kind of [`OffsetsEntry`].
 pub const OFFSETS: EntryKind = EntryKind(6);
 
-/// Version of the entry payloads; a different version is refused on recovery.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version of the entry payloads; a different version is refused on recovery, except
+/// version 2, whose [`MetaEntry`] had no query id and whose other entries are the same
+/// (see [`MetaEntry::decode`]).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Identifies the query that wrote a log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +49,64 @@ pub struct MetaEntry {
     pub fingerprint: u64,
     /// The plan itself, for error messages and the inspector.
     pub plan: PlanShape,
+    /// The query's identity: chosen at random when a query starts on a directory whose
+    /// log names none, and kept by every later start on it. Sinks with commit records of
+    /// their own stamp them with it (see [`SinkContext::query_id`]), so output written by
+    /// another query, or by this query before its checkpoint directory was deleted, is
+    /// never taken for this query's. `None` only in logs of format version 2.
+    ///
+    /// [`SinkContext::query_id`]: crate::sink::SinkContext::query_id
+    pub query_id: Option<String>,
+}
+
+impl MetaEntry {
+    /// Decodes a `META` payload of this format version, or of version 2 (without a query
+    /// id; `version` then says 2).
+    ///
+    /// # Errors
+    ///
+    /// The error of decoding the payload as this version's entry, if it is neither.
+    pub fn decode(payload: &[u8]) -> Result<MetaEntry, CodecError> {
+        /// Version 2's entry: the same fields, without the query id.
+        #[derive(Deserialize)]
+        struct MetaEntryV2 {
+            version: u32,
+            fingerprint: u64,
+            plan: PlanShape,
+        }
+        codec::decode::<MetaEntry>(payload).or_else(|error| {
+            match codec::decode::<MetaEntryV2>(payload) {
+                Ok(old) if old.version == 2 => Ok(MetaEntry {
+                    version: old.version,
+                    fingerprint: old.fingerprint,
+                    plan: old.plan,
+                    query_id: None,
+                }),
+                _ => Err(error),
+            }
+        })
+    }
+
+    /// Whether recovery reads logs of this entry's format version.
+    pub fn is_readable(&self) -> bool {
+        self.version == FORMAT_VERSION || self.version == 2
+    }
+}
+
+/// A new query id: 32 hex digits, from the process's random hash keys (seeded by the
+/// operating system), the time and the process id.
+pub(crate) fn new_query_id() -> String {
+    use std::hash::BuildHasher;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos());
+    let mut halves = [0u64; 2];
+    for (i, half) in halves.iter_mut().enumerate() {
+        // Every `RandomState` has keys of its own.
+        *half =
+            std::collections::hash_map::RandomState::new().hash_one((i, nanos, std::process::id()));
+    }
+    format!("{:016x}{:016x}", halves[0], halves[1])
 }
 
 /// The shape of a query that decides whether a checkpoint fits it: every operator's
@@ -147,4 +208,63 @@ pub struct OffsetsEntry {
     pub mode: ExecutionMode,
     /// Every source that emitted in the epoch.
     pub sources: Vec<SourceOffsets>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> PlanShape {
+        PlanShape {
+            operators: vec![("numbers".into(), "Source".into(), 1)],
+        }
+    }
+
+    #[test]
+    fn meta_entries_of_version_2_are_read_without_a_query_id() {
+        #[derive(Serialize)]
+        struct MetaEntryV2 {
+            version: u32,
+            fingerprint: u64,
+            plan: PlanShape,
+        }
+        let old = codec::encode(&MetaEntryV2 {
+            version: 2,
+            fingerprint: 7,
+            plan: plan(),
+        })
+        .unwrap();
+        let meta = MetaEntry::decode(&old).unwrap();
+        assert_eq!(
+            (meta.version, meta.fingerprint, meta.query_id.clone()),
+            (2, 7, None)
+        );
+        assert!(meta.is_readable());
+
+        let new = MetaEntry {
+            version: FORMAT_VERSION,
+            fingerprint: 7,
+            plan: plan(),
+            query_id: Some(new_query_id()),
+        };
+        assert_eq!(
+            MetaEntry::decode(&codec::encode(&new).unwrap()).unwrap(),
+            new
+        );
+        // Version 1 is refused as before.
+        let older = codec::encode(&MetaEntryV2 {
+            version: 1,
+            fingerprint: 7,
+            plan: plan(),
+        })
+        .unwrap();
+        assert!(MetaEntry::decode(&older).is_err());
+    }
+
+    #[test]
+    fn query_ids_differ() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| new_query_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(ids.iter().all(|id| id.len() == 32));
+    }
 }

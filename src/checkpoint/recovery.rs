@@ -156,8 +156,15 @@ pub fn inspect(dir: &Path) -> Result<DirectoryReport, CheckpointError> {
             entry.location.segment, entry.location.offset
         );
         match entry.kind {
-            entries::META => match codec::decode::<MetaEntry>(&entry.payload) {
-                Ok(meta) if meta.version == entries::FORMAT_VERSION => report.meta = Some(meta),
+            entries::META => match MetaEntry::decode(&entry.payload) {
+                Ok(meta) if meta.is_readable() => {
+                    // A log of format version 2 names no query; a newer entry does.
+                    let query_id = meta
+                        .query_id
+                        .clone()
+                        .or_else(|| report.meta.as_ref().and_then(|old| old.query_id.clone()));
+                    report.meta = Some(MetaEntry { query_id, ..meta });
+                }
                 Ok(meta) => report.problem(format!(
                     "{at}: written by format version {} (this is {})",
                     meta.version,
@@ -322,6 +329,7 @@ mod tests {
                 version: entries::FORMAT_VERSION,
                 fingerprint: 7,
                 plan: PlanShape::default(),
+                query_id: Some("test-query".to_string()),
             };
             log.append(entries::META, &meta);
             log

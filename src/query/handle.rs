@@ -166,6 +166,7 @@ fn start_coordinator(
             version: entries::FORMAT_VERSION,
             fingerprint,
             plan,
+            query_id: Some(build.query_id),
         },
         participants,
         control: graph.control.clone(),

@@ -133,6 +133,10 @@ impl QueryBuilder {
                         checkpoint_interval: config.interval,
                     };
                 }
+                if let Some(id) = report.meta.as_ref().and_then(|meta| meta.query_id.clone()) {
+                    // The query that wrote this directory, started again.
+                    build.query_id = id;
+                }
                 build.recovered = recovered;
                 build.report = report;
                 build.config = Some(config);

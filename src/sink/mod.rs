@@ -53,18 +53,36 @@ pub struct SinkContext {
     /// Whether the query has epochs at all (a trigger or checkpointing is configured).
     /// Without epochs, the whole run is one epoch and its commit runs at end-of-stream.
     pub epochs: bool,
-    /// Whether the query checkpoints and restores. Only then do epoch numbers identify
-    /// the same data across runs: after a restart, an epoch at or below the last
-    /// committed one is a replay. Without checkpointing every run starts at epoch 1 anew.
+    /// Whether the query checkpoints and restores. Only then do epochs continue across
+    /// runs: after a restart, epochs up to the restored one are done, and the next ones
+    /// run again (see [`replayed_epoch`](Self::replayed_epoch) for the one that holds
+    /// the same records as before). Without checkpointing every run starts at epoch 1
+    /// anew.
     pub checkpointed: bool,
     /// The epoch the first records belong to (after a restore, the restored epoch + 1).
     pub first_epoch: Epoch,
+    /// The epoch this start *replays*: the one after the restored epoch, when the offset
+    /// log recorded its records before an earlier run ran it (a micro-batch). Its sources
+    /// emit exactly those records again under the same number, so a sink that already
+    /// published this epoch may skip it. Every other epoch from
+    /// [`first_epoch`](Self::first_epoch) on holds records planned afresh, even where an
+    /// earlier run published output under the same number (say, a continuous epoch whose
+    /// commit was never recorded, or a run on a checkpoint directory that was deleted):
+    /// that output must be replaced, never taken for this epoch's. `None` when nothing
+    /// is replayed, and always without checkpoints.
+    pub replayed_epoch: Option<Epoch>,
+    /// The identity of the checkpointed query: chosen when its checkpoint directory is
+    /// first used, recorded in the checkpoint log, and the same on every restart from
+    /// that directory. A sink that keeps its own commit records can stamp them with it,
+    /// to tell its own output from another query's (a query whose checkpoint directory
+    /// was deleted is another query). `None` without checkpoints.
+    pub query_id: Option<String>,
 }
 
 impl SinkContext {
     /// The context of instance `instance` (of `parallelism`) of the sink `name`, in a
     /// query without epochs or checkpoints, in [`OutputMode::Update`], whose first epoch
-    /// is 1. The setters below change the rest. The engine builds one per instance;
+    /// is 1, replaying nothing, without a query id. The setters below change the rest. The engine builds one per instance;
     /// tests and tools that drive a sink by hand build their own.
     ///
     /// ```
@@ -75,8 +93,11 @@ impl SinkContext {
     ///     .output_mode(OutputMode::Complete)
     ///     .epochs(true)
     ///     .checkpointed(true)
-    ///     .first_epoch(Epoch(8));
+    ///     .query_id("7f3a")
+    ///     .first_epoch(Epoch(8))
+    ///     .replayed_epoch(Epoch(8));
     /// assert_eq!(context.first_epoch, Epoch(8));
+    /// assert_eq!(context.replayed_epoch, Some(Epoch(8)));
     /// ```
     ///
     /// # Panics
@@ -95,6 +116,8 @@ impl SinkContext {
             epochs: false,
             checkpointed: false,
             first_epoch: Epoch(1),
+            replayed_epoch: None,
+            query_id: None,
         }
     }
 
@@ -120,6 +143,21 @@ impl SinkContext {
     /// Sets the epoch the first records belong to.
     pub fn first_epoch(mut self, epoch: Epoch) -> Self {
         self.first_epoch = epoch;
+        self
+    }
+
+    /// Sets the epoch this start replays with exactly the records an earlier run had in
+    /// it (see [`replayed_epoch`](Self::replayed_epoch)): the engine sets it to the first
+    /// epoch when the offset log holds that epoch's records. Only this epoch may be
+    /// skipped as already published.
+    pub fn replayed_epoch(mut self, epoch: Epoch) -> Self {
+        self.replayed_epoch = Some(epoch);
+        self
+    }
+
+    /// Sets the checkpointed query's identity (see [`query_id`](Self::query_id)).
+    pub fn query_id(mut self, id: impl Into<String>) -> Self {
+        self.query_id = Some(id.into());
         self
     }
 }
@@ -179,9 +217,12 @@ pub trait Sink<T>: Send + 'static {
     /// file into place and recording the epoch as committed). Return `None` when there
     /// is nothing to publish (the default).
     ///
-    /// After a crash between the two phases the epoch is replayed with the same records
-    /// in micro-batch mode (its offsets were logged before it ran), so a sink that skips
-    /// epochs it already committed gives exactly-once output.
+    /// After a crash between the two phases the epoch runs again. A micro-batch runs
+    /// again with the same records (its offsets were logged before it ran) and is named
+    /// in [`SinkContext::replayed_epoch`]: a sink that skips that epoch if it already
+    /// committed it, and replaces what it committed under any other epoch number from
+    /// [`SinkContext::first_epoch`] on, gives exactly-once output. Skipping any other
+    /// epoch would drop records: its number may name other records now.
     ///
     /// # Errors
     ///

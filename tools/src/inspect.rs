@@ -19,6 +19,9 @@ pub(crate) struct Inspection {
     pub(crate) dir: PathBuf,
     /// Plan that wrote the newest segment: `(operator, kind, parallelism)`.
     pub(crate) plan: Vec<(String, String, u32)>,
+    /// The query's id (stamped in the commit records of its file sinks); `None` in logs
+    /// of format version 2.
+    pub(crate) query_id: Option<String>,
     /// Segment numbers present.
     pub(crate) segments: Vec<u64>,
     /// Complete epochs, oldest first.
@@ -125,6 +128,7 @@ pub(crate) fn run(dir: &Path) -> Result<Inspection> {
             .as_ref()
             .map(|meta| meta.plan.operators.clone())
             .unwrap_or_default(),
+        query_id: report.meta.as_ref().and_then(|meta| meta.query_id.clone()),
         segments: report.segments.clone(),
         complete,
         incomplete: report.incomplete.clone(),
@@ -147,6 +151,9 @@ pub(crate) fn print(inspection: &Inspection) {
             .map(|(name, kind, parallelism)| format!("{name}({kind}×{parallelism})"))
             .collect();
         println!("  plan: {}", plan.join(" → "));
+    }
+    if let Some(id) = &inspection.query_id {
+        println!("  query id: {id}");
     }
     println!("  segments: {:?}", inspection.segments);
     println!("  complete epochs: {}", inspection.complete.len());
@@ -228,6 +235,7 @@ mod tests {
         assert!(!inspection.complete.is_empty());
         assert!(inspection.newest_state_sizes.contains_key("count#0"));
         assert_eq!(inspection.plan.len(), 4);
+        assert_eq!(inspection.query_id.as_ref().map(String::len), Some(32));
     }
 
     #[test]

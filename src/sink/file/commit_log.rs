@@ -119,8 +119,8 @@ impl Entry {
     }
 }
 
-/// The content of a commit marker: which file an epoch's output went to and how many
-/// records it holds.
+/// The content of a commit marker: which file an epoch's output went to, how many
+/// records it holds, and which query wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct CommitMarker {
     /// The part file's name, relative to the sink's directory.
@@ -136,6 +136,12 @@ pub(crate) struct CommitMarker {
     /// Whether the file starts with a CSV header row.
     #[serde(default)]
     pub(crate) header: bool,
+    /// The checkpointed query that wrote it ([`SinkContext::query_id`]); absent in
+    /// records of queries without checkpoints and in records older than the field.
+    ///
+    /// [`SinkContext::query_id`]: crate::sink::SinkContext::query_id
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) query: Option<String>,
 }
 
 /// A new run id, `{µs since the Unix epoch:016}-{pid}`. The microseconds are made
@@ -190,12 +196,30 @@ pub(crate) fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), 
 /// The second phase of a commit: publish the staged file `temp` as `dir/marker.file`,
 /// then record the commit in `_commits/{id}`. Each step is durable before the next
 /// starts, so a marker never names a file that might be lost.
+///
+/// A committed part is never replaced: `open` retires the records of epochs a run
+/// writes again, so a record already there was written by someone else since (two
+/// writers on one directory), and renaming over its part file would leave that record
+/// describing another file.
 pub(crate) fn publish(
     dir: &Path,
     temp: &Path,
     id: &PartId,
     marker: &CommitMarker,
 ) -> Result<(), FileSinkError> {
+    let commits = dir.join(COMMITS_DIR);
+    let record = commits.join(id.stem());
+    if fs::symlink_metadata(&record).is_ok() {
+        return Err(FileSinkError::ForeignOutput {
+            path: dir.to_path_buf(),
+            record,
+            reason: format!(
+                "commits epoch {} of instance {} already, written since this sink \
+                 opened: another writer shares the directory",
+                id.epoch, id.instance
+            ),
+        });
+    }
     let target = dir.join(&marker.file);
     fs::rename(temp, &target).map_err(|source| FileSinkError::Rename {
         from: temp.to_path_buf(),
@@ -203,12 +227,20 @@ pub(crate) fn publish(
         source,
     })?;
     sync_dir(dir)?;
-    let commits = dir.join(COMMITS_DIR);
     let bytes = serde_json::to_vec(marker).map_err(|source| FileSinkError::Corrupt {
         path: commits.join(id.stem()),
         reason: format!("cannot encode the commit marker: {source}"),
     })?;
     write_durably(&commits, &id.stem(), &bytes)
+}
+
+/// Reads the commit marker at `path`.
+pub(crate) fn read_marker(path: &Path) -> Result<CommitMarker, FileSinkError> {
+    let bytes = fs::read(path).map_err(|source| FileSinkError::io("read", path, source))?;
+    serde_json::from_slice(&bytes).map_err(|source| FileSinkError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("not a commit marker: {source}"),
+    })
 }
 
 /// One committed part file, as listed by the sink's commit log (see
@@ -225,6 +257,11 @@ pub struct CommittedPart {
     /// The run that wrote it, for queries without checkpoints (their epochs restart at 1
     /// every run); `None` for checkpointed queries.
     pub run: Option<String>,
+    /// The checkpointed query that wrote it ([`SinkContext::query_id`]); `None` without
+    /// checkpoints, and for records written before records carried it.
+    ///
+    /// [`SinkContext::query_id`]: crate::sink::SinkContext::query_id
+    pub query: Option<String>,
     /// The file's path.
     pub path: PathBuf,
     /// The file's format, from its extension.
@@ -252,12 +289,7 @@ pub(crate) fn list_committed(dir: &Path) -> Result<Vec<CommittedPart>, FileSinkE
             continue;
         };
         let path = entry.path();
-        let bytes = fs::read(&path).map_err(|source| FileSinkError::io("read", &path, source))?;
-        let marker: CommitMarker =
-            serde_json::from_slice(&bytes).map_err(|source| FileSinkError::Corrupt {
-                path: path.clone(),
-                reason: format!("not a commit marker: {source}"),
-            })?;
+        let marker = read_marker(&path)?;
         let format = match Entry::parse(&marker.file) {
             Some(Entry::Part(file_id, format)) if file_id == id => format,
             _ => {
@@ -277,6 +309,7 @@ pub(crate) fn list_committed(dir: &Path) -> Result<Vec<CommittedPart>, FileSinkE
                 format,
                 records: marker.records,
                 header: marker.header,
+                query: marker.query,
             },
         ));
     }

@@ -84,6 +84,28 @@ pub enum FileSinkError {
         reason: String,
     },
 
+    /// The directory holds output this query did not write: a commit record stamped
+    /// with another query's id (see [`SinkContext::query_id`]), for instance because the
+    /// query's checkpoint directory was deleted, or because two queries share the output
+    /// directory. Writing would replace or mix with that output, and skipping epochs
+    /// that the other query published would lose records, so the sink refuses. Use an
+    /// empty directory, or restart with the checkpoint directory that wrote the output.
+    ///
+    /// [`SinkContext::query_id`]: crate::sink::SinkContext::query_id
+    #[error(
+        "file sink: `{path}` holds output of another query (`{record}` {reason}); a \
+         checkpointed query needs an output directory that only it writes: use an empty \
+         directory, or restart with the checkpoint directory that wrote this output"
+    )]
+    ForeignOutput {
+        /// The sink's directory.
+        path: PathBuf,
+        /// The commit record that is not this query's.
+        record: PathBuf,
+        /// Whose it is, as far as the record says.
+        reason: String,
+    },
+
     /// The sink was called out of order (say, records after `prepare_commit` without a
     /// `begin_epoch`, or before `open`): a bug in the caller.
     #[error("file sink `{path}`: {message}")]

@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `part-{epoch:010}-{instance:03}.{csv,jsonl}` | an epoch's published output |
 //! | `.part-{epoch:010}-{instance:03}.{csv,jsonl}.tmp` | an epoch's output being written or staged |
-//! | `_commits/{epoch:010}-{instance:03}` | the commit marker of that part file: JSON with the file name and record count |
+//! | `_commits/{epoch:010}-{instance:03}` | the commit marker of that part file: JSON with the file name, record count and query id |
 //!
 //! Queries without checkpoints start at epoch 1 every run, so their names carry a run
 //! id, `{start time in µs:016}-{pid}`, before the epoch: `part-{run}-{epoch:010}-{instance:03}.csv`
@@ -28,16 +28,51 @@
 //!
 //! # Exactly once
 //!
-//! In a checkpointed query an epoch number names the same records in every run. When
-//! the query restarts, [`Sink::open`] reads this instance's markers, and an epoch that is
-//! replayed after it was already committed is recognised in
-//! [`Sink::begin_epoch`]: its records are dropped and nothing is written for it. `open`
-//! also removes what a crashed run of this instance left behind: temporary files and part
-//! files without a marker (their epochs are replayed, so they are written again).
+//! In a checkpointed query an epoch number names the same records in every run only for
+//! the epoch that recovery *replays*: the one after the restored epoch, when the offset
+//! log recorded its records before an earlier run ran it (a micro-batch). The engine
+//! names it in [`SinkContext::replayed_epoch`], and [`Sink::begin_epoch`] drops its
+//! records if this instance's commit marker for it exists: they were published before.
+//! Nothing else is skipped. The mode of an epoch does not say it is a replay: a
+//! micro-batch can be planned afresh under a number an earlier run already published
+//! (a continuous run whose commit the query never recorded, restarted with a
+//! micro-batch trigger), and then it holds other records.
 //!
 //! Skipping is decided per instance, so it relies on a replayed epoch reaching each
 //! instance with the records that instance had before: the sink's parallelism must not
 //! change across a restart.
+//!
+//! # Restarts
+//!
+//! Every commit marker of a checkpointed query carries the query's id
+//! ([`SinkContext::query_id`], kept in the checkpoint log; [`CommittedPart::query`]).
+//! [`Sink::open`] reads this instance's markers from the context's `first_epoch` on, and
+//! the newest one before it, and:
+//!
+//! * refuses a directory holding another query's markers with
+//!   [`FileSinkError::ForeignOutput`], which names the directory, and removes nothing.
+//!   A query whose checkpoint directory was deleted is another query: its batches 1,
+//!   2, … are not the old ones, so it may neither skip them nor write over the old files.
+//!   Start it on an empty output directory, or restore the checkpoint directory.
+//!   Markers written before markers carried a query id are taken for this query's
+//!   when it was restored (`first_epoch` > 1), and refused when it starts afresh.
+//! * *retires* every marker of its own from `first_epoch` on, except the replayed
+//!   epoch's: the query never recorded those commits, so it runs those epochs again,
+//!   with records that may differ or be none. The marker is removed first and
+//!   `_commits/` fsynced, then the part file, so a reader never sees a marker without
+//!   its file, a crash at any point leaves a consistent pair (the part file, if left,
+//!   is uncommitted and removed by the next `open`), and an epoch that comes out empty
+//!   this time leaves nothing of the old output published. A commit therefore never
+//!   renames a file over a committed part; if it finds a marker for its part (a second
+//!   writer on the directory) it fails with [`FileSinkError::ForeignOutput`].
+//! * removes what a crashed run of this instance left behind: temporary files and
+//!   part files without a marker.
+//!
+//! Continuous epochs have no offset entry, so they are never the replayed epoch: one
+//! the query did not record as committed is run again after a crash and its old output
+//! retired. Continuous output is at-least-once: with unaligned markers an instance's
+//! epoch can hold records its sources emitted after the epoch's marker, and those come
+//! again after a restore.
 //!
 //! # Output modes
 //!
@@ -49,8 +84,10 @@
 //!
 //! # One writer per directory
 //!
-//! A directory belongs to one sink of one query at a time: `open` removes the
-//! uncommitted files of its instance, which would break another query writing there.
+//! A directory belongs to one sink of one query: `open` removes the uncommitted files
+//! of its instance, which would break another query writing there, and a checkpointed
+//! query refuses markers of another (see [Restarts](#restarts)). Queries without
+//! checkpoints may share a directory with each other (their names carry a run id).
 //!
 //! # Example
 //!
@@ -94,12 +131,12 @@ pub use error::FileSinkError;
 use super::{EpochCommit, Sink, SinkContext};
 use crate::error::BoxError;
 use crate::event::Epoch;
-use crate::trigger::{EmitMode, ExecutionMode};
+use crate::trigger::EmitMode;
 use commit_log::{CommitMarker, Entry, PartId, COMMITS_DIR};
 use format::{EncodeError, RecordWriter};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::fs::{self, File};
 use std::marker::PhantomData;
@@ -252,11 +289,13 @@ struct Opened {
     instance: usize,
     /// The run id, without checkpoints.
     run: Option<String>,
+    /// The query id commit records are stamped with (checkpointed queries).
+    query: Option<String>,
     /// The epoch of records that arrive before any `begin_epoch`.
     first_epoch: Epoch,
-    /// Epochs this instance committed in an earlier run, from `first_epoch` on (only in
-    /// checkpointed queries): replays, to be skipped.
-    committed: BTreeSet<u64>,
+    /// The context's replayed epoch, if this instance published it in an earlier run of
+    /// the query (only in checkpointed queries): its records are dropped.
+    skip: Option<Epoch>,
     epoch: EpochState,
 }
 
@@ -271,7 +310,8 @@ enum EpochState {
         epoch: Epoch,
         part: Option<Box<Part>>,
     },
-    /// `epoch` was committed by an earlier run: its records are dropped.
+    /// `epoch` is the replayed epoch and this instance published it in an earlier run:
+    /// its records are dropped.
     Replayed { epoch: Epoch },
 }
 
@@ -320,54 +360,46 @@ fn protocol_error(dir: &Path, message: String) -> BoxError {
 
 impl<T: Serialize + 'static> Sink<T> for FileSink<T> {
     /// Creates the directory (and `_commits/`) if needed and checks that both are
-    /// writable, by creating and removing a probe file. In a checkpointed query, reads
-    /// the epochs this instance committed before; removes what a crashed run of this
-    /// instance left uncommitted.
+    /// writable, by creating and removing a probe file; removes what a crashed run of
+    /// this instance left uncommitted. In a checkpointed query, also checks that the
+    /// directory's commit records are this query's and retires (durably removes) the
+    /// ones this run will write again: see [Restarts](self#restarts).
     ///
     /// # Errors
     ///
     /// [`FileSinkError::NotADirectory`] when the path is a file;
     /// [`FileSinkError::Io`] when a directory cannot be created, is not writable or
-    /// cannot be listed.
+    /// cannot be listed; [`FileSinkError::ForeignOutput`] when the directory holds
+    /// another query's output (nothing is removed then); [`FileSinkError::Corrupt`] for a
+    /// commit record that cannot be read.
     fn open(&mut self, context: &SinkContext) -> Result<(), BoxError> {
         self.state = None;
         let run = (!context.checkpointed).then(|| self.run_id(context.instance));
-        let committed = prepare_dir(&self.dir, context.instance)?;
-        let committed = if context.checkpointed {
-            committed
-                .into_iter()
-                .filter(|id| id.run.is_none() && id.epoch >= context.first_epoch.0)
-                .map(|id| id.epoch)
-                .collect()
-        } else {
-            // Epoch numbers of another run name other records.
-            BTreeSet::new()
-        };
+        let skip = prepare_dir(&self.dir, context)?;
         self.state = Some(Opened {
             instance: context.instance,
             run,
+            query: context.query_id.clone().filter(|_| context.checkpointed),
             first_epoch: context.first_epoch,
-            committed,
+            skip,
             epoch: EpochState::Between { last: None },
         });
         Ok(())
     }
 
-    /// Starts `epoch`; if this instance committed it in an earlier run (a replay after
-    /// a restart), its records will be dropped.
+    /// Starts `epoch`. If it is the context's
+    /// [`replayed_epoch`](SinkContext::replayed_epoch) and this instance published it in
+    /// an earlier run, its records will be dropped. Every other epoch is written, in
+    /// every mode: in complete mode that is the whole table.
     ///
     /// # Errors
     ///
     /// [`FileSinkError::Protocol`] before `open`, or when the previous epoch holds records
     /// that were never prepared.
-    fn begin_epoch(&mut self, epoch: Epoch, mode: EmitMode) -> Result<(), BoxError> {
-        // Every output mode writes what it receives: in complete mode that is the whole
-        // table. Only a micro-batch is replayed with exactly the records it had (its
-        // offsets were logged before it ran), so only a micro-batch this instance
-        // already committed is skipped. A continuous epoch replayed after a crash may
-        // hold other records (markers of several inputs are not aligned), so it is
-        // written again and its commit replaces the earlier one: at-least-once.
-        let replayable = mode.execution == ExecutionMode::MicroBatch;
+    fn begin_epoch(&mut self, epoch: Epoch, _mode: EmitMode) -> Result<(), BoxError> {
+        // Not the mode: a micro-batch may be planned afresh under a number an earlier
+        // run used (after a continuous run, or when its offsets were never logged).
+        // Only the replayed epoch holds exactly the records it had.
         let Some(state) = &mut self.state else {
             return Err(protocol_error(&self.dir, "begin_epoch before open".into()));
         };
@@ -384,15 +416,7 @@ impl<T: Serialize + 'static> Sink<T> for FileSink<T> {
                 ),
             ));
         }
-        // Epochs only go up: what lies below `epoch` is never asked about again.
-        while state
-            .committed
-            .first()
-            .is_some_and(|&first| first < epoch.0)
-        {
-            state.committed.pop_first();
-        }
-        state.epoch = if state.committed.remove(&epoch.0) && replayable {
+        state.epoch = if state.skip.take_if(|skip| *skip == epoch).is_some() {
             EpochState::Replayed { epoch }
         } else {
             EpochState::Writing { epoch, part: None }
@@ -434,13 +458,13 @@ impl<T: Serialize + 'static> Sink<T> for FileSink<T> {
     /// Flushes and fsyncs the epoch's temporary file and returns the commit that
     /// publishes it (see the [module docs](self)).
     ///
-    /// Returns `None` for an epoch without records, and for a replayed epoch. An empty
-    /// epoch writes no part file and no marker, and that is safe: a replay of it is
-    /// recognised by having nothing to skip. The engine replays an epoch with the same
-    /// records, so a replay of an empty epoch is empty again and writes nothing; and if a
-    /// replay ever did carry records, nothing of them was published before, so writing
-    /// them duplicates nothing. Recording empty epochs would only cost two renames and
-    /// three fsyncs per instance per idle epoch.
+    /// Returns `None` for an epoch without records, and for a skipped replay. An empty
+    /// epoch writes no part file and no marker, and that is safe: an earlier run's
+    /// output under the same number was retired by `open` (unless the epoch is the
+    /// replay, whose records are the same, so empty again), and a later replay of it
+    /// finds nothing to skip and writes whatever it holds, which nothing published
+    /// before. Recording empty epochs would only cost two renames and three fsyncs per
+    /// instance per idle epoch.
     ///
     /// # Errors
     ///
@@ -565,6 +589,7 @@ fn stage(
         instance: state.instance,
         run: id.run.clone(),
         header: finished.header,
+        query: state.query.clone(),
     };
     let dir = dir.to_path_buf();
     Ok(Box::new(move || {
@@ -573,9 +598,15 @@ fn stage(
     }))
 }
 
-/// Creates and checks the directory for `instance` and cleans up after a crashed run of
-/// it; returns the part ids this instance committed before.
-fn prepare_dir(dir: &Path, instance: usize) -> Result<Vec<PartId>, FileSinkError> {
+/// Creates and checks the directory for the context's instance and cleans up after a
+/// crashed run of it. In a checkpointed query, also judges the commit records (see
+/// [`judge_records`]) and retires the stale ones; returns the replayed epoch if this
+/// instance already published it.
+///
+/// Instance 0 also looks after instances at or beyond the parallelism, which an earlier
+/// run with more instances may have left.
+fn prepare_dir(dir: &Path, context: &SinkContext) -> Result<Option<Epoch>, FileSinkError> {
+    let instance = context.instance;
     // Any other problem with the path shows when the directory is created.
     if fs::metadata(dir).is_ok_and(|metadata| !metadata.is_dir()) {
         return Err(FileSinkError::NotADirectory {
@@ -597,39 +628,145 @@ fn prepare_dir(dir: &Path, instance: usize) -> Result<Vec<PartId>, FileSinkError
             .map_err(|source| FileSinkError::io("write into directory", path, source))?;
     }
 
-    let remove = |path: PathBuf| {
-        fs::remove_file(&path).map_err(|source| FileSinkError::io("remove", &path, source))
+    let mine = |id: &PartId| {
+        id.instance == instance || (instance == 0 && id.instance >= context.parallelism)
     };
-    let mut committed = Vec::new();
+    let remove = |path: &Path| {
+        fs::remove_file(path).map_err(|source| FileSinkError::io("remove", path, source))
+    };
+    // Markers being written when a run died: their commits did not happen.
+    let mut cut_short = Vec::new();
+    // The committed markers of our instances, by stem; checkpointed ones also by
+    // (epoch, instance).
     let mut committed_stems = HashSet::new();
+    let mut checkpointed = BTreeMap::new();
     for entry in read_dir(&commits)? {
         let (name, path) = entry?;
         if let Some(stem) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) {
-            // A marker whose writing was cut short: its commit did not happen.
-            if PartId::parse_stem(stem).is_some_and(|id| id.instance == instance) {
-                remove(path)?;
+            if PartId::parse_stem(stem).is_some_and(|id| mine(&id)) {
+                cut_short.push(path);
             }
         } else if let Some(id) = PartId::parse_stem(&name) {
-            if id.instance == instance {
+            if mine(&id) {
+                if id.run.is_none() {
+                    checkpointed.insert((id.epoch, id.instance), (name.clone(), path));
+                }
                 committed_stems.insert(name);
-                committed.push(id);
             }
         }
     }
+
+    // Judged before anything is removed: a directory of another query stays untouched.
+    let Verdict { skip, stale } = if context.checkpointed {
+        judge_records(dir, context, &checkpointed)?
+    } else {
+        // Epoch numbers of another run name other records; names never collide.
+        Verdict::default()
+    };
+    for path in &cut_short {
+        remove(path)?;
+    }
+    // The marker goes first, durably: from then on the part file is uncommitted (and
+    // removed below, or by the next `open` after a crash), so readers never see a
+    // marker without its file, and no later crash brings the marker back.
+    for (stem, path) in &stale {
+        remove(path)?;
+        committed_stems.remove(stem);
+    }
+    if !stale.is_empty() {
+        commit_log::sync_dir(&commits)?;
+    }
+
+    let mut removed_parts = false;
     for entry in read_dir(dir)? {
         let (name, path) = entry?;
         match Entry::parse(&name) {
-            Some(Entry::TempPart(id)) if id.instance == instance => remove(path)?,
-            // Renamed into place, but the marker was never written: not committed.
-            Some(Entry::Part(id, _))
-                if id.instance == instance && !committed_stems.contains(&id.stem()) =>
-            {
-                remove(path)?
+            Some(Entry::TempPart(id)) if mine(&id) => remove(&path)?,
+            // Renamed into place, but the marker was never written (or was retired):
+            // not committed.
+            Some(Entry::Part(id, _)) if mine(&id) && !committed_stems.contains(&id.stem()) => {
+                remove(&path)?;
+                removed_parts = true;
             }
             _ => {}
         }
     }
-    Ok(committed)
+    if removed_parts {
+        commit_log::sync_dir(dir)?;
+    }
+    Ok(skip)
+}
+
+/// A commit record of one of our instances: its stem (the marker's name) and path.
+type Record = (String, PathBuf);
+
+/// What [`judge_records`] decided.
+#[derive(Debug, Default)]
+struct Verdict {
+    /// The replayed epoch, if this instance published it: its records are dropped.
+    skip: Option<Epoch>,
+    /// Records to retire.
+    stale: Vec<Record>,
+}
+
+/// Judges the checkpointed commit records of our instances, by `(epoch, instance)`,
+/// from the point of view of the query starting with `context`.
+///
+/// * A record is this query's if it carries the context's query id. A record without
+///   one (written before records carried it) is taken for this query's only when the
+///   query was restored (`first_epoch` > 1): a query starting afresh cannot know who
+///   wrote it. Any other record is another query's: [`FileSinkError::ForeignOutput`].
+/// * Records from `first_epoch` on are read, and the newest one before it (it says who
+///   wrote the history the query continues); older ones are not (a long-running
+///   query's directory holds one per epoch and instance).
+/// * From `first_epoch` on, the query has not recorded any commit, so it runs those
+///   epochs again: the record of the replayed epoch by this instance is kept (its
+///   records come again, the same ones, and are skipped); every other one is stale
+///   (its epoch number will hold other records, or none) and is retired.
+fn judge_records(
+    dir: &Path,
+    context: &SinkContext,
+    records: &BTreeMap<(u64, usize), Record>,
+) -> Result<Verdict, FileSinkError> {
+    let first = context.first_epoch.0;
+    let ours = context.query_id.as_deref();
+    let restored = first > 1;
+    let newest_before = records.range(..(first, 0)).next_back();
+    let mut skip = None;
+    let mut stale = Vec::new();
+    for (&(epoch, instance), (stem, path)) in
+        newest_before.into_iter().chain(records.range((first, 0)..))
+    {
+        let marker = commit_log::read_marker(path)?;
+        let owner = marker.query.as_deref();
+        if owner != ours && !(owner.is_none() && restored) {
+            let this = ours.map_or_else(
+                || "this sink was opened without a query id".to_string(),
+                |ours| format!("this query is {ours}"),
+            );
+            let reason = match owner {
+                Some(owner) => format!("was written by query {owner}; {this}"),
+                None => format!(
+                    "carries no query id (written before commit records did) and this \
+                     query starts afresh, so it cannot be this query's; {this}"
+                ),
+            };
+            return Err(FileSinkError::ForeignOutput {
+                path: dir.to_path_buf(),
+                record: path.clone(),
+                reason,
+            });
+        }
+        if epoch < first {
+            continue;
+        }
+        if Some(Epoch(epoch)) == context.replayed_epoch && instance == context.instance {
+            skip = Some(Epoch(epoch));
+        } else {
+            stale.push((stem.clone(), path.clone()));
+        }
+    }
+    Ok(Verdict { skip, stale })
 }
 
 /// The entries of `dir` with UTF-8 names, as `(name, path)`; other names are not the
