@@ -37,11 +37,13 @@ pub enum Trigger {
         checkpoint_interval: Duration,
     },
     /// Every `interval`, each source releases what arrived since the previous batch as
-    /// one batch, followed by the batch's epoch marker. Batches run one after another:
+    /// one batch, followed by the batch's epoch marker. The first batch runs at start.
+    /// Batches run one after another:
     /// a batch that takes longer than `interval` delays the next, which then starts at
     /// once (as in Spark). A batch in which no source has records does not run (no
-    /// marker, no output); the sources are asked again at the next interval. Aggregates
-    /// emit once per batch.
+    /// marker, no output); the sources are asked again at the next interval, and never
+    /// sooner than 10 ms later (so a zero interval, "as fast as possible", does not
+    /// poll idle sources in a loop). Aggregates emit once per batch.
     MicroBatch {
         /// Time between batch starts.
         interval: Duration,
@@ -49,8 +51,10 @@ pub enum Trigger {
     /// Processes what the sources hold, in batches back to back (each at most
     /// [`QueryBuilder::max_batch_records`](crate::QueryBuilder::max_batch_records) records
     /// per source), then stops the query. A source counts as drained at the first batch
-    /// in which it had nothing more to give (records that arrive after that are not
-    /// read).
+    /// in which it had nothing more to give. The stop then drains as every stop does: a
+    /// source that hands over what it accepted on a stop (the push source) puts records
+    /// that arrived after that batch into the final epoch; other sources read nothing
+    /// more.
     AvailableNow,
 }
 

@@ -7,7 +7,7 @@
 //! | `COMPLETE` (3) | [`CompleteEntry`]: the epoch and every state it needs | after every participant acknowledged |
 //! | `INGEST` (4) | a push source's record (in its own ingest log directory) | before the record is emitted |
 //! | `COMMIT` (5) | [`CommitEntry`]: sinks published the epoch's output | after the epoch's sink commits ran |
-//! | `OFFSETS` (6) | [`OffsetsEntry`]: each source's records and end offset in the epoch | micro-batch: before the batch runs; continuous: with the completion |
+//! | `OFFSETS` (6) | [`OffsetsEntry`]: each source's records and end offset in the epoch | micro-batch: before the batch runs (and again when a restart replays it); never for a continuous epoch |
 //!
 //! Every start of a query on a directory is an *attempt* (numbered from 1). After a crash,
 //! epoch numbers after the restored epoch are used again (a replayed batch keeps its
