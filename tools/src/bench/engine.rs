@@ -86,9 +86,9 @@ impl fmt::Display for EngineMode {
 /// `100ms`, `2s`, `250us`: the shortest exact unit.
 fn short_duration(duration: Duration) -> String {
     let ns = duration.as_nanos();
-    if ns % 1_000_000_000 == 0 {
+    if ns.is_multiple_of(1_000_000_000) {
         format!("{}s", ns / 1_000_000_000)
-    } else if ns % 1_000_000 == 0 {
+    } else if ns.is_multiple_of(1_000_000) {
         format!("{}ms", ns / 1_000_000)
     } else {
         format!("{}us", ns / 1_000)
