@@ -45,7 +45,7 @@ pub struct CheckpointConfig {
 
 impl CheckpointConfig {
     /// Checkpoints into `dir` (created if missing) every 100 ms, unaligned, keeping the
-    /// last 2 complete epochs, msync'ed at every completed epoch.
+    /// last 2 complete epochs, synced to disk at every completed epoch.
     pub fn new(dir: impl AsRef<Path>) -> Self {
         CheckpointConfig {
             dir: dir.as_ref().to_path_buf(),
@@ -76,7 +76,7 @@ impl CheckpointConfig {
     }
 
     /// [`Durability::Msync`] (default): a completed epoch is flushed to disk before it
-    /// counts, so it survives a power loss. [`Durability::OsBuffered`]: no msync; a
+    /// counts, so it survives a power loss. [`Durability::OsBuffered`]: no sync; a
     /// completed epoch survives the process being killed (the kernel owns the mapped
     /// pages) but not a machine crash. Cheaper at short intervals.
     pub fn durability(mut self, durability: Durability) -> Self {

@@ -77,9 +77,11 @@ pub struct EntryKind(pub u8);
 /// How much [`LogWriter::sync`] promises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// `sync` msyncs the range written since the last sync, so every entry appended
-    /// before it survives power loss. New segments and their directory entry are fsynced
-    /// when created.
+    /// `sync` writes every entry appended before it to disk, so it survives power loss.
+    /// New segments and their directory entry are fsynced when created. (Named after
+    /// msync, but it does not call it: a sync maps the segment afresh, unmaps the old
+    /// map and `fdatasync`s the file, which spares the operator threads a TLB
+    /// shootdown per page written back; see `Segment::flush`.)
     #[default]
     Msync,
     /// `sync` does nothing. Appended entries survive a crash of the process (`kill -9`),

@@ -158,12 +158,13 @@ impl LogWriter {
     }
 
     /// Makes the entries appended so far durable, as [`LogConfig::durability`] says:
-    /// with [`Durability::Msync`], msyncs the range written since the last sync; with
+    /// with [`Durability::Msync`], writes what was appended since the last sync to disk
+    /// (remap, unmap, `fdatasync`); with
     /// [`Durability::OsBuffered`], does nothing.
     ///
     /// # Errors
     ///
-    /// [`LogError::Io`] if msync fails.
+    /// [`LogError::Io`] if mapping the segment again or `fdatasync` fails.
     pub fn sync(&mut self) -> Result<(), LogError> {
         match self.config.durability {
             Durability::Msync => self.current.flush(),

@@ -115,8 +115,9 @@ pub(crate) struct BenchArgs {
     /// directory; unset: no checkpoints. The baselines never checkpoint.
     #[arg(long, value_parser = crate::parse_duration)]
     checkpoint_interval: Option<Duration>,
-    /// Durability of the engine's checkpoints: `msync` (the default: each completed epoch
-    /// is msynced) or `os-buffered` (no msync; survives a process kill, not power loss).
+    /// Durability of the engine's checkpoints: `msync` (the default, `Durability::Msync`:
+    /// each completed epoch is synced to disk) or `os-buffered` (no sync; survives a
+    /// process kill, not power loss).
     #[arg(long, default_value = "msync", value_parser = parse_durability)]
     durability: rivulet::checkpoint::Durability,
     /// Directory for the results.
