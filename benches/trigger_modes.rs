@@ -17,6 +17,8 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rivulet::{Query, Trigger};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const RECORDS: u64 = 8_000_000;
@@ -28,20 +30,39 @@ fn run(trigger: Option<Trigger>) -> Duration {
     if let Some(trigger) = trigger {
         query.trigger(trigger);
     }
+    let seen = Arc::new(AtomicU64::new(0));
+    let count = seen.clone();
     let mut sum = 0u64;
+    let mut local = 0u64;
     query
         .from_iter("numbers", 0..RECORDS)
-        .filter(|x| x % 64 != 0)
+        .filter(|x| !x.is_multiple_of(64))
         .map(|x| x.wrapping_mul(0x9E37_79B9_7F4A_7C15))
         .new_thread()
         .for_each(move |value| {
             sum = sum.wrapping_add(value);
             black_box(sum);
+            local += 1;
+            if local.is_multiple_of(1 << 16) {
+                count.store(local, Ordering::Relaxed);
+            }
         });
     let start = Instant::now();
     let running = query.start().expect("the query starts");
     running.await_termination().expect("the query ends");
-    start.elapsed()
+    let elapsed = start.elapsed();
+    // Every record went through (a trigger that stopped early would look fast).
+    let kept = RECORDS - RECORDS.div_ceil(64);
+    let received = running
+        .progress()
+        .operator("for_each")
+        .map_or(0, |op| op.records_in);
+    assert!(
+        received == kept,
+        "{trigger:?} lost records: {received} of {kept} arrived"
+    );
+    black_box(seen.load(Ordering::Relaxed));
+    elapsed
 }
 
 fn triggers(c: &mut Criterion) {
