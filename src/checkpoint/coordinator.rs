@@ -1009,7 +1009,7 @@ impl Coordinator {
         }
         self.completed.push_back(epoch);
         self.shared.clock.set_last_complete(epoch);
-        self.remove_old_segments()
+        self.remove_old_segments(commit_count > 0)
     }
 
     /// Runs sink commits; a failing (or panicking) one fails the query, naming the sink.
@@ -1033,8 +1033,11 @@ impl Coordinator {
     }
 
     /// Removes segments holding nothing newer than the oldest complete epoch we keep.
-    fn remove_old_segments(&mut self) -> Result<(), CheckpointError> {
-        let retain = self.retain.max(1);
+    fn remove_old_segments(&mut self, newest_needed_commit: bool) -> Result<(), CheckpointError> {
+        // The newest epoch's COMMIT entry is not synced on its own (the next epoch's sync
+        // covers it). If a power loss takes it, recovery falls back to the complete epoch
+        // before the newest and replays the newest, so that one is kept too.
+        let retain = self.retain.max(1) + usize::from(newest_needed_commit);
         while self.completed.len() > retain {
             self.completed.pop_front();
         }

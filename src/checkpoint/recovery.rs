@@ -260,9 +260,19 @@ pub fn inspect(dir: &Path) -> Result<DirectoryReport, CheckpointError> {
 pub fn recover(dir: &Path) -> Result<(Recovered, DirectoryReport), CheckpointError> {
     let report = inspect(dir)?;
     let attempt = report.newest_attempt + 1;
+    // Whether the log still goes back to the first epoch: retention removes old epochs
+    // only once newer ones are restorable, so a log without a restorable epoch whose
+    // oldest completion is later than epoch 1 lost what it would need.
+    let holds_the_beginning = report
+        .complete
+        .iter()
+        .map(|(entry, _)| entry.epoch)
+        .min()
+        .is_none_or(|oldest| oldest <= 1);
     if report.newest_restorable().is_none()
         && report.complete.iter().all(|(_, verdict)| verdict.is_ok())
         && !report.is_corrupt()
+        && holds_the_beginning
     {
         // Nothing was ever completed and committed (a torn tail is what a crash
         // mid-write leaves): start from the beginning, replaying a planned first batch.
@@ -287,6 +297,12 @@ pub fn recover(dir: &Path) -> Result<(Recovered, DirectoryReport), CheckpointErr
                 .iter()
                 .filter_map(|(_, verdict)| verdict.as_ref().err().cloned())
                 .chain(report.problems.iter().cloned())
+                .chain((!holds_the_beginning).then(|| {
+                    "no complete epoch is restorable (a completed epoch whose sink commit \
+                     is not recorded cannot be restored, nor can any epoch completed \
+                     after it), and the epochs before them are no longer in the log"
+                        .to_string()
+                }))
                 .collect::<Vec<_>>()
                 .join("; "),
         });
@@ -421,6 +437,26 @@ mod tests {
         assert_eq!(recovered.epoch, 0);
         assert_eq!(recovered.replay.map(|replay| replay.epoch), Some(1));
         assert_eq!(recovered.attempt, 2);
+    }
+
+    /// Retention removed everything before an epoch whose commit entry is missing (as a
+    /// power loss could leave it before the fix in `remove_old_segments`): starting
+    /// afresh would re-run from the sources' beginning into output that was published,
+    /// so recovery refuses, saying why.
+    #[test]
+    fn an_uncommitted_epoch_with_its_predecessors_gone_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path());
+        log.offsets(5, 1);
+        log.complete(5, 1, true);
+        drop(log);
+        match recover(dir.path()) {
+            Err(CheckpointError::NoIntactEpoch { epochs, reason, .. }) => {
+                assert_eq!(epochs, "5");
+                assert!(reason.contains("no longer in the log"), "{reason}");
+            }
+            other => panic!("expected NoIntactEpoch, got {other:?}"),
+        }
     }
 
     #[test]
