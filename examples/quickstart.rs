@@ -1,5 +1,6 @@
 //! The quick-start query: Spark's classic word count and a rate-source pipeline, run
-//! continuously on operator threads linked by SPSC rings.
+//! continuously on operator threads linked by SPSC rings, then the word count again in
+//! micro-batches on the same operators, printed as Spark's console tables.
 //!
 //! ```text
 //! cargo run --release --example quickstart
@@ -16,7 +17,40 @@ const TEXT: [&str; 3] = [
 
 fn main() -> Result<()> {
     word_count()?;
-    rate_pipeline()
+    rate_pipeline()?;
+    micro_batches()
+}
+
+/// The word count as micro-batches in complete mode: the application pushes a line at a
+/// time; every 50 ms the lines that arrived form one batch and the console sink prints
+/// the whole result table (Spark's `Batch: N` output).
+fn micro_batches() -> Result<()> {
+    use rivulet::{OutputMode, Trigger};
+    println!("\n== micro-batches every 50 ms, complete mode, console sink ==");
+    let mut query = Query::builder();
+    query
+        .name("word_count_batches")
+        .trigger(Trigger::MicroBatch {
+            interval: Duration::from_millis(50),
+        })
+        .output_mode(OutputMode::Complete);
+    let (lines, stream) = query.push_source::<String>("lines");
+    stream
+        .flat_map(|line: String| {
+            line.split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .key_by(|word: &String| word.clone())
+        .count()
+        .to_console();
+    let running = query.start()?;
+    for line in TEXT {
+        lines.push(line.to_string()).expect("the query is running");
+        std::thread::sleep(Duration::from_millis(80));
+    }
+    drop(lines);
+    running.await_termination()
 }
 
 /// Word count over an in-memory source: flat_map → keyed running count (2 instances).
