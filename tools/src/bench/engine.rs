@@ -248,6 +248,33 @@ mod tests {
         }
     }
 
+    /// Runs `workload` on the engine over `schedule` (1,000 keys).
+    fn run_schedule(workload: Workload, settings: &EngineSettings, schedule: Schedule) -> Outcome {
+        let clock = Clock::new();
+        run(
+            workload,
+            settings,
+            Generator::new(clock, schedule, 1000),
+            Recorder::new(clock, schedule),
+            &mut || {},
+        )
+        .unwrap()
+    }
+
+    /// Records of `schedule` the sink measures: every one after the warm-up, less those
+    /// the stateless workload's filter drops.
+    fn measured(workload: Workload, schedule: Schedule) -> u64 {
+        (schedule.warmup_records..schedule.total_records)
+            .filter(|&seq| {
+                workload == Workload::Keyed
+                    || keep(&BenchRecord {
+                        value: payload(seq),
+                        ..BenchRecord::default()
+                    })
+            })
+            .count() as u64
+    }
+
     #[test]
     fn engine_workloads_deliver_every_measured_record() {
         for (workload, parallelism) in [
@@ -255,30 +282,17 @@ mod tests {
             (Workload::Keyed, 1),
             (Workload::Keyed, 2),
         ] {
-            let clock = Clock::new();
             let schedule = Schedule::new(
                 200_000,
                 Duration::from_millis(20),
                 Duration::from_millis(50),
             );
-            let outcome = run(
-                workload,
-                &settings(parallelism),
-                Generator::new(clock, schedule, 1000),
-                Recorder::new(clock, schedule),
-                &mut || {},
-            )
-            .unwrap();
-            let expected = (schedule.warmup_records..schedule.total_records)
-                .filter(|&seq| {
-                    workload == Workload::Keyed
-                        || keep(&BenchRecord {
-                            value: payload(seq),
-                            ..BenchRecord::default()
-                        })
-                })
-                .count() as u64;
-            assert_eq!(outcome.recorded.corrected.len(), expected, "{workload:?}");
+            let outcome = run_schedule(workload, &settings(parallelism), schedule);
+            assert_eq!(
+                outcome.recorded.corrected.len(),
+                measured(workload, schedule),
+                "{workload:?}"
+            );
             assert_eq!(outcome.threads, 1 + parallelism);
         }
     }
@@ -316,7 +330,6 @@ mod tests {
                 epochs: Some(Duration::from_millis(10)),
             },
         ] {
-            let clock = Clock::new();
             let schedule = Schedule::new(
                 100_000,
                 Duration::from_millis(20),
@@ -325,30 +338,18 @@ mod tests {
             let mut settings = settings(1);
             settings.mode = mode;
             settings.max_batch_records = Some(500);
-            let outcome = run(
-                Workload::Stateless,
-                &settings,
-                Generator::new(clock, schedule, 1000),
-                Recorder::new(clock, schedule),
-                &mut || {},
-            )
-            .unwrap();
-            let expected = (schedule.warmup_records..schedule.total_records)
-                .filter(|&seq| {
-                    keep(&BenchRecord {
-                        value: payload(seq),
-                        ..BenchRecord::default()
-                    })
-                })
-                .count() as u64;
-            assert_eq!(outcome.recorded.corrected.len(), expected, "{mode}");
+            let outcome = run_schedule(Workload::Stateless, &settings, schedule);
+            assert_eq!(
+                outcome.recorded.corrected.len(),
+                measured(Workload::Stateless, schedule),
+                "{mode}"
+            );
         }
     }
 
     #[test]
     fn checkpointed_keyed_delivers_every_measured_record() {
         let parent = std::env::temp_dir().join(format!("rivulet-ckpt-{}", std::process::id()));
-        let clock = Clock::new();
         let schedule = Schedule::new(
             100_000,
             Duration::from_millis(20),
@@ -360,14 +361,7 @@ mod tests {
             rivulet::checkpoint::Durability::Msync,
             parent.clone(),
         ));
-        let outcome = run(
-            Workload::Keyed,
-            &settings,
-            Generator::new(clock, schedule, 1000),
-            Recorder::new(clock, schedule),
-            &mut || {},
-        )
-        .unwrap();
+        let outcome = run_schedule(Workload::Keyed, &settings, schedule);
         assert_eq!(
             outcome.recorded.corrected.len(),
             schedule.measured_records()
