@@ -221,3 +221,46 @@ impl<T: Serialize + DeserializeOwned> IngestLog<T> {
         Ok(())
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::checkpoint::coordinator::EpochClock;
+    use crate::sync::Mutex;
+    use crate::trigger::{OutputMode, Trigger};
+    use std::time::Duration;
+
+    fn shared() -> Arc<CheckpointShared> {
+        let (sender, _receiver) = crossbeam::channel::unbounded();
+        Arc::new(CheckpointShared {
+            sender,
+            clock: EpochClock::new(0),
+            persistent: true,
+            requested: Mutex::new(Trigger::MicroBatch {
+                interval: Duration::ZERO,
+            }),
+            output_mode: OutputMode::Update,
+        })
+    }
+
+    /// An idle micro-batch is planned again and again under the same epoch number, each
+    /// plan asking for the source's offset: the log keeps one offset per epoch, not one
+    /// per plan (which would grow without bound while the query is idle).
+    #[test]
+    fn a_replanned_epoch_keeps_one_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = CheckpointConfig::new(dir.path()).durability(Durability::OsBuffered);
+        let mut log =
+            IngestLog::<u64>::open(&dir.path().join("ingest"), &config, shared()).unwrap();
+        log.append(&7).unwrap();
+        for _ in 0..1_000 {
+            log.checkpoint(Epoch(1)).unwrap();
+        }
+        log.append(&8).unwrap();
+        let offset: u64 = codec::decode(&log.checkpoint(Epoch(1)).unwrap()).unwrap();
+        assert_eq!(offset, 2, "the newest plan's offset counts");
+        assert_eq!(log.epoch_offsets, VecDeque::from([(1, 2)]));
+        log.checkpoint(Epoch(2)).unwrap();
+        assert_eq!(log.epoch_offsets.len(), 2);
+    }
+}
