@@ -290,7 +290,6 @@ where
         if batch.exhausted {
             return self.finish();
         }
-
         self.chain.flush();
         Step::Busy
     }
