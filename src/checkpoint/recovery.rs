@@ -100,11 +100,23 @@ impl DirectoryReport {
             .find(|(entry, verdict)| {
                 verdict.is_ok()
                     && self.is_committed(entry)
-                    && uncommitted
-                        .get(&entry.attempt)
-                        .is_none_or(|oldest| entry.epoch < *oldest)
+                    && Self::blocked(&uncommitted, entry).is_none()
             })
             .map(|(entry, _)| entry)
+    }
+
+    /// The uncommitted epoch that keeps `entry` from being a restore point: the oldest
+    /// epoch of the same attempt, older than `entry`, whose staged output was never
+    /// committed (see [`newest_restorable`](Self::newest_restorable)).
+    pub fn blocked_by(&self, entry: &CompleteEntry) -> Option<u64> {
+        Self::blocked(&self.oldest_uncommitted(), entry)
+    }
+
+    fn blocked(uncommitted: &HashMap<u64, u64>, entry: &CompleteEntry) -> Option<u64> {
+        uncommitted
+            .get(&entry.attempt)
+            .copied()
+            .filter(|oldest| *oldest < entry.epoch)
     }
 
     /// Whether `entry`'s output is published (or it had none to publish).
@@ -423,6 +435,13 @@ mod tests {
         );
         // Epoch 2 runs again with the records it held.
         assert_eq!(recovered.replay.map(|replay| replay.epoch), Some(2));
+        // The inspector can say why epoch 3 is passed over.
+        let blocked: Vec<Option<u64>> = report
+            .complete
+            .iter()
+            .map(|(entry, _)| report.blocked_by(entry))
+            .collect();
+        assert_eq!(blocked, vec![None, None, Some(2)]);
     }
 
     #[test]

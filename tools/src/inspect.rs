@@ -55,6 +55,9 @@ pub(crate) struct EpochLine {
     pub(crate) input_rows: Option<u64>,
     /// `None` if restorable, else why not.
     pub(crate) unrestorable: Option<String>,
+    /// Completed after this uncommitted epoch of the same attempt, so not a restore
+    /// point (recovery restores an epoch before that one and replays from there).
+    pub(crate) blocked_by: Option<u64>,
     /// Older than the newest restorable epoch, with snapshots already removed by
     /// retention: expected, not damage.
     pub(crate) retired: bool,
@@ -89,6 +92,7 @@ pub(crate) fn run(dir: &Path) -> Result<Inspection> {
                 .map(|(_, bytes)| *bytes)
                 .sum(),
             unrestorable: verdict.as_ref().err().cloned(),
+            blocked_by: report.blocked_by(entry),
         })
         .collect();
     let newest_state_sizes = report
@@ -162,7 +166,12 @@ pub(crate) fn print(inspection: &Inspection) {
             (Some(_), true, _) => "retired (snapshots removed by retention)".to_string(),
             (Some(why), false, _) => why.clone(),
             (None, _, Some(false)) => "not committed (replayed on restart)".to_string(),
-            (None, _, _) => "restorable".to_string(),
+            (None, _, _) => match line.blocked_by {
+                Some(epoch) => {
+                    format!("not a restore point: completed after uncommitted epoch {epoch}")
+                }
+                None => "restorable".to_string(),
+            },
         };
         let rows = line
             .input_rows
