@@ -6,7 +6,7 @@
 use loom::thread;
 use rivulet::edge::Event;
 use rivulet::Epoch;
-use rivulet_loom_tests::{model, recv, Edge, Parks};
+use rivulet_loom_tests::{model, recv_chunk, Edge, Parks};
 
 /// The producer sends `Record(1)`, `Record(2)`, `Marker(Epoch(1))`, `Record(3)`, `End` on a
 /// ring of capacity 2 (so it may block on a full ring), flushing only at the end; the consumer
@@ -43,9 +43,18 @@ fn marker_never_overtakes_records_and_end_is_last() {
         let parks = Parks::new();
         let mut received = Vec::new();
         while received.last() != Some(&Event::End) {
-            let event = recv(&mut rx, &consumer, &parks, || false)
-                .expect("the producer vanished without End");
-            received.push(event);
+            // Whole chunks, as `InputTask` reads them: one store of the read index per chunk.
+            assert!(
+                recv_chunk(
+                    &mut rx,
+                    &consumer,
+                    &parks,
+                    || false,
+                    usize::MAX,
+                    &mut received
+                ),
+                "the producer vanished without End"
+            );
         }
         let marker = received
             .iter()
