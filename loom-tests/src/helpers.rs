@@ -25,7 +25,7 @@ pub type Receiver<T> = EdgeReceiver<T, ModelConsumer<Event<T>>>;
 /// An edge on a [`ModelRing`], with the wake signals of its two threads and the abort flag,
 /// built the way the query builder builds one (policy [`PARK_AT_ONCE`]).
 #[derive(Debug)]
-pub struct Edge<T> {
+pub struct Edge<T: Send> {
     /// The sending half (the producer thread's).
     pub tx: Sender<T>,
     /// The receiving half (the consumer thread's).

@@ -293,11 +293,17 @@ mod tests {
         p.push_all(&mut vec![4, 5, 6]);
         let mut rest = Vec::new();
         assert_eq!(
-            c.pop_each(2, |item| ControlFlow::Continue(rest.push(item))),
+            c.pop_each(2, |item| {
+                rest.push(item);
+                ControlFlow::Continue(())
+            }),
             2
         );
         assert_eq!(
-            c.pop_each(8, |item| ControlFlow::Continue(rest.push(item))),
+            c.pop_each(8, |item| {
+                rest.push(item);
+                ControlFlow::Continue(())
+            }),
             2
         );
         assert_eq!(rest, [3, 4, 5, 6]);
