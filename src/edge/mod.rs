@@ -5,11 +5,12 @@
 //! waits, under the thread's [`WaitPolicy`], until the consumer frees a slot; nothing is
 //! dropped. Wake-ups follow the protocol in [`wait`].
 //!
-//! Publication and notifications are batched. [`EdgeSender::send`] stages the event in a
-//! small buffer of the sender's own; the staged events move into the ring with one index
-//! store (one cache line handed to the consumer's core) when the buffer holds a chunk
-//! ([`EDGE_CHUNK`] events, fewer if the ring has less room) and at
-//! [`EdgeSender::flush`]. [`EdgeReceiver::recv_chunk`] frees the slots of a whole chunk
+//! Publication and notifications are batched. [`EdgeSender::send`] pushes the first event
+//! after a publish straight into the ring (so a step that sends one record publishes it
+//! as it is sent) and stages the events after it in a small buffer of the sender's own;
+//! the staged events move into the ring with one index store (one cache line handed to
+//! the consumer's core) when the buffer holds a chunk ([`EDGE_CHUNK`] events, fewer if
+//! the ring had less room at the sender's last look) and at [`EdgeSender::flush`]. [`EdgeReceiver::recv_chunk`] frees the slots of a whole chunk
 //! with one store. The thread calls the flushes at the end of each step of work (and
 //! always before it waits), so an event is never held past the end of the step that sent
 //! it, a peer is woken once per batch instead of paying a fence per record, and nothing
@@ -169,8 +170,8 @@ where
 
 /// The sending half of an edge. `Send`, not `Sync`: one thread owns it.
 ///
-/// Sent events are staged and published at [`flush`](Self::flush) or when a chunk fills
-/// (module docs). Dropping the sender publishes what is still staged (it always fits:
+/// The first event after a publish goes straight into the ring; the events after it are
+/// staged and published at [`flush`](Self::flush) or when a chunk fills (module docs). Dropping the sender publishes what is still staged (it always fits:
 /// staging never exceeds the ring's free slots), so a sender dropped without a flush loses
 /// nothing; the wake-up comes from the drop itself. On an abort the consumer stops
 /// reading anyway, and whatever is left in the ring is dropped with it.
