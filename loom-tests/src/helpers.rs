@@ -7,6 +7,7 @@ use rivulet::edge::{channel, EdgeReceiver, EdgeSender, Event, ModelRing, WaitPol
 use rivulet::sync::atomic::AtomicBool;
 use rivulet::sync::Arc;
 use std::cell::Cell;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Parks at the first failed check: no spinning, no yielding, so every wait goes straight
@@ -24,7 +25,7 @@ pub type Receiver<T> = EdgeReceiver<T, ModelConsumer<Event<T>>>;
 /// An edge on a [`ModelRing`], with the wake signals of its two threads and the abort flag,
 /// built the way the query builder builds one (policy [`PARK_AT_ONCE`]).
 #[derive(Debug)]
-pub struct Edge<T> {
+pub struct Edge<T: Send> {
     /// The sending half (the producer thread's).
     pub tx: Sender<T>,
     /// The receiving half (the consumer thread's).
@@ -103,26 +104,40 @@ impl Parks {
     }
 }
 
-/// Receives the next event the way an operator thread does (`InputTask::step` inside
-/// `Worker::run`): pop; after a pop flush (which wakes a producer waiting for space); on an
-/// empty ring flush, then wait on the thread's own `signal` until the edge is ready or
-/// `give_up` says so (the worker passes `control.is_aborted()`).
+/// Receives a chunk of events the way an operator thread does (`InputTask::step` inside
+/// `Worker::run`): [`EdgeReceiver::recv_chunk`] hands out up to `max` ready events (one
+/// store of the read index frees them all), stopping after `End`, which is then the last
+/// event appended to `out`; after a chunk, flush (which wakes a producer waiting for
+/// space); on an empty ring flush, then wait on the thread's own `signal` until the edge
+/// is ready or `give_up` says so (the worker passes `control.is_aborted()`).
 ///
-/// Returns `None` when `give_up` is true or the producer is gone with nothing left.
-pub fn recv<T: Send>(
+/// Returns `false` (appending nothing) when `give_up` is true or the producer is gone
+/// with nothing left.
+pub fn recv_chunk<T: Send>(
     rx: &mut Receiver<T>,
     signal: &WakeSignal,
     parks: &Parks,
     give_up: impl Fn() -> bool,
-) -> Option<Event<T>> {
+    max: usize,
+    out: &mut Vec<Event<T>>,
+) -> bool {
     let mut backoff = Backoff::new(PARK_AT_ONCE);
     loop {
-        if let Some(event) = rx.try_recv() {
+        let read = rx.recv_chunk(max, |event| {
+            let end = matches!(event, Event::End);
+            out.push(event);
+            if end {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        if read > 0 {
             rx.flush();
-            return Some(event);
+            return true;
         }
         if give_up() || rx.is_disconnected() {
-            return None;
+            return false;
         }
         rx.flush();
         let ready = &*rx;
@@ -136,10 +151,23 @@ pub fn recv<T: Send>(
     }
 }
 
-/// Receives with [`recv`] until `End` (kept, as the last element) or until `recv` returns
-/// `None` (`give_up`, or the producer gone); returns every event received, in order. The
-/// models assert on the whole sequence after the threads are joined, so a failed check
-/// never unwinds through live loom objects.
+/// Receives the next event: [`recv_chunk`] with chunks of one.
+///
+/// Returns `None` when `give_up` is true or the producer is gone with nothing left.
+pub fn recv<T: Send>(
+    rx: &mut Receiver<T>,
+    signal: &WakeSignal,
+    parks: &Parks,
+    give_up: impl Fn() -> bool,
+) -> Option<Event<T>> {
+    let mut out = Vec::with_capacity(1);
+    recv_chunk(rx, signal, parks, give_up, 1, &mut out).then(|| out.pop().expect("one event"))
+}
+
+/// Receives with [`recv_chunk`], whole chunks at a time, until `End` (kept, as the last
+/// element) or until it returns `false` (`give_up`, or the producer gone); returns every
+/// event received, in order. The models assert on the whole sequence after the threads
+/// are joined, so a failed check never unwinds through live loom objects.
 pub fn recv_until_end<T: Send>(
     rx: &mut Receiver<T>,
     signal: &WakeSignal,
@@ -147,13 +175,9 @@ pub fn recv_until_end<T: Send>(
     give_up: impl Fn() -> bool,
 ) -> Vec<Event<T>> {
     let mut received = Vec::new();
-    while let Some(event) = recv(rx, signal, parks, &give_up) {
-        let end = matches!(event, Event::End);
-        received.push(event);
-        if end {
-            break;
-        }
-    }
+    while !matches!(received.last(), Some(Event::End))
+        && recv_chunk(rx, signal, parks, &give_up, usize::MAX, &mut received)
+    {}
     received
 }
 

@@ -1,6 +1,7 @@
 //! A small SPSC ring built on the [`sync`](crate::sync) shim, with the same contract as
 //! `rtrb`: a push publishes its slot with a release store of the write index, a pop
-//! observes it with an acquire load.
+//! observes it with an acquire load; `push_all` and `pop_each` write or read a batch of
+//! slots with one store of the index, as rtrb's chunks do (here plain loops).
 //!
 //! It exists so that loom can check the edge protocol: loom explores interleavings only of
 //! operations that go through its own atomics and cells, and `rtrb` uses std's. Under loom
@@ -12,6 +13,7 @@ use super::ring::{Ring, RingConsumer, RingProducer};
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::{Arc, UnsafeCell};
 use std::mem::MaybeUninit;
+use std::ops::ControlFlow;
 
 /// Creates [`ModelProducer`]/[`ModelConsumer`] pairs.
 #[derive(Debug, Clone, Copy, Default)]
@@ -108,6 +110,38 @@ impl<T: Send> RingProducer<T> for ModelProducer<T> {
         Ok(())
     }
 
+    fn push_all(&mut self, items: &mut Vec<T>) {
+        if items.is_empty() {
+            return;
+        }
+        let shared = &*self.shared;
+        let tail = shared.tail.load(Ordering::Relaxed);
+        let head = shared.head.load(Ordering::Acquire);
+        assert!(
+            items.len() <= shared.capacity() - (tail - head),
+            "push_all: more items than free slots"
+        );
+        let mut index = tail;
+        for item in items.drain(..) {
+            let slot = &shared.slots[index % shared.capacity()];
+            // SAFETY: `index - head < capacity` (the assertion above), so the consumer has
+            // finished with this slot (its release store of `head` past it happened before
+            // our acquire load), and it will not read it until our release store of `tail`
+            // below publishes it.
+            slot.with_mut(|cell| unsafe { (*cell).write(item) });
+            index += 1;
+        }
+        // One store publishes the whole batch.
+        shared.tail.store(index, Ordering::Release);
+    }
+
+    fn free(&self, _want: usize) -> usize {
+        // No cached index here: always the exact count.
+        let shared = &*self.shared;
+        shared.capacity()
+            - (shared.tail.load(Ordering::Relaxed) - shared.head.load(Ordering::Acquire))
+    }
+
     fn is_full(&self) -> bool {
         let shared = &*self.shared;
         let tail = shared.tail.load(Ordering::Relaxed);
@@ -140,6 +174,45 @@ impl<T: Send> RingConsumer<T> for ModelConsumer<T> {
         let item = slot.with(|cell| unsafe { (*cell).assume_init_read() });
         shared.head.store(head + 1, Ordering::Release);
         Some(item)
+    }
+
+    fn pop_each(&mut self, max: usize, mut handle: impl FnMut(T) -> ControlFlow<()>) -> usize {
+        let shared = &*self.shared;
+        let head = shared.head.load(Ordering::Relaxed);
+        let ready = (shared.tail.load(Ordering::Acquire) - head).min(max);
+        if ready == 0 {
+            return 0;
+        }
+        // Frees the slots read so far with one release store of `head`, also when `handle`
+        // unwinds (a slot whose item was moved out must never be read or dropped again).
+        struct Commit<'a> {
+            head: &'a AtomicUsize,
+            start: usize,
+            taken: usize,
+        }
+        impl Drop for Commit<'_> {
+            fn drop(&mut self) {
+                self.head.store(self.start + self.taken, Ordering::Release);
+            }
+        }
+        let mut commit = Commit {
+            head: &shared.head,
+            start: head,
+            taken: 0,
+        };
+        while commit.taken < ready {
+            let slot = &shared.slots[(head + commit.taken) % shared.capacity()];
+            // SAFETY: `head + taken < tail`: the producer initialised this slot before its
+            // release store of `tail`, which our acquire load observed; it will not write
+            // the slot again until `commit`'s release store of `head` frees it. Counting
+            // the item as taken before `handle` runs makes sure it is moved out once.
+            let item = slot.with(|cell| unsafe { (*cell).assume_init_read() });
+            commit.taken += 1;
+            if handle(item).is_break() {
+                break;
+            }
+        }
+        commit.taken
     }
 
     fn len(&self) -> usize {
@@ -196,6 +269,52 @@ mod tests {
         assert_eq!(c.try_pop(), None);
         drop(p);
         assert!(c.is_abandoned());
+    }
+
+    #[test]
+    fn batches_publish_and_free_together() {
+        let (mut p, mut c) = <ModelRing as Ring<u32>>::with_capacity(4);
+        assert_eq!(p.free(1), 4);
+        let mut staged = vec![1, 2, 3];
+        p.push_all(&mut staged);
+        assert!(staged.is_empty());
+        assert_eq!(p.free(1), 1);
+        let mut seen = Vec::new();
+        let handed = c.pop_each(8, |item| {
+            seen.push(item);
+            if item == 2 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        assert_eq!((handed, seen.as_slice()), (2, &[1, 2][..]));
+        assert_eq!(c.len(), 1, "the item after the break stays in the ring");
+        p.push_all(&mut vec![4, 5, 6]);
+        let mut rest = Vec::new();
+        assert_eq!(
+            c.pop_each(2, |item| {
+                rest.push(item);
+                ControlFlow::Continue(())
+            }),
+            2
+        );
+        assert_eq!(
+            c.pop_each(8, |item| {
+                rest.push(item);
+                ControlFlow::Continue(())
+            }),
+            2
+        );
+        assert_eq!(rest, [3, 4, 5, 6]);
+        assert_eq!(c.pop_each(8, |_| ControlFlow::Continue(())), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "more items than free slots")]
+    fn push_all_refuses_to_overrun() {
+        let (mut p, _c) = <ModelRing as Ring<u32>>::with_capacity(2);
+        p.push_all(&mut vec![1, 2, 3]);
     }
 
     #[test]

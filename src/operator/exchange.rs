@@ -27,7 +27,7 @@ fn send<T: Send>(sender: &mut EdgeSender<T>, event: Event<T>, control: &RunContr
 }
 
 /// The chain ends in one edge (a thread boundary or a union input).
-pub(crate) struct ForwardOut<T> {
+pub(crate) struct ForwardOut<T: Send> {
     pub(crate) sender: EdgeSender<T>,
     pub(crate) control: Arc<RunControl>,
     pub(crate) name: std::sync::Arc<str>,
@@ -54,7 +54,7 @@ impl<T: Send> Collector<T> for ForwardOut<T> {
 }
 
 /// The chain ends in several edges that each receive every record (fan-out).
-pub(crate) struct BroadcastOut<T> {
+pub(crate) struct BroadcastOut<T: Send> {
     pub(crate) senders: Vec<EdgeSender<T>>,
     pub(crate) control: Arc<RunControl>,
     pub(crate) name: std::sync::Arc<str>,
@@ -104,7 +104,7 @@ pub fn partition_of<K: Hash + ?Sized>(key: &K, partitions: usize) -> usize {
 
 /// The chain ends in a keyed exchange: record `r` goes to instance
 /// `partition_of(key(&r), n)` as `(key, r)`.
-pub(crate) struct ExchangeOut<K, T, F> {
+pub(crate) struct ExchangeOut<K: Send, T: Send, F> {
     pub(crate) senders: Vec<EdgeSender<(K, T)>>,
     pub(crate) key: F,
     pub(crate) control: Arc<RunControl>,

@@ -17,6 +17,7 @@ use crate::operator::Collector;
 use crate::source::{Source, SourcePoll};
 use crate::sync::Arc;
 use crate::trigger::ExecutionMode;
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 /// A source driving a chain.
@@ -458,15 +459,33 @@ impl<T: Send, C: Collector<T>> InputTask<T, C> {
         }
         self.chain.flush();
     }
+}
 
-    /// Handles a control signal from `input`; returns `true` when the last input ended.
-    fn on_signal(&mut self, input: usize, signal: Signal) -> bool {
-        self.fan_in.on_signal(input, signal, &mut self.released);
-        for signal in self.released.drain(..) {
-            self.chain.signal(signal);
-        }
-        self.fan_in.all_ended()
+/// Handles a control signal from `input`: merges it in `fan_in` and passes on what that
+/// releases. Returns `true` when the last input ended.
+fn on_signal<T, C: Collector<T>>(
+    fan_in: &mut FanIn,
+    released: &mut Vec<Signal>,
+    chain: &mut C,
+    input: usize,
+    signal: Signal,
+) -> bool {
+    fan_in.on_signal(input, signal, released);
+    for signal in released.drain(..) {
+        chain.signal(signal);
     }
+    fan_in.all_ended()
+}
+
+/// Why [`InputTask::step`] stopped reading a chunk of one input.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ChunkEnd {
+    /// Handed out every event asked for, or the ring ran dry.
+    Read,
+    /// The input ended or is blocked (aligned mode): go on to the next input.
+    InputDone,
+    /// The last input ended: the task is done.
+    AllEnded,
 }
 
 impl<T, C> Task for InputTask<T, C>
@@ -483,22 +502,47 @@ where
                 continue;
             }
             while handled < budget {
-                match self.inputs[input].try_recv() {
-                    Some(Event::Record(record)) => self.chain.push(record),
-                    Some(event) => {
+                // Events are read a chunk at a time (one index store frees the chunk), but
+                // handled one by one: a signal that ends or blocks this input stops the
+                // chunk there, and the events after it stay in the ring.
+                let InputTask {
+                    inputs,
+                    chain,
+                    fan_in,
+                    released,
+                    ..
+                } = self;
+                let mut end = ChunkEnd::Read;
+                let read = inputs[input].recv_chunk(budget - handled, |event| match event {
+                    Event::Record(record) => {
+                        chain.push(record);
+                        ControlFlow::Continue(())
+                    }
+                    event => {
                         let signal = match event.into_parts() {
                             Ok(_) => unreachable!("records are matched above"),
                             Err(signal) => signal,
                         };
-                        if self.on_signal(input, signal) {
-                            self.flush();
-                            return Step::Done;
-                        }
-                        if signal == Signal::End || self.fan_in.is_blocked(input) {
-                            break;
+                        if on_signal(fan_in, released, chain, input, signal) {
+                            end = ChunkEnd::AllEnded;
+                            ControlFlow::Break(())
+                        } else if signal == Signal::End || fan_in.is_blocked(input) {
+                            end = ChunkEnd::InputDone;
+                            ControlFlow::Break(())
+                        } else {
+                            ControlFlow::Continue(())
                         }
                     }
-                    None => {
+                });
+                handled += read;
+                match end {
+                    ChunkEnd::AllEnded => {
+                        self.flush();
+                        return Step::Done;
+                    }
+                    ChunkEnd::InputDone => break,
+                    ChunkEnd::Read if read > 0 => {}
+                    ChunkEnd::Read => {
                         if self.inputs[input].is_disconnected() {
                             // The upstream thread ended without an end-of-stream: it
                             // failed (and reported why) or the query is aborting.
@@ -513,7 +557,6 @@ where
                         break;
                     }
                 }
-                handled += 1;
             }
         }
         self.next_input = (self.next_input + 1) % count;
