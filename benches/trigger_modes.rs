@@ -17,8 +17,6 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rivulet::{Query, Trigger};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const RECORDS: u64 = 8_000_000;
@@ -30,10 +28,7 @@ fn run(trigger: Option<Trigger>) -> Duration {
     if let Some(trigger) = trigger {
         query.trigger(trigger);
     }
-    let seen = Arc::new(AtomicU64::new(0));
-    let count = seen.clone();
     let mut sum = 0u64;
-    let mut local = 0u64;
     query
         .from_iter("numbers", 0..RECORDS)
         .filter(|x| !x.is_multiple_of(64))
@@ -42,10 +37,6 @@ fn run(trigger: Option<Trigger>) -> Duration {
         .for_each(move |value| {
             sum = sum.wrapping_add(value);
             black_box(sum);
-            local += 1;
-            if local.is_multiple_of(1 << 16) {
-                count.store(local, Ordering::Relaxed);
-            }
         });
     let start = Instant::now();
     let running = query.start().expect("the query starts");
@@ -61,7 +52,6 @@ fn run(trigger: Option<Trigger>) -> Duration {
         received == kept,
         "{trigger:?} lost records: {received} of {kept} arrived"
     );
-    black_box(seen.load(Ordering::Relaxed));
     elapsed
 }
 
