@@ -5,7 +5,7 @@
 //! ```
 //!
 //! * `operator/*`: the operator alone, driven through the public [`Operator`] and
-//!   [`Collector`] traits into a collector that only `black_box`es what it gets: the
+//!   [`Context`] traits into a collector that only `black_box`es what it gets: the
 //!   user closure plus the operator's own work (for the keyed count, the hash map).
 //! * `chain/*`: a whole single-thread query, `from_iter(0..N) → op → for_each`, per
 //!   record: adds the source poll, the per-stage counters and panic guard, and the sink.
@@ -14,8 +14,8 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rivulet::operator::keyed::KeyedFold;
 use rivulet::operator::stateless::{Filter, Map};
-use rivulet::operator::{Collector, Operator};
-use rivulet::{Query, Signal};
+use rivulet::operator::{Collector, Context, Operator, TimerKey};
+use rivulet::{Epoch, Query, Timestamp};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -32,10 +32,37 @@ impl<T> Collector<T> for Discard {
     fn push(&mut self, record: T) {
         black_box(record);
     }
-    fn signal(&mut self, signal: Signal) {
-        black_box(signal);
+}
+
+/// The context an operator gets, with nothing behind it: no timers, no side output.
+impl<T, K: TimerKey, S> Context<T, K, S> for Discard {
+    fn side_output(&mut self, record: S) {
+        black_box(record);
     }
-    fn flush(&mut self) {}
+    fn watermark(&self) -> Timestamp {
+        Timestamp::MIN
+    }
+    fn processing_time(&self) -> Timestamp {
+        Timestamp(0)
+    }
+    fn epoch(&self) -> Epoch {
+        Epoch(1)
+    }
+    fn register_event_time_timer(&mut self, _: K, _: Timestamp) -> bool {
+        false
+    }
+    fn register_processing_time_timer(&mut self, _: K, _: Timestamp) -> bool {
+        false
+    }
+    fn delete_event_time_timer(&mut self, _: &K, _: Timestamp) -> bool {
+        false
+    }
+    fn delete_processing_time_timer(&mut self, _: &K, _: Timestamp) -> bool {
+        false
+    }
+    fn count(&mut self, name: &'static str, n: u64) {
+        black_box((name, n));
+    }
 }
 
 /// Feeds `iters` records `0, 1, 2, …` to `op`.

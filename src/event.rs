@@ -56,8 +56,25 @@ pub enum Event<T> {
     Watermark(Timestamp),
     /// The epoch marker (checkpoint barrier) of a Chandy–Lamport snapshot.
     Marker(Epoch),
+    /// The edge went idle (it stops holding back the watermark of operators with several
+    /// inputs) or became active again. See [`WatermarkStatus`].
+    Status(WatermarkStatus),
     /// Nothing follows on this edge.
     End,
+}
+
+/// Whether an input takes part in the watermark.
+///
+/// An input that produced nothing for a while (a quiet source, a Kafka partition without
+/// traffic) would hold the minimum watermark of every operator downstream back forever.
+/// Its source announces `Idle`; operators with several inputs then leave it out of the
+/// minimum until it announces `Active` again, before its next record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WatermarkStatus {
+    /// The input produces records and its watermark counts.
+    Active,
+    /// The input is idle: its watermark does not hold others back.
+    Idle,
 }
 
 impl<T> Event<T> {
@@ -68,6 +85,7 @@ impl<T> Event<T> {
             Event::Record(record) => Ok(record),
             Event::Watermark(time) => Err(Signal::Watermark(time)),
             Event::Marker(epoch) => Err(Signal::Marker(epoch)),
+            Event::Status(status) => Err(Signal::Status(status)),
             Event::End => Err(Signal::End),
         }
     }
@@ -80,6 +98,8 @@ pub enum Signal {
     Watermark(Timestamp),
     /// See [`Event::Marker`].
     Marker(Epoch),
+    /// See [`Event::Status`].
+    Status(WatermarkStatus),
     /// See [`Event::End`].
     End,
 }
@@ -90,6 +110,7 @@ impl<T> From<Signal> for Event<T> {
         match signal {
             Signal::Watermark(time) => Event::Watermark(time),
             Signal::Marker(epoch) => Event::Marker(epoch),
+            Signal::Status(status) => Event::Status(status),
             Signal::End => Event::End,
         }
     }

@@ -45,6 +45,7 @@
 //! | [`edge`] | rings, edges, wait policies and the wake-up protocol |
 //! | [`runtime`] | threads, pinning, stop/abort |
 //! | [`sync`] | the std/loom concurrency shim |
+//! | [`time`] | the processing-time clock (system or manual, for tests) |
 //! | [`event`], [`metrics`], [`error`] | shared vocabulary |
 
 #![deny(unsafe_code)]
@@ -63,6 +64,7 @@ pub mod sink;
 pub mod source;
 pub mod stream;
 pub mod sync;
+pub mod time;
 pub mod trigger;
 
 pub use edge::WaitPolicy;

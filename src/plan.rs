@@ -16,6 +16,7 @@ use crate::metrics::OperatorMetrics;
 use crate::query::progress::OperatorKind;
 use crate::runtime::{Pinning, RunControl, Task};
 use crate::sync::{Arc, Mutex};
+use crate::time::Clock;
 use crate::trigger::{EmitMode, ExecutionMode, OutputMode, Trigger};
 use std::any::Any;
 
@@ -36,6 +37,7 @@ pub(crate) struct Config {
     pub(crate) parallelism: usize,
     pub(crate) output_mode: OutputMode,
     pub(crate) max_batch_records: usize,
+    pub(crate) clock: Clock,
 }
 
 impl Default for Config {
@@ -48,6 +50,7 @@ impl Default for Config {
             parallelism: 1,
             output_mode: OutputMode::Update,
             max_batch_records: 1 << 20,
+            clock: Clock::system(),
         }
     }
 }
@@ -59,6 +62,18 @@ pub(crate) struct Group {
     /// Each instance's peers (the other ends of its edges).
     pub(crate) peers: Vec<Arc<PeerSet>>,
     pub(crate) tasks: Vec<Option<Box<dyn Task>>>,
+    /// Whether the builder ended this group's chain (in a sink or a thread boundary).
+    pub(crate) terminated: bool,
+}
+
+/// Building one group's tasks, recorded by the builder and run by `start()`.
+pub(crate) struct Deferred {
+    /// The group whose tasks it builds.
+    pub(crate) group: GroupId,
+    /// The port the group's chain reads, if it starts at input edges: every group that
+    /// sends into it must be built first (building a sender creates the edge).
+    pub(crate) reads: Option<PortId>,
+    pub(crate) build: Box<dyn FnOnce(&mut Graph)>,
 }
 
 /// What a port's edges are for; a union port may gain inputs after it was created.
@@ -72,6 +87,8 @@ pub(crate) enum PortKind {
 struct Port {
     group: GroupId,
     kind: PortKind,
+    /// The groups that send into this port.
+    producers: Vec<GroupId>,
     /// `Vec<Vec<EdgeReceiver<T>>>`, one list per instance of the group, erased because
     /// ports of different record types live side by side.
     receivers: Box<dyn Any>,
@@ -153,6 +170,8 @@ pub(crate) struct Graph {
     pub(crate) fatal: Option<crate::error::Error>,
     /// Sources that cannot replay (refused when checkpointing).
     pub(crate) unreplayable: Vec<String>,
+    /// What `start()` runs to build the tasks, in the order the chains were ended.
+    pub(crate) deferred: Vec<Deferred>,
     participants: u32,
 }
 
@@ -169,6 +188,7 @@ impl Graph {
             checkpoint: None,
             fatal: None,
             unreplayable: Vec::new(),
+            deferred: Vec::new(),
             participants: 0,
         }
     }
@@ -255,14 +275,32 @@ impl Graph {
         self.persistent_build().map(|build| build.query_id.clone())
     }
 
-    /// The recovered snapshot of one operator instance, if any.
-    pub(crate) fn restored_state(&self, op: OpId, instance: usize) -> Option<&[u8]> {
-        self.checkpoint
-            .as_ref()?
-            .recovered
+    /// The recovered snapshot of one operator instance, if any, and whether the log
+    /// predates stage snapshots (format 3 and older: operator bytes without timers).
+    pub(crate) fn restored_state(&self, op: OpId, instance: usize) -> Option<(&[u8], bool)> {
+        let recovered = &self.checkpoint.as_ref()?.recovered;
+        let key = (self.operators[op].name.to_string(), instance as u32);
+        let legacy = recovered.legacy_states.contains(&key);
+        recovered
             .states
-            .get(&(self.operators[op].name.to_string(), instance as u32))
-            .map(Vec::as_slice)
+            .get(&key)
+            .map(|state| (state.as_slice(), legacy))
+    }
+
+    /// The recovered offset of one source instance, if any.
+    pub(crate) fn restored_offset(&self, op: OpId, instance: usize) -> Option<&[u8]> {
+        self.restored_state(op, instance).map(|(offset, _)| offset)
+    }
+
+    /// The checkpoint directory, if the query checkpoints.
+    pub(crate) fn checkpoint_dir(&self) -> Option<std::path::PathBuf> {
+        self.checkpoint_config()
+            .map(|config| config.dir().to_path_buf())
+    }
+
+    /// The checkpoint settings, if the query checkpoints.
+    pub(crate) fn checkpoint_config(&self) -> Option<CheckpointConfig> {
+        self.checkpoint.as_ref()?.config.clone()
     }
 
     /// Records a source instance replays in the epoch after the restored one, if the
@@ -310,6 +348,7 @@ impl Graph {
             signals,
             peers: (0..parallelism).map(|_| Arc::new(PeerSet::new())).collect(),
             tasks: (0..parallelism).map(|_| None).collect(),
+            terminated: false,
         });
         self.groups.len() - 1
     }
@@ -372,6 +411,7 @@ impl Graph {
         self.ports.push(Port {
             group,
             kind,
+            producers: Vec::new(),
             receivers: Box::new(receivers),
         });
         self.ports.len() - 1
@@ -379,6 +419,35 @@ impl Graph {
 
     pub(crate) fn port_kind(&self, port: PortId) -> PortKind {
         self.ports[port].kind
+    }
+
+    /// Records that `group` sends into `port` (its edges are created when `start()`
+    /// builds it).
+    pub(crate) fn add_producer(&mut self, port: PortId, group: GroupId) {
+        self.ports[port].producers.push(group);
+    }
+
+    /// Builds every group's tasks, each after the groups that send into it.
+    pub(crate) fn build_tasks(&mut self) -> Result<(), String> {
+        let mut pending = std::mem::take(&mut self.deferred);
+        let mut built = vec![false; self.groups.len()];
+        while !pending.is_empty() {
+            let ready = pending.iter().position(|deferred| {
+                deferred.reads.is_none_or(|port| {
+                    self.ports[port]
+                        .producers
+                        .iter()
+                        .all(|producer| built[*producer])
+                })
+            });
+            let Some(ready) = ready else {
+                return Err("the query's streams form a cycle".to_string());
+            };
+            let deferred = pending.remove(ready);
+            (deferred.build)(self);
+            built[deferred.group] = true;
+        }
+        Ok(())
     }
 
     /// A new edge from instance `from_instance` of `from` to instance `to_instance` of

@@ -24,18 +24,20 @@
 use crate::event::Epoch;
 use crate::operator::exchange::{BroadcastOut, ExchangeOut, ForwardOut};
 use crate::operator::keyed::{KeyedFold, KeyedReduce};
-use crate::operator::stage::Stage;
+use crate::operator::stage::{restore_stage, SideOut, Stage, StageParts};
 use crate::operator::stateless::{Filter, FlatMap, Inspect, KeyBy, Map};
-use crate::operator::{Collector, Operator};
-use crate::plan::{Graph, GroupId, OpId, PortId, PortKind};
+use crate::operator::timer::TimerService;
+use crate::operator::{Downstream, Operator};
+use crate::plan::{Deferred, Graph, GroupId, OpId, PortId, PortKind};
 use crate::query::progress::OperatorKind;
+use crate::runtime::chain_time::ChainTime;
 use crate::runtime::heads::{InputTask, SourceCheckpoint, SourceTask};
 use crate::runtime::Task;
 use crate::sink::{
     ConsoleSink, FileFormat, FileSink, ForEachSink, MemorySink, MemoryTable, Sink, SinkContext,
     SinkStage,
 };
-use crate::source::Source;
+use crate::source::{Source, SourceContext};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::cell::RefCell;
@@ -54,18 +56,22 @@ pub trait Chain: Clone + 'static {
     type Out: Send + 'static;
 
     /// Attaches `downstream` to the end of the chain and returns the task for one
-    /// instance of the chain's thread group.
+    /// instance of the chain's thread group (at `start()`, after recovery).
     #[doc(hidden)]
-    #[allow(private_interfaces)]
+    #[allow(private_interfaces, private_bounds)]
     fn finish<C>(self, downstream: C, graph: &mut Graph, instance: usize) -> Box<dyn Task>
     where
-        C: Collector<Self::Out> + Send + 'static;
+        C: Downstream<Self::Out> + Send + 'static;
 
     /// The union port this chain reads from, if it is nothing but that port.
     #[doc(hidden)]
     fn bare_port(&self) -> Option<PortId> {
         None
     }
+
+    /// The port whose input edges the chain starts at (`None` for a source).
+    #[doc(hidden)]
+    fn input_port(&self) -> Option<PortId>;
 }
 
 /// Why a user `restore` failed (an error or a panic), if it did. The failure is reported
@@ -109,10 +115,14 @@ impl<S> fmt::Debug for SourceChain<S> {
 impl<S: Source> Chain for SourceChain<S> {
     type Out = S::Item;
 
-    #[allow(private_interfaces)]
+    fn input_port(&self) -> Option<PortId> {
+        None
+    }
+
+    #[allow(private_interfaces, private_bounds)]
     fn finish<C>(self, downstream: C, graph: &mut Graph, instance: usize) -> Box<dyn Task>
     where
-        C: Collector<S::Item> + Send + 'static,
+        C: Downstream<S::Item> + Send + 'static,
     {
         let (metrics, name) = graph.operator_instance(self.op, instance);
         let mut source = self
@@ -124,7 +134,7 @@ impl<S: Source> Chain for SourceChain<S> {
         if graph.persistent() && !source.can_replay() {
             graph.unreplayable.push(name.to_string());
         }
-        if let Some(offset) = graph.restored_state(self.op, instance) {
+        if let Some(offset) = graph.restored_offset(self.op, instance) {
             let restored = catch_unwind(AssertUnwindSafe(|| source.restore(offset)));
             if let Some(message) = restore_failure(restored) {
                 graph.restore_failed(self.op, message);
@@ -132,11 +142,19 @@ impl<S: Source> Chain for SourceChain<S> {
         }
         let replay = graph.replay_records(self.op, instance);
         let max_batch = graph.config.max_batch_records;
+        let epochs = graph.epochs();
         let checkpoint = participant.map(|participant| {
             let signal = graph.groups[self.group].signals[instance].clone();
             participant.shared.clock.add_source(signal);
             SourceCheckpoint::new(participant, replay, max_batch)
         });
+        let context = SourceContext {
+            name: name.to_string(),
+            instance,
+            instances: 1,
+            checkpoint_dir: graph.checkpoint_dir(),
+            checkpoint: graph.checkpoint_config().zip(epochs.clone()),
+        };
         Box::new(SourceTask {
             source,
             chain: downstream,
@@ -145,6 +163,8 @@ impl<S: Source> Chain for SourceChain<S> {
             name,
             draining: false,
             checkpoint,
+            time: ChainTime::new(graph.config.clock.clone(), epochs),
+            context: Some(context),
         })
     }
 }
@@ -177,22 +197,28 @@ impl<T> fmt::Debug for InputChain<T> {
 impl<T: Send + 'static> Chain for InputChain<T> {
     type Out = T;
 
-    #[allow(private_interfaces)]
+    #[allow(private_interfaces, private_bounds)]
     fn finish<C>(self, downstream: C, graph: &mut Graph, instance: usize) -> Box<dyn Task>
     where
-        C: Collector<T> + Send + 'static,
+        C: Downstream<T> + Send + 'static,
     {
         let inputs = graph.take_receivers::<T>(self.port, instance);
+        let time = ChainTime::new(graph.config.clock.clone(), graph.epochs());
         Box::new(InputTask::new(
             inputs,
             downstream,
             graph.control.clone(),
             std::sync::Arc::from(&*self.name),
             graph.aligned(),
+            time,
         ))
     }
 
     fn bare_port(&self) -> Option<PortId> {
+        Some(self.port)
+    }
+
+    fn input_port(&self) -> Option<PortId> {
         Some(self.port)
     }
 }
@@ -203,6 +229,9 @@ pub struct Then<S, O> {
     upstream: S,
     op: O,
     id: OpId,
+    group: GroupId,
+    /// The port of the side output's thread group, if the side output is read.
+    side: Option<PortId>,
 }
 
 impl<S, O> Chain for Then<S, O>
@@ -213,29 +242,45 @@ where
 {
     type Out = O::Out;
 
-    #[allow(private_interfaces)]
+    fn input_port(&self) -> Option<PortId> {
+        self.upstream.input_port()
+    }
+
+    #[allow(private_interfaces, private_bounds)]
     fn finish<C>(self, downstream: C, graph: &mut Graph, instance: usize) -> Box<dyn Task>
     where
-        C: Collector<O::Out> + Send + 'static,
+        C: Downstream<O::Out> + Send + 'static,
     {
         let (metrics, name) = graph.operator_instance(self.id, instance);
         let mut op = self.op;
-        if let Some(state) = graph.restored_state(self.id, instance) {
-            let restored = catch_unwind(AssertUnwindSafe(|| op.restore(state)));
+        let mut timers = TimerService::new();
+        if let Some((state, legacy)) = graph.restored_state(self.id, instance) {
+            let restored = catch_unwind(AssertUnwindSafe(|| {
+                restore_stage(&mut op, state, legacy).map(|restored| timers = restored)
+            }));
             if let Some(message) = restore_failure(restored) {
                 graph.restore_failed(self.id, message);
             }
         }
-        let participant = graph.participant(self.id, instance);
-        let stage: Stage<S::Out, O, C> = Stage::new(
-            op,
-            downstream,
+        let side = match self.side {
+            Some(port) => SideOut::Edge(ForwardOut {
+                sender: graph.connect(self.group, instance, port, instance),
+                control: graph.control.clone(),
+                name: name.clone(),
+            }),
+            None => SideOut::Discard(metrics.named.get_or_add("side_output_discarded")),
+        };
+        let parts = StageParts {
+            participant: graph.participant(self.id, instance),
+            mode: graph.first_emit_mode(),
+            first_epoch: graph.first_epoch(),
+            clock: graph.config.clock.clone(),
+            control: graph.control.clone(),
             metrics,
             name,
-            graph.control.clone(),
-            participant,
-            graph.first_emit_mode(),
-        );
+        };
+        let stage: Stage<S::Out, O, C, SideOut<O::Side>> =
+            Stage::new(op, timers, downstream, side, parts);
         self.upstream.finish(stage, graph, instance)
     }
 }
@@ -275,10 +320,17 @@ where
 {
     type Out = (K, S::Out);
 
-    #[allow(private_interfaces)]
+    fn input_port(&self) -> Option<PortId> {
+        match self {
+            KeyedInput::Local(chain) => chain.input_port(),
+            KeyedInput::Exchanged(chain) => chain.input_port(),
+        }
+    }
+
+    #[allow(private_interfaces, private_bounds)]
     fn finish<C>(self, downstream: C, graph: &mut Graph, instance: usize) -> Box<dyn Task>
     where
-        C: Collector<(K, S::Out)> + Send + 'static,
+        C: Downstream<(K, S::Out)> + Send + 'static,
     {
         match self {
             KeyedInput::Local(chain) => chain.finish(downstream, graph, instance),
@@ -351,6 +403,80 @@ impl<S: Chain> Stream<S> {
         self.then(name, OperatorKind::Transform, op)
     }
 
+    /// Appends `op`, named `name`, like [`operator`](Self::operator), and returns its
+    /// side output ([`Operator::Side`], what it sets aside with
+    /// [`Context::side_output`](crate::operator::Context::side_output)) as a second
+    /// stream, read on a thread of its own (one per instance). Control events
+    /// (watermarks, epoch markers, end-of-stream) reach both streams, so the side stream
+    /// checkpoints and ends like any other.
+    ///
+    /// ```
+    /// use rivulet::operator::{Collector, Context, Operator};
+    ///
+    /// /// Passes even numbers on and sets odd ones aside.
+    /// #[derive(Clone)]
+    /// struct SplitOdd;
+    ///
+    /// impl Operator<u64> for SplitOdd {
+    ///     type Out = u64;
+    ///     type Key = ();
+    ///     type Side = u64;
+    ///     fn on_record<C: Context<u64, (), u64>>(&mut self, n: u64, ctx: &mut C) {
+    ///         if n % 2 == 0 {
+    ///             ctx.push(n);
+    ///         } else {
+    ///             ctx.count("odd", 1);
+    ///             ctx.side_output(n);
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let mut query = rivulet::Query::builder();
+    /// let (evens, odds) = query
+    ///     .from_iter("numbers", 1..=6u64)
+    ///     .operator_with_side_output("split", SplitOdd);
+    /// let evens = evens.to_memory("evens");
+    /// let odds = odds.to_memory("odds");
+    /// let running = query.start()?;
+    /// running.await_termination()?;
+    /// assert_eq!(evens.rows(), vec![2, 4, 6]);
+    /// assert_eq!(odds.rows(), vec![1, 3, 5]);
+    /// assert_eq!(running.progress().operator("split").unwrap().counters["odd"], 3);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
+    pub fn operator_with_side_output<O>(
+        self,
+        name: &str,
+        op: O,
+    ) -> (Stream<Then<S, O>>, Stream<InputChain<O::Side>>)
+    where
+        O: Operator<S::Out> + Clone,
+        O::Out: Send + 'static,
+    {
+        let parallelism = self.parallelism;
+        let graph = self.graph.clone();
+        let mut main = self.then(name, OperatorKind::Transform, op);
+        let (group, port) = {
+            let mut g = graph.borrow_mut();
+            let group = g.add_group("side_output", parallelism);
+            (group, g.add_port::<O::Side>(group, PortKind::Forward))
+        };
+        main.chain.side = Some(port);
+        graph.borrow_mut().add_producer(port, main.group);
+        let side = Stream {
+            graph,
+            chain: InputChain {
+                port,
+                name: Rc::from("side_output"),
+                _record: PhantomData,
+            },
+            group,
+            parallelism,
+            last_op: None,
+        };
+        (main, side)
+    }
+
     fn then<O>(self, name: &str, kind: OperatorKind, op: O) -> Stream<Then<S, O>>
     where
         O: Operator<S::Out> + Clone,
@@ -367,6 +493,8 @@ impl<S: Chain> Stream<S> {
                 upstream: self.chain,
                 op,
                 id,
+                group: self.group,
+                side: None,
             },
             group: self.group,
             parallelism: self.parallelism,
@@ -537,6 +665,9 @@ impl<S: Chain> Stream<S> {
         };
         let from = self.group;
         let ports: Vec<PortId> = targets.iter().map(|(_, port)| *port).collect();
+        for port in &ports {
+            graph.borrow_mut().add_producer(*port, from);
+        }
         self.terminate(move |g, instance| BroadcastOut {
             senders: ports
                 .iter()
@@ -586,8 +717,9 @@ impl<S: Chain> Stream<S> {
     }
 
     /// Ends every instance's chain in one edge to `port`, instance `target(instance)`.
-    fn forward_into(self, port: PortId, target: impl Fn(usize) -> usize) {
+    fn forward_into(self, port: PortId, target: impl Fn(usize) -> usize + 'static) {
         let from = self.group;
+        self.graph.borrow_mut().add_producer(port, from);
         self.terminate(move |g, instance| ForwardOut {
             sender: g.connect(from, instance, port, target(instance)),
             control: g.control.clone(),
@@ -595,18 +727,34 @@ impl<S: Chain> Stream<S> {
         });
     }
 
-    /// Ends the chain in `make(graph, instance)` for every instance and installs the
-    /// resulting tasks.
-    fn terminate<C>(self, mut make: impl FnMut(&mut Graph, usize) -> C)
+    /// Ends the chain in `make(graph, instance)` for every instance. Only recorded here:
+    /// `start()` builds the tasks (restoring state, connecting edges) in the order the
+    /// chains were ended, so every edge exists before the chain reading it is built.
+    fn terminate<C>(self, mut make: impl FnMut(&mut Graph, usize) -> C + 'static)
     where
-        C: Collector<S::Out> + Send + 'static,
+        C: Downstream<S::Out> + Send + 'static,
     {
-        let mut g = self.graph.borrow_mut();
-        for instance in 0..self.parallelism {
-            let downstream = make(&mut g, instance);
-            let task = self.chain.clone().finish(downstream, &mut g, instance);
-            g.set_task(self.group, instance, task);
-        }
+        let Stream {
+            graph,
+            chain,
+            group,
+            parallelism,
+            ..
+        } = self;
+        let mut g = graph.borrow_mut();
+        g.groups[group].terminated = true;
+        let reads = chain.input_port();
+        g.deferred.push(Deferred {
+            group,
+            reads,
+            build: Box::new(move |g: &mut Graph| {
+                for instance in 0..parallelism {
+                    let downstream = make(g, instance);
+                    let task = chain.clone().finish(downstream, g, instance);
+                    g.set_task(group, instance, task);
+                }
+            }),
+        });
     }
 
     /// Sends every record to `sink`, named `name` (cloned once per instance).
@@ -614,13 +762,15 @@ impl<S: Chain> Stream<S> {
     where
         K: Sink<S::Out> + Clone,
     {
+        // The sink is opened by `start()` (after recovery, once nothing can fail any
+        // more), never while the query is being built.
         let op = {
             let mut g = self.graph.borrow_mut();
             let name = g.unique_name(name);
             g.add_operator(&name, OperatorKind::Sink, self.parallelism)
         };
         let parallelism = self.parallelism;
-        self.terminate(|g, instance| {
+        self.terminate(move |g, instance| {
             let (metrics, name) = g.operator_instance(op, instance);
             let participant = g.participant(op, instance);
             let context = SinkContext {
@@ -634,19 +784,12 @@ impl<S: Chain> Stream<S> {
                 replayed_epoch: g.replayed_epoch().map(Epoch),
                 query_id: g.query_id(),
             };
-            let mut sink = sink.clone();
-            let opened = catch_unwind(AssertUnwindSafe(|| sink.open(&context)));
-            if let Some(message) = restore_failure(opened) {
-                g.errors
-                    .push(format!("sink `{name}` cannot start: {message}"));
-            }
             SinkStage::new(
-                sink,
+                sink.clone(),
+                context,
                 metrics,
-                name,
                 g.control.clone(),
                 participant,
-                g.first_epoch(),
                 g.first_emit_mode(),
             )
         });
@@ -830,7 +973,8 @@ impl<S: Chain> Stream<S> {
             (group, g.add_port::<(K, S::Out)>(group, PortKind::Exchange))
         };
         let from = self.group;
-        self.terminate(|g, instance| ExchangeOut {
+        graph.borrow_mut().add_producer(port, from);
+        self.terminate(move |g, instance| ExchangeOut {
             senders: (0..parallelism)
                 .map(|target| g.connect(from, instance, port, target))
                 .collect(),

@@ -11,7 +11,7 @@
 mod common;
 
 use common::{finish_ok, per_key, Rng};
-use rivulet::operator::{Collector, Operator};
+use rivulet::operator::{Context, Operator};
 use rivulet::source::RateSource;
 use rivulet::Query;
 use std::collections::HashMap;
@@ -39,7 +39,9 @@ struct PassThrough;
 
 impl<K: Send + 'static, T: Send + 'static> Operator<(K, T)> for PassThrough {
     type Out = (K, T);
-    fn on_record<C: Collector<(K, T)>>(&mut self, record: (K, T), out: &mut C) {
+    type Key = ();
+    type Side = ();
+    fn on_record<C: Context<(K, T)>>(&mut self, record: (K, T), out: &mut C) {
         out.push(record);
     }
 }

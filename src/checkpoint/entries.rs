@@ -36,9 +36,14 @@ pub const COMMIT: EntryKind = EntryKind(5);
 pub const OFFSETS: EntryKind = EntryKind(6);
 
 /// Version of the entry payloads; a different version is refused on recovery, except
-/// version 2, whose [`MetaEntry`] had no query id and whose other entries are the same
-/// (see [`MetaEntry::decode`]).
-pub const FORMAT_VERSION: u32 = 3;
+/// versions 2 and 3: version 2's [`MetaEntry`] had no query id (see
+/// [`MetaEntry::decode`]), and before [`STAGE_SNAPSHOT_VERSION`] an operator's `STATE`
+/// held its own bytes alone, without its timers. Their other entries are the same.
+pub const FORMAT_VERSION: u32 = 4;
+
+/// The first format whose operator `STATE`s are stage snapshots (the operator's bytes and
+/// its pending timers, encoded together).
+pub const STAGE_SNAPSHOT_VERSION: u32 = 4;
 
 /// Identifies the query that wrote a log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,7 +94,7 @@ impl MetaEntry {
 
     /// Whether recovery reads logs of this entry's format version.
     pub fn is_readable(&self) -> bool {
-        self.version == FORMAT_VERSION || self.version == 2
+        (2..=FORMAT_VERSION).contains(&self.version)
     }
 }
 

@@ -29,6 +29,10 @@ pub struct Recovered {
     pub fingerprint: Option<u64>,
     /// Every participant's snapshot, by `(operator, instance)`.
     pub states: HashMap<(String, u32), Vec<u8>>,
+    /// The snapshots among `states` written in a log format before
+    /// [`STAGE_SNAPSHOT_VERSION`](entries::STAGE_SNAPSHOT_VERSION): an operator's own bytes,
+    /// without timers.
+    pub legacy_states: std::collections::HashSet<(String, u32)>,
     /// What epoch `epoch + 1` held, if the offset log says: it is run again with exactly
     /// these records per source.
     pub replay: Option<OffsetsEntry>,
@@ -65,6 +69,8 @@ pub struct DirectoryReport {
     /// Whether any problem is more than a torn tail.
     corrupt: bool,
     states: HashMap<(u64, u64, String, u32), Vec<u8>>,
+    /// The states written in a segment of a format before stage snapshots.
+    legacy_states: std::collections::HashSet<(u64, u64, String, u32)>,
 }
 
 impl DirectoryReport {
@@ -193,10 +199,15 @@ pub fn inspect(dir: &Path) -> Result<DirectoryReport, CheckpointError> {
                         (state.epoch, state.operator.clone(), state.instance),
                         state.state.len(),
                     );
-                    report.states.insert(
-                        (state.epoch, state.attempt, state.operator, state.instance),
-                        state.state,
-                    );
+                    let key = (state.epoch, state.attempt, state.operator, state.instance);
+                    if report
+                        .meta
+                        .as_ref()
+                        .is_some_and(|meta| meta.version < entries::STAGE_SNAPSHOT_VERSION)
+                    {
+                        report.legacy_states.insert(key.clone());
+                    }
+                    report.states.insert(key, state.state);
                 }
                 Err(error) => report.problem(format!("{at}: undecodable snapshot: {error}")),
             },
@@ -327,11 +338,21 @@ pub fn recover(dir: &Path) -> Result<(Recovered, DirectoryReport), CheckpointErr
             ((operator.clone(), *instance), report.states[&key].clone())
         })
         .collect();
+    let legacy_states = chosen
+        .states
+        .iter()
+        .filter(|(operator, instance)| {
+            let key = (chosen.epoch, chosen.attempt, operator.clone(), *instance);
+            report.legacy_states.contains(&key)
+        })
+        .cloned()
+        .collect();
     Ok((
         Recovered {
             epoch: chosen.epoch,
             fingerprint: Some(chosen.fingerprint),
             states,
+            legacy_states,
             replay: report.offsets.get(&(chosen.epoch + 1)).cloned(),
             attempt,
         },

@@ -7,6 +7,7 @@
 
 use crossbeam::utils::CachePadded;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A monotonically increasing count with one writer.
 #[derive(Debug, Default)]
@@ -33,4 +34,35 @@ pub struct OperatorMetrics {
     pub records_in: Counter,
     /// Records the operator emitted.
     pub records_out: Counter,
+    /// Counters the operator named itself (through its
+    /// [`Context`](crate::operator::Context)).
+    pub named: Arc<NamedCounters>,
+}
+
+/// Counters an operator instance creates by name as it runs (late rows, malformed rows).
+///
+/// The owning thread registers a name once (under the lock) and then adds to its
+/// [`Counter`] without it; readers take the lock to list them.
+#[derive(Debug, Default)]
+pub struct NamedCounters {
+    counters: Mutex<Vec<(&'static str, Arc<Counter>)>>,
+}
+
+impl NamedCounters {
+    /// The counter `name`, created at zero if it is new.
+    pub fn get_or_add(&self, name: &'static str) -> Arc<Counter> {
+        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, counter)) = counters.iter().find(|(known, _)| *known == name) {
+            return counter.clone();
+        }
+        let counter = Arc::new(Counter::default());
+        counters.push((name, counter.clone()));
+        counter
+    }
+
+    /// Every counter's name and value, in the order they were created.
+    pub fn values(&self) -> Vec<(&'static str, u64)> {
+        let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        counters.iter().map(|(name, c)| (*name, c.get())).collect()
+    }
 }

@@ -2,4 +2,4 @@
 
 pub mod counters;
 
-pub use counters::{Counter, OperatorMetrics};
+pub use counters::{Counter, NamedCounters, OperatorMetrics};

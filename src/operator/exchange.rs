@@ -2,7 +2,7 @@
 //! (fan-out: every edge gets every record) and keyed exchange (each record goes to the
 //! edge its key hashes to; control signals go to every edge).
 
-use super::Collector;
+use super::Downstream;
 use crate::edge::{EdgeSender, Event, SendError};
 use crate::error::Error;
 use crate::event::Signal;
@@ -33,7 +33,7 @@ pub(crate) struct ForwardOut<T: Send> {
     pub(crate) name: std::sync::Arc<str>,
 }
 
-impl<T: Send> Collector<T> for ForwardOut<T> {
+impl<T: Send> Downstream<T> for ForwardOut<T> {
     #[inline(always)]
     fn push(&mut self, record: T) {
         send(
@@ -60,7 +60,7 @@ pub(crate) struct BroadcastOut<T: Send> {
     pub(crate) name: std::sync::Arc<str>,
 }
 
-impl<T: Clone + Send> Collector<T> for BroadcastOut<T> {
+impl<T: Clone + Send> Downstream<T> for BroadcastOut<T> {
     #[inline]
     fn push(&mut self, record: T) {
         if let Some((last, rest)) = self.senders.split_last_mut() {
@@ -111,7 +111,7 @@ pub(crate) struct ExchangeOut<K: Send, T: Send, F> {
     pub(crate) name: std::sync::Arc<str>,
 }
 
-impl<K, T, F> Collector<T> for ExchangeOut<K, T, F>
+impl<K, T, F> Downstream<T> for ExchangeOut<K, T, F>
 where
     K: Hash + Send,
     T: Send,

@@ -2,8 +2,10 @@
 //!
 //! A pure state machine (no threads, no I/O) so every rule is unit-tested directly:
 //! * end-of-stream is forwarded once, after every input ended;
-//! * the watermark forwarded is the minimum over inputs still running, and only when it
-//!   advances;
+//! * the watermark forwarded is the minimum over inputs still running and not idle, and
+//!   only when it advances; an input that announced [`WatermarkStatus::Idle`] is left out
+//!   until it announces `Active`, and when every running input is idle the task forwards
+//!   `Idle` itself (and `Active` when one wakes up);
 //! * an epoch marker is forwarded once it has arrived on every input still running
 //!   (inputs that ended count as having delivered it). This is the unaligned,
 //!   at-least-once rule: records arriving on an input after its marker are processed at
@@ -11,7 +13,7 @@
 //!   delivered the marker of the oldest pending epoch is held back until that epoch's
 //!   marker arrived everywhere, so the snapshot is a consistent cut (exactly-once state).
 
-use crate::event::{Epoch, Signal, Timestamp};
+use crate::event::{Epoch, Signal, Timestamp, WatermarkStatus};
 use std::collections::BTreeMap;
 
 /// Signal bookkeeping for a task with `inputs` input edges.
@@ -21,6 +23,10 @@ pub(crate) struct FanIn {
     ended: Vec<bool>,
     running: usize,
     watermarks: Vec<Timestamp>,
+    /// Inputs that announced they are idle.
+    idle: Vec<bool>,
+    /// Whether `Idle` was forwarded (every running input idle) and not yet revoked.
+    forwarded_idle: bool,
     forwarded_watermark: Timestamp,
     /// For each epoch not yet forwarded, which inputs delivered its marker.
     markers: BTreeMap<Epoch, Vec<bool>>,
@@ -33,6 +39,8 @@ impl FanIn {
             ended: vec![false; inputs],
             running: inputs,
             watermarks: vec![Timestamp::MIN; inputs],
+            idle: vec![false; inputs],
+            forwarded_idle: false,
             forwarded_watermark: Timestamp::MIN,
             markers: BTreeMap::new(),
         }
@@ -76,12 +84,20 @@ impl FanIn {
                 seen[input] = true;
                 self.release_markers(out);
             }
+            Signal::Status(status) => {
+                self.idle[input] = status == WatermarkStatus::Idle;
+                self.update_status(out);
+                self.advance_watermark(out);
+            }
             Signal::End => {
                 if !self.ended[input] {
                     self.ended[input] = true;
                     self.running -= 1;
                     self.release_markers(out);
                     self.advance_watermark(out);
+                    if self.running > 0 {
+                        self.update_status(out);
+                    }
                     if self.running == 0 {
                         out.push(Signal::End);
                     }
@@ -90,12 +106,29 @@ impl FanIn {
         }
     }
 
+    /// Forwards `Idle` when every running input is idle, `Active` when that stops.
+    fn update_status(&mut self, out: &mut Vec<Signal>) {
+        let all_idle = self
+            .idle
+            .iter()
+            .zip(&self.ended)
+            .all(|(idle, ended)| *idle || *ended);
+        if all_idle != self.forwarded_idle {
+            self.forwarded_idle = all_idle;
+            out.push(Signal::Status(if all_idle {
+                WatermarkStatus::Idle
+            } else {
+                WatermarkStatus::Active
+            }));
+        }
+    }
+
     fn advance_watermark(&mut self, out: &mut Vec<Signal>) {
         let min = self
             .watermarks
             .iter()
-            .zip(&self.ended)
-            .filter(|(_, ended)| !**ended)
+            .zip(self.ended.iter().zip(&self.idle))
+            .filter(|(_, (ended, idle))| !**ended && !**idle)
             .map(|(time, _)| *time)
             .min();
         if let Some(min) = min {
@@ -197,5 +230,40 @@ mod tests {
             feed(&mut f, 1, Signal::Marker(Epoch(2))),
             vec![Signal::Marker(Epoch(2))]
         );
+    }
+
+    #[test]
+    fn idle_inputs_do_not_hold_the_watermark_back() {
+        let idle = Signal::Status(WatermarkStatus::Idle);
+        let active = Signal::Status(WatermarkStatus::Active);
+        let mut f = FanIn::new(2, false);
+        assert!(feed(&mut f, 0, Signal::Watermark(Timestamp(10))).is_empty());
+        // Input 1 never produced a watermark; once idle, input 0 alone decides.
+        assert_eq!(
+            feed(&mut f, 1, idle),
+            vec![Signal::Watermark(Timestamp(10))]
+        );
+        assert_eq!(
+            feed(&mut f, 0, Signal::Watermark(Timestamp(30))),
+            vec![Signal::Watermark(Timestamp(30))]
+        );
+        // Input 1 rejoins: its watermark counts again, but the forwarded one never goes
+        // back.
+        assert!(feed(&mut f, 1, active).is_empty());
+        assert!(feed(&mut f, 1, Signal::Watermark(Timestamp(20))).is_empty());
+        assert!(feed(&mut f, 0, Signal::Watermark(Timestamp(40))).is_empty());
+        assert_eq!(
+            feed(&mut f, 1, Signal::Watermark(Timestamp(35))),
+            vec![Signal::Watermark(Timestamp(35))]
+        );
+        // Every running input idle: the task is idle itself, until one wakes.
+        assert!(feed(&mut f, 0, idle).is_empty());
+        assert_eq!(feed(&mut f, 1, idle), vec![idle]);
+        assert_eq!(
+            feed(&mut f, 0, active),
+            vec![active, Signal::Watermark(Timestamp(40))]
+        );
+        // An input that ends while the other is idle leaves an idle task.
+        assert_eq!(feed(&mut f, 0, Signal::End), vec![idle]);
     }
 }

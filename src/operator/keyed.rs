@@ -13,10 +13,10 @@
 //!
 //! and at end-of-stream whatever is still owed (the changed keys, or the whole table).
 
-use super::{Collector, Operator};
+use super::{Collector, Context, Operator};
 use crate::checkpoint::codec;
 use crate::error::BoxError;
-use crate::event::{Epoch, Signal};
+use crate::event::Epoch;
 use crate::trigger::{EmitMode, ExecutionMode, OutputMode};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::de::DeserializeOwned;
@@ -53,9 +53,11 @@ where
     F: FnMut(&mut A, T) + Send + 'static,
 {
     type Out = (K, A);
+    type Key = ();
+    type Side = ();
 
     #[inline]
-    fn on_record<C: Collector<(K, A)>>(&mut self, (key, record): (K, T), out: &mut C) {
+    fn on_record<C: Context<(K, A)>>(&mut self, (key, record): (K, T), out: &mut C) {
         if let Some(acc) = self.state.get_mut(&key) {
             (self.fold)(acc, record);
             self.emit.updated(key, acc, out);
@@ -67,12 +69,11 @@ where
         }
     }
 
-    fn on_marker<C: Collector<(K, A)>>(&mut self, epoch: Epoch, out: &mut C) {
+    fn on_marker<C: Context<(K, A)>>(&mut self, _epoch: Epoch, out: &mut C) {
         self.emit.owed(&self.state, out);
-        out.signal(Signal::Marker(epoch));
     }
 
-    fn on_end<C: Collector<(K, A)>>(&mut self, out: &mut C) {
+    fn on_end<C: Context<(K, A)>>(&mut self, out: &mut C) {
         self.emit.owed(&self.state, out);
     }
 
@@ -117,9 +118,11 @@ where
     F: FnMut(&mut T, T) + Send + 'static,
 {
     type Out = (K, T);
+    type Key = ();
+    type Side = ();
 
     #[inline]
-    fn on_record<C: Collector<(K, T)>>(&mut self, (key, record): (K, T), out: &mut C) {
+    fn on_record<C: Context<(K, T)>>(&mut self, (key, record): (K, T), out: &mut C) {
         if let Some(acc) = self.state.get_mut(&key) {
             (self.reduce)(acc, record);
             self.emit.updated(key, acc, out);
@@ -129,12 +132,11 @@ where
         }
     }
 
-    fn on_marker<C: Collector<(K, T)>>(&mut self, epoch: Epoch, out: &mut C) {
+    fn on_marker<C: Context<(K, T)>>(&mut self, _epoch: Epoch, out: &mut C) {
         self.emit.owed(&self.state, out);
-        out.signal(Signal::Marker(epoch));
     }
 
-    fn on_end<C: Collector<(K, T)>>(&mut self, out: &mut C) {
+    fn on_end<C: Context<(K, T)>>(&mut self, out: &mut C) {
         self.emit.owed(&self.state, out);
     }
 

@@ -1,17 +1,25 @@
-//! Operators: the [`Operator`] trait every transformation implements, the [`Collector`]
+//! Operators: the [`Operator`] trait every transformation implements, the [`Context`]
 //! it emits into, and the stage that runs it on an operator thread.
 //!
-//! Operators on one thread form a chain of nested generic [`Collector`]s: a `map`
-//! followed by a `filter` followed by a sink compiles to one function with the user
-//! closures inlined. Type erasure happens once per thread, when its chain is boxed into a
-//! task at query start, never per record.
+//! Operators on one thread form a chain of nested generic stages: a `map` followed by a
+//! `filter` followed by a sink compiles to one function with the user closures inlined.
+//! Type erasure happens once per thread, when its chain is boxed into a task at query
+//! start, never per record.
 //!
-//! An operator sees records and control signals in edge order. The defaults forward
-//! watermarks and epoch markers unchanged and emit nothing at end-of-stream, so a
-//! stateless operator implements only [`Operator::on_record`].
+//! An operator sees records and control events in edge order, through hooks with
+//! defaults, so a stateless operator implements only [`Operator::on_record`]. The runtime
+//! forwards watermarks, epoch markers and end-of-stream itself, after the hook ran, so
+//! whatever a hook emits belongs before the event downstream.
+//!
+//! The [`Context`] an operator gets with every call is also its collector: besides
+//! [`push`](Collector::push) it offers the current watermark and processing time, a
+//! per-key [timer service](timer) (event-time timers fire when the watermark passes them,
+//! processing-time timers when the query's [`Clock`](crate::time::Clock) does; both are
+//! snapshotted with the operator and restored), named counters that progress reports
+//! show, and a second typed output, the [side output](Operator::Side).
 //!
 //! ```
-//! use rivulet::operator::{Collector, Operator};
+//! use rivulet::operator::{Collector, Context, Operator};
 //!
 //! /// Emits the running sum of its input.
 //! #[derive(Clone, Default)]
@@ -19,9 +27,11 @@
 //!
 //! impl Operator<u64> for RunningSum {
 //!     type Out = u64;
-//!     fn on_record<C: Collector<u64>>(&mut self, record: u64, out: &mut C) {
+//!     type Key = ();
+//!     type Side = ();
+//!     fn on_record<C: Context<u64>>(&mut self, record: u64, ctx: &mut C) {
 //!         self.0 += record;
-//!         out.push(self.0);
+//!         ctx.push(self.0);
 //!     }
 //! }
 //!
@@ -36,27 +46,72 @@
 
 pub(crate) mod exchange;
 pub use exchange::partition_of;
+pub(crate) mod context;
 pub(crate) mod fan_in;
+pub mod harness;
 pub mod keyed;
 pub(crate) mod stage;
 pub mod stateless;
+pub mod timer;
+
+pub use context::Context;
+pub use harness::Harness;
+pub use timer::{TimeDomain, Timer, TimerKey, TimerService};
 
 use crate::error::BoxError;
 use crate::event::{Epoch, Signal, Timestamp};
 use crate::trigger::EmitMode;
 
-/// Where an operator emits: records and control signals, in order.
+/// Where an operator emits records.
+///
+/// Every [`Context`] is a collector; helpers that only emit (an aggregate's emission
+/// policy, say) can take `&mut impl Collector<T>`.
 pub trait Collector<T> {
     /// Emits a record downstream.
     fn push(&mut self, record: T);
-    /// Emits a control signal downstream.
-    fn signal(&mut self, signal: Signal);
-    /// Ends a step of work: publishes buffered output and wakes downstream threads.
-    /// Called by the runtime; operators need not call it.
-    fn flush(&mut self);
 }
 
 impl<T, C: Collector<T> + ?Sized> Collector<T> for &mut C {
+    #[inline(always)]
+    fn push(&mut self, record: T) {
+        (**self).push(record)
+    }
+}
+
+/// The rest of a thread's chain as the stage before it sees it: records, control signals,
+/// flushes, and the processing-time timers of the stages down the chain. Implemented by
+/// the engine's stages and chain ends only.
+pub(crate) trait Downstream<T> {
+    /// Passes a record on.
+    fn push(&mut self, record: T);
+    /// Passes a control signal on.
+    fn signal(&mut self, signal: Signal);
+    /// Ends a step of work: publishes buffered output and wakes downstream threads.
+    fn flush(&mut self);
+    /// The earliest processing-time timer of this stage and the stages after it on the
+    /// thread.
+    #[inline(always)]
+    fn next_timer(&self) -> Option<Timestamp> {
+        None
+    }
+    /// Fires the processing-time timers due at `now`, here and down the chain.
+    #[inline(always)]
+    fn fire_timers(&mut self, now: Timestamp) {
+        let _ = now;
+    }
+    /// Epochs up to `epoch` are complete and their output committed.
+    #[inline(always)]
+    fn committed(&mut self, epoch: Epoch) {
+        let _ = epoch;
+    }
+    /// Opens what the chain writes to (its sink), once, when the query starts. An error
+    /// says what failed; `start()` reports it.
+    fn open(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<T, D: Downstream<T> + ?Sized> Downstream<T> for &mut D {
     #[inline(always)]
     fn push(&mut self, record: T) {
         (**self).push(record)
@@ -69,31 +124,89 @@ impl<T, C: Collector<T> + ?Sized> Collector<T> for &mut C {
     fn flush(&mut self) {
         (**self).flush()
     }
+    #[inline(always)]
+    fn next_timer(&self) -> Option<Timestamp> {
+        (**self).next_timer()
+    }
+    #[inline(always)]
+    fn fire_timers(&mut self, now: Timestamp) {
+        (**self).fire_timers(now)
+    }
+    #[inline(always)]
+    fn committed(&mut self, epoch: Epoch) {
+        (**self).committed(epoch)
+    }
+    fn open(&mut self) -> Result<(), String> {
+        (**self).open()
+    }
 }
 
-/// A transformation from a stream of `In` to a stream of `Out`.
+/// A transformation from a stream of `In` to a stream of [`Out`](Operator::Out).
 ///
 /// Implement [`on_record`](Operator::on_record); the other hooks have defaults. Operators
 /// run on one thread, one record at a time, so `&mut self` state needs no locking. An
 /// operator used at parallelism > 1 is cloned once per instance.
+///
+/// The hooks get a [`Context`] typed by the three associated types; an operator writes
+/// its bound with the concrete types (`C: Context<u64>` when `Key` and `Side` are `()`,
+/// `C: Context<Out, MyKey, Late>` otherwise).
 pub trait Operator<In>: Send + 'static {
     /// The type of emitted records.
     type Out;
+    /// What this operator's timers are keyed by (`()` if it sets none). Timers are
+    /// deduplicated per `(key, time)` and fire once, through
+    /// [`on_timer`](Self::on_timer).
+    type Key: TimerKey;
+    /// The type of the side output (`()` if it has none): records the operator sets
+    /// aside with [`Context::side_output`] (late rows, quarantined input). Read them with
+    /// [`Stream::operator_with_side_output`](crate::Stream::operator_with_side_output);
+    /// an operator attached with [`Stream::operator`](crate::Stream::operator) has its
+    /// side output counted (as `side_output_discarded`) and dropped.
+    type Side: Send + 'static;
 
-    /// Handles one record, emitting any number of records into `out`.
-    fn on_record<C: Collector<Self::Out>>(&mut self, record: In, out: &mut C);
+    /// Handles one record, emitting any number of records into `ctx`.
+    fn on_record<C: Context<Self::Out, Self::Key, Self::Side>>(&mut self, record: In, ctx: &mut C);
 
-    /// Event time reached `time` on every input. The default forwards it.
-    fn on_watermark<C: Collector<Self::Out>>(&mut self, time: Timestamp, out: &mut C) {
-        out.signal(Signal::Watermark(time));
+    /// A timer set through the context is due: the watermark reached an event-time
+    /// timer's time, or the clock a processing-time timer's. Called once per timer, in
+    /// time order. The default does nothing.
+    fn on_timer<C: Context<Self::Out, Self::Key, Self::Side>>(
+        &mut self,
+        timer: Timer<Self::Key>,
+        ctx: &mut C,
+    ) {
+        let _ = (timer, ctx);
+    }
+
+    /// Event time reached `watermark` on every input (no record older than it follows),
+    /// after the event-time timers it made due have fired. The runtime forwards the
+    /// watermark after this call; the default does nothing else.
+    fn on_watermark<C: Context<Self::Out, Self::Key, Self::Side>>(
+        &mut self,
+        watermark: Timestamp,
+        ctx: &mut C,
+    ) {
+        let _ = (watermark, ctx);
     }
 
     /// The marker of `epoch` arrived on every input: everything of the epoch has been
     /// seen. Emit what the epoch owes (a micro-batch aggregate's changed rows, a
-    /// complete-mode result table), then forward the marker; the default only forwards
-    /// it. The state is snapshotted right after this call.
-    fn on_marker<C: Collector<Self::Out>>(&mut self, epoch: Epoch, out: &mut C) {
-        out.signal(Signal::Marker(epoch));
+    /// complete-mode result table); the runtime then snapshots the state and forwards the
+    /// marker. The default emits nothing.
+    fn on_marker<C: Context<Self::Out, Self::Key, Self::Side>>(
+        &mut self,
+        epoch: Epoch,
+        ctx: &mut C,
+    ) {
+        let _ = (epoch, ctx);
+    }
+
+    /// Every epoch up to `epoch` is complete and its output committed by the sinks. Called
+    /// on the operator's thread at its next step after the commit (not at once: a thread
+    /// waiting for input sees it with its next input or timer). What a transactional
+    /// operator or sink needs to finalise; the default does nothing.
+    fn on_commit(&mut self, epoch: Epoch) {
+        let _ = epoch;
     }
 
     /// How the epochs that follow run and what the query's output mode is. Called before
@@ -106,15 +219,16 @@ pub trait Operator<In>: Send + 'static {
     }
 
     /// No record follows. Emit any final output here; the end-of-stream signal itself is
-    /// forwarded by the runtime afterwards.
-    fn on_end<C: Collector<Self::Out>>(&mut self, out: &mut C) {
-        let _ = out;
+    /// forwarded by the runtime afterwards. Timers still pending do not fire.
+    fn on_end<C: Context<Self::Out, Self::Key, Self::Side>>(&mut self, ctx: &mut C) {
+        let _ = ctx;
     }
 
     /// Encodes this operator's state for the checkpoint of the current epoch, or returns
     /// `None` if it has none (the default). Called on the operator's thread when the
     /// epoch's marker has arrived on every input, before the marker is forwarded; keep it
     /// to encoding (for example with [`codec::encode`](crate::checkpoint::codec::encode)).
+    /// Pending timers are saved by the runtime beside it.
     ///
     /// # Errors
     ///
@@ -124,7 +238,7 @@ pub trait Operator<In>: Send + 'static {
     }
 
     /// Replaces this operator's state with a snapshot taken by [`snapshot`](Self::snapshot)
-    /// (recovery, before the query starts). The default refuses: an operator that
+    /// (recovery, when the query starts). The default refuses: an operator that
     /// snapshots state must restore it.
     ///
     /// # Errors

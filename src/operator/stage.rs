@@ -1,52 +1,166 @@
-//! A stage: one operator instance on a thread, wrapped with its counters and panic guard.
+//! A stage: one operator instance on a thread, wrapped with its counters, panic guard,
+//! context (watermark, timers, named counters, side output) and checkpoint duties.
 
-use super::{Collector, Operator};
+use super::context::{CounterCache, StageContext};
+use super::exchange::ForwardOut;
+use super::timer::TimerService;
+use super::{Downstream, Operator};
+use crate::checkpoint::codec;
 use crate::checkpoint::coordinator::Participant;
 use crate::checkpoint::CheckpointError;
-use crate::error::Error;
-use crate::event::Signal;
+use crate::error::{BoxError, Error};
+use crate::event::{Epoch, Signal, Timestamp};
 use crate::metrics::{Counter, OperatorMetrics};
 use crate::runtime::RunControl;
 use crate::sync::Arc;
+use crate::time::Clock;
 use crate::trigger::EmitMode;
+use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-/// Runs `op` and forwards what it emits to `next`.
-pub(crate) struct Stage<In, O, C> {
+/// What a stage checkpoints: the operator's own state and its pending timers, each
+/// encoded on its own so an operator's encoding never depends on its timers'.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct StageSnapshot {
+    /// [`Operator::snapshot`]'s bytes.
+    pub(crate) operator: Option<Vec<u8>>,
+    /// The encoded [`TimerService`], if any timer was pending.
+    pub(crate) timers: Option<Vec<u8>>,
+}
+
+impl StageSnapshot {
+    /// Encodes an operator's snapshot and its pending timers; `None` if it has neither.
+    pub(crate) fn encode<K: super::TimerKey>(
+        operator: Option<Vec<u8>>,
+        timers: &TimerService<K>,
+    ) -> Result<Option<Vec<u8>>, BoxError> {
+        let timers = if timers.is_empty() {
+            None
+        } else {
+            Some(codec::encode(timers)?)
+        };
+        if operator.is_none() && timers.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(codec::encode(&StageSnapshot { operator, timers })?))
+    }
+}
+
+/// Restores `op` and returns its timers from a stage snapshot. `legacy`: the checkpoint
+/// predates timers (format 3 and older) and holds the operator's bytes alone.
+pub(crate) fn restore_stage<In, O: Operator<In>>(
+    op: &mut O,
+    state: &[u8],
+    legacy: bool,
+) -> Result<TimerService<O::Key>, BoxError> {
+    if legacy {
+        op.restore(state)?;
+        return Ok(TimerService::new());
+    }
+    let snapshot: StageSnapshot = codec::decode(state)?;
+    if let Some(bytes) = &snapshot.operator {
+        op.restore(bytes)?;
+    }
+    match &snapshot.timers {
+        Some(bytes) => Ok(codec::decode(bytes)?),
+        None => Ok(TimerService::new()),
+    }
+}
+
+/// Where a stage's side output goes: a thread of its own reading it
+/// ([`Stream::operator_with_side_output`](crate::Stream::operator_with_side_output)), or
+/// nowhere, counted.
+pub(crate) enum SideOut<T: Send> {
+    /// Nobody reads it: count and drop.
+    Discard(std::sync::Arc<Counter>),
+    /// An edge to the side stream's thread; control signals go there too.
+    Edge(ForwardOut<T>),
+}
+
+impl<T: Send> Downstream<T> for SideOut<T> {
+    #[inline]
+    fn push(&mut self, record: T) {
+        match self {
+            SideOut::Discard(counter) => counter.add(1),
+            SideOut::Edge(edge) => edge.push(record),
+        }
+    }
+    #[inline]
+    fn signal(&mut self, signal: Signal) {
+        if let SideOut::Edge(edge) = self {
+            edge.signal(signal);
+        }
+    }
+    #[inline]
+    fn flush(&mut self) {
+        if let SideOut::Edge(edge) = self {
+            edge.flush();
+        }
+    }
+}
+
+/// The per-stage settings a stage is built with.
+pub(crate) struct StageParts {
+    pub(crate) metrics: Arc<OperatorMetrics>,
+    pub(crate) name: std::sync::Arc<str>,
+    pub(crate) control: Arc<RunControl>,
+    /// This instance's handle to the checkpoint coordinator, if the query has epochs.
+    pub(crate) participant: Option<Participant>,
+    /// How the first epoch runs.
+    pub(crate) mode: EmitMode,
+    /// The epoch the first records belong to.
+    pub(crate) first_epoch: u64,
+    pub(crate) clock: Clock,
+}
+
+/// Runs `op` and forwards what it emits to `next` (and its side output to `side`).
+pub(crate) struct Stage<In, O: Operator<In>, C, D> {
     op: O,
     next: C,
+    side: D,
+    timers: TimerService<O::Key>,
+    counters: CounterCache,
+    watermark: Timestamp,
+    epoch: u64,
+    clock: Clock,
     metrics: Arc<OperatorMetrics>,
     name: std::sync::Arc<str>,
     control: Arc<RunControl>,
-    /// This instance's handle to the checkpoint coordinator, if checkpointing is on.
     participant: Option<Participant>,
     /// What the operator was last told about the epoch it is in.
     mode: EmitMode,
+    /// The newest epoch the operator was told is committed.
+    committed: u64,
     _input: PhantomData<fn(In)>,
 }
 
-impl<In, O: Operator<In>, C> Stage<In, O, C> {
-    /// A stage for `op`, whose first epoch runs in `mode`.
+impl<In, O: Operator<In>, C, D> Stage<In, O, C, D> {
+    /// A stage for `op` with restored `timers`.
     pub(crate) fn new(
         mut op: O,
+        timers: TimerService<O::Key>,
         next: C,
-        metrics: Arc<OperatorMetrics>,
-        name: std::sync::Arc<str>,
-        control: Arc<RunControl>,
-        participant: Option<Participant>,
-        mode: EmitMode,
+        side: D,
+        parts: StageParts,
     ) -> Self {
-        op.set_emit_mode(mode);
+        op.set_emit_mode(parts.mode);
         Stage {
-            mode,
+            counters: CounterCache::new(parts.metrics.named.clone()),
             op,
             next,
-            metrics,
-            name,
-            control,
-            participant,
+            side,
+            timers,
+            watermark: Timestamp::MIN,
+            epoch: parts.first_epoch,
+            committed: parts.first_epoch.saturating_sub(1),
+            clock: parts.clock,
+            mode: parts.mode,
+            metrics: parts.metrics,
+            name: parts.name,
+            control: parts.control,
+            participant: parts.participant,
             _input: PhantomData,
         }
     }
@@ -62,99 +176,126 @@ impl<In, O: Operator<In>, C> Stage<In, O, C> {
     }
 }
 
-/// Counts what an operator emits on its way to the next stage.
-struct CountOut<'a, C> {
-    next: &'a mut C,
-    out: &'a Counter,
+/// Borrows a stage's parts as the context of one call into its operator.
+macro_rules! context {
+    ($stage:ident) => {
+        StageContext {
+            out: &mut $stage.next,
+            side: &mut $stage.side,
+            timers: &mut $stage.timers,
+            counters: &mut $stage.counters,
+            clock: &$stage.clock,
+            watermark: $stage.watermark,
+            epoch: $stage.epoch,
+            records_out: &$stage.metrics.records_out,
+        }
+    };
 }
 
-impl<T, C: Collector<T>> Collector<T> for CountOut<'_, C> {
-    #[inline(always)]
-    fn push(&mut self, record: T) {
-        self.out.add(1);
-        self.next.push(record);
-    }
-    #[inline(always)]
-    fn signal(&mut self, signal: Signal) {
-        self.next.signal(signal);
-    }
-    #[inline(always)]
-    fn flush(&mut self) {
-        self.next.flush();
-    }
-}
-
-impl<In, O, C> Collector<In> for Stage<In, O, C>
+impl<In, O, C, D> Stage<In, O, C, D>
 where
     O: Operator<In>,
-    C: Collector<O::Out>,
+    C: Downstream<O::Out>,
+    D: Downstream<O::Side>,
+{
+    /// Encodes the operator's state and its timers for a checkpoint.
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {
+        StageSnapshot::encode(self.op.snapshot()?, &self.timers)
+    }
+
+    /// Forwards a control signal to the main and side outputs.
+    fn forward(&mut self, signal: Signal) {
+        self.next.signal(signal);
+        self.side.signal(signal);
+    }
+
+    /// The watermark moved to `time`: fire the event-time timers it made due, tell the
+    /// operator, forward it.
+    fn on_watermark(&mut self, time: Timestamp) {
+        if time > self.watermark {
+            self.watermark = time;
+            while let Some(timer) = self.timers.pop_event_time(time) {
+                let op = &mut self.op;
+                op.on_timer(timer, &mut context!(self));
+            }
+            let op = &mut self.op;
+            op.on_watermark(time, &mut context!(self));
+        }
+        self.forward(Signal::Watermark(time));
+    }
+
+    fn on_marker(&mut self, epoch: Epoch) {
+        // The operator emits what the epoch owes; then the state reflects exactly the
+        // records that preceded the marker (on every input, when aligned) and the
+        // epoch's output, and the marker follows that output downstream.
+        let op = &mut self.op;
+        op.on_marker(epoch, &mut context!(self));
+        if let Some(participant) = &self.participant {
+            if participant.shared.persistent {
+                let started = Instant::now();
+                match self.snapshot() {
+                    Ok(state) => participant.ack(epoch.0, state, started.elapsed()),
+                    Err(error) => self
+                        .control
+                        .fail(CheckpointError::snapshot_failed(&self.name, error)),
+                }
+            } else {
+                participant.ack(epoch.0, None, std::time::Duration::ZERO);
+            }
+            let next = participant.shared.emit_mode(epoch.0 + 1);
+            if next != self.mode {
+                self.mode = next;
+                self.op.set_emit_mode(next);
+            }
+        }
+        self.epoch = epoch.0 + 1;
+        self.forward(Signal::Marker(epoch));
+    }
+
+    fn on_end(&mut self) {
+        let op = &mut self.op;
+        op.on_end(&mut context!(self));
+        // Report the final state before forwarding the end, so a downstream
+        // participant's report always follows ours.
+        if let Some(participant) = &self.participant {
+            let state = if participant.shared.persistent {
+                self.snapshot()
+            } else {
+                Ok(None)
+            };
+            match state {
+                Ok(state) => participant.finish(state, None),
+                Err(error) => self
+                    .control
+                    .fail(CheckpointError::snapshot_failed(&self.name, error)),
+            }
+        }
+        self.forward(Signal::End);
+    }
+}
+
+impl<In, O, C, D> Downstream<In> for Stage<In, O, C, D>
+where
+    O: Operator<In>,
+    C: Downstream<O::Out>,
+    D: Downstream<O::Side>,
 {
     #[inline]
     fn push(&mut self, record: In) {
         self.metrics.records_in.add(1);
         let op = &mut self.op;
-        let mut out = CountOut {
-            next: &mut self.next,
-            out: &self.metrics.records_out,
-        };
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| op.on_record(record, &mut out))) {
+        let mut ctx = context!(self);
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| op.on_record(record, &mut ctx))) {
             self.panicked(payload);
         }
     }
 
     fn signal(&mut self, signal: Signal) {
-        let op = &mut self.op;
-        let mut out = CountOut {
-            next: &mut self.next,
-            out: &self.metrics.records_out,
-        };
-        let participant = self.participant.as_ref();
-        let mode = &mut self.mode;
-        let control = &self.control;
-        let name = &self.name;
         let result = catch_unwind(AssertUnwindSafe(|| match signal {
-            Signal::Watermark(time) => op.on_watermark(time, &mut out),
-            Signal::Marker(epoch) => {
-                // The operator emits what the epoch owes and forwards the marker; then the
-                // state reflects exactly the records that preceded the marker (on every
-                // input, when aligned) and the epoch's output.
-                op.on_marker(epoch, &mut out);
-                if let Some(participant) = participant {
-                    if participant.shared.persistent {
-                        let started = Instant::now();
-                        match op.snapshot() {
-                            Ok(state) => participant.ack(epoch.0, state, started.elapsed()),
-                            Err(error) => {
-                                control.fail(CheckpointError::snapshot_failed(name, error))
-                            }
-                        }
-                    } else {
-                        participant.ack(epoch.0, None, std::time::Duration::ZERO);
-                    }
-                    let next = participant.shared.emit_mode(epoch.0 + 1);
-                    if next != *mode {
-                        *mode = next;
-                        op.set_emit_mode(next);
-                    }
-                }
-            }
-            Signal::End => {
-                op.on_end(&mut out);
-                // Report the final state before forwarding the end, so a downstream
-                // participant's report always follows ours.
-                if let Some(participant) = participant {
-                    let state = if participant.shared.persistent {
-                        op.snapshot()
-                    } else {
-                        Ok(None)
-                    };
-                    match state {
-                        Ok(state) => participant.finish(state, None),
-                        Err(error) => control.fail(CheckpointError::snapshot_failed(name, error)),
-                    }
-                }
-                out.signal(Signal::End);
-            }
+            Signal::Watermark(time) => self.on_watermark(time),
+            Signal::Marker(epoch) => self.on_marker(epoch),
+            Signal::Status(_) => self.forward(signal),
+            Signal::End => self.on_end(),
         }));
         if let Err(payload) = result {
             self.panicked(payload);
@@ -164,5 +305,48 @@ where
     #[inline]
     fn flush(&mut self) {
         self.next.flush();
+        self.side.flush();
+    }
+
+    #[inline]
+    fn next_timer(&self) -> Option<Timestamp> {
+        match (self.timers.next_processing_time(), self.next.next_timer()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn fire_timers(&mut self, now: Timestamp) {
+        if self
+            .timers
+            .next_processing_time()
+            .is_some_and(|due| due <= now)
+        {
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                while let Some(timer) = self.timers.pop_processing_time(now) {
+                    let op = &mut self.op;
+                    op.on_timer(timer, &mut context!(self));
+                }
+            }));
+            if let Err(payload) = result {
+                self.panicked(payload);
+            }
+        }
+        self.next.fire_timers(now);
+    }
+
+    fn committed(&mut self, epoch: Epoch) {
+        if epoch.0 > self.committed {
+            self.committed = epoch.0;
+            let op = &mut self.op;
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| op.on_commit(epoch))) {
+                self.panicked(payload);
+            }
+        }
+        self.next.committed(epoch);
+    }
+
+    fn open(&mut self) -> Result<(), String> {
+        self.next.open()
     }
 }

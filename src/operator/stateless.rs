@@ -1,7 +1,7 @@
 //! One-to-one and one-to-many operators without state: `map`, `filter`, `flat_map`,
 //! `inspect`. They chain onto the thread of their upstream.
 
-use super::{Collector, Operator};
+use super::{Context, Operator};
 
 /// Applies a closure to every record. See [`Stream::map`](crate::Stream::map).
 #[derive(Debug, Clone)]
@@ -12,8 +12,10 @@ where
     F: FnMut(In) -> Out + Send + 'static,
 {
     type Out = Out;
+    type Key = ();
+    type Side = ();
     #[inline(always)]
-    fn on_record<C: Collector<Out>>(&mut self, record: In, out: &mut C) {
+    fn on_record<C: Context<Out>>(&mut self, record: In, out: &mut C) {
         out.push((self.0)(record));
     }
 }
@@ -27,8 +29,10 @@ where
     F: FnMut(&T) -> bool + Send + 'static,
 {
     type Out = T;
+    type Key = ();
+    type Side = ();
     #[inline(always)]
-    fn on_record<C: Collector<T>>(&mut self, record: T, out: &mut C) {
+    fn on_record<C: Context<T>>(&mut self, record: T, out: &mut C) {
         if (self.0)(&record) {
             out.push(record);
         }
@@ -46,8 +50,10 @@ where
     I: IntoIterator,
 {
     type Out = I::Item;
+    type Key = ();
+    type Side = ();
     #[inline(always)]
-    fn on_record<C: Collector<I::Item>>(&mut self, record: In, out: &mut C) {
+    fn on_record<C: Context<I::Item>>(&mut self, record: In, out: &mut C) {
         for item in (self.0)(record) {
             out.push(item);
         }
@@ -64,8 +70,10 @@ where
     F: FnMut(&T) + Send + 'static,
 {
     type Out = T;
+    type Key = ();
+    type Side = ();
     #[inline(always)]
-    fn on_record<C: Collector<T>>(&mut self, record: T, out: &mut C) {
+    fn on_record<C: Context<T>>(&mut self, record: T, out: &mut C) {
         (self.0)(&record);
         out.push(record);
     }
@@ -81,8 +89,10 @@ where
     F: FnMut(&T) -> K + Send + 'static,
 {
     type Out = (K, T);
+    type Key = ();
+    type Side = ();
     #[inline(always)]
-    fn on_record<C: Collector<(K, T)>>(&mut self, record: T, out: &mut C) {
+    fn on_record<C: Context<(K, T)>>(&mut self, record: T, out: &mut C) {
         let key = (self.0)(&record);
         out.push((key, record));
     }

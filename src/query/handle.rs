@@ -5,7 +5,8 @@ use crate::checkpoint::coordinator::{
     AckTracker, CheckpointShared, CheckpointStats, Coordinator, Message,
 };
 use crate::checkpoint::entries::{self, MetaEntry, PlanShape};
-use crate::checkpoint::log::{LogConfig, LogWriter};
+use crate::checkpoint::log::{DirLock, LogConfig, LogWriter};
+use crate::checkpoint::recovery;
 use crate::checkpoint::CheckpointError;
 use crate::error::{Error, Result};
 use crate::plan::{CheckpointBuild, Graph, OperatorInfo};
@@ -78,6 +79,26 @@ fn plan_shape(graph: &Graph) -> PlanShape {
     }
 }
 
+fn checkpoint_error(error: CheckpointError) -> Error {
+    Error::Checkpoint(std::sync::Arc::new(error))
+}
+
+/// Reads the checkpoint directory (if the query checkpoints): what to restore, the
+/// query's identity. Reads only.
+fn recover(build: &mut CheckpointBuild) -> Result<()> {
+    let Some(config) = &build.config else {
+        return Ok(());
+    };
+    let (recovered, report) = recovery::recover(config.dir()).map_err(checkpoint_error)?;
+    if let Some(id) = report.meta.as_ref().and_then(|meta| meta.query_id.clone()) {
+        // The query that wrote this directory, started again.
+        build.query_id = id;
+    }
+    build.recovered = recovered;
+    build.report = report;
+    Ok(())
+}
+
 /// Refuses a checkpoint directory written by a different plan. Checked before anything
 /// else is reported, since restoring state into a different plan fails in confusing ways.
 fn check_plan(build: &CheckpointBuild, graph: &Graph) -> Result<()> {
@@ -111,14 +132,14 @@ fn start_coordinator(
     build: CheckpointBuild,
     shared: Arc<CheckpointShared>,
     graph: &Graph,
+    lock: Option<DirLock>,
 ) -> Result<CheckpointHandle> {
-    let checkpoint_error = |error: CheckpointError| Error::Checkpoint(std::sync::Arc::new(error));
     let plan = plan_shape(graph);
     let fingerprint = plan.fingerprint();
-    let log = match &build.config {
-        Some(config) => Some(
-            LogWriter::open(
-                config.dir(),
+    let log = match (&build.config, lock) {
+        (Some(config), Some(lock)) => Some(
+            LogWriter::open_locked(
+                lock,
                 LogConfig {
                     segment_bytes: config.segment_bytes,
                     durability: config.durability,
@@ -126,7 +147,7 @@ fn start_coordinator(
             )
             .map_err(|error| checkpoint_error(error.into()))?,
         ),
-        None => None,
+        _ => None,
     };
     // Segments left by earlier runs hold nothing newer than the newest epoch they
     // mention; they go once enough newer epochs are complete.
@@ -234,23 +255,24 @@ impl fmt::Debug for Query {
     }
 }
 
-/// Validates the graph and spawns one thread per task.
+/// Starts a built query, in an order that keeps a failed start from changing anything
+/// on disk:
+///
+/// 1. what the builder recorded is checked (configuration errors);
+/// 2. the checkpoint directory is read (recovery: what to restore);
+/// 3. the tasks are built: edges connected, operator state and source offsets restored,
+///    all in memory;
+/// 4. only then is anything opened or written: the checkpoint directory locked, the sinks
+///    opened (the file sink retires stale output here), the sources opened (ingest logs),
+///    the checkpoint log started;
+/// 5. the threads start.
 pub(crate) fn start(mut graph: Graph) -> Result<Query> {
-    if let Some(build) = &graph.checkpoint {
-        check_plan(build, &graph)?;
-    }
     if let Some(error) = graph.fatal.take() {
         return Err(error);
     }
     let config = graph.config.clone();
     if let Some(message) = check_output_mode(&graph) {
         graph.errors.push(message);
-    }
-    if !graph.unreplayable.is_empty() {
-        graph.errors.push(format!(
-            "checkpointing needs sources that can replay; these cannot: {}",
-            graph.unreplayable.join(", ")
-        ));
     }
     if config.ring_capacity == 0 {
         graph
@@ -270,7 +292,7 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
         graph.errors.push("the query has no sink".to_string());
     }
     for group in &graph.groups {
-        if group.tasks.iter().any(Option::is_none) {
+        if !group.terminated {
             graph.errors.push(format!(
                 "the stream from `{}` does not end in a sink",
                 group.name
@@ -281,10 +303,48 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
         return Err(Error::config(graph.errors.join("; ")));
     }
 
+    if let Some(build) = graph.checkpoint.as_mut() {
+        recover(build)?;
+    }
+    if let Some(build) = &graph.checkpoint {
+        check_plan(build, &graph)?;
+    }
+    graph.build_tasks().map_err(Error::config)?;
+    if let Some(error) = graph.fatal.take() {
+        return Err(error);
+    }
+    if !graph.unreplayable.is_empty() {
+        return Err(Error::config(format!(
+            "checkpointing needs sources that can replay; these cannot: {}",
+            graph.unreplayable.join(", ")
+        )));
+    }
+
+    let lock = match graph.checkpoint_dir() {
+        Some(dir) => Some(DirLock::acquire(&dir).map_err(|error| checkpoint_error(error.into()))?),
+        None => None,
+    };
+    for task in graph
+        .groups
+        .iter_mut()
+        .flat_map(|group| group.tasks.iter_mut())
+    {
+        let task = task.as_mut().expect("every group's tasks were built");
+        task.open_sinks().map_err(Error::config)?;
+    }
+    for task in graph
+        .groups
+        .iter_mut()
+        .flat_map(|group| group.tasks.iter_mut())
+    {
+        let task = task.as_mut().expect("every group's tasks were built");
+        task.open_source().map_err(Error::config)?;
+    }
+
     let control = graph.control.clone();
     let shared = graph.epochs();
     let checkpoint = match (graph.checkpoint.take(), shared) {
-        (Some(build), Some(shared)) => Some(start_coordinator(build, shared, &graph)?),
+        (Some(build), Some(shared)) => Some(start_coordinator(build, shared, &graph, lock)?),
         _ => None,
     };
     let mut workers = Vec::new();
@@ -298,6 +358,7 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
             };
             let signal = group.signals[instance].clone();
             control.add_signal(signal.clone());
+            config.clock.attach(signal.clone());
             workers.push(Worker {
                 name,
                 task: task.take().expect("checked above"),
@@ -493,6 +554,12 @@ impl Query {
                     .iter()
                     .map(|m| (m.records_in.get(), m.records_out.get()))
                     .collect();
+                let mut counters = std::collections::BTreeMap::new();
+                for metrics in &op.instances {
+                    for (name, value) in metrics.named.values() {
+                        *counters.entry(name.to_string()).or_insert(0) += value;
+                    }
+                }
                 OperatorProgress {
                     name: op.name.to_string(),
                     kind: op.kind,
@@ -500,6 +567,7 @@ impl Query {
                     records_in: instances.iter().map(|i| i.0).sum(),
                     records_out: instances.iter().map(|i| i.1).sum(),
                     instances,
+                    counters,
                 }
             })
             .collect();

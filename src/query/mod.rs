@@ -6,16 +6,16 @@ pub mod progress;
 pub use handle::Query;
 pub use progress::{OperatorKind, OperatorProgress, QueryProgress};
 
-use crate::checkpoint::{recovery, CheckpointConfig};
+use crate::checkpoint::CheckpointConfig;
 use crate::edge::{WaitPolicy, WakeSignal};
 use crate::error::{Error, Result};
 use crate::plan::CheckpointBuild;
 use crate::plan::Graph;
 use crate::runtime::Pinning;
-use crate::source::ingest_log::IngestLog;
 use crate::source::{IterSource, PushHandle, PushSource, RateSource, Source};
 use crate::stream::{SourceChain, Stream};
 use crate::sync::Arc;
+use crate::time::Clock;
 use crate::trigger::{OutputMode, Trigger};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -95,9 +95,10 @@ impl QueryBuilder {
     }
 
     /// Checkpoints the query into `config`'s directory and, if that directory holds a
-    /// complete epoch of this query, restores from it: operators get their state back,
-    /// sources rewind to their offsets, and epochs continue after it. Call it before
-    /// adding sources (restored state is handed to operators as they are added).
+    /// complete epoch of this query, restores from it when the query starts: operators
+    /// get their state back, sources rewind to their offsets, and epochs continue after
+    /// it. It may be called anywhere while the query is built: nothing is read or written
+    /// until [`start`](Self::start).
     ///
     /// Every source must be able to replay ([`Source::can_replay`]); the push source does so
     /// through an ingest write-ahead log in the checkpoint directory.
@@ -105,50 +106,40 @@ impl QueryBuilder {
     /// Problems are reported by [`start`](Self::start): a directory written by a different
     /// query, damage that leaves no complete epoch intact, an unwritable directory.
     pub fn checkpoint(&mut self, config: CheckpointConfig) -> &mut Self {
-        self.configure_checkpoint(config);
+        let mut graph = self.graph.borrow_mut();
+        if let Err(message) = config.validate() {
+            graph.errors.push(message);
+            drop(graph);
+            return self;
+        }
+        let build = graph.checkpoint.get_or_insert_with(|| {
+            CheckpointBuild::new(Trigger::Continuous {
+                checkpoint_interval: config.interval,
+            })
+        });
+        if !build.trigger_set {
+            build.trigger = Trigger::Continuous {
+                checkpoint_interval: config.interval,
+            };
+        }
+        build.config = Some(config);
+        drop(graph);
         self
     }
 
-    fn configure_checkpoint(&self, config: CheckpointConfig) {
-        let mut graph = self.graph.borrow_mut();
-        if !graph.operators.is_empty() {
-            graph
-                .errors
-                .push("checkpoint() must be called before any source is added".to_string());
-            return;
-        }
-        if let Err(message) = config.validate() {
-            graph.errors.push(message);
-            return;
-        }
-        match recovery::recover(config.dir()) {
-            Ok((recovered, report)) => {
-                let build = graph.checkpoint.get_or_insert_with(|| {
-                    CheckpointBuild::new(Trigger::Continuous {
-                        checkpoint_interval: config.interval,
-                    })
-                });
-                if !build.trigger_set {
-                    build.trigger = Trigger::Continuous {
-                        checkpoint_interval: config.interval,
-                    };
-                }
-                if let Some(id) = report.meta.as_ref().and_then(|meta| meta.query_id.clone()) {
-                    // The query that wrote this directory, started again.
-                    build.query_id = id;
-                }
-                build.recovered = recovered;
-                build.report = report;
-                build.config = Some(config);
-            }
-            Err(error) => graph.fatal = Some(Error::Checkpoint(std::sync::Arc::new(error))),
-        }
+    /// The processing-time clock operators read and processing-time timers follow
+    /// (default: [`Clock::system`]). Tests pass a [`ManualClock`](crate::time::ManualClock)'s
+    /// clock to drive timers without sleeping.
+    pub fn clock(&mut self, clock: Clock) -> &mut Self {
+        self.graph.borrow_mut().config.clock = clock;
+        self
     }
 
     /// Runs the query under `trigger` (see [`Trigger`]): continuously with epochs on a
-    /// timer, in micro-batches, or in batches until the sources are drained. Call it
-    /// before adding sources. Without a trigger, a query runs continuously, with epochs
-    /// only if it checkpoints ([`checkpoint`](Self::checkpoint)'s interval).
+    /// timer, in micro-batches, or in batches until the sources are drained. It may be
+    /// called anywhere while the query is built. Without a trigger, a query runs
+    /// continuously, with epochs only if it checkpoints
+    /// ([`checkpoint`](Self::checkpoint)'s interval).
     ///
     /// A query started with a trigger can switch to another while it runs
     /// ([`Query::set_trigger`]).
@@ -178,12 +169,6 @@ impl QueryBuilder {
 
     fn configure_trigger(&self, trigger: Trigger) {
         let mut graph = self.graph.borrow_mut();
-        if !graph.operators.is_empty() {
-            graph
-                .errors
-                .push("trigger() must be called before any source is added".to_string());
-            return;
-        }
         if let Err(message) = trigger.validate() {
             graph.errors.push(message);
             return;
@@ -195,19 +180,11 @@ impl QueryBuilder {
         build.trigger_set = true;
     }
 
-    /// What aggregations emit (see [`OutputMode`]; default [`OutputMode::Update`]). Call
-    /// it before adding sources. `start()` refuses [`OutputMode::Complete`] without an
-    /// aggregation and [`OutputMode::Append`] with one (it needs event-time watermarks).
+    /// What aggregations emit (see [`OutputMode`]; default [`OutputMode::Update`]).
+    /// `start()` refuses [`OutputMode::Complete`] without an aggregation and
+    /// [`OutputMode::Append`] with one (it needs event-time watermarks).
     pub fn output_mode(&mut self, mode: OutputMode) -> &mut Self {
-        {
-            let mut graph = self.graph.borrow_mut();
-            if !graph.operators.is_empty() {
-                graph
-                    .errors
-                    .push("output_mode() must be called before any source is added".to_string());
-            }
-            graph.config.output_mode = mode;
-        }
+        self.graph.borrow_mut().config.output_mode = mode;
         self
     }
 
@@ -263,26 +240,7 @@ impl QueryBuilder {
     {
         let capacity = self.graph.borrow().config.ring_capacity;
         let signal = Arc::new(WakeSignal::new());
-        let (handle, mut source) = PushSource::new(capacity, signal.clone());
-        {
-            let mut graph = self.graph.borrow_mut();
-            let unique = graph.unique_name(name);
-            let config = graph
-                .checkpoint
-                .as_ref()
-                .and_then(|build| build.config.clone());
-            if let (Some(config), Some(shared)) = (config, graph.epochs()) {
-                let dir = config.dir().join(format!("ingest-{unique}"));
-                match IngestLog::open(&dir, &config, shared) {
-                    Ok(wal) => source = source.with_ingest_log(wal),
-                    Err(error) => {
-                        if graph.fatal.is_none() {
-                            graph.fatal = Some(Error::Checkpoint(std::sync::Arc::new(error)));
-                        }
-                    }
-                }
-            }
-        }
+        let (handle, source) = PushSource::new(capacity, signal.clone());
         let stream = self.source(name, source);
         // The source's thread is the group just created: give it the signal the handle
         // notifies.

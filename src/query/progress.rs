@@ -35,6 +35,9 @@ pub struct OperatorProgress {
     pub records_out: u64,
     /// `(records_in, records_out)` of each instance.
     pub instances: Vec<(u64, u64)>,
+    /// The operator's named counters ([`Context::count`](crate::operator::Context::count):
+    /// late rows, malformed rows, `side_output_discarded`, …), summed over its instances.
+    pub counters: std::collections::BTreeMap<String, u64>,
 }
 
 /// A snapshot of a query's progress. Counters are read without stopping the query, so

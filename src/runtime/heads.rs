@@ -5,6 +5,7 @@
 //!   several for a union or a keyed exchange), merges their control signals with
 //!   [`FanIn`], and pushes records into the chain.
 
+use super::chain_time::ChainTime;
 use super::{RunControl, Step, Task};
 use crate::checkpoint::coordinator::Participant;
 use crate::checkpoint::CheckpointError;
@@ -13,8 +14,8 @@ use crate::error::Error;
 use crate::event::{Epoch, Signal};
 use crate::metrics::OperatorMetrics;
 use crate::operator::fan_in::FanIn;
-use crate::operator::Collector;
-use crate::source::{Source, SourcePoll};
+use crate::operator::Downstream;
+use crate::source::{Source, SourceContext, SourcePoll};
 use crate::sync::Arc;
 use crate::trigger::ExecutionMode;
 use std::ops::ControlFlow;
@@ -31,6 +32,10 @@ pub(crate) struct SourceTask<S: Source, C> {
     pub(crate) draining: bool,
     /// Epoch markers and batches, if the query has epochs.
     pub(crate) checkpoint: Option<SourceCheckpoint<S::Item>>,
+    /// Timers and commit notifications of the chain.
+    pub(crate) time: ChainTime,
+    /// What the source is opened with at start; `None` once opened.
+    pub(crate) context: Option<SourceContext>,
 }
 
 /// A source's part in epochs: it injects a marker for every epoch the coordinator
@@ -88,7 +93,7 @@ pub(crate) struct PlannedBatch<T> {
 impl<S, C> SourceTask<S, C>
 where
     S: Source,
-    C: Collector<S::Item>,
+    C: Downstream<S::Item>,
 {
     fn finish(&mut self) -> Step {
         if let Some(checkpoint) = &self.checkpoint {
@@ -356,9 +361,52 @@ where
 impl<S, C> Task for SourceTask<S, C>
 where
     S: Source,
-    C: Collector<S::Item> + Send,
+    C: Downstream<S::Item> + Send,
 {
     fn step(&mut self, budget: usize) -> Step {
+        if self.time.before_step(&mut self.chain) {
+            self.chain.flush();
+        }
+        let step = self.step_source(budget);
+        self.time.after(step, &self.chain)
+    }
+
+    fn has_work(&self) -> bool {
+        self.time.timer_due() || self.source_has_work()
+    }
+
+    fn open_sinks(&mut self) -> Result<(), String> {
+        self.chain.open()
+    }
+
+    fn open_source(&mut self) -> Result<(), String> {
+        if let Some(context) = self.context.take() {
+            let source = &mut self.source;
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| source.open(&context))) {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    return Err(format!("source `{}` cannot start: {error}", self.name))
+                }
+                Err(payload) => {
+                    return Err(format!(
+                        "source `{}` cannot start: panicked: {}",
+                        self.name,
+                        crate::error::panic_message(payload.as_ref())
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<S, C> SourceTask<S, C>
+where
+    S: Source,
+    C: Downstream<S::Item> + Send,
+{
+    /// One step of the source itself: epochs, then polling.
+    fn step_source(&mut self, budget: usize) -> Step {
         // Read the stop flag before the epoch clock: a stop that follows a final epoch
         // (Query::stop) then always sees that epoch and checkpoints it before ending.
         let stopping = self.control.is_stop_requested();
@@ -396,7 +444,8 @@ where
         Step::Busy
     }
 
-    fn has_work(&self) -> bool {
+    /// Whether the source has something to do (epochs or data).
+    fn source_has_work(&self) -> bool {
         let stopping = self.control.is_stop_requested();
         let Some(checkpoint) = &self.checkpoint else {
             return stopping || self.source.has_data();
@@ -431,15 +480,18 @@ pub(crate) struct InputTask<T, C> {
     pub(crate) next_input: usize,
     /// Scratch space for signals released by `fan_in`.
     pub(crate) released: Vec<Signal>,
+    /// Timers and commit notifications of the chain.
+    pub(crate) time: ChainTime,
 }
 
-impl<T: Send, C: Collector<T>> InputTask<T, C> {
+impl<T: Send, C: Downstream<T>> InputTask<T, C> {
     pub(crate) fn new(
         inputs: Vec<EdgeReceiver<T>>,
         chain: C,
         control: Arc<RunControl>,
         name: std::sync::Arc<str>,
         aligned: bool,
+        time: ChainTime,
     ) -> Self {
         let fan_in = FanIn::new(inputs.len(), aligned);
         InputTask {
@@ -450,6 +502,7 @@ impl<T: Send, C: Collector<T>> InputTask<T, C> {
             name,
             next_input: 0,
             released: Vec::new(),
+            time,
         }
     }
 
@@ -463,7 +516,7 @@ impl<T: Send, C: Collector<T>> InputTask<T, C> {
 
 /// Handles a control signal from `input`: merges it in `fan_in` and passes on what that
 /// releases. Returns `true` when the last input ended.
-fn on_signal<T, C: Collector<T>>(
+fn on_signal<T, C: Downstream<T>>(
     fan_in: &mut FanIn,
     released: &mut Vec<Signal>,
     chain: &mut C,
@@ -491,9 +544,35 @@ enum ChunkEnd {
 impl<T, C> Task for InputTask<T, C>
 where
     T: Send,
-    C: Collector<T> + Send,
+    C: Downstream<T> + Send,
 {
     fn step(&mut self, budget: usize) -> Step {
+        if self.time.before_step(&mut self.chain) {
+            self.chain.flush();
+        }
+        let step = self.step_inputs(budget);
+        self.time.after(step, &self.chain)
+    }
+
+    fn has_work(&self) -> bool {
+        self.time.timer_due()
+            || self.inputs.iter().enumerate().any(|(i, input)| {
+                !self.fan_in.is_ended(i) && !self.fan_in.is_blocked(i) && input.is_ready()
+            })
+    }
+
+    fn open_sinks(&mut self) -> Result<(), String> {
+        self.chain.open()
+    }
+}
+
+impl<T, C> InputTask<T, C>
+where
+    T: Send,
+    C: Downstream<T> + Send,
+{
+    /// One step over the inputs.
+    fn step_inputs(&mut self, budget: usize) -> Step {
         let count = self.inputs.len();
         let mut handled = 0;
         for offset in 0..count {
@@ -566,11 +645,5 @@ where
         } else {
             Step::Busy
         }
-    }
-
-    fn has_work(&self) -> bool {
-        self.inputs.iter().enumerate().any(|(i, input)| {
-            !self.fan_in.is_ended(i) && !self.fan_in.is_blocked(i) && input.is_ready()
-        })
     }
 }

@@ -7,6 +7,7 @@
 //! ends in a sink or in the sending ends of output edges.
 
 pub mod affinity;
+pub(crate) mod chain_time;
 pub(crate) mod heads;
 pub mod shutdown;
 pub(crate) mod worker;
@@ -37,4 +38,12 @@ pub(crate) trait Task: Send {
     fn step(&mut self, budget: usize) -> Step;
     /// `true` if a step would find work (the re-check of the park protocol).
     fn has_work(&self) -> bool;
+    /// Opens the sink the task's chain ends in, if any, when the query starts; an error
+    /// says what failed.
+    fn open_sinks(&mut self) -> Result<(), String>;
+    /// Opens the task's source, if it has one, when the query starts (after every
+    /// sink).
+    fn open_source(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }

@@ -27,7 +27,7 @@ use crate::checkpoint::coordinator::{Participant, PendingCommit};
 use crate::error::{BoxError, Error};
 use crate::event::{Epoch, Signal};
 use crate::metrics::OperatorMetrics;
-use crate::operator::Collector;
+use crate::operator::Downstream;
 use crate::runtime::RunControl;
 use crate::sync::Arc;
 use crate::trigger::{EmitMode, OutputMode};
@@ -209,6 +209,20 @@ pub trait Sink<T>: Send + 'static {
         Ok(())
     }
 
+    /// Every epoch up to `epoch` is complete and committed (the commits
+    /// [`prepare_commit`](Sink::prepare_commit) returned have run). Called on the sink's
+    /// own thread at its next step after the commit, so a transactional sink can finish
+    /// its side (drop a staged transaction's handle, start the next one) without
+    /// sharing state with the coordinator's thread. The default does nothing.
+    ///
+    /// # Errors
+    ///
+    /// As for [`write`](Sink::write).
+    fn on_committed(&mut self, epoch: Epoch) -> Result<(), BoxError> {
+        let _ = epoch;
+        Ok(())
+    }
+
     /// Everything of `epoch` has been written (and flushed). The epoch is not complete
     /// yet: other operators may still be snapshotting it, and a crash now restores an
     /// earlier epoch and replays this one. So this is the first phase of a two-phase
@@ -257,19 +271,27 @@ pub(crate) struct SinkStage<S> {
     mode: EmitMode,
     /// Whether `begin_epoch` ran for `epoch`.
     begun: bool,
+    /// What the sink is opened with at start; `None` once opened.
+    context: Option<SinkContext>,
+    /// The newest epoch the sink was told is committed.
+    committed: u64,
 }
 
 impl<S> SinkStage<S> {
+    /// A stage for `sink`, to be opened with `context` when the query starts.
     pub(crate) fn new(
         sink: S,
+        context: SinkContext,
         metrics: Arc<OperatorMetrics>,
-        name: std::sync::Arc<str>,
         control: Arc<RunControl>,
         participant: Option<Participant>,
-        first_epoch: u64,
         mode: EmitMode,
     ) -> Self {
+        let first_epoch = context.first_epoch.0;
+        let name = std::sync::Arc::from(context.name.as_str());
         SinkStage {
+            context: Some(context),
+            committed: first_epoch.saturating_sub(1),
             sink,
             metrics,
             name,
@@ -337,7 +359,7 @@ impl<S> SinkStage<S> {
     }
 }
 
-impl<T, S: Sink<T>> Collector<T> for SinkStage<S> {
+impl<T, S: Sink<T>> Downstream<T> for SinkStage<S> {
     #[inline]
     fn push(&mut self, record: T) {
         self.begin();
@@ -347,7 +369,7 @@ impl<T, S: Sink<T>> Collector<T> for SinkStage<S> {
 
     fn signal(&mut self, signal: Signal) {
         match signal {
-            Signal::Watermark(_) => {}
+            Signal::Watermark(_) | Signal::Status(_) => {}
             Signal::Marker(epoch) => {
                 // Acknowledge only once everything before the marker is flushed (and
                 // staged, for a sink with a commit).
@@ -384,5 +406,28 @@ impl<T, S: Sink<T>> Collector<T> for SinkStage<S> {
     #[inline]
     fn flush(&mut self) {
         self.guard(Sink::flush);
+    }
+
+    fn committed(&mut self, epoch: Epoch) {
+        if epoch.0 > self.committed {
+            self.committed = epoch.0;
+            self.guard(|sink| sink.on_committed(epoch));
+        }
+    }
+
+    fn open(&mut self) -> Result<(), String> {
+        let Some(context) = self.context.take() else {
+            return Ok(());
+        };
+        let sink = &mut self.sink;
+        match catch_unwind(AssertUnwindSafe(|| sink.open(&context))) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(format!("sink `{}` cannot start: {error}", self.name)),
+            Err(payload) => Err(format!(
+                "sink `{}` cannot start: panicked: {}",
+                self.name,
+                crate::error::panic_message(payload.as_ref())
+            )),
+        }
     }
 }

@@ -18,9 +18,41 @@ pub use memory::IterSource;
 pub use push::{PushError, PushHandle, PushSource};
 pub use rate::{RateRow, RateSource};
 
+use crate::checkpoint::coordinator::CheckpointShared;
+use crate::checkpoint::CheckpointConfig;
 use crate::error::BoxError;
 use crate::event::Epoch;
+use crate::sync::Arc;
+use std::path::PathBuf;
 use std::time::Instant;
+
+/// What a source instance learns when the query starts (see [`Source::open`]).
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct SourceContext {
+    /// The source's name in the query (unique).
+    pub name: String,
+    /// This instance, `0..instances`.
+    pub instance: usize,
+    /// How many instances of the source run.
+    pub instances: usize,
+    /// The query's checkpoint directory, if it checkpoints. A source that keeps files of
+    /// its own (an ingest log) keeps them under it, named after the source.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// The checkpoint settings and the query's epoch state, for the ingest log.
+    pub(crate) checkpoint: Option<(CheckpointConfig, Arc<CheckpointShared>)>,
+}
+
+impl std::fmt::Debug for SourceContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceContext")
+            .field("name", &self.name)
+            .field("instance", &self.instance)
+            .field("instances", &self.instances)
+            .field("checkpoint_dir", &self.checkpoint_dir)
+            .finish_non_exhaustive()
+    }
+}
 
 /// What a [`Source::poll_next`] produced.
 #[derive(Debug)]
@@ -44,6 +76,19 @@ pub enum SourcePoll<T> {
 pub trait Source: Send + 'static {
     /// The records it produces.
     type Item: Send + 'static;
+
+    /// Opens the source when the query starts, after [`restore`](Self::restore) (if the
+    /// query restored an offset) and before the first [`poll_next`](Self::poll_next):
+    /// connect, open files, open an ingest log. Nothing of this may happen while the
+    /// query is only being built. The default does nothing.
+    ///
+    /// # Errors
+    ///
+    /// An error makes `start()` fail, naming the source.
+    fn open(&mut self, context: &SourceContext) -> Result<(), BoxError> {
+        let _ = context;
+        Ok(())
+    }
 
     /// Returns the next item, says when to come back, or reports the end.
     fn poll_next(&mut self) -> SourcePoll<Self::Item>;
@@ -81,8 +126,8 @@ pub trait Source: Send + 'static {
         Err("this source cannot replay from an offset".into())
     }
 
-    /// Rewinds to `offset`, as returned by [`checkpoint`](Self::checkpoint), before the
-    /// query starts.
+    /// Rewinds to `offset`, as returned by [`checkpoint`](Self::checkpoint), when the
+    /// query starts (before [`open`](Self::open)).
     ///
     /// # Errors
     ///

@@ -8,7 +8,7 @@
 //! which `push` returned `Ok` is never lost by a stop.
 
 use super::ingest_log::IngestLog;
-use super::{Source, SourcePoll};
+use super::{Source, SourceContext, SourcePoll};
 use crate::checkpoint::codec;
 use crate::edge::WakeSignal;
 use crate::error::BoxError;
@@ -225,6 +225,8 @@ impl<T: Send> PushHandle<T> {
 pub struct PushSource<T> {
     shared: Arc<Shared<T>>,
     wal: Option<IngestLog<T>>,
+    /// The offset restored at start, applied when the ingest log is opened.
+    restore_to: Option<u64>,
 }
 
 impl<T> fmt::Debug for PushSource<T> {
@@ -249,15 +251,15 @@ impl<T: Send> PushSource<T> {
             PushHandle {
                 shared: shared.clone(),
             },
-            PushSource { shared, wal: None },
+            PushSource {
+                shared,
+                wal: None,
+                restore_to: None,
+            },
         )
     }
 
     /// Logs every record to `wal` before emitting it.
-    pub(crate) fn with_ingest_log(mut self, wal: IngestLog<T>) -> Self {
-        self.wal = Some(wal);
-        self
-    }
 
     /// `true` when no push can add anything any more: closed or no handles, and no push
     /// in flight. Acquire loads, so every completed push is visible to the next pop.
@@ -287,6 +289,26 @@ impl<T: Send + Serialize + DeserializeOwned> PushSource<T> {
 impl<T: Send + Serialize + DeserializeOwned + 'static> Source for PushSource<T> {
     type Item = T;
 
+    /// In a checkpointed query, opens the ingest write-ahead log
+    /// `<checkpoint dir>/ingest-<name>` (instance `i > 0`: `ingest-<name>-<i>`) and
+    /// rewinds it to the restored offset.
+    fn open(&mut self, context: &SourceContext) -> Result<(), BoxError> {
+        let Some((config, shared)) = &context.checkpoint else {
+            return Ok(());
+        };
+        let name = if context.instance == 0 {
+            format!("ingest-{}", context.name)
+        } else {
+            format!("ingest-{}-{}", context.name, context.instance)
+        };
+        let mut wal = IngestLog::open(&config.dir().join(name), config, shared.clone())?;
+        if let Some(offset) = self.restore_to.take() {
+            wal.restore(offset)?;
+        }
+        self.wal = Some(wal);
+        Ok(())
+    }
+
     #[inline]
     fn poll_next(&mut self) -> SourcePoll<T> {
         if let Some(wal) = &mut self.wal {
@@ -315,8 +337,10 @@ impl<T: Send + Serialize + DeserializeOwned + 'static> Source for PushSource<T> 
             || self.wal.as_ref().is_some_and(IngestLog::has_replay)
     }
 
+    /// `true`: in a checkpointed query the source logs what it accepts (see
+    /// [`open`](Self::open)) and replays from that log.
     fn can_replay(&self) -> bool {
-        self.wal.is_some()
+        true
     }
 
     fn checkpoint(&mut self, epoch: Epoch) -> Result<Vec<u8>, BoxError> {
@@ -327,9 +351,14 @@ impl<T: Send + Serialize + DeserializeOwned + 'static> Source for PushSource<T> 
     }
 
     fn restore(&mut self, offset: &[u8]) -> Result<(), BoxError> {
+        let offset: u64 = codec::decode(offset)?;
         match &mut self.wal {
-            Some(wal) => wal.restore(codec::decode(offset)?),
-            None => Err("the push source has no ingest log (checkpointing is off)".into()),
+            Some(wal) => wal.restore(offset),
+            None => {
+                // Applied when `open` opens the ingest log.
+                self.restore_to = Some(offset);
+                Ok(())
+            }
         }
     }
 

@@ -33,6 +33,48 @@ pub struct LogWriter {
     _lock: File,
 }
 
+/// The exclusive lock on a log directory, taken before anything in it is written.
+///
+/// A query takes it before it opens its sinks, so that a second process started on the
+/// same checkpoint directory is refused before it could touch the first one's output.
+#[derive(Debug)]
+pub struct DirLock {
+    dir: PathBuf,
+    file: File,
+}
+
+impl DirLock {
+    /// Creates `dir` if it is missing and locks its `LOCK` file (created if missing;
+    /// nothing else in the directory changes).
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::Locked`] if another writer (in this process or another) holds the
+    /// directory; [`LogError::Io`] if it cannot be created or locked.
+    pub fn acquire(dir: &Path) -> Result<DirLock, LogError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| LogError::io("create log directory", dir, source))?;
+        let lock_path = dir.join(dir::LOCK_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|source| LogError::io("create lock file", &lock_path, source))?;
+        match file.try_lock() {
+            Ok(()) => Ok(DirLock {
+                dir: dir.to_path_buf(),
+                file,
+            }),
+            Err(TryLockError::WouldBlock) => Err(LogError::Locked {
+                dir: dir.to_path_buf(),
+            }),
+            Err(TryLockError::Error(source)) => Err(LogError::io("lock", &lock_path, source)),
+        }
+    }
+}
+
 impl LogWriter {
     /// Opens (creating it if missing) the log directory `dir` for writing, and starts a new
     /// segment numbered one past the highest segment already there (0 in an empty
@@ -51,6 +93,15 @@ impl LogWriter {
     /// * [`LogError::Io`] for any other failure (for example a directory that cannot be
     ///   created or written), naming the path and the operation.
     pub fn open(dir: &Path, config: LogConfig) -> Result<LogWriter, LogError> {
+        LogWriter::open_locked(DirLock::acquire(dir)?, config)
+    }
+
+    /// [`open`](Self::open) on a directory already locked with [`DirLock::acquire`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`open`](Self::open), but for the lock.
+    pub fn open_locked(lock: DirLock, config: LogConfig) -> Result<LogWriter, LogError> {
         if config.segment_bytes < MIN_SEGMENT_BYTES {
             return Err(LogError::InvalidConfig {
                 reason: format!(
@@ -59,28 +110,8 @@ impl LogWriter {
                 ),
             });
         }
-        std::fs::create_dir_all(dir)
-            .map_err(|source| LogError::io("create log directory", dir, source))?;
-        let lock_path = dir.join(dir::LOCK_FILE);
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|source| LogError::io("create lock file", &lock_path, source))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(LogError::Locked {
-                    dir: dir.to_path_buf(),
-                })
-            }
-            Err(TryLockError::Error(source)) => {
-                return Err(LogError::io("lock", &lock_path, source))
-            }
-        }
-
+        let DirLock { dir, file: lock } = lock;
+        let dir = dir.as_path();
         let listing = dir::list(dir)?;
         for temp in &listing.temps {
             std::fs::remove_file(temp)

@@ -1,0 +1,154 @@
+//! The [`Context`] an operator gets with every hook, and the engine's implementation of
+//! it for a stage on an operator thread.
+
+use super::timer::TimerService;
+use super::{Collector, Downstream, TimerKey};
+use crate::event::{Epoch, Timestamp};
+use crate::metrics::{Counter, NamedCounters};
+use crate::time::Clock;
+
+/// What an operator sees and can do while it handles an event: emit (it is its
+/// [`Collector`]), set records aside on its side output, read the watermark and the
+/// processing time, set and delete timers, and count things that progress reports show.
+///
+/// `Out` is what the operator emits, `Key` what its timers are keyed by and `Side` what
+/// its side output carries (see [`Operator`](super::Operator)). The engine passes its own
+/// implementation; [`Harness`](super::Harness) is one for tests.
+pub trait Context<Out, Key = (), Side = ()>: Collector<Out> {
+    /// Sets `record` aside on the operator's side output.
+    fn side_output(&mut self, record: Side);
+
+    /// The watermark of the operator's input: no record with an event time before it is
+    /// expected any more. [`Timestamp::MIN`] until the first watermark arrives.
+    fn watermark(&self) -> Timestamp;
+
+    /// The current processing time, from the query's [`Clock`].
+    fn processing_time(&self) -> Timestamp;
+
+    /// The epoch the records being handled belong to.
+    fn epoch(&self) -> Epoch;
+
+    /// Sets an event-time timer: [`on_timer`](super::Operator::on_timer) runs for `key`
+    /// once the watermark reaches `time`. Returns `false` if that timer was already set.
+    fn register_event_time_timer(&mut self, key: Key, time: Timestamp) -> bool;
+
+    /// Sets a processing-time timer: [`on_timer`](super::Operator::on_timer) runs for
+    /// `key` once the clock reads `time` or later, even if no input arrives meanwhile.
+    /// Returns `false` if that timer was already set.
+    fn register_processing_time_timer(&mut self, key: Key, time: Timestamp) -> bool;
+
+    /// Deletes an event-time timer; `false` if it was not set.
+    fn delete_event_time_timer(&mut self, key: &Key, time: Timestamp) -> bool;
+
+    /// Deletes a processing-time timer; `false` if it was not set.
+    fn delete_processing_time_timer(&mut self, key: &Key, time: Timestamp) -> bool;
+
+    /// Adds `n` to the operator's counter `name` (late rows, malformed rows, …), which
+    /// [`QueryProgress`](crate::QueryProgress) reports per operator.
+    fn count(&mut self, name: &'static str, n: u64);
+}
+
+/// An operator's named counters as its thread caches them: the shared registry is
+/// consulted (under its lock) only the first time a name is used.
+#[derive(Debug)]
+pub(crate) struct CounterCache {
+    registry: std::sync::Arc<NamedCounters>,
+    cached: Vec<(&'static str, std::sync::Arc<Counter>)>,
+}
+
+impl CounterCache {
+    pub(crate) fn new(registry: std::sync::Arc<NamedCounters>) -> Self {
+        CounterCache {
+            registry,
+            cached: Vec::new(),
+        }
+    }
+
+    /// Adds `n` to counter `name`.
+    #[inline]
+    pub(crate) fn add(&mut self, name: &'static str, n: u64) {
+        // Names are usually string literals: compare addresses first, then contents.
+        if let Some((_, counter)) = self
+            .cached
+            .iter()
+            .find(|(known, _)| std::ptr::eq(*known, name) || *known == name)
+        {
+            counter.add(n);
+            return;
+        }
+        let counter = self.registry.get_or_add(name);
+        counter.add(n);
+        self.cached.push((name, counter));
+    }
+}
+
+/// The engine's context for one call into an operator on a stage.
+pub(crate) struct StageContext<'a, C, D, K> {
+    pub(crate) out: &'a mut C,
+    pub(crate) side: &'a mut D,
+    pub(crate) timers: &'a mut TimerService<K>,
+    pub(crate) counters: &'a mut CounterCache,
+    pub(crate) clock: &'a Clock,
+    pub(crate) watermark: Timestamp,
+    pub(crate) epoch: u64,
+    pub(crate) records_out: &'a Counter,
+}
+
+impl<Out, C, D, K> Collector<Out> for StageContext<'_, C, D, K>
+where
+    C: Downstream<Out>,
+{
+    #[inline(always)]
+    fn push(&mut self, record: Out) {
+        self.records_out.add(1);
+        self.out.push(record);
+    }
+}
+
+impl<Out, Side, C, D, K> Context<Out, K, Side> for StageContext<'_, C, D, K>
+where
+    C: Downstream<Out>,
+    D: Downstream<Side>,
+    K: TimerKey,
+{
+    #[inline]
+    fn side_output(&mut self, record: Side) {
+        self.side.push(record);
+    }
+
+    #[inline]
+    fn watermark(&self) -> Timestamp {
+        self.watermark
+    }
+
+    #[inline]
+    fn processing_time(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    #[inline]
+    fn epoch(&self) -> Epoch {
+        Epoch(self.epoch)
+    }
+
+    fn register_event_time_timer(&mut self, key: K, time: Timestamp) -> bool {
+        self.timers.register_event_time(key, time)
+    }
+
+    fn register_processing_time_timer(&mut self, key: K, time: Timestamp) -> bool {
+        self.timers.register_processing_time(key, time)
+    }
+
+    fn delete_event_time_timer(&mut self, key: &K, time: Timestamp) -> bool {
+        self.timers.delete_event_time(key, time)
+    }
+
+    fn delete_processing_time_timer(&mut self, key: &K, time: Timestamp) -> bool {
+        self.timers.delete_processing_time(key, time)
+    }
+
+    #[inline]
+    fn count(&mut self, name: &'static str, n: u64) {
+        self.counters.add(name, n);
+    }
+}
