@@ -24,6 +24,7 @@
 
 pub mod clock;
 pub mod codec;
+pub(crate) mod commit;
 pub mod config;
 pub mod coordinator;
 pub mod entries;

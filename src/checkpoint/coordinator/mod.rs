@@ -7,6 +7,7 @@
 //! it sent them (and it sends them in epoch order, because markers travel in order).
 
 use super::codec;
+use super::commit::PendingCommit;
 use super::entries::{
     self, CommitEntry, CompleteEntry, MetaEntry, OffsetsEntry, SourceOffsets, StateEntry,
 };
@@ -14,14 +15,11 @@ use super::error::CheckpointError;
 use super::log::{Location, LogWriter};
 use crate::error::Error;
 use crate::runtime::RunControl;
-use crate::sink::EpochCommit;
 use crate::sync::{Arc, Mutex};
 use crate::trigger::{EmitMode, ExecutionMode, OutputMode, Trigger};
 use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 /// Decides when epochs are complete: exactly once, only after every participant
@@ -144,22 +142,6 @@ impl AckTracker {
 }
 
 pub use super::clock::EpochClock;
-
-/// A sink's second commit phase for one epoch, run by the coordinator once the epoch is
-/// complete.
-pub(crate) struct PendingCommit {
-    /// The sink (named in the error if the commit fails).
-    pub(crate) sink: std::sync::Arc<str>,
-    pub(crate) run: EpochCommit,
-}
-
-impl fmt::Debug for PendingCommit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PendingCommit")
-            .field("sink", &self.sink)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Messages from participants (and the query handle) to the coordinator.
 #[derive(Debug)]
@@ -1016,18 +998,10 @@ impl Coordinator {
     /// Returns whether all succeeded.
     fn run_commits(&mut self, commits: Vec<PendingCommit>) -> bool {
         for commit in commits {
-            let PendingCommit { sink, run } = commit;
-            let outcome = catch_unwind(AssertUnwindSafe(run));
-            let error = match outcome {
-                Ok(Ok(())) => continue,
-                Ok(Err(error)) => Error::Sink {
-                    operator: sink.to_string(),
-                    source: std::sync::Arc::from(error),
-                },
-                Err(payload) => Error::from_panic(&sink, payload.as_ref()),
-            };
-            self.control.fail(error);
-            return false;
+            if let Err(error) = commit.publish() {
+                self.control.fail(error);
+                return false;
+            }
         }
         true
     }
