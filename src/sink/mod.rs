@@ -16,7 +16,6 @@ pub mod console;
 pub mod file;
 pub mod foreach;
 pub mod memory;
-mod table;
 
 pub use console::ConsoleSink;
 pub use file::{FileFormat, FileSink};
