@@ -17,13 +17,15 @@
 //! | module | job |
 //! |---|---|
 //! | [`config`] | [`CheckpointConfig`], [`CheckpointMode`] |
-//! | [`coordinator`] | [`AckTracker`](coordinator::AckTracker) (pure completion rule) and the coordinator thread |
+//! | [`coordinator`] | the coordinator thread, [`AckTracker`](coordinator::AckTracker) (pure completion rule), participants' handles, retention |
+//! | `commit` | the commit vocabulary shared with sinks ([`EpochCommit`](crate::sink::EpochCommit)); sinks depend on it, it knows nothing of sinks |
 //! | [`entries`] | log entry payloads |
 //! | [`recovery`] | choosing and loading the epoch to restore |
 //! | [`log`], [`codec`] | the mmap log and the serde codec |
 
 pub mod clock;
 pub mod codec;
+pub(crate) mod commit;
 pub mod config;
 pub mod coordinator;
 pub mod entries;

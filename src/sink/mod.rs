@@ -16,14 +16,16 @@ pub mod console;
 pub mod file;
 pub mod foreach;
 pub mod memory;
-mod table;
 
 pub use console::ConsoleSink;
 pub use file::{FileFormat, FileSink};
 pub use foreach::ForEachSink;
 pub use memory::{MemorySink, MemoryTable};
 
-use crate::checkpoint::coordinator::{Participant, PendingCommit};
+pub use crate::checkpoint::commit::EpochCommit;
+
+use crate::checkpoint::commit::PendingCommit;
+use crate::checkpoint::coordinator::Participant;
 use crate::error::{BoxError, Error};
 use crate::event::{Epoch, Signal};
 use crate::metrics::OperatorMetrics;
@@ -32,11 +34,6 @@ use crate::runtime::RunControl;
 use crate::sync::Arc;
 use crate::trigger::{EmitMode, OutputMode};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-
-/// Publishes one epoch's staged output, once the epoch is complete (see
-/// [`Sink::prepare_commit`]). It runs on the checkpoint coordinator's thread, never on an
-/// operator thread, and at most once; an error fails the query, naming the sink.
-pub type EpochCommit = Box<dyn FnOnce() -> Result<(), BoxError> + Send>;
 
 /// What a sink instance learns before the query starts (see [`Sink::open`]).
 #[derive(Debug, Clone)]

@@ -1,11 +1,54 @@
-//! Encoding records into a part file and decoding them back, generic over the byte
-//! stream so tests can feed a writer that fails (a full disk) without touching a disk.
+//! The part files' formats ([`FileFormat`]), and encoding records into a part file and
+//! decoding them back, generic over the byte stream so tests can feed a writer that
+//! fails (a full disk) without touching a disk.
 
-use super::FileFormat;
 use crate::error::BoxError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::fmt;
 use std::io::{self, BufWriter, Read, Write};
+
+/// How a [`FileSink`](super::FileSink) encodes records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FileFormat {
+    /// Comma-separated values (extension `csv`), encoded with the `csv` crate's serde
+    /// support. Each part file starts with a header row when the record type has field
+    /// names (a struct); tuples and scalars have none. Records must be flat: the csv
+    /// crate refuses maps, and cannot name the columns of a struct inside a struct.
+    Csv,
+    /// One JSON value per line (extension `jsonl`): an object for a struct, an array
+    /// for a tuple.
+    JsonLines,
+}
+
+impl FileFormat {
+    /// The part files' extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            FileFormat::Csv => "csv",
+            FileFormat::JsonLines => "jsonl",
+        }
+    }
+
+    /// The format with this extension.
+    pub(crate) fn from_extension(extension: &str) -> Option<FileFormat> {
+        match extension {
+            "csv" => Some(FileFormat::Csv),
+            "jsonl" => Some(FileFormat::JsonLines),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for FileFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FileFormat::Csv => "CSV",
+            FileFormat::JsonLines => "JSON lines",
+        })
+    }
+}
 
 /// Bytes buffered before a write reaches the file: large enough that a write system call
 /// is rare on the hot path, small enough not to matter per sink instance.

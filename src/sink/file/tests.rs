@@ -1,11 +1,20 @@
 //! Unit tests: the encoders over in-memory and failing writers, and the sink's epoch
 //! cycle driven by hand.
 
+use super::commit_log::CommitMarker;
 use super::format::{read_records, EncodeError, RecordWriter};
+use super::sink::encode_error;
 use super::*;
-use serde::Deserialize;
+use crate::error::BoxError;
+use crate::event::Epoch;
+use crate::sink::{Sink, SinkContext};
+use crate::trigger::EmitMode;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fs;
 use std::io::{self, Write};
+use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Row {

@@ -1,7 +1,11 @@
 //! A sink that prints records (Spark's `console` sink): a table per micro-batch, a line
 //! per record in continuous epochs.
+//!
+//! This module is the sink: what to print, when, and in which order. `table` turns a
+//! record into a row of named cells and draws a batch as Spark's `Dataset.show` does.
 
-use super::table::{self, Name, Table};
+mod table;
+
 use super::{EpochCommit, Sink, SinkContext};
 use crate::error::BoxError;
 use crate::event::Epoch;
@@ -11,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use table::{Name, Table};
 
 /// Spark's line above and below the batch label.
 const RULE: &str = "-------------------------------------------";
