@@ -111,3 +111,18 @@ impl RunControl {
         }
     }
 }
+
+impl crate::checkpoint::coordinator::QueryControl for RunControl {
+    fn fail(&self, error: Error) {
+        RunControl::fail(self, error);
+    }
+    fn is_aborted(&self) -> bool {
+        RunControl::is_aborted(self)
+    }
+    fn is_stop_requested(&self) -> bool {
+        RunControl::is_stop_requested(self)
+    }
+    fn request_stop(&self) {
+        RunControl::request_stop(self);
+    }
+}

@@ -2,7 +2,7 @@
 //! offset log (`OFFSETS`) before a batch runs, releasing it, planning an idle batch
 //! again, and replaying the restored batch at start.
 
-use super::Coordinator;
+use super::{Coordinator, QueryControl};
 use crate::checkpoint::codec;
 use crate::checkpoint::entries::{self, OffsetsEntry, SourceOffsets};
 use crate::checkpoint::error::CheckpointError;
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// `spark.streaming.pollingDelay`).
 const IDLE_POLLING_DELAY: Duration = Duration::from_millis(10);
 
-impl Coordinator {
+impl<C: QueryControl> Coordinator<C> {
     /// The interval after a micro-batch that found no records: plan it again, or, if a
     /// continuous trigger is now asked for, run it empty so the switch takes effect.
     pub(super) fn retry_idle_batch(&mut self, epoch: u64) -> Result<(), CheckpointError> {

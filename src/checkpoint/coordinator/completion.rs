@@ -4,14 +4,14 @@
 
 use super::retention;
 use super::stats::EpochReport;
-use super::Coordinator;
+use super::{Coordinator, QueryControl};
 use crate::checkpoint::codec;
 use crate::checkpoint::commit::PendingCommit;
 use crate::checkpoint::entries::{self, CommitEntry, CompleteEntry, StateEntry};
 use crate::checkpoint::error::CheckpointError;
 use crate::checkpoint::log::{EntryKind, Location};
 
-impl Coordinator {
+impl<C: QueryControl> Coordinator<C> {
     /// Appends an entry (nothing without a log).
     pub(super) fn append(
         &mut self,

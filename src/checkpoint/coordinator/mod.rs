@@ -21,7 +21,6 @@ use super::entries::{MetaEntry, OffsetsEntry};
 use super::error::CheckpointError;
 use super::log::LogWriter;
 use crate::error::Error;
-use crate::runtime::RunControl;
 use crate::sync::Arc;
 use crate::trigger::{ExecutionMode, Trigger};
 use crossbeam::channel::{Receiver, RecvTimeoutError};
@@ -40,8 +39,21 @@ pub use acks::{AckOutcome, AckTracker};
 pub(crate) use participant::{CheckpointShared, Message, Participant};
 pub use stats::{CheckpointStats, EpochReport};
 
+/// What the coordinator may do to its query: read its stop and abort flags, stop it
+/// (`Trigger::AvailableNow` once drained) and fail it (a log error, a failed commit).
+pub(crate) trait QueryControl {
+    /// Records `error` if it is the first, then aborts the query.
+    fn fail(&self, error: Error);
+    /// `true` once the query is aborting.
+    fn is_aborted(&self) -> bool;
+    /// `true` once a graceful stop was requested.
+    fn is_stop_requested(&self) -> bool;
+    /// Asks the sources to end their streams.
+    fn request_stop(&self);
+}
+
 /// The coordinator thread's state.
-pub(crate) struct Coordinator {
+pub(crate) struct Coordinator<C> {
     pub(crate) receiver: Receiver<Message>,
     pub(crate) shared: Arc<CheckpointShared>,
     /// The checkpoint log; `None` when the query has epochs (a trigger) but no
@@ -57,7 +69,7 @@ pub(crate) struct Coordinator {
     pub(crate) meta: MetaEntry,
     /// `(operator, instance)` of every participant, by index.
     pub(crate) participants: Vec<(String, u32)>,
-    pub(crate) control: Arc<RunControl>,
+    pub(crate) control: Arc<C>,
     pub(crate) stats: Arc<std::sync::Mutex<CheckpointStats>>,
     /// Newest epoch with an entry in each segment (0: only metadata).
     pub(crate) segment_epochs: BTreeMap<u64, u64>,
@@ -97,7 +109,7 @@ pub(crate) struct OpenEpoch {
     commits: Vec<PendingCommit>,
 }
 
-impl Coordinator {
+impl<C: QueryControl> Coordinator<C> {
     /// Runs until shut down; a log failure fails the query.
     pub(crate) fn run(mut self) {
         if let Err(error) = self.serve() {
