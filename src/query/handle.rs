@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::plan::{CheckpointBuild, Graph, OperatorInfo};
 use crate::runtime::affinity;
 use crate::runtime::worker::Worker;
-use crate::runtime::RunControl;
+use crate::runtime::{RunControl, Task};
 use crate::sink::MemoryTable;
 use crate::sync::Arc;
 use crate::trigger::{OutputMode, Trigger};
@@ -224,6 +224,23 @@ fn start_coordinator(
     })
 }
 
+/// Opens every sink, then every source.
+fn open_tasks(graph: &mut Graph) -> std::result::Result<(), String> {
+    let mut tasks: Vec<&mut Box<dyn Task>> = graph
+        .groups
+        .iter_mut()
+        .flat_map(|group| group.tasks.iter_mut())
+        .map(|task| task.as_mut().expect("every group's tasks were built"))
+        .collect();
+    for task in &mut tasks {
+        task.open_sinks()?;
+    }
+    for task in &mut tasks {
+        task.open_source()?;
+    }
+    Ok(())
+}
+
 /// Spark's output-mode rules, checked at start.
 fn check_output_mode(graph: &Graph) -> Option<String> {
     let aggregates = graph
@@ -324,21 +341,11 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
         Some(dir) => Some(DirLock::acquire(&dir).map_err(|error| checkpoint_error(error.into()))?),
         None => None,
     };
-    for task in graph
-        .groups
-        .iter_mut()
-        .flat_map(|group| group.tasks.iter_mut())
-    {
-        let task = task.as_mut().expect("every group's tasks were built");
-        task.open_sinks().map_err(Error::config)?;
-    }
-    for task in graph
-        .groups
-        .iter_mut()
-        .flat_map(|group| group.tasks.iter_mut())
-    {
-        let task = task.as_mut().expect("every group's tasks were built");
-        task.open_source().map_err(Error::config)?;
+    if let Err(message) = open_tasks(&mut graph) {
+        if let Some(lock) = lock {
+            lock.release_and_undo();
+        }
+        return Err(Error::config(message));
     }
 
     let control = graph.control.clone();

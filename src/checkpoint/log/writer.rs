@@ -41,6 +41,8 @@ pub struct LogWriter {
 pub struct DirLock {
     dir: PathBuf,
     file: File,
+    /// Whether [`acquire`](Self::acquire) created the directory, and the `LOCK` file.
+    created: (bool, bool),
 }
 
 impl DirLock {
@@ -52,9 +54,11 @@ impl DirLock {
     /// [`LogError::Locked`] if another writer (in this process or another) holds the
     /// directory; [`LogError::Io`] if it cannot be created or locked.
     pub fn acquire(dir: &Path) -> Result<DirLock, LogError> {
+        let created_dir = !dir.exists();
         std::fs::create_dir_all(dir)
             .map_err(|source| LogError::io("create log directory", dir, source))?;
         let lock_path = dir.join(dir::LOCK_FILE);
+        let created_lock = !lock_path.exists();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -66,11 +70,28 @@ impl DirLock {
             Ok(()) => Ok(DirLock {
                 dir: dir.to_path_buf(),
                 file,
+                created: (created_dir, created_lock),
             }),
             Err(TryLockError::WouldBlock) => Err(LogError::Locked {
                 dir: dir.to_path_buf(),
             }),
             Err(TryLockError::Error(source)) => Err(LogError::io("lock", &lock_path, source)),
+        }
+    }
+}
+
+impl DirLock {
+    /// Releases the lock and removes what [`acquire`](Self::acquire) created (the `LOCK`
+    /// file, the directory if it is still empty): a query whose start failed leaves the
+    /// directory as it found it. Best effort: a file that cannot be removed stays.
+    pub fn release_and_undo(self) {
+        let DirLock { dir, file, created } = self;
+        drop(file);
+        if created.1 {
+            let _ = std::fs::remove_file(dir.join(dir::LOCK_FILE));
+        }
+        if created.0 {
+            let _ = std::fs::remove_dir(&dir);
         }
     }
 }
@@ -110,7 +131,9 @@ impl LogWriter {
                 ),
             });
         }
-        let DirLock { dir, file: lock } = lock;
+        let DirLock {
+            dir, file: lock, ..
+        } = lock;
         let dir = dir.as_path();
         let listing = dir::list(dir)?;
         for temp in &listing.temps {
