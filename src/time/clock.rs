@@ -71,7 +71,7 @@ impl Clock {
 
     /// Lets a manual clock wake `signal` whenever it moves (every thread of a query
     /// registers its signal at start).
-    pub(crate) fn attach(&self, signal: Arc<WakeSignal>) {
+    pub(crate) fn attach(&self, signal: crate::sync::Arc<WakeSignal>) {
         if let Some(state) = &self.manual {
             state
                 .signals
@@ -84,7 +84,7 @@ impl Clock {
 
 struct ManualState {
     now: AtomicI64,
-    signals: Mutex<Vec<Arc<WakeSignal>>>,
+    signals: Mutex<Vec<crate::sync::Arc<WakeSignal>>>,
 }
 
 impl ManualState {
