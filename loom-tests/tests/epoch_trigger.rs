@@ -26,7 +26,7 @@ use rivulet_loom_tests::{
 /// In which order a source step makes its two shared reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Reads {
-    /// `SourceTask::step`: the stop flag, then the clock (in `inject_markers`).
+    /// `SourceTask::step`: the stop flag, then the clock (in `step_epochs`).
     StopThenClock,
     /// The order bug: the clock, then the stop flag.
     ClockThenStop,
@@ -46,7 +46,7 @@ struct SourceRun {
 /// [`PARK_AT_ONCE`]. It mirrors their order of operations:
 ///
 /// * a step (`SourceTask::step`): read the stop flag, then inject a marker for every epoch
-///   in `(injected, clock.current()]` (`inject_markers`; `reads` can swap those two reads,
+///   in `(injected, clock.current()]` (`InjectMarker`; `reads` can swap those two reads,
 ///   the order bug), then end the stream (`End`, flush) if stopping; otherwise the empty
 ///   poll flushes and the step is idle;
 /// * between steps (`Worker::run`): `wait_until` with `has_work` =

@@ -9,7 +9,7 @@
 //!
 //! * continuous: records flow at once; at each step the source injects a marker for every
 //!   started epoch (`clock.current()`) while the cached mode says continuous
-//!   (`SourceTask::inject_markers`);
+//!   (`Action::InjectMarker` from `SourceEpochs::next`, in `SourceTask::step_epochs`);
 //! * micro-batch: records wait in the source until the epoch starts; then the source
 //!   plans the batch (takes what is there and reports it), waits until the coordinator,
 //!   having logged the batch's offsets, releases it (`clock.released()`), and emits the
@@ -18,8 +18,9 @@
 //!   the epoch after it runs continuously, the source holds back (sends nothing, its
 //!   steps are `Idle`) until the clock says the batch is complete
 //!   (`EpochClock::last_complete`), so that no record of the continuous epoch reaches an
-//!   unaligned fan-in or a sink before the batch is committed (`held_behind`, set in
-//!   `emit_marker`, checked first in `step_epochs` and `has_work`). The coordinator
+//!   unaligned fan-in or a sink before the batch is committed (`SourceEpochs::held_behind`,
+//!   set in `SourceEpochs::marked`, checked first in `SourceEpochs::next` and
+//!   `SourceEpochs::has_work`). The coordinator
 //!   publishes a completion with `EpochClock::set_last_complete`, which wakes every
 //!   source, and starts no epoch while the current one is an incomplete micro-batch
 //!   (`maybe_trigger`). It also re-reads the trigger asked for right before it releases
@@ -27,7 +28,9 @@
 //!   (`release_batch`: no source has sent the batch's marker yet).
 //!
 //! The source thread is a test-local copy of the order of operations of `SourceTask::step`
-//! (`step_epochs`, `inject_markers`, `plan_batch`, `emit_batch`, `finish`),
+//! (`step_epochs` with the decisions of `SourceEpochs::next` inlined, `plan_batch`,
+//! `emit_batch`, `finish`; the real shell reads the whole clock before each decision, in
+//! the order of `Seen`, the copy only what the decision uses, in that order),
 //! `SourceTask::has_work` and `Worker::run`, over the real `EpochClock`, `RunControl`,
 //! `WakeSignal`, `wait_until`/`Backoff` and edge, wired as `query::handle::start` and
 //! `Stream::source` wire them: the thread's one wake signal is its edge's producer signal
@@ -315,7 +318,7 @@ struct ModelSource {
     mode: ExecutionMode,
     batch: Option<Batch>,
     /// The micro-batch this source ended, followed by a continuous epoch, that it holds
-    /// back behind until it is complete (`SourceCheckpoint::held_behind`).
+    /// back behind until it is complete (`SourceEpochs::held_behind`).
     held_behind: Option<u64>,
     max_batch: usize,
     bug: Bug,
@@ -400,8 +403,8 @@ impl ModelSource {
         Step::Busy
     }
 
-    /// `SourceTask::step_epochs` (no replay; the coordinator copy never replans, so there
-    /// is no planning round).
+    /// `SourceTask::step_epochs` with `SourceEpochs::next` (no replay; the coordinator
+    /// copy never replans, so there is no planning round).
     fn step_epochs(&mut self, shared: &Shared, stopping: bool) -> Option<Step> {
         if let Some(batch) = self.held_behind {
             if shared.last_complete() < batch {
@@ -437,7 +440,8 @@ impl ModelSource {
         Some(Step::Busy)
     }
 
-    /// `SourceTask::inject_markers`: a marker for every continuous epoch started.
+    /// The `Action::InjectMarker` loop of `SourceTask::step_epochs`: a marker for every
+    /// continuous epoch started.
     fn inject_markers(&mut self, shared: &Shared) {
         loop {
             let target = shared.clock.current();
@@ -448,8 +452,9 @@ impl ModelSource {
         }
     }
 
-    /// `SourceTask::emit_marker`: acknowledge, refresh the cached mode, hold back if the
-    /// epoch just ended was a micro-batch and the next one is continuous, send the marker.
+    /// `SourceTask::emit_marker` and `SourceEpochs::marked`: acknowledge, refresh the
+    /// cached mode, hold back if the epoch just ended was a micro-batch and the next one
+    /// is continuous, send the marker.
     fn emit_marker(&mut self, shared: &Shared) {
         let epoch = self.injected + 1;
         shared.messages.store(acked(epoch), Ordering::Release);

@@ -1,11 +1,14 @@
 //! The heads of operator chains: what drives a thread's chain of collectors.
 //!
-//! * [`SourceTask`] polls a source and pushes each item into the chain;
+//! * [`SourceTask`] polls a source and pushes each item into the chain; its epoch
+//!   decisions (markers, replay, micro-batches) are the pure state machine
+//!   [`SourceEpochs`], which it asks what to do and then does;
 //! * [`InputTask`] pops events from the thread's input edges (one for a forward edge,
 //!   several for a union or a keyed exchange), merges their control signals with
 //!   [`FanIn`], and pushes records into the chain.
 
 use super::chain_time::ChainTime;
+use super::source_epochs::{Action, PlannedBatch, ReplayShortfall, Seen, SourceEpochs, Work};
 use super::{RunControl, Step, Task};
 use crate::checkpoint::coordinator::Participant;
 use crate::checkpoint::CheckpointError;
@@ -17,16 +20,20 @@ use crate::operator::fan_in::FanIn;
 use crate::operator::Downstream;
 use crate::source::{Source, SourceContext, SourcePoll};
 use crate::sync::Arc;
-use crate::trigger::ExecutionMode;
 use std::ops::ControlFlow;
 use std::time::Instant;
 
 /// A source driving a chain.
 pub(crate) struct SourceTask<S: Source, C> {
+    /// The source polled.
     pub(crate) source: S,
+    /// The operators after it on this thread.
     pub(crate) chain: C,
+    /// The source's counters.
     pub(crate) metrics: Arc<OperatorMetrics>,
+    /// The query's stop, abort and failure flags.
     pub(crate) control: Arc<RunControl>,
+    /// The source's name, for errors.
     pub(crate) name: std::sync::Arc<str>,
     /// Set once a stop was seen and the source asked to drain first.
     pub(crate) draining: bool,
@@ -41,53 +48,48 @@ pub(crate) struct SourceTask<S: Source, C> {
 /// A source's part in epochs: it injects a marker for every epoch the coordinator
 /// starts, after recording its offset; in a micro-batch epoch it first plans the batch
 /// (polls what is there, reports it) and emits it once the coordinator released it.
+///
+/// The decisions are [`SourceEpochs`], a pure state machine; this holds it with the
+/// participant the source acknowledges to, whose epoch clock the task reads for it.
 pub(crate) struct SourceCheckpoint<T> {
+    /// Where acknowledgements, plans and the final report go; its epoch clock is what
+    /// the task reads.
     pub(crate) participant: Participant,
-    /// The newest epoch this source has emitted a marker for.
-    pub(crate) injected: u64,
-    /// How epoch `injected + 1` runs (cached: the clock's table is behind a lock).
-    pub(crate) mode: ExecutionMode,
-    /// Records emitted since the last marker.
-    pub(crate) records: u64,
-    /// Records still to replay before the marker of `injected + 1`: a restored epoch
-    /// runs again with exactly the records the offset log recorded.
-    pub(crate) replay: Option<u64>,
-    /// A planned micro-batch, waiting for its release.
-    pub(crate) batch: Option<PlannedBatch<T>>,
-    /// A micro-batch this source ended, followed by a continuous epoch: the source
-    /// sends nothing more until the batch is complete, so no record of the continuous
-    /// epoch can reach an operator (at an unaligned fan-in) or a sink before the batch
-    /// is committed. Micro-batches stay exactly-once across a switch.
-    pub(crate) held_behind: Option<u64>,
-    /// The most records in one batch.
-    pub(crate) max_batch: usize,
+    /// What to do next, given the stop flag and the clock.
+    pub(crate) epochs: SourceEpochs<T>,
 }
 
 impl<T> SourceCheckpoint<T> {
+    /// The part of a source that replays `replay` records first (if its first epoch is a
+    /// restored one) and plans batches of at most `max_batch` records. Its first epoch is
+    /// the one after the clock's current epoch.
     pub(crate) fn new(participant: Participant, replay: Option<u64>, max_batch: usize) -> Self {
-        let injected = participant.shared.clock.current();
-        let mode = participant.shared.clock.mode_of(injected + 1);
+        let clock = &participant.shared.clock;
+        let injected = clock.current();
+        let mode = clock.mode_of(injected + 1);
+        let epochs = SourceEpochs::new(injected, mode, replay, max_batch);
         SourceCheckpoint {
             participant,
-            injected,
-            mode,
-            records: 0,
-            replay,
-            batch: None,
-            held_behind: None,
-            max_batch: max_batch.max(1),
+            epochs,
         }
     }
-}
 
-/// A micro-batch a source polled and reported, not emitted yet.
-pub(crate) struct PlannedBatch<T> {
-    epoch: u64,
-    /// The planning round it was made in.
-    round: u64,
-    records: Vec<T>,
-    offset: Vec<u8>,
-    exhausted: bool,
+    /// Reads the epoch clock, after the stop flag (`stopping`), in the order [`Seen`]
+    /// needs: the round after the current epoch.
+    fn seen(&self, stopping: bool) -> Seen {
+        let clock = &self.participant.shared.clock;
+        let last_complete = clock.last_complete();
+        let released = clock.released();
+        let current = clock.current();
+        let round = clock.round();
+        Seen {
+            stopping,
+            last_complete,
+            released,
+            current,
+            round,
+        }
+    }
 }
 
 impl<S, C> SourceTask<S, C>
@@ -97,10 +99,11 @@ where
 {
     fn finish(&mut self) -> Step {
         if let Some(checkpoint) = &self.checkpoint {
+            let (epoch, records) = checkpoint.epochs.final_epoch();
             // The final offset: a restart that restores an epoch this source never saw
             // resumes from here (the end) instead of replaying.
             let state = if checkpoint.participant.shared.persistent {
-                match self.source.checkpoint(Epoch(checkpoint.injected + 1)) {
+                match self.source.checkpoint(Epoch(epoch)) {
                     Ok(offset) => Some(offset),
                     Err(error) => {
                         self.control
@@ -111,11 +114,7 @@ where
             } else {
                 None
             };
-            checkpoint.participant.finish_source(
-                state,
-                checkpoint.injected + 1,
-                checkpoint.records,
-            );
+            checkpoint.participant.finish_source(state, epoch, records);
         }
         self.chain.signal(Signal::End);
         self.chain.flush();
@@ -142,108 +141,80 @@ where
         }
     }
 
-    /// Emits the marker of epoch `injected + 1` with `offset`, acknowledging it.
-    fn emit_marker(&mut self, offset: Vec<u8>, took: std::time::Duration) {
+    /// Emits the marker of `epoch` with `offset`, acknowledging it.
+    fn emit_marker(&mut self, epoch: u64, offset: Vec<u8>, took: std::time::Duration) {
         let Some(checkpoint) = &mut self.checkpoint else {
             return;
         };
-        let epoch = checkpoint.injected + 1;
         checkpoint
             .participant
-            .ack_source(epoch, offset, took, checkpoint.records);
-        checkpoint.injected = epoch;
-        checkpoint.records = 0;
-        let ended = checkpoint.mode;
-        checkpoint.mode = checkpoint.participant.shared.clock.mode_of(epoch + 1);
-        if ended == ExecutionMode::MicroBatch && checkpoint.mode == ExecutionMode::Continuous {
-            checkpoint.held_behind = Some(epoch);
-        }
+            .ack_source(epoch, offset, took, checkpoint.epochs.records());
+        let next_mode = checkpoint.participant.shared.clock.mode_of(epoch + 1);
+        checkpoint.epochs.marked(epoch, next_mode);
         self.chain.signal(Signal::Marker(Epoch(epoch)));
     }
 
-    /// Emits a marker for every continuous epoch started since the last one, each after
-    /// recording the source's offset. Stops at a micro-batch epoch (planned apart).
-    /// Returns `false` if the query failed.
-    fn inject_markers(&mut self) -> bool {
-        loop {
-            let Some(checkpoint) = &self.checkpoint else {
-                return true;
-            };
-            let target = checkpoint.participant.shared.clock.current();
-            if checkpoint.injected >= target || checkpoint.mode != ExecutionMode::Continuous {
-                return true;
-            }
-            let epoch = checkpoint.injected + 1;
-            let started = Instant::now();
-            let Some(offset) = self.offset(epoch) else {
-                return false;
-            };
-            self.emit_marker(offset, started.elapsed());
-        }
+    /// Records the source's offset for `epoch` and emits its marker. Returns `false` if
+    /// the query failed.
+    fn mark(&mut self, epoch: u64) -> bool {
+        let started = Instant::now();
+        let Some(offset) = self.offset(epoch) else {
+            return false;
+        };
+        self.emit_marker(epoch, offset, started.elapsed());
+        true
     }
 
-    /// Replays a restored epoch: exactly the records the offset log recorded, then its
-    /// marker.
-    fn step_replay(&mut self, budget: usize) -> Step {
-        let mut emitted = 0;
-        while let Some(remaining) = self.checkpoint.as_ref().and_then(|c| c.replay) {
-            if remaining == 0 {
-                let checkpoint = self.checkpoint.as_mut().expect("replaying");
-                checkpoint.replay = None;
-                let epoch = checkpoint.injected + 1;
-                let started = Instant::now();
-                let Some(offset) = self.offset(epoch) else {
-                    return Step::Done;
-                };
-                self.emit_marker(offset, started.elapsed());
-                break;
-            }
-            if emitted == budget {
-                break;
-            }
+    /// Replays up to `remaining` records of a restored epoch, at most `budget`. `None`
+    /// once all `remaining` are out: its marker follows in this step.
+    fn replay(&mut self, budget: usize, remaining: u64) -> Option<Step> {
+        let count = remaining.min(budget as u64);
+        for emitted in 0..count {
             match self.source.poll_next() {
                 SourcePoll::Ready(item) => {
-                    let checkpoint = self.checkpoint.as_mut().expect("replaying");
-                    checkpoint.replay = Some(remaining - 1);
-                    checkpoint.records += 1;
+                    if let Some(checkpoint) = &mut self.checkpoint {
+                        checkpoint.epochs.replayed();
+                    }
                     self.metrics.records_out.add(1);
                     self.chain.push(item);
-                    emitted += 1;
                 }
                 SourcePoll::Pending { until } => {
                     self.chain.flush();
-                    if until.is_none() && self.control.is_stop_requested() {
+                    let stop_requested = self.control.is_stop_requested();
+                    let shortfall = self.checkpoint.as_ref().and_then(|checkpoint| {
+                        checkpoint
+                            .epochs
+                            .replay_stalled(until.is_none(), stop_requested)
+                    });
+                    if let Some(ReplayShortfall { epoch, remaining }) = shortfall {
                         // Nothing more comes without its feeders, which are stopping:
                         // the replayed epoch cannot be completed as it was logged.
-                        let epoch = self.checkpoint.as_ref().map_or(0, |c| c.injected + 1);
-                        return self.failed(
-                            format!(
-                                "stopped while replaying epoch {epoch}: the source could not \
-                                 give the {remaining} more records its offset log holds"
-                            )
-                            .into(),
+                        let message = format!(
+                            "stopped while replaying epoch {epoch}: the source could not give \
+                             the {remaining} more records its offset log holds"
                         );
+                        return Some(self.failed(message.into()));
                     }
-                    return if emitted > 0 {
+                    return Some(if emitted > 0 {
                         Step::Busy
                     } else {
                         Step::Idle { until }
-                    };
+                    });
                 }
-                SourcePoll::Exhausted => return self.finish(),
-                SourcePoll::Failed(error) => return self.failed(error),
+                SourcePoll::Exhausted => return Some(self.finish()),
+                SourcePoll::Failed(error) => return Some(self.failed(error)),
             }
         }
-        self.chain.flush();
-        Step::Busy
+        if count < remaining {
+            self.chain.flush();
+            return Some(Step::Busy);
+        }
+        None
     }
 
-    /// Plans micro-batch `epoch`: polls what the source holds (up to the batch limit),
-    /// reports it to the coordinator, and keeps it until the batch is released.
-    fn plan_batch(&mut self, epoch: u64) -> Option<Step> {
-        let (max, round) = self.checkpoint.as_ref().map_or((1, 0), |c| {
-            (c.max_batch, c.participant.shared.clock.round())
-        });
+    /// Plans micro-batch `epoch` in `round`: polls what the source holds (up to `max`
+    /// records), reports it to the coordinator, and keeps it until the batch is released.
+    fn plan_batch(&mut self, epoch: u64, round: u64, max: usize) -> Step {
         let mut records = Vec::new();
         let mut exhausted = false;
         let mut drained = false;
@@ -259,11 +230,11 @@ where
                     drained = true;
                     break;
                 }
-                SourcePoll::Failed(error) => return Some(self.failed(error)),
+                SourcePoll::Failed(error) => return self.failed(error),
             }
         }
         let Some(offset) = self.offset(epoch) else {
-            return Some(Step::Done);
+            return Step::Done;
         };
         let checkpoint = self.checkpoint.as_mut().expect("planning a batch");
         checkpoint.participant.plan(
@@ -272,27 +243,24 @@ where
             (records.len() as u64, offset.clone()),
             drained,
         );
-        checkpoint.batch = Some(PlannedBatch {
+        checkpoint.epochs.planned(PlannedBatch {
             epoch,
             round,
             records,
             offset,
             exhausted,
         });
-        None
+        Step::Busy
     }
 
     /// Emits a released batch and its marker.
-    fn emit_batch(&mut self) -> Step {
-        let checkpoint = self.checkpoint.as_mut().expect("emitting a batch");
-        let batch = checkpoint.batch.take().expect("a planned batch");
-        checkpoint.records = batch.records.len() as u64;
+    fn emit_batch(&mut self, batch: PlannedBatch<S::Item>) -> Step {
         let started = Instant::now();
         self.metrics.records_out.add(batch.records.len() as u64);
         for record in batch.records {
             self.chain.push(record);
         }
-        self.emit_marker(batch.offset, started.elapsed());
+        self.emit_marker(batch.epoch, batch.offset, started.elapsed());
         if batch.exhausted {
             return self.finish();
         }
@@ -308,53 +276,40 @@ where
         Step::Done
     }
 
-    /// The epoch-driven part of a step: replay, micro-batches, markers. `Some(step)` ends
-    /// the step there.
+    /// The epoch-driven part of a step: asks [`SourceEpochs`] what to do, with the clock
+    /// read afresh each time, and does it. `Some(step)` ends the step there; `None`: the
+    /// records flow freely.
     fn step_epochs(&mut self, budget: usize, stopping: bool) -> Option<Step> {
-        let checkpoint = self.checkpoint.as_mut()?;
-        if let Some(batch) = checkpoint.held_behind {
-            if checkpoint.participant.shared.clock.last_complete() < batch {
-                return Some(Step::Idle { until: None });
+        loop {
+            let checkpoint = self.checkpoint.as_mut()?;
+            let seen = checkpoint.seen(stopping);
+            match checkpoint.epochs.next(seen) {
+                Action::Wait => return Some(Step::Idle { until: None }),
+                Action::EmitFreely => return None,
+                Action::InjectMarker(epoch) => {
+                    if !self.mark(epoch) {
+                        return Some(Step::Done);
+                    }
+                }
+                Action::Replay { remaining } => {
+                    if let Some(step) = self.replay(budget, remaining) {
+                        return Some(step);
+                    }
+                }
+                Action::ReplayMarker(epoch) => {
+                    if !self.mark(epoch) {
+                        return Some(Step::Done);
+                    }
+                    self.chain.flush();
+                    return Some(Step::Busy);
+                }
+                Action::PlanBatch { epoch, round, max } => {
+                    return Some(self.plan_batch(epoch, round, max))
+                }
+                Action::EmitBatch(batch) => return Some(self.emit_batch(batch)),
+                Action::Finish => return Some(self.finish()),
             }
-            checkpoint.held_behind = None;
         }
-        if checkpoint.replay.is_some() {
-            return Some(self.step_replay(budget));
-        }
-        if let Some(batch) = &checkpoint.batch {
-            let clock = &checkpoint.participant.shared.clock;
-            if clock.released() >= batch.epoch {
-                return Some(self.emit_batch());
-            }
-            if !(batch.records.is_empty() && (stopping || clock.round() > batch.round)) {
-                return Some(Step::Idle { until: None });
-            }
-            // An empty plan the coordinator will not run (no source had records): drop
-            // it, then plan again, or end the stream when stopping.
-            let exhausted = batch.exhausted;
-            self.checkpoint.as_mut()?.batch = None;
-            if exhausted {
-                return Some(self.finish());
-            }
-        }
-        if !self.inject_markers() {
-            return Some(Step::Done);
-        }
-        let checkpoint = self.checkpoint.as_ref()?;
-        if checkpoint.mode != ExecutionMode::MicroBatch || stopping {
-            // Continuous (or stopping: the rest drains as in continuous mode, and the
-            // final epoch takes it).
-            return None;
-        }
-        let epoch = checkpoint.injected + 1;
-        if checkpoint.participant.shared.clock.current() < epoch {
-            // Between batches: records wait in the source.
-            return Some(Step::Idle { until: None });
-        }
-        if let Some(step) = self.plan_batch(epoch) {
-            return Some(step);
-        }
-        Some(Step::Busy)
     }
 }
 
@@ -424,7 +379,7 @@ where
                 SourcePoll::Ready(item) => {
                     self.metrics.records_out.add(1);
                     if let Some(checkpoint) = &mut self.checkpoint {
-                        checkpoint.records += 1;
+                        checkpoint.epochs.emitted();
                     }
                     self.chain.push(item);
                 }
@@ -446,26 +401,16 @@ where
 
     /// Whether the source has something to do (epochs or data).
     fn source_has_work(&self) -> bool {
+        // The stop flag before the clock, as in a step.
         let stopping = self.control.is_stop_requested();
         let Some(checkpoint) = &self.checkpoint else {
             return stopping || self.source.has_data();
         };
-        let clock = &checkpoint.participant.shared.clock;
-        if let Some(batch) = checkpoint.held_behind {
-            return clock.last_complete() >= batch;
+        match checkpoint.epochs.has_work(checkpoint.seen(stopping)) {
+            Work::Yes => true,
+            Work::No => false,
+            Work::IfSourceHasData => self.source.has_data(),
         }
-        if let Some(batch) = &checkpoint.batch {
-            // Checked before the stop flag: a stopping source with a planned batch waits
-            // (parked) for its release instead of spinning on it.
-            return clock.released() >= batch.epoch
-                || (batch.records.is_empty() && (stopping || clock.round() > batch.round));
-        }
-        if stopping {
-            return true;
-        }
-        clock.current() > checkpoint.injected
-            || ((checkpoint.mode == ExecutionMode::Continuous || checkpoint.replay.is_some())
-                && self.source.has_data())
     }
 }
 

@@ -10,6 +10,7 @@ pub mod affinity;
 pub(crate) mod chain_time;
 pub(crate) mod heads;
 pub mod shutdown;
+pub(crate) mod source_epochs;
 pub(crate) mod worker;
 
 pub use affinity::Pinning;
