@@ -259,8 +259,6 @@ impl<T: Send> PushSource<T> {
         )
     }
 
-    /// Logs every record to `wal` before emitting it.
-
     /// `true` when no push can add anything any more: closed or no handles, and no push
     /// in flight. Acquire loads, so every completed push is visible to the next pop.
     fn finished_feeding(&self) -> bool {
