@@ -11,11 +11,9 @@
 use super::{Chain, InputChain, KeyedInput, Stream, Then};
 use crate::operator::exchange::{BroadcastOut, ExchangeOut, ForwardOut};
 use crate::operator::Operator;
-use crate::plan::{GroupId, PortId, PortKind};
+use crate::plan::{GroupId, Port, PortKind};
 use crate::query::progress::OperatorKind;
 use std::hash::Hash;
-use std::marker::PhantomData;
-use std::rc::Rc;
 
 impl<S: Chain> Stream<S> {
     /// Appends `op`, named `name`, like [`operator`](Self::operator), and returns its
@@ -78,15 +76,11 @@ impl<S: Chain> Stream<S> {
             let group = g.add_group("side_output", parallelism);
             (group, g.add_port::<O::Side>(group, PortKind::Forward))
         };
-        main.chain.side = Some(port);
-        graph.borrow_mut().add_producer(port, main.group);
+        main.chain.side = Some(port.clone());
+        graph.borrow_mut().add_producer(port.id(), main.group);
         let side = Stream {
             graph,
-            chain: InputChain {
-                port,
-                name: Rc::from("side_output"),
-                _record: PhantomData,
-            },
+            chain: InputChain::new(port, "side_output"),
             group,
             parallelism,
             last_op: None,
@@ -104,16 +98,12 @@ impl<S: Chain> Stream<S> {
         let existing = self
             .chain
             .bare_port()
-            .filter(|port| self.graph.borrow().port_kind(*port) == PortKind::Union);
+            .filter(|port| self.graph.borrow().port_kind(port.id()) == PortKind::Union);
         let (stream, port) = match existing {
             Some(port) => {
                 let bare = Stream {
                     graph: self.graph.clone(),
-                    chain: InputChain::<S::Out> {
-                        port,
-                        name: Rc::from("union"),
-                        _record: PhantomData,
-                    },
+                    chain: InputChain::new(port.clone(), "union"),
                     group: self.group,
                     parallelism: 1,
                     last_op: None,
@@ -126,14 +116,10 @@ impl<S: Chain> Stream<S> {
                     let group = g.add_group("union", 1);
                     (group, g.add_port::<S::Out>(group, PortKind::Union))
                 };
-                self.forward_into(port, |_| 0);
+                self.forward_into(port.clone(), |_| 0);
                 let stream = Stream {
                     graph: other.graph.clone(),
-                    chain: InputChain {
-                        port,
-                        name: Rc::from("union"),
-                        _record: PhantomData,
-                    },
+                    chain: InputChain::new(port.clone(), "union"),
                     group,
                     parallelism: 1,
                     last_op: None,
@@ -160,7 +146,7 @@ impl<S: Chain> Stream<S> {
         }
         let parallelism = self.parallelism;
         let graph = self.graph.clone();
-        let targets: Vec<(GroupId, PortId)> = {
+        let targets: Vec<(GroupId, Port<S::Out>)> = {
             let mut g = graph.borrow_mut();
             (0..branches)
                 .map(|_| {
@@ -170,14 +156,14 @@ impl<S: Chain> Stream<S> {
                 .collect()
         };
         let from = self.group;
-        let ports: Vec<PortId> = targets.iter().map(|(_, port)| *port).collect();
+        let ports: Vec<Port<S::Out>> = targets.iter().map(|(_, port)| port.clone()).collect();
         for port in &ports {
-            graph.borrow_mut().add_producer(*port, from);
+            graph.borrow_mut().add_producer(port.id(), from);
         }
         self.terminate(move |g, instance| BroadcastOut {
             senders: ports
                 .iter()
-                .map(|port| g.connect(from, instance, *port, instance))
+                .map(|port| g.connect(from, instance, port, instance))
                 .collect(),
             control: g.control.clone(),
             name: std::sync::Arc::from("fan_out"),
@@ -186,11 +172,7 @@ impl<S: Chain> Stream<S> {
             .into_iter()
             .map(|(group, port)| Stream {
                 graph: graph.clone(),
-                chain: InputChain {
-                    port,
-                    name: Rc::from("fan_out"),
-                    _record: PhantomData,
-                },
+                chain: InputChain::new(port, "fan_out"),
                 group,
                 parallelism,
                 last_op: None,
@@ -208,14 +190,10 @@ impl<S: Chain> Stream<S> {
             let group = g.add_group("thread", parallelism);
             (group, g.add_port::<S::Out>(group, PortKind::Forward))
         };
-        self.forward_into(port, |instance| instance);
+        self.forward_into(port.clone(), |instance| instance);
         Stream {
             graph,
-            chain: InputChain {
-                port,
-                name: Rc::from("thread"),
-                _record: PhantomData,
-            },
+            chain: InputChain::new(port, "thread"),
             group,
             parallelism,
             last_op: None,
@@ -223,11 +201,11 @@ impl<S: Chain> Stream<S> {
     }
 
     /// Ends every instance's chain in one edge to `port`, instance `target(instance)`.
-    fn forward_into(self, port: PortId, target: impl Fn(usize) -> usize + 'static) {
+    fn forward_into(self, port: Port<S::Out>, target: impl Fn(usize) -> usize + 'static) {
         let from = self.group;
-        self.graph.borrow_mut().add_producer(port, from);
+        self.graph.borrow_mut().add_producer(port.id(), from);
         self.terminate(move |g, instance| ForwardOut {
-            sender: g.connect(from, instance, port, target(instance)),
+            sender: g.connect(from, instance, &port, target(instance)),
             control: g.control.clone(),
             name: std::sync::Arc::from(g.groups[from].name.as_str()),
         });
@@ -246,10 +224,11 @@ impl<S: Chain> Stream<S> {
             (group, g.add_port::<(K, S::Out)>(group, PortKind::Exchange))
         };
         let from = self.group;
-        graph.borrow_mut().add_producer(port, from);
+        graph.borrow_mut().add_producer(port.id(), from);
+        let input = InputChain::new(port.clone(), "keyed");
         self.terminate(move |g, instance| ExchangeOut {
             senders: (0..parallelism)
-                .map(|target| g.connect(from, instance, port, target))
+                .map(|target| g.connect(from, instance, &port, target))
                 .collect(),
             key: key.clone(),
             control: g.control.clone(),
@@ -257,11 +236,7 @@ impl<S: Chain> Stream<S> {
         });
         Stream {
             graph,
-            chain: KeyedInput::Exchanged(InputChain {
-                port,
-                name: Rc::from("keyed"),
-                _record: PhantomData,
-            }),
+            chain: KeyedInput::Exchanged(input),
             group,
             parallelism,
             last_op: None,

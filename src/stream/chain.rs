@@ -13,14 +13,13 @@ use crate::operator::stage::{restore_stage, SideOut, Stage, StageParts};
 use crate::operator::stateless::KeyBy;
 use crate::operator::timer::TimerService;
 use crate::operator::{Downstream, Operator};
-use crate::plan::{Graph, GroupId, OpId, PortId};
+use crate::plan::{Graph, GroupId, OpId, Port, PortId};
 use crate::runtime::chain_time::ChainTime;
 use crate::runtime::heads::{InputTask, SourceCheckpoint, SourceTask};
 use crate::runtime::Task;
 use crate::source::{Source, SourceContext};
 use std::cell::RefCell;
 use std::fmt;
-use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
@@ -40,9 +39,11 @@ pub trait Chain: Clone + 'static {
     where
         C: Downstream<Self::Out> + Send + 'static;
 
-    /// The union port this chain reads from, if it is nothing but that port.
+    /// The port this chain reads from, if it is nothing but that port (so a `union`
+    /// can add inputs to it).
     #[doc(hidden)]
-    fn bare_port(&self) -> Option<PortId> {
+    #[allow(private_interfaces)]
+    fn bare_port(&self) -> Option<Port<Self::Out>> {
         None
     }
 
@@ -148,17 +149,25 @@ impl<S: Source> Chain for SourceChain<S> {
 
 /// The head of a chain that starts at the input edges of a thread boundary.
 pub struct InputChain<T> {
-    pub(super) port: PortId,
-    pub(super) name: Rc<str>,
-    pub(super) _record: PhantomData<fn() -> T>,
+    port: Port<T>,
+    name: Rc<str>,
+}
+
+impl<T> InputChain<T> {
+    /// Reads `port`; `name` names the thread's head in failures.
+    pub(super) fn new(port: Port<T>, name: &str) -> Self {
+        InputChain {
+            port,
+            name: Rc::from(name),
+        }
+    }
 }
 
 impl<T> Clone for InputChain<T> {
     fn clone(&self) -> Self {
         InputChain {
-            port: self.port,
+            port: self.port.clone(),
             name: self.name.clone(),
-            _record: PhantomData,
         }
     }
 }
@@ -166,7 +175,7 @@ impl<T> Clone for InputChain<T> {
 impl<T> fmt::Debug for InputChain<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InputChain")
-            .field("port", &self.port)
+            .field("port", &self.port.id())
             .finish()
     }
 }
@@ -179,7 +188,7 @@ impl<T: Send + 'static> Chain for InputChain<T> {
     where
         C: Downstream<T> + Send + 'static,
     {
-        let inputs = graph.take_receivers::<T>(self.port, instance);
+        let inputs = self.port.take_receivers(instance);
         let time = ChainTime::new(graph.config.clock.clone(), graph.epochs());
         Box::new(InputTask::new(
             inputs,
@@ -191,24 +200,56 @@ impl<T: Send + 'static> Chain for InputChain<T> {
         ))
     }
 
-    fn bare_port(&self) -> Option<PortId> {
-        Some(self.port)
+    #[allow(private_interfaces)]
+    fn bare_port(&self) -> Option<Port<T>> {
+        Some(self.port.clone())
     }
 
     fn input_port(&self) -> Option<PortId> {
-        Some(self.port)
+        Some(self.port.id())
     }
 }
 
 /// A chain followed by one more operator.
-#[derive(Debug, Clone)]
-pub struct Then<S, O> {
+///
+/// The bounds name the operator's side output type, which the port of a read side
+/// output carries.
+pub struct Then<S: Chain, O: Operator<S::Out>> {
     pub(super) upstream: S,
     pub(super) op: O,
     pub(super) id: OpId,
     pub(super) group: GroupId,
     /// The port of the side output's thread group, if the side output is read.
-    pub(super) side: Option<PortId>,
+    pub(super) side: Option<Port<O::Side>>,
+}
+
+// By hand: a derive would ask `O::Side` to be `Clone` and `Debug` too.
+impl<S: Chain, O: Operator<S::Out> + Clone> Clone for Then<S, O> {
+    fn clone(&self) -> Self {
+        Then {
+            upstream: self.upstream.clone(),
+            op: self.op.clone(),
+            id: self.id,
+            group: self.group,
+            side: self.side.clone(),
+        }
+    }
+}
+
+impl<S, O> fmt::Debug for Then<S, O>
+where
+    S: Chain + fmt::Debug,
+    O: Operator<S::Out> + fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Then")
+            .field("upstream", &self.upstream)
+            .field("op", &self.op)
+            .field("id", &self.id)
+            .field("group", &self.group)
+            .field("side", &self.side)
+            .finish()
+    }
 }
 
 impl<S, O> Chain for Then<S, O>
@@ -239,7 +280,7 @@ where
                 graph.restore_failed(self.id, message);
             }
         }
-        let side = match self.side {
+        let side = match &self.side {
             Some(port) => SideOut::Edge(ForwardOut {
                 sender: graph.connect(self.group, instance, port, instance),
                 control: graph.control.clone(),
@@ -264,14 +305,20 @@ where
 
 /// The input of a keyed aggregate: either chained on the upstream thread (one instance
 /// on each side, so no exchange is needed) or the receiving side of a keyed exchange.
-pub enum KeyedInput<S: Chain, F, K> {
+pub enum KeyedInput<S: Chain, F, K>
+where
+    KeyBy<F>: Operator<S::Out>,
+{
     /// Upstream chain plus key extraction, on the upstream's thread.
     Local(Then<S, KeyBy<F>>),
     /// Edges of a keyed exchange.
     Exchanged(InputChain<(K, S::Out)>),
 }
 
-impl<S: Chain, F: Clone, K> Clone for KeyedInput<S, F, K> {
+impl<S: Chain, F: Clone, K> Clone for KeyedInput<S, F, K>
+where
+    KeyBy<F>: Operator<S::Out>,
+{
     fn clone(&self) -> Self {
         match self {
             KeyedInput::Local(chain) => KeyedInput::Local(chain.clone()),
@@ -280,7 +327,10 @@ impl<S: Chain, F: Clone, K> Clone for KeyedInput<S, F, K> {
     }
 }
 
-impl<S: Chain, F, K> fmt::Debug for KeyedInput<S, F, K> {
+impl<S: Chain, F, K> fmt::Debug for KeyedInput<S, F, K>
+where
+    KeyBy<F>: Operator<S::Out>,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeyedInput::Local(_) => f.write_str("KeyedInput::Local"),
