@@ -20,11 +20,11 @@ use crate::checkpoint::recovery::{DirectoryReport, Recovered};
 use crate::checkpoint::{CheckpointConfig, CheckpointError, CheckpointMode};
 use crate::edge::{self, EdgeReceiver, EdgeSender, PeerSet, RtrbRing, WaitPolicy, WakeSignal};
 use crate::metrics::OperatorMetrics;
-use crate::query::progress::OperatorKind;
 use crate::runtime::{Pinning, RunControl, Task};
 use crate::sync::{Arc, Mutex};
 use crate::time::Clock;
 use crate::trigger::{EmitMode, ExecutionMode, OutputMode, Trigger};
+use serde::Serialize;
 use std::any::Any;
 use std::cell::RefCell;
 use std::fmt;
@@ -138,6 +138,23 @@ impl<T> Port<T> {
     pub(crate) fn take_receivers(&self, instance: usize) -> Vec<EdgeReceiver<T>> {
         std::mem::take(&mut self.receivers.borrow_mut()[instance])
     }
+}
+
+/// The role of an operator in the query.
+///
+/// Defined with the graph that records it, and shown by progress reports
+/// ([`OperatorProgress::kind`](crate::query::OperatorProgress::kind)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum OperatorKind {
+    /// Produces records.
+    Source,
+    /// A stateless transformation (map, filter, …) or a custom operator.
+    Transform,
+    /// A keyed aggregate holding state per key.
+    Aggregate,
+    /// Consumes records.
+    Sink,
 }
 
 /// An operator as progress reports show it.

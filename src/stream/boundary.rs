@@ -11,8 +11,7 @@
 use super::{Chain, InputChain, KeyedInput, Stream, Then};
 use crate::operator::exchange::{BroadcastOut, ExchangeOut, ForwardOut};
 use crate::operator::Operator;
-use crate::plan::{GroupId, Port, PortKind};
-use crate::query::progress::OperatorKind;
+use crate::plan::{GroupId, OperatorKind, Port, PortKind};
 use std::hash::Hash;
 
 impl<S: Chain> Stream<S> {

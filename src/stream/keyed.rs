@@ -7,7 +7,7 @@ use super::{Chain, KeyedInput, Stream, Then};
 use crate::operator::keyed::{KeyedFold, KeyedReduce};
 use crate::operator::stateless::KeyBy;
 use crate::operator::Operator;
-use crate::query::progress::OperatorKind;
+use crate::plan::OperatorKind;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt;

@@ -44,9 +44,9 @@ pub use keyed::KeyedStream;
 
 use crate::event::Epoch;
 use crate::operator::stateless::{Filter, FlatMap, Inspect, Map};
-use crate::operator::{Downstream, Operator};
-use crate::plan::{Deferred, Graph, GroupId, OpId};
-use crate::query::progress::OperatorKind;
+use crate::operator::Operator;
+use crate::plan::{Deferred, Graph, GroupId, OpId, OperatorKind};
+use crate::runtime::Downstream;
 use crate::sink::{
     ConsoleSink, FileFormat, FileSink, ForEachSink, MemorySink, MemoryTable, Sink, SinkContext,
     SinkStage,
