@@ -288,6 +288,10 @@ impl Graph {
                 persistent: build.config.is_some(),
                 requested: Mutex::new(build.trigger),
                 output_mode,
+                processing_clock: self.config.clock.clone(),
+                timer_deadlines: (0..self.participants)
+                    .map(|_| std::sync::atomic::AtomicI64::new(i64::MAX))
+                    .collect(),
             }));
         }
         build.shared.clone()

@@ -108,6 +108,13 @@ impl CheckpointConfig {
         if self.retain == 0 {
             return Err("checkpoints must retain at least 1 complete epoch".into());
         }
+        if self.segment_bytes < crate::checkpoint::log::MIN_SEGMENT_BYTES {
+            return Err(format!(
+                "checkpoint segment_bytes is {}, the minimum is {}",
+                self.segment_bytes,
+                crate::checkpoint::log::MIN_SEGMENT_BYTES
+            ));
+        }
         Ok(())
     }
 }

@@ -168,6 +168,11 @@ pub fn inspect(dir: &Path) -> Result<DirectoryReport, CheckpointError> {
     }
     let mut completes = Vec::new();
     let mut epochs_with_state = std::collections::BTreeSet::new();
+    // The format of each segment, from the META it holds: a writer puts one in every
+    // segment, but after the segment's first entry, so a segment's states are classified
+    // once the whole log was read.
+    let mut segment_versions: BTreeMap<u64, u32> = BTreeMap::new();
+    let mut state_segments = Vec::new();
     for entry in scan.entries {
         let at = format!(
             "segment {} offset {}",
@@ -176,6 +181,9 @@ pub fn inspect(dir: &Path) -> Result<DirectoryReport, CheckpointError> {
         match entry.kind {
             entries::META => match MetaEntry::decode(&entry.payload) {
                 Ok(meta) if meta.is_readable() => {
+                    segment_versions
+                        .entry(entry.location.segment)
+                        .or_insert(meta.version);
                     // A log of format version 2 names no query; a newer entry does.
                     let query_id = meta
                         .query_id
@@ -200,13 +208,7 @@ pub fn inspect(dir: &Path) -> Result<DirectoryReport, CheckpointError> {
                         state.state.len(),
                     );
                     let key = (state.epoch, state.attempt, state.operator, state.instance);
-                    if report
-                        .meta
-                        .as_ref()
-                        .is_some_and(|meta| meta.version < entries::STAGE_SNAPSHOT_VERSION)
-                    {
-                        report.legacy_states.insert(key.clone());
-                    }
+                    state_segments.push((key.clone(), entry.location.segment));
                     report.states.insert(key, state.state);
                 }
                 Err(error) => report.problem(format!("{at}: undecodable snapshot: {error}")),
@@ -235,6 +237,17 @@ pub fn inspect(dir: &Path) -> Result<DirectoryReport, CheckpointError> {
                 Err(error) => report.problem(format!("{at}: undecodable offsets: {error}")),
             },
             other => report.problem(format!("{at}: unknown entry kind {}", other.0)),
+        }
+    }
+    for (key, segment) in state_segments {
+        // A segment without an intact META (torn right after its first entry) has the
+        // format of the segment before it.
+        let version = segment_versions
+            .range(..=segment)
+            .next_back()
+            .map(|(_, version)| *version);
+        if version.is_some_and(|version| version < entries::STAGE_SNAPSHOT_VERSION) {
+            report.legacy_states.insert(key);
         }
     }
     // Stable: attempts of one epoch stay in log order (the newest last).
@@ -428,6 +441,52 @@ mod tests {
 
         fn commit(&mut self, epoch: u64, attempt: u64) {
             self.append(entries::COMMIT, &CommitEntry { epoch, attempt });
+        }
+    }
+
+    /// A segment's format is that of its `META`, even when the `META` follows the
+    /// segment's first entry (a writer rolled to it for that entry): states of format 3
+    /// are legacy (the operator's bytes alone), states of format 4 are not.
+    #[test]
+    fn states_take_the_format_of_their_segments_meta() {
+        for (version, legacy) in [(3, true), (entries::FORMAT_VERSION, false)] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut log = Log(LogWriter::open(dir.path(), LogConfig::default()).unwrap());
+            let state = StateEntry {
+                epoch: 5,
+                attempt: 1,
+                operator: "numbers".into(),
+                instance: 0,
+                state: vec![1, 2, 3],
+            };
+            log.append(entries::STATE, &state);
+            let meta = MetaEntry {
+                version,
+                fingerprint: 7,
+                plan: PlanShape::default(),
+                query_id: Some("test-query".to_string()),
+            };
+            log.append(entries::META, &meta);
+            let complete = CompleteEntry {
+                epoch: 5,
+                attempt: 1,
+                mode: ExecutionMode::Continuous,
+                needs_commit: false,
+                fingerprint: 7,
+                states: vec![("numbers".into(), 0)],
+                duration_us: 1,
+            };
+            log.append(entries::COMPLETE, &complete);
+            drop(log);
+            let (recovered, _) = recover(dir.path()).unwrap();
+            assert_eq!(recovered.epoch, 5);
+            assert_eq!(
+                recovered
+                    .legacy_states
+                    .contains(&("numbers".to_string(), 0)),
+                legacy,
+                "format {version}"
+            );
         }
     }
 

@@ -3,7 +3,7 @@
 
 use super::context::{CounterCache, StageContext};
 use super::exchange::ForwardOut;
-use super::timer::TimerService;
+use super::timer::{TimeDomain, TimerService};
 use super::Operator;
 use crate::checkpoint::codec;
 use crate::checkpoint::coordinator::Participant;
@@ -14,7 +14,7 @@ use crate::metrics::{Counter, NamedCounters, OperatorMetrics};
 use crate::runtime::{Downstream, RunControl};
 use crate::sync::Arc;
 use crate::time::Clock;
-use crate::trigger::EmitMode;
+use crate::trigger::{EmitMode, ExecutionMode};
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -139,6 +139,8 @@ pub(crate) struct Stage<In, O: Operator<In>, C, D> {
     mode: EmitMode,
     /// The newest epoch the operator was told is committed.
     committed: u64,
+    /// The earliest processing-time timer last published to the coordinator.
+    published_timer: std::cell::Cell<i64>,
     _input: PhantomData<fn(In)>,
 }
 
@@ -161,6 +163,7 @@ impl<In, O: Operator<In>, C, D> Stage<In, O, C, D> {
             watermark: Timestamp::MIN,
             epoch: parts.first_epoch,
             committed: parts.first_epoch.saturating_sub(1),
+            published_timer: std::cell::Cell::new(i64::MAX),
             clock: parts.clock,
             mode: parts.mode,
             metrics: parts.metrics,
@@ -215,15 +218,35 @@ where
         self.side.signal(signal);
     }
 
+    /// Fires the timers of `domain` due at `until`, one at a time (a timer the operator
+    /// deletes from `on_timer` does not fire), but no more than were pending when the
+    /// round began: a timer set from `on_timer` at or before `until` waits for the next
+    /// round instead of looping here.
+    fn fire_due(&mut self, domain: TimeDomain, until: Timestamp) {
+        let mut budget = self.timers.len();
+        while budget > 0 {
+            let Some(timer) = self.timers.pop(domain, until) else {
+                break;
+            };
+            budget -= 1;
+            let op = &mut self.op;
+            op.on_timer(timer, &mut context!(self));
+        }
+    }
+
+    /// Whether the stage's own processing-time timers fire at epoch markers only: in a
+    /// micro-batch epoch a timer's output belongs to a batch (and its checkpoint), as a
+    /// processing-time timeout does in Spark.
+    fn timers_wait_for_batches(&self) -> bool {
+        self.mode.execution == ExecutionMode::MicroBatch
+    }
+
     /// The watermark moved to `time`: fire the event-time timers it made due, tell the
     /// operator, forward it.
     fn on_watermark(&mut self, time: Timestamp) {
         if time > self.watermark {
             self.watermark = time;
-            while let Some(timer) = self.timers.pop_event_time(time) {
-                let op = &mut self.op;
-                op.on_timer(timer, &mut context!(self));
-            }
+            self.fire_due(TimeDomain::EventTime, time);
             let op = &mut self.op;
             op.on_watermark(time, &mut context!(self));
         }
@@ -233,7 +256,12 @@ where
     fn on_marker(&mut self, epoch: Epoch) {
         // The operator emits what the epoch owes; then the state reflects exactly the
         // records that preceded the marker (on every input, when aligned) and the
-        // epoch's output, and the marker follows that output downstream.
+        // epoch's output, and the marker follows that output downstream. In a
+        // micro-batch, the processing-time timers due by now fire first, as part of it.
+        if self.timers_wait_for_batches() {
+            let now = self.clock.now();
+            self.fire_due(TimeDomain::ProcessingTime, now);
+        }
         let op = &mut self.op;
         op.on_marker(epoch, &mut context!(self));
         if let Some(participant) = &self.participant {
@@ -316,23 +344,32 @@ where
 
     #[inline]
     fn next_timer(&self) -> Option<Timestamp> {
-        match (self.timers.next_processing_time(), self.next.next_timer()) {
+        let own = self.timers.next_processing_time();
+        if let Some(participant) = &self.participant {
+            // Published for the coordinator, which runs a micro-batch without data when
+            // a timer is due; stored only when it changed.
+            let deadline = own.map_or(i64::MAX, |time| time.0);
+            if deadline != self.published_timer.get() {
+                self.published_timer.set(deadline);
+                participant.publish_timer(deadline);
+            }
+        }
+        let own = own.filter(|_| !self.timers_wait_for_batches());
+        match (own, self.next.next_timer()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     }
 
     fn fire_timers(&mut self, now: Timestamp) {
-        if self
-            .timers
-            .next_processing_time()
-            .is_some_and(|due| due <= now)
+        if !self.timers_wait_for_batches()
+            && self
+                .timers
+                .next_processing_time()
+                .is_some_and(|due| due <= now)
         {
             let result = catch_unwind(AssertUnwindSafe(|| {
-                while let Some(timer) = self.timers.pop_processing_time(now) {
-                    let op = &mut self.op;
-                    op.on_timer(timer, &mut context!(self));
-                }
+                self.fire_due(TimeDomain::ProcessingTime, now);
             }));
             if let Err(payload) = result {
                 self.panicked(payload);

@@ -224,6 +224,28 @@ fn start_coordinator(
     })
 }
 
+/// Steps 2 to 4 of [`start`], under the checkpoint directory's lock: recovery, building
+/// the tasks, opening sinks and sources.
+fn prepare(graph: &mut Graph) -> Result<()> {
+    if let Some(build) = graph.checkpoint.as_mut() {
+        recover(build)?;
+    }
+    if let Some(build) = &graph.checkpoint {
+        check_plan(build, graph)?;
+    }
+    graph.build_tasks().map_err(Error::config)?;
+    if let Some(error) = graph.fatal.take() {
+        return Err(error);
+    }
+    if !graph.unreplayable.is_empty() {
+        return Err(Error::config(format!(
+            "checkpointing needs sources that can replay; these cannot: {}",
+            graph.unreplayable.join(", ")
+        )));
+    }
+    open_tasks(graph).map_err(Error::config)
+}
+
 /// Opens every sink, then every source.
 fn open_tasks(graph: &mut Graph) -> std::result::Result<(), String> {
     let mut tasks: Vec<&mut Box<dyn Task>> = graph
@@ -276,12 +298,12 @@ impl fmt::Debug for Query {
 /// on disk:
 ///
 /// 1. what the builder recorded is checked (configuration errors);
-/// 2. the checkpoint directory is read (recovery: what to restore);
+/// 2. the checkpoint directory is locked (undone if the start fails) and read (recovery:
+///    what to restore);
 /// 3. the tasks are built: edges connected, operator state and source offsets restored,
 ///    all in memory;
-/// 4. only then is anything opened or written: the checkpoint directory locked, the sinks
-///    opened (the file sink retires stale output here), the sources opened (ingest logs),
-///    the checkpoint log started;
+/// 4. only then is anything opened or written: the sinks opened (the file sink retires
+///    stale output here), the sources opened (ingest logs), the checkpoint log started;
 /// 5. the threads start.
 pub(crate) fn start(mut graph: Graph) -> Result<Query> {
     if let Some(error) = graph.fatal.take() {
@@ -320,40 +342,31 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
         return Err(Error::config(graph.errors.join("; ")));
     }
 
-    if let Some(build) = graph.checkpoint.as_mut() {
-        recover(build)?;
-    }
-    if let Some(build) = &graph.checkpoint {
-        check_plan(build, &graph)?;
-    }
-    graph.build_tasks().map_err(Error::config)?;
-    if let Some(error) = graph.fatal.take() {
-        return Err(error);
-    }
-    if !graph.unreplayable.is_empty() {
-        return Err(Error::config(format!(
-            "checkpointing needs sources that can replay; these cannot: {}",
-            graph.unreplayable.join(", ")
-        )));
-    }
-
+    // The lock first: recovery must not read a log another process still writes, and
+    // it is undone (with any directory it created) if the start fails before the log is
+    // written.
     let lock = match graph.checkpoint_dir() {
         Some(dir) => Some(DirLock::acquire(&dir).map_err(|error| checkpoint_error(error.into()))?),
         None => None,
     };
-    if let Err(message) = open_tasks(&mut graph) {
-        if let Some(lock) = lock {
-            lock.release_and_undo();
+    let undo = lock.as_ref().map(DirLock::undo);
+    let prepared = prepare(&mut graph).and_then(|()| {
+        let shared = graph.epochs();
+        match (graph.checkpoint.take(), shared) {
+            (Some(build), Some(shared)) => start_coordinator(build, shared, &graph, lock).map(Some),
+            _ => Ok(None),
         }
-        return Err(Error::config(message));
-    }
-
-    let control = graph.control.clone();
-    let shared = graph.epochs();
-    let checkpoint = match (graph.checkpoint.take(), shared) {
-        (Some(build), Some(shared)) => Some(start_coordinator(build, shared, &graph, lock)?),
-        _ => None,
+    });
+    let checkpoint = match prepared {
+        Ok(checkpoint) => checkpoint,
+        Err(error) => {
+            if let Some(undo) = undo {
+                undo.run();
+            }
+            return Err(error);
+        }
     };
+    let control = graph.control.clone();
     let mut workers = Vec::new();
     for group in &mut graph.groups {
         let parallelism = group.tasks.len();

@@ -20,7 +20,9 @@ impl<C: QueryControl> Coordinator<C> {
         let requested = self.adopt_requested_trigger();
         // Nobody has passed marker `epoch` yet, so the mode after it is still open.
         self.shared.clock.set_mode_from(epoch + 1, requested.mode());
-        if requested.mode() == ExecutionMode::Continuous {
+        if requested.mode() == ExecutionMode::Continuous || self.shared.timers_due() {
+            // A switch, or an operator's processing-time timer due: the batch runs
+            // without data (Spark's no-data batch for processing-time timeouts).
             return self.release_batch(epoch);
         }
         let sources = &self.sources;
@@ -115,7 +117,11 @@ impl<C: QueryControl> Coordinator<C> {
             return Ok(());
         }
         let records: u64 = open.sources.values().map(|(records, _)| records).sum();
-        if records == 0 && !self.final_epoch_taken && !self.control.is_stop_requested() {
+        if records == 0
+            && !self.final_epoch_taken
+            && !self.control.is_stop_requested()
+            && !self.shared.timers_due()
+        {
             // No source had anything: like Spark, run no batch; plan it again at the
             // next interval, and never sooner than the polling delay (an interval of
             // zero would otherwise re-plan, and sync the sources' logs, in a loop).

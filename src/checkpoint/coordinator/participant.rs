@@ -67,9 +67,24 @@ pub(crate) struct CheckpointShared {
     pub(crate) requested: Mutex<Trigger>,
     /// The query's output mode.
     pub(crate) output_mode: OutputMode,
+    /// The processing-time clock of the query.
+    pub(crate) processing_clock: crate::time::Clock,
+    /// Each participant's earliest processing-time timer (µs; `i64::MAX`: none), as its
+    /// stage last published it: a micro-batch query runs a batch without data when one
+    /// is due, as Spark does for processing-time timeouts. A hint, not a protocol: std
+    /// atomics.
+    pub(crate) timer_deadlines: Box<[std::sync::atomic::AtomicI64]>,
 }
 
 impl CheckpointShared {
+    /// Whether some operator's processing-time timer is due.
+    pub(crate) fn timers_due(&self) -> bool {
+        let now = self.processing_clock.now().0;
+        self.timer_deadlines
+            .iter()
+            .any(|deadline| deadline.load(std::sync::atomic::Ordering::Relaxed) <= now)
+    }
+
     /// What operators and sinks emit in `epoch`.
     pub(crate) fn emit_mode(&self, epoch: u64) -> EmitMode {
         EmitMode {
@@ -87,6 +102,13 @@ pub(crate) struct Participant {
 }
 
 impl Participant {
+    /// Publishes this participant's earliest processing-time timer (`i64::MAX`: none).
+    pub(crate) fn publish_timer(&self, deadline: i64) {
+        if let Some(slot) = self.shared.timer_deadlines.get(self.index as usize) {
+            slot.store(deadline, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// Reports end-of-stream, with the participant's final state, after its last `ack`.
     pub(crate) fn finish(&self, state: Option<Vec<u8>>, commit: Option<PendingCommit>) {
         let _ = self.shared.sender.send(Message::Finished {

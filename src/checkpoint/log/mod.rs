@@ -67,7 +67,7 @@ mod tests;
 mod writer;
 
 pub use reader::scan;
-pub use writer::{DirLock, LogWriter, MIN_SEGMENT_BYTES};
+pub use writer::{DirLock, LockUndo, LogWriter, MIN_SEGMENT_BYTES};
 
 /// What an entry is, as a byte the log stores but does not interpret. `EntryKind(0)` is
 /// reserved (it marks the end of the entries in a segment) and cannot be appended.

@@ -41,8 +41,32 @@ pub struct LogWriter {
 pub struct DirLock {
     dir: PathBuf,
     file: File,
-    /// Whether [`acquire`](Self::acquire) created the directory, and the `LOCK` file.
-    created: (bool, bool),
+    /// What [`acquire`](Self::acquire) created.
+    created: LockUndo,
+}
+
+/// What [`DirLock::acquire`] created: the `LOCK` file and the directories that did not
+/// exist (deepest first). [`run`](Self::run) removes them again.
+#[derive(Debug, Clone, Default)]
+pub struct LockUndo {
+    lock_file: Option<PathBuf>,
+    dirs: Vec<PathBuf>,
+}
+
+impl LockUndo {
+    /// Removes the `LOCK` file and then each created directory that is still empty.
+    /// Best effort: what cannot be removed stays. Run it only once the lock is released
+    /// (the [`DirLock`] or the [`LogWriter`] holding it dropped).
+    pub fn run(self) {
+        if let Some(lock_file) = self.lock_file {
+            let _ = std::fs::remove_file(lock_file);
+        }
+        for dir in self.dirs {
+            if std::fs::remove_dir(&dir).is_err() {
+                break;
+            }
+        }
+    }
 }
 
 impl DirLock {
@@ -54,7 +78,11 @@ impl DirLock {
     /// [`LogError::Locked`] if another writer (in this process or another) holds the
     /// directory; [`LogError::Io`] if it cannot be created or locked.
     pub fn acquire(dir: &Path) -> Result<DirLock, LogError> {
-        let created_dir = !dir.exists();
+        let created_dirs: Vec<PathBuf> = dir
+            .ancestors()
+            .take_while(|ancestor| !ancestor.as_os_str().is_empty() && !ancestor.exists())
+            .map(Path::to_path_buf)
+            .collect();
         std::fs::create_dir_all(dir)
             .map_err(|source| LogError::io("create log directory", dir, source))?;
         let lock_path = dir.join(dir::LOCK_FILE);
@@ -70,7 +98,10 @@ impl DirLock {
             Ok(()) => Ok(DirLock {
                 dir: dir.to_path_buf(),
                 file,
-                created: (created_dir, created_lock),
+                created: LockUndo {
+                    lock_file: created_lock.then_some(lock_path),
+                    dirs: created_dirs,
+                },
             }),
             Err(TryLockError::WouldBlock) => Err(LogError::Locked {
                 dir: dir.to_path_buf(),
@@ -85,14 +116,15 @@ impl DirLock {
     /// file, the directory if it is still empty): a query whose start failed leaves the
     /// directory as it found it. Best effort: a file that cannot be removed stays.
     pub fn release_and_undo(self) {
-        let DirLock { dir, file, created } = self;
-        drop(file);
-        if created.1 {
-            let _ = std::fs::remove_file(dir.join(dir::LOCK_FILE));
-        }
-        if created.0 {
-            let _ = std::fs::remove_dir(&dir);
-        }
+        let undo = self.undo();
+        drop(self);
+        undo.run();
+    }
+
+    /// What [`acquire`](Self::acquire) created, to remove after the lock is released by
+    /// whoever holds it then.
+    pub fn undo(&self) -> LockUndo {
+        self.created.clone()
     }
 }
 
