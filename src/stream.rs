@@ -37,7 +37,7 @@ use crate::sink::{
     ConsoleSink, FileFormat, FileSink, ForEachSink, MemorySink, MemoryTable, Sink, SinkContext,
     SinkStage,
 };
-use crate::source::{Source, SourceContext};
+use crate::source::{Source, SourceContext, WakeHandle};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::cell::RefCell;
@@ -143,9 +143,9 @@ impl<S: Source> Chain for SourceChain<S> {
         let replay = graph.replay_records(self.op, instance);
         let max_batch = graph.config.max_batch_records;
         let epochs = graph.epochs();
+        let signal = graph.groups[self.group].signals[instance].clone();
         let checkpoint = participant.map(|participant| {
-            let signal = graph.groups[self.group].signals[instance].clone();
-            participant.shared.clock.add_source(signal);
+            participant.shared.clock.add_source(signal.clone());
             SourceCheckpoint::new(participant, replay, max_batch)
         });
         let context = SourceContext {
@@ -153,6 +153,7 @@ impl<S: Source> Chain for SourceChain<S> {
             instance,
             instances: 1,
             checkpoint_dir: graph.checkpoint_dir(),
+            wake: WakeHandle::new(signal),
             checkpoint: graph.checkpoint_config().zip(epochs.clone()),
         };
         Box::new(SourceTask {
@@ -444,6 +445,7 @@ impl<S: Chain> Stream<S> {
     /// assert_eq!(running.progress().operator("split").unwrap().counters["odd"], 3);
     /// # Ok::<(), rivulet::Error>(())
     /// ```
+    #[allow(clippy::type_complexity)] // the two chain types, spelled out
     pub fn operator_with_side_output<O>(
         self,
         name: &str,
