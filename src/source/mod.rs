@@ -12,15 +12,19 @@
 //! Writing a source: implement [`Source`]. It is opened at `start()` with a
 //! [`SourceContext`] (its name, its instance number of several, the checkpoint directory,
 //! the wake handle of its thread). A source that can rewind to an offset says so
-//! ([`Source::can_replay`]) and checkpoints its offset.
+//! ([`Source::can_replay`]) and checkpoints its offset; one that cannot is wrapped in
+//! [`IngestLogged`], the ingest write-ahead log, to take part in a checkpointed query
+//! ([`QueryBuilder::source_with_ingest_log`](crate::QueryBuilder::source_with_ingest_log)).
 //! A source whose data arrives on sockets blocks in a `mio` poll of its own
 //! ([`Source::park`], [`WakeHandle::register_mio`]).
 
 pub(crate) mod ingest_log;
+pub mod logged;
 pub mod memory;
 pub mod push;
 pub mod rate;
 
+pub use logged::IngestLogged;
 pub use memory::IterSource;
 pub use push::{PushError, PushHandle, PushSource};
 pub use rate::{RateRow, RateSource};
