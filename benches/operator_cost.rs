@@ -10,11 +10,14 @@
 //! * `chain/*`: a whole single-thread query, `from_iter(0..N) → op → for_each`, per
 //!   record: adds the source poll, the per-stage counters and panic guard, and the sink.
 //!   `chain/none` (no operator) is the fixed cost those add.
+//! * `timers/*`: an event-time timer set per record and fired by a watermark every 64
+//!   records, through the operator context and timer service (`harness`) and by a
+//!   hand-written loop over a `BTreeSet` (`hand-written`).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rivulet::operator::keyed::KeyedFold;
 use rivulet::operator::stateless::{Filter, Map};
-use rivulet::operator::{Collector, Context, Operator, TimerKey};
+use rivulet::operator::{Collector, Context, Harness, Operator, Timer, TimerKey};
 use rivulet::{Epoch, Query, Timestamp};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -178,5 +181,74 @@ fn chains(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, operators, chains);
+/// Sets an event-time timer per record, keyed by `record % KEYS` at time `record`, and
+/// emits the key when it fires.
+#[derive(Clone)]
+struct TimerPerRecord;
+
+impl Operator<u64> for TimerPerRecord {
+    type Out = u64;
+    type Key = u64;
+    type Side = ();
+    #[inline]
+    fn on_record<C: Context<u64, u64>>(&mut self, record: u64, ctx: &mut C) {
+        ctx.register_event_time_timer(record % KEYS, Timestamp(record as i64));
+    }
+    #[inline]
+    fn on_timer<C: Context<u64, u64>>(&mut self, timer: Timer<u64>, ctx: &mut C) {
+        ctx.push(timer.key);
+    }
+}
+
+/// Records between two watermarks in the `timers` group.
+const WATERMARK_EVERY: u64 = 64;
+
+/// Event-time timers: one set per record, fired by a watermark every
+/// [`WATERMARK_EVERY`] records. `hand-written` does the same with a `BTreeSet` of
+/// `(time, key)` and no operator around it; `harness` runs the operator with rivulet's
+/// timer service and context, as a stage fires them.
+fn timers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("timers");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(3));
+    group.warm_up_time(Duration::from_secs(1));
+    group.bench_function("hand-written", |b| {
+        b.iter_custom(|n| {
+            let mut pending = std::collections::BTreeSet::new();
+            let start = Instant::now();
+            for i in 0..n {
+                let i = black_box(i);
+                pending.insert((i as i64, i % KEYS));
+                if i % WATERMARK_EVERY == WATERMARK_EVERY - 1 {
+                    while let Some(&(time, key)) = pending.first() {
+                        if time > i as i64 {
+                            break;
+                        }
+                        pending.pop_first();
+                        black_box(key);
+                    }
+                }
+            }
+            start.elapsed()
+        })
+    });
+    group.bench_function("harness", |b| {
+        b.iter_custom(|n| {
+            let mut harness = Harness::new(TimerPerRecord);
+            let start = Instant::now();
+            for i in 0..n {
+                let i = black_box(i);
+                harness.push(i);
+                if i % WATERMARK_EVERY == WATERMARK_EVERY - 1 {
+                    harness.advance_watermark(Timestamp(i as i64));
+                    black_box(harness.take_output());
+                }
+            }
+            start.elapsed()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, operators, chains, timers);
 criterion_main!(benches);

@@ -269,7 +269,7 @@ where
                 control: graph.control.clone(),
                 name: name.clone(),
             }),
-            None => SideOut::Discard(metrics.named.get_or_add("side_output_discarded")),
+            None => SideOut::Discard(metrics.named.clone(), None),
         };
         let parts = StageParts {
             participant: graph.participant(self.id, instance),

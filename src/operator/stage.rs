@@ -10,7 +10,7 @@ use crate::checkpoint::coordinator::Participant;
 use crate::checkpoint::CheckpointError;
 use crate::error::{BoxError, Error};
 use crate::event::{Epoch, Signal, Timestamp};
-use crate::metrics::{Counter, OperatorMetrics};
+use crate::metrics::{Counter, NamedCounters, OperatorMetrics};
 use crate::runtime::RunControl;
 use crate::sync::Arc;
 use crate::time::Clock;
@@ -73,8 +73,12 @@ pub(crate) fn restore_stage<In, O: Operator<In>>(
 /// ([`Stream::operator_with_side_output`](crate::Stream::operator_with_side_output)), or
 /// nowhere, counted.
 pub(crate) enum SideOut<T: Send> {
-    /// Nobody reads it: count and drop.
-    Discard(std::sync::Arc<Counter>),
+    /// Nobody reads it: count (as `side_output_discarded`, created at the first record)
+    /// and drop.
+    Discard(
+        std::sync::Arc<NamedCounters>,
+        Option<std::sync::Arc<Counter>>,
+    ),
     /// An edge to the side stream's thread; control signals go there too.
     Edge(ForwardOut<T>),
 }
@@ -83,7 +87,9 @@ impl<T: Send> Downstream<T> for SideOut<T> {
     #[inline]
     fn push(&mut self, record: T) {
         match self {
-            SideOut::Discard(counter) => counter.add(1),
+            SideOut::Discard(registry, counter) => counter
+                .get_or_insert_with(|| registry.get_or_add("side_output_discarded"))
+                .add(1),
             SideOut::Edge(edge) => edge.push(record),
         }
     }

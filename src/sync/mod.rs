@@ -5,7 +5,7 @@
 //! names come from [`loom`](https://docs.rs/loom), so the `loom-tests` crate can explore
 //! every interleaving of the real protocol code (the wake-up protocol in
 //! [`crate::edge::wait`], the model ring in [`crate::edge::model_ring`], the run control in
-//! [`crate::runtime::shutdown`]).
+//! [`crate::runtime::shutdown`], the manual clock in [`crate::time`]).
 //!
 //! Code outside those protocols (metrics counters, the memory sink's table) uses `std`
 //! directly: it never decides whether a thread may sleep or whether a record is visible.

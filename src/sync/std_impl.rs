@@ -4,7 +4,7 @@ pub use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Atomics and fences.
 pub mod atomic {
-    pub use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub use std::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 }
 
 /// Threads, parking and the spin hint.

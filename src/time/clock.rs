@@ -2,9 +2,11 @@
 
 use crate::edge::WakeSignal;
 use crate::event::Timestamp;
+// The shim: a manual clock's store-then-notify is half of the timer wake-up protocol, so
+// under `--cfg loom` its atomic and lock are loom's (loom-tests/tests/timer_wakeup.rs).
+use crate::sync::atomic::{AtomicI64, Ordering};
+use crate::sync::{Arc, Mutex};
 use std::fmt;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The processing-time clock of a query
@@ -69,9 +71,11 @@ impl Clock {
         Some(Instant::now() + Duration::from_micros(wait))
     }
 
-    /// Lets a manual clock wake `signal` whenever it moves (every thread of a query
-    /// registers its signal at start).
-    pub(crate) fn attach(&self, signal: crate::sync::Arc<WakeSignal>) {
+    /// Lets a manual clock wake `signal` whenever it moves; does nothing for the system
+    /// clock, whose waiters wake at their deadline by themselves. A query attaches the
+    /// signal of each of its threads when it starts; this is public so that the loom
+    /// models can run the real protocol.
+    pub fn attach(&self, signal: Arc<WakeSignal>) {
         if let Some(state) = &self.manual {
             state
                 .signals
@@ -84,7 +88,7 @@ impl Clock {
 
 struct ManualState {
     now: AtomicI64,
-    signals: Mutex<Vec<crate::sync::Arc<WakeSignal>>>,
+    signals: Mutex<Vec<Arc<WakeSignal>>>,
 }
 
 impl ManualState {
