@@ -89,9 +89,9 @@ fn restore_failure(
     }
 }
 
-/// The head of a chain that starts at a source.
+/// The head of a chain that starts at a source (one source per instance).
 pub struct SourceChain<S> {
-    source: Rc<RefCell<Option<S>>>,
+    sources: Rc<RefCell<Vec<Option<S>>>>,
     op: OpId,
     group: GroupId,
 }
@@ -99,7 +99,7 @@ pub struct SourceChain<S> {
 impl<S> Clone for SourceChain<S> {
     fn clone(&self) -> Self {
         SourceChain {
-            source: self.source.clone(),
+            sources: self.sources.clone(),
             op: self.op,
             group: self.group,
         }
@@ -125,13 +125,15 @@ impl<S: Source> Chain for SourceChain<S> {
         C: Downstream<S::Item> + Send + 'static,
     {
         let (metrics, name) = graph.operator_instance(self.op, instance);
-        let mut source = self
-            .source
-            .borrow_mut()
+        let instances = self.sources.borrow().len();
+        let mut source = self.sources.borrow_mut()[instance]
             .take()
-            .expect("a source has one instance and is attached once");
+            .expect("each source instance is attached once");
         let participant = graph.participant(self.op, instance);
-        if graph.persistent() && !source.can_replay() {
+        if graph.persistent()
+            && !source.can_replay()
+            && !graph.unreplayable.iter().any(|n| **n == *name)
+        {
             graph.unreplayable.push(name.to_string());
         }
         if let Some(offset) = graph.restored_offset(self.op, instance) {
@@ -151,7 +153,7 @@ impl<S: Source> Chain for SourceChain<S> {
         let context = SourceContext {
             name: name.to_string(),
             instance,
-            instances: 1,
+            instances,
             checkpoint_dir: graph.checkpoint_dir(),
             wake: WakeHandle::new(signal),
             checkpoint: graph.checkpoint_config().zip(epochs.clone()),
@@ -364,23 +366,26 @@ impl<S> fmt::Debug for Stream<S> {
 }
 
 impl<S: Source> Stream<SourceChain<S>> {
-    pub(crate) fn from_source(graph: Rc<RefCell<Graph>>, name: &str, source: S) -> Self {
+    /// A source run as `sources.len()` instances, one thread each (instance `i` runs
+    /// `sources[i]`); the stream continues with that parallelism.
+    pub(crate) fn from_sources(graph: Rc<RefCell<Graph>>, name: &str, sources: Vec<S>) -> Self {
+        let parallelism = sources.len();
         let (group, op) = {
             let mut g = graph.borrow_mut();
             let name = g.unique_name(name);
-            let group = g.add_group(&name, 1);
-            let op = g.add_operator(&name, OperatorKind::Source, 1);
+            let group = g.add_group(&name, parallelism);
+            let op = g.add_operator(&name, OperatorKind::Source, parallelism);
             (group, op)
         };
         Stream {
             graph,
             chain: SourceChain {
-                source: Rc::new(RefCell::new(Some(source))),
+                sources: Rc::new(RefCell::new(sources.into_iter().map(Some).collect())),
                 op,
                 group,
             },
             group,
-            parallelism: 1,
+            parallelism,
             last_op: Some(op),
         }
     }

@@ -13,7 +13,7 @@ use mio::{Events, Interest, Poll, Token};
 use rivulet::checkpoint::{CheckpointConfig, Durability};
 use rivulet::error::BoxError;
 use rivulet::sink::MemoryTable;
-use rivulet::source::{Source, SourceContext, SourcePoll, WakeHandle};
+use rivulet::source::{IngestLogged, Source, SourceContext, SourcePoll, WakeHandle};
 use rivulet::{Query, WaitPolicy};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
@@ -486,4 +486,224 @@ fn ingest_logged_source_stopped_gracefully_replays_nothing() {
     feeder.end();
     finish_ok(&query, "the restart");
     assert_eq!(records_of(&out), (200..250).collect::<Vec<_>>());
+}
+
+// ---------------------------------------------------------------------------------------
+// Several instances of one source
+// ---------------------------------------------------------------------------------------
+
+/// Records per source instance (instance `i` holds `i, i + 3, i + 6, ...` below
+/// `3 * PER_INSTANCE`, as a file split three ways would).
+const PER_INSTANCE: u64 = 1_000;
+const INSTANCES: usize = 3;
+
+/// Instance `instance`'s share of the numbers. Its offset is how many it emitted; it
+/// emits at most `cap` of them in this run (then idles until the query stops), and
+/// reports the offset it was restored to in `restored[instance]`.
+struct Split {
+    instance: usize,
+    emitted: u64,
+    cap: u64,
+    restored: Arc<Mutex<Vec<Option<u64>>>>,
+}
+
+impl Split {
+    fn value(&self) -> u64 {
+        self.instance as u64 + self.emitted * INSTANCES as u64
+    }
+}
+
+impl Source for Split {
+    type Item = u64;
+
+    fn open(&mut self, context: &SourceContext) -> Result<(), BoxError> {
+        if context.instance != self.instance || context.instances != INSTANCES {
+            return Err(format!(
+                "opened as instance {} of {}, built as {} of {INSTANCES}",
+                context.instance, context.instances, self.instance
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    fn poll_next(&mut self) -> SourcePoll<u64> {
+        if self.emitted >= PER_INSTANCE {
+            return SourcePoll::Exhausted;
+        }
+        if self.emitted >= self.cap {
+            return SourcePoll::Pending { until: None };
+        }
+        let value = self.value();
+        self.emitted += 1;
+        SourcePoll::Ready(value)
+    }
+
+    fn has_data(&self) -> bool {
+        self.emitted < self.cap || self.emitted >= PER_INSTANCE
+    }
+
+    fn can_replay(&self) -> bool {
+        true
+    }
+
+    fn checkpoint(&mut self, _epoch: rivulet::Epoch) -> Result<Vec<u8>, BoxError> {
+        Ok(self.emitted.to_le_bytes().to_vec())
+    }
+
+    fn restore(&mut self, offset: &[u8]) -> Result<(), BoxError> {
+        self.emitted = u64::from_le_bytes(offset.try_into()?);
+        self.restored.lock().unwrap()[self.instance] = Some(self.emitted);
+        Ok(())
+    }
+}
+
+/// `(key, (count, record))` for every record, from a keyed fold with 2 instances.
+fn split_query(
+    dir: &Path,
+    caps: [u64; INSTANCES],
+) -> (Query, Counts, Arc<Mutex<Vec<Option<u64>>>>) {
+    let restored = Arc::new(Mutex::new(vec![None; INSTANCES]));
+    let mut builder = Query::builder();
+    builder.checkpoint(checkpointing(dir));
+    let numbers = builder.source_instances("split", INSTANCES, |instance| Split {
+        instance,
+        emitted: 0,
+        cap: caps[instance],
+        restored: restored.clone(),
+    });
+    assert_eq!(numbers.parallelism(), INSTANCES);
+    let out = numbers
+        .map(|n| n)
+        .key_by(|n| n % KEYS)
+        .with_parallelism(2)
+        .fold((0u64, 0u64), |(count, last), n| {
+            *count += 1;
+            *last = n;
+        })
+        .to_memory("out");
+    let query = builder.start().expect("the query starts");
+    (query, out, restored)
+}
+
+/// A source with 3 instances in a checkpointed query, a keyed exchange from the 3 to 2
+/// aggregate instances: a run that stops with each instance at a different offset, then
+/// a restart. Each instance gets its own offset back; the two runs together emit every
+/// record exactly once (what one sequential source would have), and the restored keyed
+/// counts end at the reference.
+#[test]
+fn source_instances_resume_from_their_own_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let caps = [100, 250, 400];
+    let (query, first, restored) = split_query(dir.path(), caps);
+    assert_eq!(restored.lock().unwrap().clone(), vec![None; INSTANCES]);
+    let in_first_run: u64 = caps.iter().sum();
+    wait_until("the first run's records", || {
+        first.len() as u64 == in_first_run
+    });
+    let progress = query.progress();
+    let source = progress.operator("split").unwrap();
+    assert_eq!(source.parallelism, INSTANCES);
+    let per_instance: Vec<u64> = source.instances.iter().map(|(_, out)| *out).collect();
+    assert_eq!(per_instance, caps.to_vec());
+    within("stop of the first run", move || query.stop()).unwrap();
+
+    let (query, second, restored) = split_query(dir.path(), [u64::MAX; INSTANCES]);
+    assert_eq!(
+        restored.lock().unwrap().clone(),
+        caps.iter().map(|cap| Some(*cap)).collect::<Vec<_>>(),
+        "each instance resumes from its own offset"
+    );
+    finish_ok(&query, "the second run");
+
+    let mut all = records_of(&first);
+    all.extend(records_of(&second));
+    all.sort_unstable();
+    let reference: Vec<u64> = (0..PER_INSTANCE * INSTANCES as u64).collect();
+    assert_eq!(
+        all, reference,
+        "the two runs differ from one sequential source"
+    );
+    // Each instance's records of the second run begin at its restored offset.
+    for (instance, cap) in caps.iter().enumerate() {
+        let first_of_instance = records_of(&second)
+            .into_iter()
+            .filter(|n| n % INSTANCES as u64 == instance as u64)
+            .min();
+        assert_eq!(
+            first_of_instance,
+            Some(instance as u64 + cap * INSTANCES as u64),
+            "instance {instance}"
+        );
+    }
+    let mut counts = BTreeMap::new();
+    for (key, (count, _)) in second.rows() {
+        let latest = counts.entry(key).or_insert(0);
+        *latest = count.max(*latest);
+    }
+    let mut expected = BTreeMap::new();
+    for n in reference {
+        *expected.entry(n % KEYS).or_insert(0) += 1;
+    }
+    assert_eq!(counts, expected, "the keyed counts across the restart");
+}
+
+/// Instances of a source wrapped in the ingest log keep a log each, and each replays
+/// its own after a crash.
+#[test]
+fn ingest_logged_instances_keep_a_log_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |feeds: &[std::ops::Range<u64>], end: bool| {
+        let mut feeders = Vec::new();
+        let mut builder = Query::builder();
+        builder.checkpoint(
+            CheckpointConfig::new(dir.path())
+                .interval(Duration::from_secs(3600))
+                .durability(Durability::OsBuffered),
+        );
+        let out = builder
+            .source_instances("fed", 2, |_| {
+                let (records, receiver) = crossbeam_channel::unbounded();
+                let wake = Arc::new(Mutex::new(None));
+                feeders.push(Feeder {
+                    records,
+                    wake: wake.clone(),
+                });
+                IngestLogged::new(Fed {
+                    records: receiver,
+                    wake,
+                })
+            })
+            .to_memory("out");
+        let query = builder.start().expect("the query starts");
+        for (feeder, records) in feeders.iter().zip(feeds) {
+            feeder.feed(records.clone());
+            if end {
+                feeder.end();
+            }
+        }
+        (query, out)
+    };
+    // No epoch completes (an hour's interval): the crash leaves everything to replay.
+    let (query, out) = run(&[0..50, 1_000..1_030], false);
+    wait_until("the first run's records", || out.len() == 80);
+    within("abort", move || query.abort()).unwrap();
+    assert!(dir.path().join("ingest-fed").is_dir());
+    assert!(dir.path().join("ingest-fed-1").is_dir());
+
+    let (query, out) = run(&[50..60, 1_030..1_040], true);
+    finish_ok(&query, "the restart");
+    let rows = out.rows();
+    let of = |instance_range: std::ops::Range<u64>| -> Vec<u64> {
+        rows.iter()
+            .copied()
+            .filter(|n| instance_range.contains(n))
+            .collect()
+    };
+    assert_eq!(of(0..1_000), (0..60).collect::<Vec<_>>(), "instance 0");
+    assert_eq!(
+        of(1_000..2_000),
+        (1_000..1_040).collect::<Vec<_>>(),
+        "instance 1"
+    );
 }

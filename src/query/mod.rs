@@ -202,7 +202,78 @@ impl QueryBuilder {
 
     /// Adds a source.
     pub fn source<S: Source>(&mut self, name: &str, source: S) -> Stream<SourceChain<S>> {
-        Stream::from_source(self.graph.clone(), name, source)
+        Stream::from_sources(self.graph.clone(), name, vec![source])
+    }
+
+    /// Adds a source run as `instances` instances, each on a thread of its own:
+    /// `make(i)` builds instance `i` (`0..instances`), which [`Source::open`] then also
+    /// learns from its [`SourceContext`](crate::source::SourceContext) (`instance`,
+    /// `instances`), to take its share: every `instances`-th file, one client, one Kafka
+    /// partition. `make` runs now, while the query is built, so the sources must not
+    /// connect or open anything before `open`.
+    ///
+    /// Each instance is a checkpoint participant of its own: it reports its own offset
+    /// at every epoch and gets that offset back ([`Source::restore`]) when the query
+    /// restarts (the instance count is part of the plan a checkpoint directory accepts).
+    /// The stream continues with parallelism `instances`: operators chained after the
+    /// source run on each instance's thread, a following `key_by` exchanges from every
+    /// instance to every aggregate instance, a `union` or a sink with one instance reads
+    /// them all. A source wrapped in [`IngestLogged`] keeps one log per instance
+    /// (`ingest-<name>`, `ingest-<name>-1`, …).
+    ///
+    /// ```
+    /// use rivulet::source::{Source, SourceContext, SourcePoll};
+    ///
+    /// /// The numbers below `end` that belong to its instance: `i, i + n, i + 2n, ...`.
+    /// struct Share {
+    ///     next: u64,
+    ///     step: u64,
+    ///     end: u64,
+    /// }
+    ///
+    /// impl Source for Share {
+    ///     type Item = u64;
+    ///     fn open(&mut self, context: &SourceContext) -> Result<(), rivulet::error::BoxError> {
+    ///         self.next = context.instance as u64;
+    ///         self.step = context.instances as u64;
+    ///         Ok(())
+    ///     }
+    ///     fn poll_next(&mut self) -> SourcePoll<u64> {
+    ///         if self.next >= self.end {
+    ///             return SourcePoll::Exhausted;
+    ///         }
+    ///         self.next += self.step;
+    ///         SourcePoll::Ready(self.next - self.step)
+    ///     }
+    /// }
+    ///
+    /// let mut query = rivulet::Query::builder();
+    /// let numbers = query.source_instances("numbers", 3, |_| Share { next: 0, step: 1, end: 10 });
+    /// assert_eq!(numbers.parallelism(), 3);
+    /// let sums = numbers.key_by(|n| n % 2).fold(0u64, |sum, n| *sum += n).to_memory("sums");
+    /// query.start()?.await_termination()?;
+    /// let mut last = std::collections::BTreeMap::new();
+    /// for (parity, sum) in sums.rows() {
+    ///     last.insert(parity, sum);
+    /// }
+    /// assert_eq!(last[&0], 0 + 2 + 4 + 6 + 8);
+    /// assert_eq!(last[&1], 1 + 3 + 5 + 7 + 9);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
+    pub fn source_instances<S: Source>(
+        &mut self,
+        name: &str,
+        instances: usize,
+        make: impl FnMut(usize) -> S,
+    ) -> Stream<SourceChain<S>> {
+        if instances == 0 {
+            self.graph
+                .borrow_mut()
+                .errors
+                .push(format!("source `{name}` needs at least one instance"));
+        }
+        let sources = (0..instances).map(make).collect();
+        Stream::from_sources(self.graph.clone(), name, sources)
     }
 
     /// A finite source over `items` (Spark's `MemoryStream`).

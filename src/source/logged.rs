@@ -18,7 +18,7 @@ use std::time::Duration;
 /// back from the log and emitted again before new ones are polled.
 ///
 /// * The log lives in `<checkpoint dir>/ingest-<name>` (`ingest-<name>-<i>` for instance
-///   `i > 0` of a source with several instances),
+///   `i > 0` of a source with [several instances](crate::QueryBuilder::source_instances)),
 ///   on the same memory-mapped segments as checkpoints (each entry framed with a CRC, a
 ///   torn tail ignored, other damage an error at start); it is opened in
 ///   [`Source::open`], after the wrapped source's own `open`.

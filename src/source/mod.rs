@@ -16,7 +16,9 @@
 //! [`IngestLogged`], the ingest write-ahead log, to take part in a checkpointed query
 //! ([`QueryBuilder::source_with_ingest_log`](crate::QueryBuilder::source_with_ingest_log)).
 //! A source whose data arrives on sockets blocks in a `mio` poll of its own
-//! ([`Source::park`], [`WakeHandle::register_mio`]).
+//! ([`Source::park`], [`WakeHandle::register_mio`]). Several instances of one source,
+//! each on its own thread with its own offset:
+//! [`QueryBuilder::source_instances`](crate::QueryBuilder::source_instances).
 
 pub(crate) mod ingest_log;
 pub mod logged;
