@@ -168,18 +168,27 @@ pub struct WakeSignal {
     sleeping: AtomicBool,
     /// Set by the waiter itself before it first sleeps; read by notifiers only after they
     /// saw `sleeping == true` (acquire), which the waiter set after registering.
-    thread: Mutex<Option<thread::Thread>>,
+    wakes: Mutex<Wakes>,
+}
+
+/// What an unpark wakes. One lock for both, so an unpark costs the one lock it always
+/// did when no waker is set.
+#[derive(Default)]
+struct Wakes {
+    thread: Option<thread::Thread>,
     /// Fired with every unpark, for a thread that blocks in a poll of its own (see the
     /// module docs). Set before the thread first blocks there, like `thread`.
-    waker: Mutex<Option<std::sync::Arc<dyn Fn() + Send + Sync>>>,
+    waker: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl fmt::Debug for WakeSignal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let wakes = self.wakes.lock().unwrap();
         f.debug_struct("WakeSignal")
             .field("sleeping", &self.sleeping)
-            .field("thread", &self.thread)
-            .finish_non_exhaustive()
+            .field("thread", &wakes.thread)
+            .field("waker", &wakes.waker.is_some())
+            .finish()
     }
 }
 
@@ -194,15 +203,14 @@ impl WakeSignal {
     pub fn new() -> Self {
         WakeSignal {
             sleeping: AtomicBool::new(false),
-            thread: Mutex::new(None),
-            waker: Mutex::new(None),
+            wakes: Mutex::new(Wakes::default()),
         }
     }
 
     /// Makes the calling thread the one this signal wakes. Call it on the waiting thread
     /// before its first [`WakeSignal::wait`].
     pub fn register_current(&self) {
-        *self.thread.lock().unwrap() = Some(thread::current());
+        self.wakes.lock().unwrap().thread = Some(thread::current());
     }
 
     /// Makes every unpark of this signal also call `waker`: for a thread that blocks in a
@@ -227,7 +235,7 @@ impl WakeSignal {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_waker(&self, waker: std::sync::Arc<dyn Fn() + Send + Sync>) {
-        *self.waker.lock().unwrap() = Some(waker);
+        self.wakes.lock().unwrap().waker = Some(waker);
     }
 
     /// Parks the calling thread unless `has_work` says there is work, following the
@@ -293,11 +301,14 @@ impl WakeSignal {
     /// Unparks the registered thread unconditionally (used by stop and abort), and fires
     /// the waker, if one is set ([`set_waker`](Self::set_waker)).
     pub fn unpark(&self) {
-        if let Some(thread) = self.thread.lock().unwrap().as_ref() {
-            thread.unpark();
-        }
+        let waker = {
+            let wakes = self.wakes.lock().unwrap();
+            if let Some(thread) = &wakes.thread {
+                thread.unpark();
+            }
+            wakes.waker.clone()
+        };
         // Called outside the lock: the waker is foreign code.
-        let waker = self.waker.lock().unwrap().clone();
         if let Some(waker) = waker {
             waker();
         }
