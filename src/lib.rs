@@ -39,11 +39,11 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`query`] | [`QueryBuilder`], the running [`Query`] handle, [`QueryProgress`] |
-//! | [`stream`] | [`Stream`] and its combinators |
+//! | [`stream`] | [`Stream`] and its combinators, [`KeyedStream`] and the keyed aggregates, the chain types, thread boundaries |
 //! | [`source`], [`sink`] | where records enter and leave |
 //! | [`operator`] | the [`Operator`](operator::Operator) trait and built-in operators |
 //! | [`edge`] | rings, edges, wait policies and the wake-up protocol |
-//! | [`runtime`] | threads, pinning, stop/abort |
+//! | [`runtime`] | threads, pinning, stop/abort; the heads that drive each thread's chain |
 //! | [`sync`] | the std/loom concurrency shim |
 //! | [`time`] | the processing-time clock (system or manual, for tests) |
 //! | [`event`], [`metrics`], [`error`] | shared vocabulary |

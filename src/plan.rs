@@ -4,8 +4,15 @@
 //!
 //! A *group* is one operator chain run by `parallelism` threads (instances). A *port* is
 //! the set of input edges of a group: each instance owns the receiving ends addressed to
-//! it. Edges are created when a chain is ended at a thread boundary, so every edge knows
-//! the wake signals of both of its threads from the start.
+//! it. Edges are created when `start()` builds the chains that send into a port, so every
+//! edge knows the wake signals of both of its threads from the start.
+//!
+//! A port has two sides: the graph keeps what build ordering needs (its kind and the
+//! groups that send into it), and a typed [`Port<T>`] handle holds the receiving ends.
+//! The handle is held by whoever needs the record type: the build steps of the chains
+//! that send into the port (which [`connect`](Graph::connect) edges to it) and the
+//! `InputChain` that reads it. Only memory tables (`Graph::tables`) stay type-erased:
+//! `Query::memory_table` looks them up by name with a type the caller chooses.
 
 use crate::checkpoint::coordinator::{CheckpointShared, EpochClock, Message, Participant};
 use crate::checkpoint::entries::new_query_id;
@@ -13,12 +20,15 @@ use crate::checkpoint::recovery::{DirectoryReport, Recovered};
 use crate::checkpoint::{CheckpointConfig, CheckpointError, CheckpointMode};
 use crate::edge::{self, EdgeReceiver, EdgeSender, PeerSet, RtrbRing, WaitPolicy, WakeSignal};
 use crate::metrics::OperatorMetrics;
-use crate::query::progress::OperatorKind;
 use crate::runtime::{Pinning, RunControl, Task};
 use crate::sync::{Arc, Mutex};
 use crate::time::Clock;
 use crate::trigger::{EmitMode, ExecutionMode, OutputMode, Trigger};
+use serde::Serialize;
 use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
 
 /// Index of a thread group.
 pub(crate) type GroupId = usize;
@@ -84,14 +94,67 @@ pub(crate) enum PortKind {
     Exchange,
 }
 
-struct Port {
-    group: GroupId,
+/// What the graph knows of a port: enough to order the build and to extend a union.
+struct PortInfo {
     kind: PortKind,
     /// The groups that send into this port.
     producers: Vec<GroupId>,
-    /// `Vec<Vec<EdgeReceiver<T>>>`, one list per instance of the group, erased because
-    /// ports of different record types live side by side.
-    receivers: Box<dyn Any>,
+}
+
+/// The receiving ends of a port's edges, typed by their records: one list per instance
+/// of the group behind the port. Created by [`Graph::add_port`]; clones share the lists.
+pub(crate) struct Port<T> {
+    id: PortId,
+    group: GroupId,
+    receivers: Rc<RefCell<Vec<Vec<EdgeReceiver<T>>>>>,
+}
+
+impl<T> Clone for Port<T> {
+    fn clone(&self) -> Self {
+        Port {
+            id: self.id,
+            group: self.group,
+            receivers: self.receivers.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Port<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Port")
+            .field("id", &self.id)
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Port<T> {
+    /// The port's index in the graph (for its kind and producers).
+    pub(crate) fn id(&self) -> PortId {
+        self.id
+    }
+
+    /// Takes the receiving ends addressed to `instance` of the port's group.
+    pub(crate) fn take_receivers(&self, instance: usize) -> Vec<EdgeReceiver<T>> {
+        std::mem::take(&mut self.receivers.borrow_mut()[instance])
+    }
+}
+
+/// The role of an operator in the query.
+///
+/// Defined with the graph that records it, and shown by progress reports
+/// ([`OperatorProgress::kind`](crate::query::OperatorProgress::kind)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum OperatorKind {
+    /// Produces records.
+    Source,
+    /// A stateless transformation (map, filter, …) or a custom operator.
+    Transform,
+    /// A keyed aggregate holding state per key.
+    Aggregate,
+    /// Consumes records.
+    Sink,
 }
 
 /// An operator as progress reports show it.
@@ -158,11 +221,12 @@ pub(crate) struct Graph {
     pub(crate) config: Config,
     pub(crate) control: Arc<RunControl>,
     pub(crate) groups: Vec<Group>,
-    ports: Vec<Port>,
+    ports: Vec<PortInfo>,
     pub(crate) operators: Vec<OperatorInfo>,
     /// Problems found while building, reported by `start()`.
     pub(crate) errors: Vec<String>,
-    /// Memory tables by name, for `Query::memory_table`.
+    /// Memory tables by name, for `Query::memory_table`. Erased: the record type is the
+    /// one the caller of `memory_table` names, checked by a downcast there.
     pub(crate) tables: Vec<(String, Box<dyn Any + Send + Sync>)>,
     /// Checkpointing, if configured.
     pub(crate) checkpoint: Option<CheckpointBuild>,
@@ -405,16 +469,21 @@ impl Graph {
     }
 
     /// A port receiving into `group`.
-    pub(crate) fn add_port<T: Send + 'static>(&mut self, group: GroupId, kind: PortKind) -> PortId {
+    pub(crate) fn add_port<T: Send + 'static>(
+        &mut self,
+        group: GroupId,
+        kind: PortKind,
+    ) -> Port<T> {
         let instances = self.groups[group].signals.len();
-        let receivers: Vec<Vec<EdgeReceiver<T>>> = (0..instances).map(|_| Vec::new()).collect();
-        self.ports.push(Port {
-            group,
+        self.ports.push(PortInfo {
             kind,
             producers: Vec::new(),
-            receivers: Box::new(receivers),
         });
-        self.ports.len() - 1
+        Port {
+            id: self.ports.len() - 1,
+            group,
+            receivers: Rc::new(RefCell::new((0..instances).map(|_| Vec::new()).collect())),
+        }
     }
 
     pub(crate) fn port_kind(&self, port: PortId) -> PortKind {
@@ -456,10 +525,10 @@ impl Graph {
         &mut self,
         from: GroupId,
         from_instance: usize,
-        port: PortId,
+        port: &Port<T>,
         to_instance: usize,
     ) -> EdgeSender<T> {
-        let to = self.ports[port].group;
+        let to = port.group;
         let producer = self.groups[from].signals[from_instance].clone();
         let consumer = self.groups[to].signals[to_instance].clone();
         self.groups[from].peers[from_instance].add(consumer);
@@ -472,27 +541,8 @@ impl Graph {
             self.config.wait_policy,
         );
         sender.set_thread_peers(self.groups[from].peers[from_instance].clone());
-        self.port_receivers::<T>(port)[to_instance].push(receiver);
+        port.receivers.borrow_mut()[to_instance].push(receiver);
         sender
-    }
-
-    /// Takes the receiving ends addressed to `instance` of the port's group.
-    pub(crate) fn take_receivers<T: Send + 'static>(
-        &mut self,
-        port: PortId,
-        instance: usize,
-    ) -> Vec<EdgeReceiver<T>> {
-        std::mem::take(&mut self.port_receivers::<T>(port)[instance])
-    }
-
-    fn port_receivers<T: Send + 'static>(
-        &mut self,
-        port: PortId,
-    ) -> &mut Vec<Vec<EdgeReceiver<T>>> {
-        self.ports[port]
-            .receivers
-            .downcast_mut()
-            .expect("a port is always used with the record type it was created for")
     }
 
     /// Installs the task of one instance of a group.

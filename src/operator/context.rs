@@ -2,9 +2,10 @@
 //! it for a stage on an operator thread.
 
 use super::timer::TimerService;
-use super::{Collector, Downstream, TimerKey};
+use super::{Collector, TimerKey};
 use crate::event::{Epoch, Timestamp};
 use crate::metrics::{Counter, NamedCounters};
+use crate::runtime::Downstream;
 use crate::time::Clock;
 
 /// What an operator sees and can do while it handles an event: emit (it is its

@@ -2,11 +2,10 @@
 //! (fan-out: every edge gets every record) and keyed exchange (each record goes to the
 //! edge its key hashes to; control signals go to every edge).
 
-use super::Downstream;
 use crate::edge::{EdgeSender, Event, SendError};
 use crate::error::Error;
 use crate::event::Signal;
-use crate::runtime::RunControl;
+use crate::runtime::{Downstream, RunControl};
 use crate::sync::Arc;
 use rustc_hash::FxHasher;
 use std::hash::{Hash, Hasher};

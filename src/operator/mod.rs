@@ -47,7 +47,6 @@
 pub(crate) mod exchange;
 pub use exchange::partition_of;
 pub(crate) mod context;
-pub(crate) mod fan_in;
 pub mod harness;
 pub mod keyed;
 pub(crate) mod stage;
@@ -59,7 +58,7 @@ pub use harness::Harness;
 pub use timer::{TimeDomain, Timer, TimerKey, TimerService};
 
 use crate::error::BoxError;
-use crate::event::{Epoch, Signal, Timestamp};
+use crate::event::{Epoch, Timestamp};
 use crate::trigger::EmitMode;
 
 /// Where an operator emits records.
@@ -75,69 +74,6 @@ impl<T, C: Collector<T> + ?Sized> Collector<T> for &mut C {
     #[inline(always)]
     fn push(&mut self, record: T) {
         (**self).push(record)
-    }
-}
-
-/// The rest of a thread's chain as the stage before it sees it: records, control signals,
-/// flushes, and the processing-time timers of the stages down the chain. Implemented by
-/// the engine's stages and chain ends only.
-pub(crate) trait Downstream<T> {
-    /// Passes a record on.
-    fn push(&mut self, record: T);
-    /// Passes a control signal on.
-    fn signal(&mut self, signal: Signal);
-    /// Ends a step of work: publishes buffered output and wakes downstream threads.
-    fn flush(&mut self);
-    /// The earliest processing-time timer of this stage and the stages after it on the
-    /// thread.
-    #[inline(always)]
-    fn next_timer(&self) -> Option<Timestamp> {
-        None
-    }
-    /// Fires the processing-time timers due at `now`, here and down the chain.
-    #[inline(always)]
-    fn fire_timers(&mut self, now: Timestamp) {
-        let _ = now;
-    }
-    /// Epochs up to `epoch` are complete and their output committed.
-    #[inline(always)]
-    fn committed(&mut self, epoch: Epoch) {
-        let _ = epoch;
-    }
-    /// Opens what the chain writes to (its sink), once, when the query starts. An error
-    /// says what failed; `start()` reports it.
-    fn open(&mut self) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-impl<T, D: Downstream<T> + ?Sized> Downstream<T> for &mut D {
-    #[inline(always)]
-    fn push(&mut self, record: T) {
-        (**self).push(record)
-    }
-    #[inline(always)]
-    fn signal(&mut self, signal: Signal) {
-        (**self).signal(signal)
-    }
-    #[inline(always)]
-    fn flush(&mut self) {
-        (**self).flush()
-    }
-    #[inline(always)]
-    fn next_timer(&self) -> Option<Timestamp> {
-        (**self).next_timer()
-    }
-    #[inline(always)]
-    fn fire_timers(&mut self, now: Timestamp) {
-        (**self).fire_timers(now)
-    }
-    #[inline(always)]
-    fn committed(&mut self, epoch: Epoch) {
-        (**self).committed(epoch)
-    }
-    fn open(&mut self) -> Result<(), String> {
-        (**self).open()
     }
 }
 

@@ -4,14 +4,14 @@
 use super::context::{CounterCache, StageContext};
 use super::exchange::ForwardOut;
 use super::timer::TimerService;
-use super::{Downstream, Operator};
+use super::Operator;
 use crate::checkpoint::codec;
 use crate::checkpoint::coordinator::Participant;
 use crate::checkpoint::CheckpointError;
 use crate::error::{BoxError, Error};
 use crate::event::{Epoch, Signal, Timestamp};
 use crate::metrics::{Counter, NamedCounters, OperatorMetrics};
-use crate::runtime::RunControl;
+use crate::runtime::{Downstream, RunControl};
 use crate::sync::Arc;
 use crate::time::Clock;
 use crate::trigger::EmitMode;

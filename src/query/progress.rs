@@ -2,23 +2,10 @@
 //! `StreamingQueryProgress`, for a continuous engine).
 
 use crate::checkpoint::CheckpointStats;
+pub use crate::plan::OperatorKind;
 use serde::Serialize;
 use std::fmt;
 use std::time::Duration;
-
-/// The role of an operator in the query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub enum OperatorKind {
-    /// Produces records.
-    Source,
-    /// A stateless transformation (map, filter, …) or a custom operator.
-    Transform,
-    /// A keyed aggregate holding state per key.
-    Aggregate,
-    /// Consumes records.
-    Sink,
-}
 
 /// Counters of one operator, summed over its instances.
 #[derive(Debug, Clone, PartialEq, Serialize)]

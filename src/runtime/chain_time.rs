@@ -2,10 +2,9 @@
 //! processing-time timers that came due, tell the chain which epochs are committed, and
 //! wake up in time for the next timer when it has nothing else to do.
 
-use super::Step;
+use super::{Downstream, Step};
 use crate::checkpoint::coordinator::CheckpointShared;
 use crate::event::{Epoch, Timestamp};
-use crate::operator::Downstream;
 use crate::sync::Arc;
 use crate::time::Clock;
 use std::time::Instant;

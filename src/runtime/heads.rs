@@ -8,16 +8,15 @@
 //!   [`FanIn`], and pushes records into the chain.
 
 use super::chain_time::ChainTime;
+use super::fan_in::FanIn;
 use super::source_epochs::{Action, PlannedBatch, ReplayShortfall, Seen, SourceEpochs, Work};
-use super::{RunControl, Step, Task};
+use super::{Downstream, RunControl, Step, Task};
 use crate::checkpoint::coordinator::Participant;
 use crate::checkpoint::CheckpointError;
 use crate::edge::{EdgeReceiver, Event};
 use crate::error::Error;
 use crate::event::{Epoch, Signal};
 use crate::metrics::OperatorMetrics;
-use crate::operator::fan_in::FanIn;
-use crate::operator::Downstream;
 use crate::source::{Source, SourceContext, SourcePoll};
 use crate::sync::Arc;
 use std::ops::ControlFlow;

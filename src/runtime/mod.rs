@@ -4,10 +4,15 @@
 //!
 //! A *task* is one thread's whole operator chain, type-erased once at start: a head (a
 //! source, or the receiving ends of its input edges) driving a chain of operators that
-//! ends in a sink or in the sending ends of output edges.
+//! ends in a sink or in the sending ends of output edges. The head drives the chain
+//! through `Downstream` (records, control signals, flushes, timers), which the
+//! operators' stages and the chain ends implement; a head with several inputs merges
+//! their control signals with `FanIn` (`fan_in.rs`). Operators and sinks depend on this
+//! module (for `Downstream` and [`RunControl`]), not the other way round.
 
 pub mod affinity;
 pub(crate) mod chain_time;
+pub(crate) mod fan_in;
 pub(crate) mod heads;
 pub mod shutdown;
 pub(crate) mod source_epochs;
@@ -16,6 +21,7 @@ pub(crate) mod worker;
 pub use affinity::Pinning;
 pub use shutdown::RunControl;
 
+use crate::event::{Epoch, Signal, Timestamp};
 use std::time::{Duration, Instant};
 
 /// How many events a task handles per step before it flushes its notifications and
@@ -53,5 +59,68 @@ pub(crate) trait Task: Send {
     fn park(&mut self, timeout: Option<Duration>) -> bool {
         let _ = timeout;
         false
+    }
+}
+
+/// The rest of a thread's chain as the stage before it sees it: records, control signals,
+/// flushes, and the processing-time timers of the stages down the chain. Implemented by
+/// the engine's stages and chain ends only.
+pub(crate) trait Downstream<T> {
+    /// Passes a record on.
+    fn push(&mut self, record: T);
+    /// Passes a control signal on.
+    fn signal(&mut self, signal: Signal);
+    /// Ends a step of work: publishes buffered output and wakes downstream threads.
+    fn flush(&mut self);
+    /// The earliest processing-time timer of this stage and the stages after it on the
+    /// thread.
+    #[inline(always)]
+    fn next_timer(&self) -> Option<Timestamp> {
+        None
+    }
+    /// Fires the processing-time timers due at `now`, here and down the chain.
+    #[inline(always)]
+    fn fire_timers(&mut self, now: Timestamp) {
+        let _ = now;
+    }
+    /// Epochs up to `epoch` are complete and their output committed.
+    #[inline(always)]
+    fn committed(&mut self, epoch: Epoch) {
+        let _ = epoch;
+    }
+    /// Opens what the chain writes to (its sink), once, when the query starts. An error
+    /// says what failed; `start()` reports it.
+    fn open(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<T, D: Downstream<T> + ?Sized> Downstream<T> for &mut D {
+    #[inline(always)]
+    fn push(&mut self, record: T) {
+        (**self).push(record)
+    }
+    #[inline(always)]
+    fn signal(&mut self, signal: Signal) {
+        (**self).signal(signal)
+    }
+    #[inline(always)]
+    fn flush(&mut self) {
+        (**self).flush()
+    }
+    #[inline(always)]
+    fn next_timer(&self) -> Option<Timestamp> {
+        (**self).next_timer()
+    }
+    #[inline(always)]
+    fn fire_timers(&mut self, now: Timestamp) {
+        (**self).fire_timers(now)
+    }
+    #[inline(always)]
+    fn committed(&mut self, epoch: Epoch) {
+        (**self).committed(epoch)
+    }
+    fn open(&mut self) -> Result<(), String> {
+        (**self).open()
     }
 }

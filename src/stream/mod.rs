@@ -1,0 +1,320 @@
+//! The typed query builder: [`Stream`] and its combinators.
+//!
+//! A `Stream<S>` is a chain of operators not yet attached to a consumer; `S` is the
+//! chain's type, built up by each combinator (`map` wraps it, `filter` wraps that, …) so
+//! that user closures stay generic parameters and a thread's chain compiles to straight
+//! code. A chain ends at a sink, or at a thread boundary (`key_by` with an exchange,
+//! `union`, `fan_out`, `new_thread`), where it is turned into one erased task per thread
+//! and the stream continues on the other side of new ring edges.
+//!
+//! ```
+//! let mut query = rivulet::Query::builder();
+//! let words = query.from_iter("lines", ["a b", "b c", "c"]);
+//! let counts = words
+//!     .flat_map(|line: &str| line.split(' ').map(str::to_string).collect::<Vec<_>>())
+//!     .count_by_value()
+//!     .to_memory("counts");
+//! query.start().unwrap().await_termination().unwrap();
+//! // Running counts, one update per word (update mode).
+//! let mut rows = counts.rows();
+//! rows.sort();
+//! assert_eq!(rows.last(), Some(&("c".to_string(), 2)));
+//! ```
+//!
+//! Building only records the plan: each ended chain leaves a build step in the graph,
+//! and [`QueryBuilder::start`](crate::QueryBuilder::start) runs them after recovery,
+//! each group after the groups that send into it, so restored state reaches every
+//! operator and every edge exists before the chain that reads it is built.
+//!
+//! ## Files
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `mod.rs` | [`Stream`], the combinators that stay on the thread (`map`, `filter`, `operator`, …), the sinks, and `terminate`, which records how an ended chain is built |
+//! | `chain.rs` | the chain types ([`Chain`], [`SourceChain`], [`InputChain`], [`Then`], [`KeyedInput`]) and how each builds its part of a thread's task |
+//! | `keyed.rs` | [`Stream::key_by`], [`KeyedStream`] and the keyed aggregates |
+//! | `boundary.rs` | thread boundaries: `union`, `fan_out`, `new_thread`, the keyed exchange, side outputs |
+
+mod boundary;
+mod chain;
+mod keyed;
+
+pub use chain::{Chain, InputChain, KeyedInput, SourceChain, Then};
+pub use keyed::KeyedStream;
+
+use crate::event::Epoch;
+use crate::operator::stateless::{Filter, FlatMap, Inspect, Map};
+use crate::operator::Operator;
+use crate::plan::{Deferred, Graph, GroupId, OpId, OperatorKind};
+use crate::runtime::Downstream;
+use crate::sink::{
+    ConsoleSink, FileFormat, FileSink, ForEachSink, MemorySink, MemoryTable, Sink, SinkContext,
+    SinkStage,
+};
+use crate::source::Source;
+use serde::Serialize;
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+
+/// A stream of records of type `S::Out`, being built. See the [module docs](self).
+///
+/// Streams are consumed by their combinators. To use one stream twice, split it with
+/// [`fan_out`](Stream::fan_out). A stream that is neither sent to a sink nor dropped
+/// before `start()` makes `start()` fail: every branch of a query must end in a sink.
+#[must_use = "a stream does nothing until it ends in a sink"]
+pub struct Stream<S> {
+    graph: Rc<RefCell<Graph>>,
+    chain: S,
+    group: GroupId,
+    parallelism: usize,
+    last_op: Option<OpId>,
+}
+
+impl<S> fmt::Debug for Stream<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stream")
+            .field("group", &self.group)
+            .field("parallelism", &self.parallelism)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Source> Stream<SourceChain<S>> {
+    /// A source run as `sources.len()` instances, one thread each (instance `i` runs
+    /// `sources[i]`); the stream continues with that parallelism.
+    pub(crate) fn from_sources(graph: Rc<RefCell<Graph>>, name: &str, sources: Vec<S>) -> Self {
+        let parallelism = sources.len();
+        let (group, op) = {
+            let mut g = graph.borrow_mut();
+            let name = g.unique_name(name);
+            let group = g.add_group(&name, parallelism);
+            let op = g.add_operator(&name, OperatorKind::Source, parallelism);
+            (group, op)
+        };
+        Stream {
+            graph,
+            chain: SourceChain {
+                sources: Rc::new(RefCell::new(sources.into_iter().map(Some).collect())),
+                op,
+                group,
+            },
+            group,
+            parallelism,
+            last_op: Some(op),
+        }
+    }
+}
+
+impl<S: Chain> Stream<S> {
+    /// Number of parallel instances this stream runs as.
+    pub fn parallelism(&self) -> usize {
+        self.parallelism
+    }
+
+    /// Appends `op`, named `name`, to the chain (on the same thread).
+    ///
+    /// This is how custom operators join a query; `map`, `filter` and the rest are
+    /// built on it.
+    pub fn operator<O>(self, name: &str, op: O) -> Stream<Then<S, O>>
+    where
+        O: Operator<S::Out> + Clone,
+        O::Out: Send + 'static,
+    {
+        self.then(name, OperatorKind::Transform, op)
+    }
+
+    fn then<O>(self, name: &str, kind: OperatorKind, op: O) -> Stream<Then<S, O>>
+    where
+        O: Operator<S::Out> + Clone,
+        O::Out: Send + 'static,
+    {
+        let id = {
+            let mut g = self.graph.borrow_mut();
+            let name = g.unique_name(name);
+            g.add_operator(&name, kind, self.parallelism)
+        };
+        Stream {
+            graph: self.graph,
+            chain: Then {
+                upstream: self.chain,
+                op,
+                id,
+                group: self.group,
+                side: None,
+            },
+            group: self.group,
+            parallelism: self.parallelism,
+            last_op: Some(id),
+        }
+    }
+
+    /// Renames the operator added last (as shown in progress reports and errors).
+    ///
+    /// ```
+    /// let mut query = rivulet::Query::builder();
+    /// query.from_iter("n", 0..3u64).map(|x| x + 1).named("add_one").for_each(|_| {});
+    /// let running = query.start().unwrap();
+    /// running.await_termination().unwrap();
+    /// assert!(running.progress().operators.iter().any(|op| op.name == "add_one"));
+    /// ```
+    pub fn named(self, name: &str) -> Self {
+        if let Some(op) = self.last_op {
+            self.graph.borrow_mut().rename_operator(op, name);
+        }
+        self
+    }
+
+    /// Transforms every record with `f` (Spark's `map`).
+    pub fn map<U, F>(self, f: F) -> Stream<Then<S, Map<F>>>
+    where
+        F: FnMut(S::Out) -> U + Clone + Send + 'static,
+        U: Send + 'static,
+    {
+        self.then("map", OperatorKind::Transform, Map(f))
+    }
+
+    /// Keeps the records for which `f` returns `true` (Spark's `filter`).
+    pub fn filter<F>(self, f: F) -> Stream<Then<S, Filter<F>>>
+    where
+        F: FnMut(&S::Out) -> bool + Clone + Send + 'static,
+    {
+        self.then("filter", OperatorKind::Transform, Filter(f))
+    }
+
+    /// Replaces every record with the items `f` returns (Spark's `flatMap`).
+    pub fn flat_map<I, F>(self, f: F) -> Stream<Then<S, FlatMap<F>>>
+    where
+        F: FnMut(S::Out) -> I + Clone + Send + 'static,
+        I: IntoIterator,
+        I::Item: Send + 'static,
+    {
+        self.then("flat_map", OperatorKind::Transform, FlatMap(f))
+    }
+
+    /// Calls `f` on every record, passing records on unchanged.
+    pub fn inspect<F>(self, f: F) -> Stream<Then<S, Inspect<F>>>
+    where
+        F: FnMut(&S::Out) + Clone + Send + 'static,
+    {
+        self.then("inspect", OperatorKind::Transform, Inspect(f))
+    }
+
+    /// Ends the chain in `make(graph, instance)` for every instance. Only recorded here:
+    /// `start()` builds the tasks (restoring state, connecting edges) in the order the
+    /// chains were ended, so every edge exists before the chain reading it is built.
+    fn terminate<C>(self, mut make: impl FnMut(&mut Graph, usize) -> C + 'static)
+    where
+        C: Downstream<S::Out> + Send + 'static,
+    {
+        let Stream {
+            graph,
+            chain,
+            group,
+            parallelism,
+            ..
+        } = self;
+        let mut g = graph.borrow_mut();
+        g.groups[group].terminated = true;
+        let reads = chain.input_port();
+        g.deferred.push(Deferred {
+            group,
+            reads,
+            build: Box::new(move |g: &mut Graph| {
+                for instance in 0..parallelism {
+                    let downstream = make(g, instance);
+                    let task = chain.clone().finish(downstream, g, instance);
+                    g.set_task(group, instance, task);
+                }
+            }),
+        });
+    }
+
+    /// Sends every record to `sink`, named `name` (cloned once per instance).
+    pub fn sink<K>(self, name: &str, sink: K)
+    where
+        K: Sink<S::Out> + Clone,
+    {
+        // The sink is opened by `start()` (after recovery, once nothing can fail any
+        // more), never while the query is being built.
+        let op = {
+            let mut g = self.graph.borrow_mut();
+            let name = g.unique_name(name);
+            g.add_operator(&name, OperatorKind::Sink, self.parallelism)
+        };
+        let parallelism = self.parallelism;
+        self.terminate(move |g, instance| {
+            let (metrics, name) = g.operator_instance(op, instance);
+            let participant = g.participant(op, instance);
+            let context = SinkContext {
+                name: name.to_string(),
+                instance,
+                parallelism,
+                output_mode: g.config.output_mode,
+                epochs: participant.is_some(),
+                checkpointed: g.persistent(),
+                first_epoch: Epoch(g.first_epoch()),
+                replayed_epoch: g.replayed_epoch().map(Epoch),
+                query_id: g.query_id(),
+            };
+            SinkStage::new(
+                sink.clone(),
+                context,
+                metrics,
+                g.control.clone(),
+                participant,
+                g.first_emit_mode(),
+            )
+        });
+    }
+
+    /// Calls `f` for every record (Spark's `foreach` sink).
+    pub fn for_each<F>(self, f: F)
+    where
+        F: FnMut(S::Out) + Clone + Send + 'static,
+    {
+        self.sink("for_each", ForEachSink(f));
+    }
+
+    /// Prints every record on standard output (Spark's `console` sink): a table per
+    /// micro-batch, with one column per field, or one line per record in continuous
+    /// epochs. See [`ConsoleSink`] for the format; use [`Stream::sink`] with a configured
+    /// [`ConsoleSink`] for another output, a prefix or other table options.
+    pub fn to_console(self)
+    where
+        S::Out: Serialize,
+    {
+        self.sink("console", ConsoleSink::new(""));
+    }
+
+    /// Writes every record to part files in `dir` (Spark's `file` sink), as CSV or JSON
+    /// lines: one part file per epoch and sink instance, staged in a temporary file and
+    /// renamed into place once the epoch is complete, with a commit record of its own.
+    /// With a micro-batch trigger and checkpointing the output is exactly-once across
+    /// crashes; read it with [`sink::file::read_committed`](crate::sink::file::read_committed).
+    /// A checkpointed query refuses to start on a directory that another query (or this
+    /// one, before its checkpoint directory was deleted) wrote: see
+    /// [`FileSinkError::ForeignOutput`](crate::sink::file::FileSinkError::ForeignOutput).
+    pub fn to_files(self, dir: impl AsRef<std::path::Path>, format: FileFormat)
+    where
+        S::Out: Serialize,
+    {
+        self.sink("files", FileSink::new(dir, format));
+    }
+
+    /// Collects every record into a table named `name` (Spark's `memory` sink). The
+    /// table can be read while the query runs, through the returned handle or
+    /// [`Query::memory_table`](crate::Query::memory_table).
+    pub fn to_memory(self, name: &str) -> MemoryTable<S::Out>
+    where
+        S::Out: Sync,
+    {
+        let table = MemoryTable::new();
+        self.graph
+            .borrow_mut()
+            .tables
+            .push((name.to_string(), Box::new(table.clone())));
+        self.sink(name, MemorySink::new(table.clone()));
+        table
+    }
+}
