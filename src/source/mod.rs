@@ -231,8 +231,8 @@ pub trait Source: Send + 'static {
     /// Between spin rounds (and under policies that never park, instead of parking) it
     /// calls `park(Some(Duration::ZERO))`: look without blocking.
     ///
-    /// Sources that do not override it cost nothing per record: the runtime asks once and
-    /// parks the thread from then on.
+    /// Sources that do not override it cost nothing per record: the runtime asks once and,
+    /// once `park` returned `false`, never again (so answer the same way every time).
     fn park(&mut self, timeout: Option<Duration>) -> bool {
         let _ = timeout;
         false
