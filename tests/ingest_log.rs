@@ -5,7 +5,7 @@
 
 use rivulet::checkpoint::{CheckpointConfig, Durability};
 use rivulet::sink::MemoryTable;
-use rivulet::source::{PushSource, Source};
+use rivulet::source::{IngestLogged, PushSource, Source};
 use rivulet::{Epoch, PushHandle, Query};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -107,8 +107,9 @@ fn a_graceful_stop_checkpoints_everything_so_a_restart_replays_nothing() {
 }
 
 /// Without checkpointing a push source keeps no ingest log: it delivers everything, and
-/// asking it for an offset is an error. (It says it can replay because it opens its log
-/// whenever the query checkpoints: `Source::open` gets the checkpoint directory.)
+/// asking it for an offset is an error. (The wrapper `push_source` puts around it says it
+/// can replay because it opens its log whenever the query checkpoints: `Source::open`
+/// gets the checkpoint directory.)
 #[test]
 fn without_checkpointing_the_push_source_has_no_log() {
     let mut query = Query::builder();
@@ -121,7 +122,9 @@ fn without_checkpointing_the_push_source_has_no_log() {
     assert_eq!(out.len(), 10);
 
     let signal = std::sync::Arc::new(rivulet::edge::WakeSignal::new());
-    let (_handle, mut source) = PushSource::<u64>::new(16, signal);
+    let (_handle, source) = PushSource::<u64>::new(16, signal);
+    assert!(!source.can_replay(), "the push source alone cannot replay");
+    let mut source = IngestLogged::new(source);
     assert!(source.can_replay());
     assert!(source.checkpoint(Epoch(1)).is_err());
 }

@@ -19,10 +19,44 @@
 //! An unpark that lands before the `park()` is not lost either: `Thread::unpark` leaves a
 //! token that makes the next `park()` return at once. The loom models in `loom-tests`
 //! check this for empty rings (consumer waits) and full rings (producer waits).
+//!
+//! ## Blocking somewhere else than in `park()`
+//!
+//! A source whose data arrives on sockets blocks in `mio::Poll::poll` instead: socket
+//! readiness never goes through the signal, so a parked thread would never see it. Such a
+//! thread waits with a [`Waiter`] whose [`block`](Waiter::block) polls, and registers the
+//! poll's `mio::Waker` with [`WakeSignal::set_waker`]; every unpark of the signal (a
+//! notifier that saw `sleeping`, stop, abort, a dropped edge) then also fires the waker.
+//! The protocol is the same with `block` in the place of `park()`:
+//!
+//! ```text
+//!   waiter                                  notifier
+//!   sleeping = true        (release)        publish work (release)
+//!   fence(SeqCst)                           fence(SeqCst)
+//!   re-check for work      (acquire)        if sleeping (acquire) → swap false,
+//!   if none: block() (poll)                   unpark the thread and fire the waker
+//!   sleeping = false
+//! ```
+//!
+//! The fence argument above is unchanged: either the re-check sees the work, or the
+//! notifier sees `sleeping` and fires the waker. What `park()`'s token gave, the waker
+//! must give too: a wake that lands between the re-check and the blocking call must make
+//! that call return. A `mio::Waker` does: on Linux it writes to an eventfd registered in
+//! the poll, and the write queues a readiness event in the kernel whether or not a
+//! `poll` is blocked at that moment; the next `poll` returns with it (kqueue's
+//! `EVFILT_USER` trigger behaves alike). So a wake before the poll is kept, like an
+//! unpark token, and a wake during it ends it. A primitive that only woke a caller
+//! already blocked (a condition variable's notify without a flag) would lose exactly that
+//! wake-up; `loom-tests/tests/wakeup_waker.rs` runs the protocol with both kinds.
+//! Spurious returns (a stale waker event, a socket event) are harmless: the caller
+//! re-checks in a loop. The thread is unparked as well, because the same thread may
+//! still park on the signal elsewhere (a sender blocked on a full ring); a leftover
+//! unpark token or waker event costs one spurious return, nothing more.
 
 use crate::sync::atomic::{fence, AtomicBool, Ordering};
 use crate::sync::{hint, thread, Mutex};
-use std::time::Instant;
+use std::fmt;
+use std::time::{Duration, Instant};
 
 /// What a thread does while it has nothing to do.
 ///
@@ -130,12 +164,32 @@ impl Backoff {
 /// if it is (about to be) asleep.
 ///
 /// One signal belongs to one thread (the waiter); any number of peers may notify it.
-#[derive(Debug)]
 pub struct WakeSignal {
     sleeping: AtomicBool,
     /// Set by the waiter itself before it first sleeps; read by notifiers only after they
     /// saw `sleeping == true` (acquire), which the waiter set after registering.
-    thread: Mutex<Option<thread::Thread>>,
+    wakes: Mutex<Wakes>,
+}
+
+/// What an unpark wakes. One lock for both, so an unpark costs the one lock it always
+/// did when no waker is set.
+#[derive(Default)]
+struct Wakes {
+    thread: Option<thread::Thread>,
+    /// Fired with every unpark, for a thread that blocks in a poll of its own (see the
+    /// module docs). Set before the thread first blocks there, like `thread`.
+    waker: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl fmt::Debug for WakeSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let wakes = self.wakes.lock().unwrap();
+        f.debug_struct("WakeSignal")
+            .field("sleeping", &self.sleeping)
+            .field("thread", &wakes.thread)
+            .field("waker", &wakes.waker.is_some())
+            .finish()
+    }
 }
 
 impl Default for WakeSignal {
@@ -149,29 +203,75 @@ impl WakeSignal {
     pub fn new() -> Self {
         WakeSignal {
             sleeping: AtomicBool::new(false),
-            thread: Mutex::new(None),
+            wakes: Mutex::new(Wakes::default()),
         }
     }
 
     /// Makes the calling thread the one this signal wakes. Call it on the waiting thread
     /// before its first [`WakeSignal::wait`].
     pub fn register_current(&self) {
-        *self.thread.lock().unwrap() = Some(thread::current());
+        self.wakes.lock().unwrap().thread = Some(thread::current());
+    }
+
+    /// Makes every unpark of this signal also call `waker`: for a thread that blocks in a
+    /// poll of its own ([`Waiter::block`]), pass something that ends that poll, such as
+    /// `mio::Waker::wake`. It must keep a wake that comes before the blocking call (see
+    /// the module docs). Set it before the thread first blocks; a later call replaces it.
+    ///
+    /// ```
+    /// use rivulet::edge::WakeSignal;
+    /// use std::sync::Arc;
+    ///
+    /// let mut poll = mio::Poll::new()?;
+    /// let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0))?);
+    /// let signal = WakeSignal::new();
+    /// signal.set_waker(Arc::new(move || {
+    ///     let _ = waker.wake();
+    /// }));
+    /// signal.unpark(); // before the poll: the poll still returns
+    /// let mut events = mio::Events::with_capacity(4);
+    /// poll.poll(&mut events, None)?;
+    /// assert_eq!(events.iter().next().map(|event| event.token()), Some(mio::Token(0)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_waker(&self, waker: std::sync::Arc<dyn Fn() + Send + Sync>) {
+        self.wakes.lock().unwrap().waker = Some(waker);
     }
 
     /// Parks the calling thread unless `has_work` says there is work, following the
     /// protocol in the module docs. Returns after an unpark, a spurious wake-up, the
     /// `deadline`, or at once if work was found. The caller re-checks in a loop.
     pub fn wait(&self, has_work: impl FnOnce() -> bool, deadline: Option<Instant>) {
+        let mut has_work = Some(has_work);
+        self.wait_with(
+            &mut Closures {
+                has_work: || has_work.take().is_none_or(|has_work| has_work()),
+                before_park: || {},
+            },
+            deadline,
+        );
+    }
+
+    /// Like [`wait`](Self::wait), with `waiter` re-checking for work and, if it has a
+    /// wait of its own ([`Waiter::block`]), blocking there instead of in `park()`.
+    pub fn wait_with<W: Waiter + ?Sized>(&self, waiter: &mut W, deadline: Option<Instant>) {
         self.sleeping.store(true, Ordering::Release);
         fence(Ordering::SeqCst);
-        if !has_work() {
-            match deadline {
-                None => thread::park(),
+        if !waiter.has_work() {
+            let timeout = match deadline {
+                None => Some(None),
                 Some(deadline) => {
                     let now = Instant::now();
-                    if deadline > now {
-                        thread::park_timeout(deadline - now);
+                    (deadline > now).then(|| Some(deadline - now))
+                }
+            };
+            // A wake-up from here on unparks the thread and fires the waker; `block`
+            // must return for a waker fired before it started (module docs).
+            if let Some(timeout) = timeout {
+                if !waiter.block(timeout) {
+                    match timeout {
+                        None => thread::park(),
+                        Some(timeout) => thread::park_timeout(timeout),
                     }
                 }
             }
@@ -198,11 +298,60 @@ impl WakeSignal {
         }
     }
 
-    /// Unparks the registered thread unconditionally (used by stop and abort).
+    /// Unparks the registered thread unconditionally (used by stop and abort), and fires
+    /// the waker, if one is set ([`set_waker`](Self::set_waker)).
     pub fn unpark(&self) {
-        if let Some(thread) = self.thread.lock().unwrap().as_ref() {
-            thread.unpark();
+        let waker = {
+            let wakes = self.wakes.lock().unwrap();
+            if let Some(thread) = &wakes.thread {
+                thread.unpark();
+            }
+            wakes.waker.clone()
+        };
+        // Called outside the lock: the waker is foreign code.
+        if let Some(waker) = waker {
+            waker();
         }
+    }
+}
+
+/// What a waiting thread checks, and where it blocks: [`wait_for`] and
+/// [`WakeSignal::wait_with`] call it. [`wait_until`] is `wait_for` with closures.
+pub trait Waiter {
+    /// `true` if there is work (the re-check of the protocol).
+    fn has_work(&mut self) -> bool;
+
+    /// Runs once before each block: a thread flushes its own pending notifications here
+    /// so no peer waits on it while it sleeps. The default does nothing.
+    fn before_park(&mut self) {}
+
+    /// One spin or yield round found no work: look, without blocking, for work that
+    /// arrives elsewhere than through the signal (a socket). The default does nothing.
+    fn poll(&mut self) {}
+
+    /// Blocks until woken, for at most `timeout` (`None`: no limit), in a wait of its own
+    /// (a `mio` poll whose waker is [registered](WakeSignal::set_waker) with the signal),
+    /// and returns `true`; or returns `false` at once to have the thread park instead.
+    /// It must return when the waker fires, also when that happened before the call, and
+    /// may return spuriously. The default returns `false`.
+    fn block(&mut self, timeout: Option<Duration>) -> bool {
+        let _ = timeout;
+        false
+    }
+}
+
+/// [`Waiter`] of closures: `has_work` and `before_park`, parking the thread.
+struct Closures<H, B> {
+    has_work: H,
+    before_park: B,
+}
+
+impl<H: FnMut() -> bool, B: FnMut()> Waiter for Closures<H, B> {
+    fn has_work(&mut self) -> bool {
+        (self.has_work)()
+    }
+    fn before_park(&mut self) {
+        (self.before_park)();
     }
 }
 
@@ -215,11 +364,32 @@ pub fn wait_until(
     signal: &WakeSignal,
     backoff: &mut Backoff,
     deadline: Option<Instant>,
-    mut has_work: impl FnMut() -> bool,
-    mut before_park: impl FnMut(),
+    has_work: impl FnMut() -> bool,
+    before_park: impl FnMut(),
+) -> bool {
+    wait_for(
+        signal,
+        backoff,
+        deadline,
+        &mut Closures {
+            has_work,
+            before_park,
+        },
+    )
+}
+
+/// [`wait_until`] with a [`Waiter`]: spins or yields in `backoff` rounds (each followed by
+/// [`Waiter::poll`]), then blocks with the protocol of [`WakeSignal::wait_with`], until
+/// `has_work` is true or `deadline` passes. Returns `true` if work was found, `false` on
+/// the deadline.
+pub fn wait_for<W: Waiter + ?Sized>(
+    signal: &WakeSignal,
+    backoff: &mut Backoff,
+    deadline: Option<Instant>,
+    waiter: &mut W,
 ) -> bool {
     loop {
-        if has_work() {
+        if waiter.has_work() {
             return true;
         }
         if let Some(deadline) = deadline {
@@ -231,9 +401,12 @@ pub fn wait_until(
         // is over, even for short gaps: the timer's slack (tens of µs) costs latency, but
         // a thread that spins through every gap of a 30k rows/s source burns a core that a
         // 2-core machine needs. Latency-critical setups choose `BusySpin`.
-        if backoff.advance() == WaitStep::Park {
-            before_park();
-            signal.wait(&mut has_work, deadline);
+        match backoff.advance() {
+            WaitStep::Retry => waiter.poll(),
+            WaitStep::Park => {
+                waiter.before_park();
+                signal.wait_with(waiter, deadline);
+            }
         }
     }
 }
@@ -292,6 +465,70 @@ mod tests {
             signal.notify();
         }
         waiter.join().unwrap();
+    }
+
+    /// A thread that blocks in a `mio` poll (a [`Waiter`] with `block`) is woken by
+    /// `notify` through the waker registered with its signal, and by a plain `unpark` (stop,
+    /// abort), including wakes that come before it polls.
+    #[test]
+    fn a_registered_waker_ends_a_wait_in_a_mio_poll() {
+        struct Polling<'a> {
+            poll: mio::Poll,
+            events: mio::Events,
+            work: &'a AtomicUsize,
+            round: usize,
+            blocks: usize,
+        }
+        impl Waiter for Polling<'_> {
+            fn has_work(&mut self) -> bool {
+                self.work.load(Ordering::Acquire) >= self.round
+            }
+            fn block(&mut self, timeout: Option<Duration>) -> bool {
+                self.blocks += 1;
+                self.poll.poll(&mut self.events, timeout).unwrap();
+                true
+            }
+        }
+        let signal = Arc::new(WakeSignal::new());
+        let work = Arc::new(AtomicUsize::new(0));
+        let poll = mio::Poll::new().unwrap();
+        let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        signal.set_waker(std::sync::Arc::new(move || waker.wake().unwrap()));
+        let waiter = {
+            let (signal, work) = (signal.clone(), work.clone());
+            std::thread::spawn(move || {
+                let mut polling = Polling {
+                    poll,
+                    events: mio::Events::with_capacity(4),
+                    work: &work,
+                    round: 0,
+                    blocks: 0,
+                };
+                let mut backoff = Backoff::new(WaitPolicy::SpinThenPark {
+                    spins: 0,
+                    yields: 0,
+                });
+                for round in 1..=100 {
+                    polling.round = round;
+                    assert!(wait_for(&signal, &mut backoff, None, &mut polling));
+                    backoff.reset();
+                }
+                polling.blocks
+            })
+        };
+        for round in 1..=100 {
+            if round % 10 != 0 {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            work.fetch_add(1, Ordering::Release);
+            if round % 2 == 0 {
+                signal.notify();
+            } else {
+                signal.unpark();
+            }
+        }
+        let blocks = waiter.join().unwrap();
+        assert!(blocks > 0, "the waiter never blocked in its poll");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::plan::CheckpointBuild;
 use crate::plan::Graph;
 use crate::runtime::Pinning;
-use crate::source::{IterSource, PushHandle, PushSource, RateSource, Source};
+use crate::source::{IngestLogged, IterSource, PushHandle, PushSource, RateSource, Source};
 use crate::stream::{SourceChain, Stream};
 use crate::sync::Arc;
 use crate::time::Clock;
@@ -22,6 +22,10 @@ use serde::Serialize;
 use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
+
+/// The stream [`QueryBuilder::push_source`] returns: a [`PushSource`] wrapped in the
+/// ingest write-ahead log.
+pub type PushStream<T> = Stream<SourceChain<IngestLogged<PushSource<T>>>>;
 
 /// Describes a query: its settings, its sources, and (through the [`Stream`]s they
 /// return) everything downstream. [`start`](QueryBuilder::start) runs it.
@@ -101,7 +105,8 @@ impl QueryBuilder {
     /// until [`start`](Self::start).
     ///
     /// Every source must be able to replay ([`Source::can_replay`]); the push source does so
-    /// through an ingest write-ahead log in the checkpoint directory.
+    /// through an ingest write-ahead log in the checkpoint directory, and so does any
+    /// source added with [`source_with_ingest_log`](Self::source_with_ingest_log).
     ///
     /// Problems are reported by [`start`](Self::start): a directory written by a different
     /// query, damage that leaves no complete epoch intact, an unwritable directory.
@@ -197,7 +202,78 @@ impl QueryBuilder {
 
     /// Adds a source.
     pub fn source<S: Source>(&mut self, name: &str, source: S) -> Stream<SourceChain<S>> {
-        Stream::from_source(self.graph.clone(), name, source)
+        Stream::from_sources(self.graph.clone(), name, vec![source])
+    }
+
+    /// Adds a source run as `instances` instances, each on a thread of its own:
+    /// `make(i)` builds instance `i` (`0..instances`), which [`Source::open`] then also
+    /// learns from its [`SourceContext`](crate::source::SourceContext) (`instance`,
+    /// `instances`), to take its share: every `instances`-th file, one client, one Kafka
+    /// partition. `make` runs now, while the query is built, so the sources must not
+    /// connect or open anything before `open`.
+    ///
+    /// Each instance is a checkpoint participant of its own: it reports its own offset
+    /// at every epoch and gets that offset back ([`Source::restore`]) when the query
+    /// restarts (the instance count is part of the plan a checkpoint directory accepts).
+    /// The stream continues with parallelism `instances`: operators chained after the
+    /// source run on each instance's thread, a following `key_by` exchanges from every
+    /// instance to every aggregate instance, a `union` or a sink with one instance reads
+    /// them all. A source wrapped in [`IngestLogged`] keeps one log per instance
+    /// (`ingest-<name>`, `ingest-<name>-1`, …).
+    ///
+    /// ```
+    /// use rivulet::source::{Source, SourceContext, SourcePoll};
+    ///
+    /// /// The numbers below `end` that belong to its instance: `i, i + n, i + 2n, ...`.
+    /// struct Share {
+    ///     next: u64,
+    ///     step: u64,
+    ///     end: u64,
+    /// }
+    ///
+    /// impl Source for Share {
+    ///     type Item = u64;
+    ///     fn open(&mut self, context: &SourceContext) -> Result<(), rivulet::error::BoxError> {
+    ///         self.next = context.instance as u64;
+    ///         self.step = context.instances as u64;
+    ///         Ok(())
+    ///     }
+    ///     fn poll_next(&mut self) -> SourcePoll<u64> {
+    ///         if self.next >= self.end {
+    ///             return SourcePoll::Exhausted;
+    ///         }
+    ///         self.next += self.step;
+    ///         SourcePoll::Ready(self.next - self.step)
+    ///     }
+    /// }
+    ///
+    /// let mut query = rivulet::Query::builder();
+    /// let numbers = query.source_instances("numbers", 3, |_| Share { next: 0, step: 1, end: 10 });
+    /// assert_eq!(numbers.parallelism(), 3);
+    /// let sums = numbers.key_by(|n| n % 2).fold(0u64, |sum, n| *sum += n).to_memory("sums");
+    /// query.start()?.await_termination()?;
+    /// let mut last = std::collections::BTreeMap::new();
+    /// for (parity, sum) in sums.rows() {
+    ///     last.insert(parity, sum);
+    /// }
+    /// assert_eq!(last[&0], 0 + 2 + 4 + 6 + 8);
+    /// assert_eq!(last[&1], 1 + 3 + 5 + 7 + 9);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
+    pub fn source_instances<S: Source>(
+        &mut self,
+        name: &str,
+        instances: usize,
+        make: impl FnMut(usize) -> S,
+    ) -> Stream<SourceChain<S>> {
+        if instances == 0 {
+            self.graph
+                .borrow_mut()
+                .errors
+                .push(format!("source `{name}` needs at least one instance"));
+        }
+        let sources = (0..instances).map(make).collect();
+        Stream::from_sources(self.graph.clone(), name, sources)
     }
 
     /// A finite source over `items` (Spark's `MemoryStream`).
@@ -228,20 +304,60 @@ impl QueryBuilder {
         self.source(name, RateSource::new(rows_per_second))
     }
 
-    /// A source fed by the application through the returned [`PushHandle`]; its queue
-    /// holds `ring_capacity` records. In a checkpointed query it keeps an ingest
-    /// write-ahead log in `<checkpoint dir>/ingest-<name>` (records must be serde types).
-    pub fn push_source<T>(
+    /// Adds a source that cannot replay by itself (a socket, a queue), wrapped in the
+    /// ingest write-ahead log ([`IngestLogged`]): in a checkpointed query every record is
+    /// logged in `<checkpoint dir>/ingest-<name>` before it is emitted and replayed from
+    /// there after a restart. Records must be serde types.
+    ///
+    /// ```
+    /// use rivulet::checkpoint::CheckpointConfig;
+    /// use rivulet::source::{Source, SourcePoll};
+    ///
+    /// /// Hands out what it is given, once: no offsets of its own.
+    /// struct Once(Vec<u64>);
+    ///
+    /// impl Source for Once {
+    ///     type Item = u64;
+    ///     fn poll_next(&mut self) -> SourcePoll<u64> {
+    ///         match self.0.pop() {
+    ///             Some(n) => SourcePoll::Ready(n),
+    ///             None => SourcePoll::Exhausted,
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut query = rivulet::Query::builder();
+    /// query.checkpoint(CheckpointConfig::new(dir.path()));
+    /// let out = query.source_with_ingest_log("once", Once(vec![3, 2, 1])).to_memory("out");
+    /// query.start()?.await_termination()?;
+    /// assert_eq!(out.rows(), vec![1, 2, 3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn source_with_ingest_log<S>(
         &mut self,
         name: &str,
-    ) -> (PushHandle<T>, Stream<SourceChain<PushSource<T>>>)
+        source: S,
+    ) -> Stream<SourceChain<IngestLogged<S>>>
+    where
+        S: Source,
+        S::Item: Serialize + DeserializeOwned,
+    {
+        self.source(name, IngestLogged::new(source))
+    }
+
+    /// A source fed by the application through the returned [`PushHandle`]; its queue
+    /// holds `ring_capacity` records. It is a [`PushSource`] wrapped in the ingest
+    /// write-ahead log ([`IngestLogged`]): in a checkpointed query it logs what it takes
+    /// in `<checkpoint dir>/ingest-<name>` (records must be serde types).
+    pub fn push_source<T>(&mut self, name: &str) -> (PushHandle<T>, PushStream<T>)
     where
         T: Send + Serialize + DeserializeOwned + 'static,
     {
         let capacity = self.graph.borrow().config.ring_capacity;
         let signal = Arc::new(WakeSignal::new());
         let (handle, source) = PushSource::new(capacity, signal.clone());
-        let stream = self.source(name, source);
+        let stream = self.source_with_ingest_log(name, source);
         // The source's thread is the group just created: give it the signal the handle
         // notifies.
         {

@@ -352,6 +352,10 @@ where
         }
         Ok(())
     }
+
+    fn park(&mut self, timeout: Option<std::time::Duration>) -> bool {
+        self.source.park(timeout)
+    }
 }
 
 impl<S, C> SourceTask<S, C>

@@ -22,7 +22,7 @@ pub use affinity::Pinning;
 pub use shutdown::RunControl;
 
 use crate::event::{Epoch, Signal, Timestamp};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How many events a task handles per step before it flushes its notifications and
 /// checks the run flags again.
@@ -52,6 +52,13 @@ pub(crate) trait Task: Send {
     /// sink).
     fn open_source(&mut self) -> Result<(), String> {
         Ok(())
+    }
+    /// Blocks in the source's own wait (a `mio` poll) for at most `timeout`, instead of
+    /// parking the thread; `false` if the task has none (see
+    /// [`Source::park`](crate::source::Source::park)).
+    fn park(&mut self, timeout: Option<Duration>) -> bool {
+        let _ = timeout;
+        false
     }
 }
 

@@ -1,11 +1,42 @@
 //! The body of an operator thread.
 
 use super::{RunControl, Step, Task, STEP_BUDGET};
-use crate::edge::wait::{wait_until, Backoff};
+use crate::edge::wait::{wait_for, Backoff, Waiter};
 use crate::edge::{WaitPolicy, WakeSignal};
 use crate::error::Error;
 use crate::sync::Arc;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+/// How an idle worker waits for its task: the task's re-check (or the abort flag), and,
+/// for a source that blocks in a poll of its own, that poll instead of `park()`.
+struct TaskWaiter<'a> {
+    task: &'a mut dyn Task,
+    control: &'a RunControl,
+    /// `false` once the task said it has no wait of its own: it is not asked again.
+    own_wait: &'a mut bool,
+}
+
+impl Waiter for TaskWaiter<'_> {
+    fn has_work(&mut self) -> bool {
+        self.task.has_work() || self.control.is_aborted()
+    }
+
+    /// Between spin rounds a source that polls sockets looks at them without blocking:
+    /// under a policy that never parks, nothing else would ever see their data.
+    fn poll(&mut self) {
+        if *self.own_wait {
+            *self.own_wait = self.task.park(Some(Duration::ZERO));
+        }
+    }
+
+    fn block(&mut self, timeout: Option<Duration>) -> bool {
+        if *self.own_wait {
+            *self.own_wait = self.task.park(timeout);
+        }
+        *self.own_wait
+    }
+}
 
 /// Everything a worker thread needs, moved into it at spawn.
 pub(crate) struct Worker {
@@ -35,17 +66,17 @@ impl Worker {
         signal.register_current();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut backoff = Backoff::new(policy);
+            let mut own_wait = true;
             while !control.is_aborted() {
                 match task.step(STEP_BUDGET) {
                     Step::Busy => backoff.reset(),
                     Step::Idle { until } => {
-                        let found = wait_until(
-                            &signal,
-                            &mut backoff,
-                            until,
-                            || task.has_work() || control.is_aborted(),
-                            || {},
-                        );
+                        let mut waiter = TaskWaiter {
+                            task: task.as_mut(),
+                            control: &control,
+                            own_wait: &mut own_wait,
+                        };
+                        let found = wait_for(&signal, &mut backoff, until, &mut waiter);
                         if found {
                             backoff.reset();
                         }

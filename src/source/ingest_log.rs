@@ -1,4 +1,5 @@
-//! The ingest write-ahead log of a source that cannot rewind by itself (the push source).
+//! The ingest write-ahead log of a source that cannot rewind by itself, kept for it by
+//! [`IngestLogged`](super::IngestLogged) (the push source is one).
 //!
 //! Every record is appended to a memory-mapped log (the same machinery as checkpoints,
 //! in its own directory) before the source emits it; the source's checkpoint offset is

@@ -8,23 +8,133 @@
 //! | [`IterSource`] (`QueryBuilder::from_iter`) | `MemoryStream` | when the iterator ends |
 //! | [`RateSource`] (`QueryBuilder::rate`) | `rate` | on `stop()` or after `limit` rows |
 //! | [`PushSource`] (`QueryBuilder::push_source`) | — (an app-fed queue) | when every [`PushHandle`] is dropped, or on `stop()` |
+//!
+//! Writing a source: implement [`Source`]. It is opened at `start()` with a
+//! [`SourceContext`] (its name, its instance number of several, the checkpoint directory,
+//! the wake handle of its thread). A source that can rewind to an offset says so
+//! ([`Source::can_replay`]) and checkpoints its offset; one that cannot is wrapped in
+//! [`IngestLogged`], the ingest write-ahead log, to take part in a checkpointed query
+//! ([`QueryBuilder::source_with_ingest_log`](crate::QueryBuilder::source_with_ingest_log)).
+//! A source whose data arrives on sockets blocks in a `mio` poll of its own
+//! ([`Source::park`], [`WakeHandle::register_mio`]). Several instances of one source,
+//! each on its own thread with its own offset:
+//! [`QueryBuilder::source_instances`](crate::QueryBuilder::source_instances).
 
 pub(crate) mod ingest_log;
+pub mod logged;
 pub mod memory;
 pub mod push;
 pub mod rate;
 
+pub use logged::IngestLogged;
 pub use memory::IterSource;
 pub use push::{PushError, PushHandle, PushSource};
 pub use rate::{RateRow, RateSource};
 
 use crate::checkpoint::coordinator::CheckpointShared;
 use crate::checkpoint::CheckpointConfig;
+use crate::edge::WakeSignal;
 use crate::error::BoxError;
 use crate::event::Epoch;
 use crate::sync::Arc;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The wake handle of a source's thread, from [`SourceContext::wake`].
+///
+/// * Threads that feed the source (as [`PushHandle`]s do) call
+///   [`notify`](Self::notify) after handing it data, so that a waiting source thread
+///   re-checks [`Source::has_data`].
+/// * A source that blocks in a `mio` poll of its own ([`Source::park`]) registers the
+///   poll's waker with [`register_mio`](Self::register_mio): every wake-up of the thread
+///   (an epoch to mark, a batch released, a stop, an abort) then also ends the poll.
+///
+/// ```
+/// use rivulet::source::{Source, SourceContext, SourcePoll};
+/// use std::time::Duration;
+///
+/// /// Ends when the query stops; polls an (empty) `mio` registry meanwhile.
+/// struct Quiet {
+///     poll: Option<mio::Poll>,
+///     events: mio::Events,
+/// }
+///
+/// impl Source for Quiet {
+///     type Item = u64;
+///     fn open(&mut self, context: &SourceContext) -> Result<(), rivulet::error::BoxError> {
+///         let poll = mio::Poll::new()?;
+///         context.wake.register_mio(poll.registry(), mio::Token(0))?;
+///         self.poll = Some(poll);
+///         Ok(())
+///     }
+///     fn poll_next(&mut self) -> SourcePoll<u64> {
+///         SourcePoll::Pending { until: None }
+///     }
+///     fn has_data(&self) -> bool {
+///         false
+///     }
+///     fn park(&mut self, timeout: Option<Duration>) -> bool {
+///         if let Some(poll) = &mut self.poll {
+///             let _ = poll.poll(&mut self.events, timeout);
+///         }
+///         true
+///     }
+/// }
+///
+/// let mut query = rivulet::Query::builder();
+/// let source = Quiet { poll: None, events: mio::Events::with_capacity(8) };
+/// query.source("quiet", source).for_each(|_| {});
+/// let running = query.start()?;
+/// running.stop()?; // wakes the poll; the source ends
+/// # Ok::<(), rivulet::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct WakeHandle {
+    signal: Arc<WakeSignal>,
+}
+
+impl WakeHandle {
+    /// The handle of the thread that waits on `signal`.
+    pub fn new(signal: Arc<WakeSignal>) -> Self {
+        WakeHandle { signal }
+    }
+
+    /// Wakes the source's thread if it is waiting (or about to), so that it re-checks
+    /// [`Source::has_data`]. Call it after making data visible to the source (a release
+    /// store or a lock). Cheap when the thread is running: a fence and a load.
+    #[inline]
+    pub fn notify(&self) {
+        self.signal.notify();
+    }
+
+    /// Makes every wake-up of the thread also call `waker`, which must end the wait of
+    /// [`Source::park`], also when it fires before that wait starts. For `mio`, use
+    /// [`register_mio`](Self::register_mio). Call it in [`Source::open`].
+    pub fn set_waker(&self, waker: impl Fn() + Send + Sync + 'static) {
+        self.signal.set_waker(std::sync::Arc::new(waker));
+    }
+
+    /// Creates a `mio::Waker` for `token` on `registry` (the poll that [`Source::park`]
+    /// blocks in) and makes every wake-up of the thread fire it. Events for `token` mean
+    /// only "re-check": ignore them. A `mio` poll has room for one waker.
+    ///
+    /// # Errors
+    ///
+    /// The waker could not be created or registered.
+    pub fn register_mio(&self, registry: &mio::Registry, token: mio::Token) -> std::io::Result<()> {
+        let waker = mio::Waker::new(registry, token)?;
+        self.set_waker(move || {
+            // Fails only if the poll is gone, and then nobody waits in it.
+            let _ = waker.wake();
+        });
+        Ok(())
+    }
+
+    /// The thread's signal.
+    pub fn signal(&self) -> &Arc<WakeSignal> {
+        &self.signal
+    }
+}
 
 /// What a source instance learns when the query starts (see [`Source::open`]).
 #[derive(Clone)]
@@ -37,8 +147,12 @@ pub struct SourceContext {
     /// How many instances of the source run.
     pub instances: usize,
     /// The query's checkpoint directory, if it checkpoints. A source that keeps files of
-    /// its own (an ingest log) keeps them under it, named after the source.
+    /// its own (an ingest log) keeps them under it, named after the source (and
+    /// instance).
     pub checkpoint_dir: Option<PathBuf>,
+    /// The wake handle of the thread that runs this instance: for feeders to notify, and
+    /// for a source that blocks in a `mio` poll to register the poll's waker with.
+    pub wake: WakeHandle,
     /// The checkpoint settings and the query's epoch state, for the ingest log.
     pub(crate) checkpoint: Option<(CheckpointConfig, Arc<CheckpointShared>)>,
 }
@@ -50,6 +164,7 @@ impl std::fmt::Debug for SourceContext {
             .field("instance", &self.instance)
             .field("instances", &self.instances)
             .field("checkpoint_dir", &self.checkpoint_dir)
+            .field("wake", &self.wake)
             .finish_non_exhaustive()
     }
 }
@@ -95,10 +210,32 @@ pub trait Source: Send + 'static {
 
     /// Whether a poll might now find data. The thread re-checks this after announcing it
     /// is about to park; a source fed by other threads must make its feeders notify the
-    /// thread (see [`PushHandle`]). The default, `true`, suits sources that never wait
-    /// for anyone.
+    /// thread (see [`PushHandle`], [`WakeHandle::notify`]). The default, `true`, suits
+    /// sources that never wait for anyone.
     fn has_data(&self) -> bool {
         true
+    }
+
+    /// Waits for the source's own events (socket readiness) for at most `timeout`, in
+    /// place of parking the thread, and returns `true`; the default returns `false`: the
+    /// source has no wait of its own and the thread parks on its wake signal.
+    ///
+    /// A source whose data arrives on sockets blocks here in `mio::Poll::poll` and notes
+    /// which sockets are ready, so that [`has_data`](Self::has_data) then says so. It
+    /// must also wake for epochs, stops and aborts: register the poll's waker in
+    /// [`open`](Self::open) with [`WakeHandle::register_mio`]. The runtime calls `park`
+    /// only after it announced the wait and re-checked `has_data` (the wake-up protocol
+    /// of [`crate::edge::wait`]); a wake-up in between fires the waker before the poll,
+    /// and a `mio` poll returns for a waker fired before it started, so it is not lost.
+    /// Return after one poll, whatever ended it: the runtime re-checks and calls again.
+    /// Between spin rounds (and under policies that never park, instead of parking) it
+    /// calls `park(Some(Duration::ZERO))`: look without blocking.
+    ///
+    /// Sources that do not override it cost nothing per record: the runtime asks once and,
+    /// once `park` returned `false`, never again (so answer the same way every time).
+    fn park(&mut self, timeout: Option<Duration>) -> bool {
+        let _ = timeout;
+        false
     }
 
     /// The query is stopping gracefully. Return `true` to keep being polled until

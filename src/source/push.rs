@@ -7,18 +7,12 @@
 //! when the query stops, after what was already accepted has been processed: a record for
 //! which `push` returned `Ok` is never lost by a stop.
 
-use super::ingest_log::IngestLog;
-use super::{Source, SourceContext, SourcePoll};
-use crate::checkpoint::codec;
+use super::{Source, SourcePoll};
 use crate::edge::WakeSignal;
-use crate::error::BoxError;
-use crate::event::Epoch;
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::sync::Arc;
 use crossbeam::queue::ArrayQueue;
 use crossbeam::utils::Backoff;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use std::fmt;
 use std::time::Duration;
 
@@ -34,7 +28,8 @@ struct Shared<T> {
     handles: AtomicUsize,
     /// Records accepted by `push` so far.
     accepted: AtomicU64,
-    /// Records the source thread has taken (and logged, in a checkpointed query).
+    /// Records the source thread has taken (and logged, in a checkpointed query): a
+    /// record counts once the source is polled again after handing it out.
     taken: AtomicU64,
 }
 
@@ -215,18 +210,21 @@ impl<T: Send> PushHandle<T> {
     }
 }
 
-/// The source side of a push handle. Created by
-/// [`QueryBuilder::push_source`](crate::QueryBuilder::push_source).
+/// The source side of a push handle: a plain source that cannot replay (what it
+/// took from the queue is gone). [`QueryBuilder::push_source`] wraps it in an
+/// [`IngestLogged`](super::IngestLogged), so in a checkpointed query every record is
+/// written to an ingest write-ahead log before it is emitted and replayed from there
+/// after a restart; records a `push` accepted are never lost by a crash once logged (see
+/// [`PushHandle::flush`], and [`Durability`](crate::checkpoint::Durability) for when they
+/// reach the disk).
 ///
-/// In a checkpointed query it writes every record to an ingest write-ahead log before
-/// emitting it, and replays the log from the restored offset after a restart; records a
-/// `push` accepted are never lost by a crash once logged (see
-/// [`Durability`](crate::checkpoint::Durability) for when they reach the disk).
+/// [`QueryBuilder::push_source`]: crate::QueryBuilder::push_source
 pub struct PushSource<T> {
     shared: Arc<Shared<T>>,
-    wal: Option<IngestLog<T>>,
-    /// The offset restored at start, applied when the ingest log is opened.
-    restore_to: Option<u64>,
+    /// A record was handed out and is not counted in `taken` yet. It is counted at the
+    /// next poll: by then whoever polled (an [`IngestLogged`](super::IngestLogged)) has
+    /// logged it, which is what [`PushHandle::flush`] waits for.
+    handed_out: bool,
 }
 
 impl<T> fmt::Debug for PushSource<T> {
@@ -253,8 +251,7 @@ impl<T: Send> PushSource<T> {
             },
             PushSource {
                 shared,
-                wal: None,
-                restore_to: None,
+                handed_out: false,
             },
         )
     }
@@ -266,63 +263,38 @@ impl<T: Send> PushSource<T> {
         let closed = state & CLOSED != 0 || self.shared.handles.load(Ordering::Acquire) == 0;
         closed && state / IN_FLIGHT == 0
     }
-}
 
-impl<T: Send + Serialize + DeserializeOwned> PushSource<T> {
-    /// Logs `record` (if there is a write-ahead log) and emits it.
+    /// Counts the record handed out by the previous poll as taken.
     #[inline]
-    fn emit(&mut self, record: T) -> SourcePoll<T> {
-        if let Some(wal) = &mut self.wal {
-            if let Err(error) = wal.append(&record) {
-                return SourcePoll::Failed(error);
-            }
+    fn count_taken(&mut self) {
+        if self.handed_out {
+            self.handed_out = false;
+            // Only this thread writes `taken`: a load and a store, no locked instruction.
+            let taken = self.shared.taken.load(Ordering::Relaxed);
+            self.shared.taken.store(taken + 1, Ordering::Release);
         }
-        // Only this thread writes `taken`: a load and a store, no locked instruction.
-        let taken = self.shared.taken.load(Ordering::Relaxed);
-        self.shared.taken.store(taken + 1, Ordering::Release);
+    }
+
+    #[inline]
+    fn hand_out(&mut self, record: T) -> SourcePoll<T> {
+        self.handed_out = true;
         SourcePoll::Ready(record)
     }
 }
 
-impl<T: Send + Serialize + DeserializeOwned + 'static> Source for PushSource<T> {
+impl<T: Send + 'static> Source for PushSource<T> {
     type Item = T;
-
-    /// In a checkpointed query, opens the ingest write-ahead log
-    /// `<checkpoint dir>/ingest-<name>` (instance `i > 0`: `ingest-<name>-<i>`) and
-    /// rewinds it to the restored offset.
-    fn open(&mut self, context: &SourceContext) -> Result<(), BoxError> {
-        let Some((config, shared)) = &context.checkpoint else {
-            return Ok(());
-        };
-        let name = if context.instance == 0 {
-            format!("ingest-{}", context.name)
-        } else {
-            format!("ingest-{}-{}", context.name, context.instance)
-        };
-        let mut wal = IngestLog::open(&config.dir().join(name), config, shared.clone())?;
-        if let Some(offset) = self.restore_to.take() {
-            wal.restore(offset)?;
-        }
-        self.wal = Some(wal);
-        Ok(())
-    }
 
     #[inline]
     fn poll_next(&mut self) -> SourcePoll<T> {
-        if let Some(wal) = &mut self.wal {
-            match wal.next_replay() {
-                Some(Ok(record)) => return SourcePoll::Ready(record),
-                Some(Err(error)) => return SourcePoll::Failed(error),
-                None => {}
-            }
-        }
+        self.count_taken();
         if let Some(record) = self.shared.queue.pop() {
-            return self.emit(record);
+            return self.hand_out(record);
         }
         if self.finished_feeding() {
             // A push that completed before we saw "finished" is in the queue now.
             return match self.shared.queue.pop() {
-                Some(record) => self.emit(record),
+                Some(record) => self.hand_out(record),
                 None => SourcePoll::Exhausted,
             };
         }
@@ -330,34 +302,7 @@ impl<T: Send + Serialize + DeserializeOwned + 'static> Source for PushSource<T> 
     }
 
     fn has_data(&self) -> bool {
-        !self.shared.queue.is_empty()
-            || self.finished_feeding()
-            || self.wal.as_ref().is_some_and(IngestLog::has_replay)
-    }
-
-    /// `true`: in a checkpointed query the source logs what it accepts (see
-    /// [`open`](Self::open)) and replays from that log.
-    fn can_replay(&self) -> bool {
-        true
-    }
-
-    fn checkpoint(&mut self, epoch: Epoch) -> Result<Vec<u8>, BoxError> {
-        match &mut self.wal {
-            Some(wal) => wal.checkpoint(epoch),
-            None => Err("the push source has no ingest log (checkpointing is off)".into()),
-        }
-    }
-
-    fn restore(&mut self, offset: &[u8]) -> Result<(), BoxError> {
-        let offset: u64 = codec::decode(offset)?;
-        match &mut self.wal {
-            Some(wal) => wal.restore(offset),
-            None => {
-                // Applied when `open` opens the ingest log.
-                self.restore_to = Some(offset);
-                Ok(())
-            }
-        }
+        !self.shared.queue.is_empty() || self.finished_feeding()
     }
 
     fn drain_on_stop(&mut self) -> bool {

@@ -17,7 +17,7 @@ use crate::plan::{Graph, GroupId, OpId, Port, PortId};
 use crate::runtime::chain_time::ChainTime;
 use crate::runtime::heads::{InputTask, SourceCheckpoint, SourceTask};
 use crate::runtime::{Downstream, Task};
-use crate::source::{Source, SourceContext};
+use crate::source::{Source, SourceContext, WakeHandle};
 use std::cell::RefCell;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -67,9 +67,9 @@ fn restore_failure(
     }
 }
 
-/// The head of a chain that starts at a source.
+/// The head of a chain that starts at a source (one source per instance).
 pub struct SourceChain<S> {
-    pub(super) source: Rc<RefCell<Option<S>>>,
+    pub(super) sources: Rc<RefCell<Vec<Option<S>>>>,
     pub(super) op: OpId,
     pub(super) group: GroupId,
 }
@@ -77,7 +77,7 @@ pub struct SourceChain<S> {
 impl<S> Clone for SourceChain<S> {
     fn clone(&self) -> Self {
         SourceChain {
-            source: self.source.clone(),
+            sources: self.sources.clone(),
             op: self.op,
             group: self.group,
         }
@@ -103,13 +103,15 @@ impl<S: Source> Chain for SourceChain<S> {
         C: Downstream<S::Item> + Send + 'static,
     {
         let (metrics, name) = graph.operator_instance(self.op, instance);
-        let mut source = self
-            .source
-            .borrow_mut()
+        let instances = self.sources.borrow().len();
+        let mut source = self.sources.borrow_mut()[instance]
             .take()
-            .expect("a source has one instance and is attached once");
+            .expect("each source instance is attached once");
         let participant = graph.participant(self.op, instance);
-        if graph.persistent() && !source.can_replay() {
+        if graph.persistent()
+            && !source.can_replay()
+            && !graph.unreplayable.iter().any(|n| **n == *name)
+        {
             graph.unreplayable.push(name.to_string());
         }
         if let Some(offset) = graph.restored_offset(self.op, instance) {
@@ -121,16 +123,17 @@ impl<S: Source> Chain for SourceChain<S> {
         let replay = graph.replay_records(self.op, instance);
         let max_batch = graph.config.max_batch_records;
         let epochs = graph.epochs();
+        let signal = graph.groups[self.group].signals[instance].clone();
         let checkpoint = participant.map(|participant| {
-            let signal = graph.groups[self.group].signals[instance].clone();
-            participant.shared.clock.add_source(signal);
+            participant.shared.clock.add_source(signal.clone());
             SourceCheckpoint::new(participant, replay, max_batch)
         });
         let context = SourceContext {
             name: name.to_string(),
             instance,
-            instances: 1,
+            instances,
             checkpoint_dir: graph.checkpoint_dir(),
+            wake: WakeHandle::new(signal),
             checkpoint: graph.checkpoint_config().zip(epochs.clone()),
         };
         Box::new(SourceTask {

@@ -81,23 +81,26 @@ impl<S> fmt::Debug for Stream<S> {
 }
 
 impl<S: Source> Stream<SourceChain<S>> {
-    pub(crate) fn from_source(graph: Rc<RefCell<Graph>>, name: &str, source: S) -> Self {
+    /// A source run as `sources.len()` instances, one thread each (instance `i` runs
+    /// `sources[i]`); the stream continues with that parallelism.
+    pub(crate) fn from_sources(graph: Rc<RefCell<Graph>>, name: &str, sources: Vec<S>) -> Self {
+        let parallelism = sources.len();
         let (group, op) = {
             let mut g = graph.borrow_mut();
             let name = g.unique_name(name);
-            let group = g.add_group(&name, 1);
-            let op = g.add_operator(&name, OperatorKind::Source, 1);
+            let group = g.add_group(&name, parallelism);
+            let op = g.add_operator(&name, OperatorKind::Source, parallelism);
             (group, op)
         };
         Stream {
             graph,
             chain: SourceChain {
-                source: Rc::new(RefCell::new(Some(source))),
+                sources: Rc::new(RefCell::new(sources.into_iter().map(Some).collect())),
                 op,
                 group,
             },
             group,
-            parallelism: 1,
+            parallelism,
             last_op: Some(op),
         }
     }
