@@ -241,6 +241,8 @@ mod tests {
                 interval: Duration::ZERO,
             }),
             output_mode: OutputMode::Update,
+            processing_clock: crate::time::Clock::system(),
+            timer_deadlines: Box::new([]),
         })
     }
 
