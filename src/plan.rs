@@ -517,7 +517,18 @@ impl Graph {
                 return Err("the query's streams form a cycle".to_string());
             };
             let deferred = pending.remove(ready);
-            (deferred.build)(self);
+            // User code runs here (operators' `Clone`, `set_emit_mode`, key functions'
+            // clones): a panic is reported by `start()`, naming the thread group.
+            let group = self.groups[deferred.group].name.clone();
+            let build = deferred.build;
+            if let Err(payload) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build(self)))
+            {
+                return Err(format!(
+                    "building `{group}` panicked: {}",
+                    crate::error::panic_message(payload.as_ref())
+                ));
+            }
             built[deferred.group] = true;
         }
         Ok(())

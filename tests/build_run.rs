@@ -6,7 +6,7 @@
 //! * A `start()` that fails leaves both unchanged too: a plan that differs from the
 //!   checkpointed one, an operator whose state cannot be restored, a file-sink directory
 //!   that belongs to another query (with a checkpoint directory that did not exist: it
-//!   still does not), a configuration error.
+//!   still does not), a configuration error, a segment size the log cannot use.
 //! * After all that, the original query restarts from its checkpoint and continues as if
 //!   nothing had happened.
 
@@ -154,6 +154,17 @@ fn building_or_failing_to_start_changes_nothing_on_disk() {
         !other_checkpoints.exists(),
         "a failed start left the new checkpoint directory behind"
     );
+
+    // A segment size the log cannot use, with a push source (whose ingest log would
+    // live in the checkpoint directory): refused before anything is opened.
+    let mut query = Query::builder();
+    micro_batches(&mut query);
+    query.checkpoint(config(&checkpoints).segment_bytes(1));
+    let (_handle, pushed) = query.push_source::<u64>("pushed");
+    pushed.to_files(&out, FileFormat::Csv);
+    let error = query.start().unwrap_err();
+    assert!(error.to_string().contains("segment"), "{error}");
+    unchanged("a start refused for its segment size");
 
     // A configuration error found at start.
     let mut query = Query::builder();

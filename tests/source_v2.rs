@@ -682,16 +682,20 @@ fn ingest_logged_instances_keep_a_log_each() {
                 feeder.end();
             }
         }
-        (query, out)
+        // The feeders live as long as the caller keeps them: a source whose feeder is
+        // dropped ends, and a query whose sources all ended records a final epoch.
+        (query, out, feeders)
     };
-    // No epoch completes (an hour's interval): the crash leaves everything to replay.
-    let (query, out) = run(&[0..50, 1_000..1_030], false);
+    // No epoch completes (an hour's interval, and the feeders stay alive until the
+    // abort): the crash leaves everything to replay.
+    let (query, out, feeders) = run(&[0..50, 1_000..1_030], false);
     wait_until("the first run's records", || out.len() == 80);
     within("abort", move || query.abort()).unwrap();
+    drop(feeders);
     assert!(dir.path().join("ingest-fed").is_dir());
     assert!(dir.path().join("ingest-fed-1").is_dir());
 
-    let (query, out) = run(&[50..60, 1_030..1_040], true);
+    let (query, out, _feeders) = run(&[50..60, 1_030..1_040], true);
     finish_ok(&query, "the restart");
     let rows = out.rows();
     let of = |instance_range: std::ops::Range<u64>| -> Vec<u64> {

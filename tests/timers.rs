@@ -624,3 +624,50 @@ fn a_system_clock_timer_fires_by_itself() {
     finish_ok(&running, "system clock timer");
     assert_eq!(out.len(), 1, "the timer at MAX fired: {:?}", out.rows());
 }
+
+/// In micro-batch mode a processing-time timer fires inside a batch, as Spark's
+/// processing-time timeouts do: its output is part of a batch's commit. With no more
+/// input, a due timer makes the coordinator run a batch without data (Spark's no-data
+/// batch), so the output is committed without waiting for another record.
+#[test]
+fn in_micro_batches_a_due_timer_runs_a_batch_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let manual = ManualClock::new(T0);
+    let mut query = Query::builder();
+    query
+        .clock(manual.clock())
+        .trigger(rivulet::Trigger::MicroBatch {
+            interval: Duration::from_millis(5),
+        })
+        .checkpoint(
+            CheckpointConfig::new(dir.path().join("checkpoint")).durability(Durability::OsBuffered),
+        );
+    let (handle, input) = query.push_source::<(u64, i64)>("in");
+    input
+        .operator("delay", Delay)
+        .map(|(key, time): (u64, Timestamp)| (key, time.0))
+        .to_files(&out_dir, rivulet::sink::FileFormat::Csv);
+    let running = query.start().unwrap();
+    handle.push((7, 100)).unwrap();
+    wait_until("the batch with the record sets the timer", || {
+        counter(&running, "delay", "set") == 1
+    });
+    let committed = || -> Vec<(u64, i64)> {
+        rivulet::sink::file::read_committed(&out_dir, rivulet::sink::FileFormat::Csv).unwrap()
+    };
+    // Idle: no batch runs, and a timer that is not due yet changes nothing.
+    let batches = running.progress().checkpoint.unwrap().epochs_triggered;
+    std::thread::sleep(Duration::from_millis(30));
+    assert!(committed().is_empty());
+
+    manual.set(at(100));
+    wait_until("the timer's output is committed without new input", || {
+        !committed().is_empty()
+    });
+    assert_eq!(committed(), vec![(7, at(100).0)]);
+    assert!(running.progress().checkpoint.unwrap().epochs_triggered > batches);
+    drop(handle);
+    finish_ok(&running, "micro-batch timers");
+    assert_eq!(committed(), vec![(7, at(100).0)], "fired twice");
+}

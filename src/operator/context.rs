@@ -30,12 +30,16 @@ pub trait Context<Out, Key = (), Side = ()>: Collector<Out> {
     fn epoch(&self) -> Epoch;
 
     /// Sets an event-time timer: [`on_timer`](super::Operator::on_timer) runs for `key`
-    /// once the watermark reaches `time`. Returns `false` if that timer was already set.
+    /// once the watermark reaches `time` (a timer at or before the current watermark
+    /// fires with the next watermark that advances). Returns `false` if that timer was
+    /// already set.
     fn register_event_time_timer(&mut self, key: Key, time: Timestamp) -> bool;
 
     /// Sets a processing-time timer: [`on_timer`](super::Operator::on_timer) runs for
-    /// `key` once the clock reads `time` or later, even if no input arrives meanwhile.
-    /// Returns `false` if that timer was already set.
+    /// `key` once the clock reads `time` or later, even if no input arrives meanwhile. In
+    /// a micro-batch epoch it fires at the end of a batch (the engine runs a batch without
+    /// data when a timer is due and nothing else arrives), so its output belongs to that
+    /// batch. Returns `false` if that timer was already set.
     fn register_processing_time_timer(&mut self, key: Key, time: Timestamp) -> bool;
 
     /// Deletes an event-time timer; `false` if it was not set.

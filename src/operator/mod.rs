@@ -105,7 +105,10 @@ pub trait Operator<In>: Send + 'static {
 
     /// A timer set through the context is due: the watermark reached an event-time
     /// timer's time, or the clock a processing-time timer's. Called once per timer, in
-    /// time order. The default does nothing.
+    /// time order. A round of firing handles at most the timers pending when it began: a
+    /// timer set from here at or before the current time fires in the next round (the
+    /// next advancing watermark, or the thread's next step), never in a loop. The default
+    /// does nothing.
     fn on_timer<C: Context<Self::Out, Self::Key, Self::Side>>(
         &mut self,
         timer: Timer<Self::Key>,

@@ -15,10 +15,11 @@
 //! reads `>= t`. Within a domain, timers fire in `(time, key)` order. Registering a timer
 //! at or before the current watermark (or clock) is allowed: it fires at the next pop.
 //!
-//! The service is part of an operator's state: it serializes with serde, so the
-//! operator snapshots it with [`codec::encode`](crate::checkpoint::codec::encode) along
-//! with the rest of its state, and a restored service fires exactly the timers the
-//! snapshotted one would have.
+//! Operators do not hold a service themselves: each stage owns one, keyed by the
+//! operator's [`Key`](super::Operator::Key), registers and deletes through the
+//! [`Context`](super::Context), and fires through [`on_timer`](super::Operator::on_timer).
+//! The service serializes with serde: the stage checkpoints it beside the operator's own
+//! state, and a restored service fires exactly the timers the snapshotted one would have.
 //!
 //! ```
 //! use rivulet::operator::{TimeDomain, Timer, TimerService};

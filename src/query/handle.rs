@@ -246,7 +246,9 @@ fn prepare(graph: &mut Graph) -> Result<()> {
     open_tasks(graph).map_err(Error::config)
 }
 
-/// Opens every sink, then every source.
+/// Opens every source, then every sink: the built-in sources only read at open (an
+/// ingest log is scanned and checked; its writer starts with the first record), so a
+/// damaged log is refused before a sink changed its directory.
 fn open_tasks(graph: &mut Graph) -> std::result::Result<(), String> {
     let mut tasks: Vec<&mut Box<dyn Task>> = graph
         .groups
@@ -255,10 +257,10 @@ fn open_tasks(graph: &mut Graph) -> std::result::Result<(), String> {
         .map(|task| task.as_mut().expect("every group's tasks were built"))
         .collect();
     for task in &mut tasks {
-        task.open_sinks()?;
+        task.open_source()?;
     }
     for task in &mut tasks {
-        task.open_source()?;
+        task.open_sinks()?;
     }
     Ok(())
 }
@@ -302,8 +304,9 @@ impl fmt::Debug for Query {
 ///    what to restore);
 /// 3. the tasks are built: edges connected, operator state and source offsets restored,
 ///    all in memory;
-/// 4. only then is anything opened or written: the sinks opened (the file sink retires
-///    stale output here), the sources opened (ingest logs), the checkpoint log started;
+/// 4. only then is anything opened: the sources (an ingest log is read and checked), then
+///    the sinks (the file sink refuses foreign output and retires stale output here),
+///    then the checkpoint log;
 /// 5. the threads start.
 pub(crate) fn start(mut graph: Graph) -> Result<Query> {
     if let Some(error) = graph.fatal.take() {

@@ -48,7 +48,7 @@ pub(crate) trait Task: Send {
     /// Opens the sink the task's chain ends in, if any, when the query starts; an error
     /// says what failed.
     fn open_sinks(&mut self) -> Result<(), String>;
-    /// Opens the task's source, if it has one, when the query starts (after every
+    /// Opens the task's source, if it has one, when the query starts (before every
     /// sink).
     fn open_source(&mut self) -> Result<(), String> {
         Ok(())

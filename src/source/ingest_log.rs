@@ -19,7 +19,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::marker::PhantomData;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Largest ingest segment: rolling to a new segment happens on the source thread, so
 /// keep the preallocation short.
@@ -46,7 +46,11 @@ fn split_entry(payload: &[u8]) -> Result<(u64, &[u8]), CheckpointError> {
 
 /// A source's write-ahead log of what it received.
 pub(crate) struct IngestLog<T> {
-    writer: LogWriter,
+    /// Opened at the first append or checkpoint, on the source's thread: opening the log
+    /// at start only reads it, so a start that fails later has written nothing here.
+    writer: Option<LogWriter>,
+    dir: PathBuf,
+    log_config: LogConfig,
     durability: Durability,
     /// Logged records not yet re-emitted after a restart, oldest first.
     replay: VecDeque<(u64, Vec<u8>)>,
@@ -66,7 +70,7 @@ pub(crate) struct IngestLog<T> {
 impl<T> fmt::Debug for IngestLog<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IngestLog")
-            .field("dir", &self.writer.dir())
+            .field("dir", &self.dir)
             .field("next_seq", &self.next_seq)
             .field("replay", &self.replay.len())
             .finish_non_exhaustive()
@@ -108,16 +112,14 @@ impl<T: Serialize + DeserializeOwned> IngestLog<T> {
                 logged.insert(seq, record.to_vec());
             }
         }
-        let writer = LogWriter::open(
-            dir,
-            LogConfig {
+        let next_seq = logged.keys().next().copied().unwrap_or(0);
+        Ok(IngestLog {
+            writer: None,
+            dir: dir.to_path_buf(),
+            log_config: LogConfig {
                 segment_bytes: config.segment_bytes.min(MAX_INGEST_SEGMENT),
                 durability: config.durability,
             },
-        )?;
-        let next_seq = logged.keys().next().copied().unwrap_or(0);
-        Ok(IngestLog {
-            writer,
             durability: config.durability,
             replay: logged.into_iter().collect(),
             next_seq,
@@ -140,7 +142,7 @@ impl<T: Serialize + DeserializeOwned> IngestLog<T> {
             if *seq != expected {
                 return Err(format!(
                     "the ingest log {} lacks records {expected}..{seq}: they were removed or damaged",
-                    self.writer.dir().display()
+                    self.dir.display()
                 )
                 .into());
             }
@@ -161,12 +163,25 @@ impl<T: Serialize + DeserializeOwned> IngestLog<T> {
         !self.replay.is_empty()
     }
 
+    /// The writer, opened (locking the directory, starting a segment) at first use.
+    fn writer(&mut self) -> Result<&mut LogWriter, BoxError> {
+        if self.writer.is_none() {
+            self.writer = Some(LogWriter::open(&self.dir, self.log_config.clone())?);
+        }
+        Ok(self.writer.as_mut().expect("opened above"))
+    }
+
     /// Appends `record` before it is emitted.
     pub(crate) fn append(&mut self, record: &T) -> Result<(), BoxError> {
         self.buffer.clear();
         self.buffer.extend_from_slice(&self.next_seq.to_le_bytes());
         codec::encode_into(record, &mut self.buffer)?;
-        let location = self.writer.append(INGEST, &self.buffer)?;
+        let buffer = std::mem::take(&mut self.buffer);
+        let appended = self
+            .writer()
+            .and_then(|writer| Ok(writer.append(INGEST, &buffer)?));
+        self.buffer = buffer;
+        let location = appended?;
         self.segment_last_seq
             .insert(location.segment, self.next_seq);
         self.next_seq += 1;
@@ -176,8 +191,10 @@ impl<T: Serialize + DeserializeOwned> IngestLog<T> {
     /// The offset for `epoch`'s checkpoint, after making what it covers durable and
     /// removing segments no retained epoch needs.
     pub(crate) fn checkpoint(&mut self, epoch: Epoch) -> Result<Vec<u8>, BoxError> {
-        if self.durability == Durability::Msync {
-            self.writer.sync()?;
+        let durability = self.durability;
+        let writer = self.writer()?;
+        if durability == Durability::Msync {
+            writer.sync()?;
         }
         // A micro-batch planned again (its first plan found nothing) asks again for the
         // same epoch: the newer offset replaces the older one.
@@ -208,7 +225,7 @@ impl<T: Serialize + DeserializeOwned> IngestLog<T> {
         let (oldest_epoch, oldest_offset) = complete[complete.len() - self.retain];
         self.epoch_offsets
             .retain(|(epoch, _)| *epoch >= oldest_epoch);
-        let current = self.writer.current_segment();
+        let current = self.writer()?.current_segment();
         let removable: Vec<u64> = self
             .segment_last_seq
             .iter()
@@ -216,7 +233,7 @@ impl<T: Serialize + DeserializeOwned> IngestLog<T> {
             .map(|(segment, _)| *segment)
             .collect();
         for segment in removable {
-            self.writer.remove_segment(segment)?;
+            self.writer()?.remove_segment(segment)?;
             self.segment_last_seq.remove(&segment);
         }
         Ok(())

@@ -192,10 +192,14 @@ pub trait Source: Send + 'static {
     /// The records it produces.
     type Item: Send + 'static;
 
-    /// Opens the source when the query starts, after [`restore`](Self::restore) (if the
-    /// query restored an offset) and before the first [`poll_next`](Self::poll_next):
-    /// connect, open files, open an ingest log. Nothing of this may happen while the
-    /// query is only being built. The default does nothing.
+    /// Opens the source when the query starts: connect, open files, read an ingest log.
+    /// Nothing of this may happen while the query is only being built. Called after
+    /// [`restore`](Self::restore) (if the query restored an offset), before the query's
+    /// sinks are opened and before the first [`poll_next`](Self::poll_next). Check what
+    /// can fail before writing anything: a sink that refuses to open afterwards fails the
+    /// start, and a failed start should leave the disk as it found it (the ingest log
+    /// only reads here and starts writing with its first record). The default does
+    /// nothing.
     ///
     /// # Errors
     ///

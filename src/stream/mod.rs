@@ -60,8 +60,9 @@ use std::rc::Rc;
 /// A stream of records of type `S::Out`, being built. See the [module docs](self).
 ///
 /// Streams are consumed by their combinators. To use one stream twice, split it with
-/// [`fan_out`](Stream::fan_out). A stream that is neither sent to a sink nor dropped
-/// before `start()` makes `start()` fail: every branch of a query must end in a sink.
+/// [`fan_out`](Stream::fan_out). Every branch of a query must end in a sink: `start()`
+/// fails for a stream still alive (neither sent to a sink nor dropped), and for one that
+/// was dropped without reaching a sink (its source or thread would have nowhere to send).
 #[must_use = "a stream does nothing until it ends in a sink"]
 pub struct Stream<S> {
     graph: Rc<RefCell<Graph>>,

@@ -77,11 +77,11 @@ impl Clock {
     /// models can run the real protocol.
     pub fn attach(&self, signal: Arc<WakeSignal>) {
         if let Some(state) = &self.manual {
-            state
-                .signals
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(signal);
+            let mut signals = state.signals.lock().unwrap_or_else(|p| p.into_inner());
+            // Signals only the clock still holds belong to queries that ended: a clock
+            // that outlives many queries does not keep them all.
+            signals.retain(|signal| Arc::strong_count(signal) > 1);
+            signals.push(signal);
         }
     }
 }
