@@ -70,6 +70,12 @@ pub enum Event<T> {
 /// Its source announces `Idle`; operators with several inputs then leave it out of the
 /// minimum until it announces `Active` again, before its next record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+// As wide as the other control payloads (`Timestamp`, `Epoch`): `Event<u64>` then stays
+// a (tag, word) pair the compiler passes in two registers. With a one-byte payload here,
+// every `Event` went through memory, and the byte-wise stores building it and the 16-byte
+// load reading it back cost a store-forwarding stall per record (a two-thread pipeline
+// ran 3–4× slower; BENCHMARKS.md, "Operator context").
+#[repr(u64)]
 pub enum WatermarkStatus {
     /// The input produces records and its watermark counts.
     Active,
