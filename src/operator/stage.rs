@@ -317,9 +317,14 @@ where
     #[inline]
     fn push(&mut self, record: In) {
         self.metrics.records_in.add(1);
-        let op = &mut self.op;
-        let mut ctx = context!(self);
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| op.on_record(record, &mut ctx))) {
+        // The closure takes the stage as one pointer and builds the context inside, where
+        // it is taken apart into registers, rather than capturing a reference per field.
+        let this = &mut *self;
+        let outcome = catch_unwind(AssertUnwindSafe(move || {
+            let op = &mut this.op;
+            op.on_record(record, &mut context!(this));
+        }));
+        if let Err(payload) = outcome {
             self.panicked(payload);
         }
     }
@@ -344,6 +349,10 @@ where
 
     #[inline]
     fn next_timer(&self) -> Option<Timestamp> {
+        if self.timers.is_empty() && self.published_timer.get() == i64::MAX {
+            // No timer, none published: nothing to look up or tell the coordinator.
+            return self.next.next_timer();
+        }
         let own = self.timers.next_processing_time();
         if let Some(participant) = &self.participant {
             // Published for the coordinator, which runs a micro-batch without data when
