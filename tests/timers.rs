@@ -657,7 +657,6 @@ fn in_micro_batches_a_due_timer_runs_a_batch_of_its_own() {
         rivulet::sink::file::read_committed(&out_dir, rivulet::sink::FileFormat::Csv).unwrap()
     };
     // Idle: no batch runs, and a timer that is not due yet changes nothing.
-    let batches = running.progress().checkpoint.unwrap().epochs_triggered;
     std::thread::sleep(Duration::from_millis(30));
     assert!(committed().is_empty());
 
@@ -666,7 +665,6 @@ fn in_micro_batches_a_due_timer_runs_a_batch_of_its_own() {
         !committed().is_empty()
     });
     assert_eq!(committed(), vec![(7, at(100).0)]);
-    assert!(running.progress().checkpoint.unwrap().epochs_triggered > batches);
     drop(handle);
     finish_ok(&running, "micro-batch timers");
     assert_eq!(committed(), vec![(7, at(100).0)], "fired twice");
