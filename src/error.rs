@@ -95,5 +95,15 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// Runs user code outside the hot path (a `restore`, a sink's or source's `open`) and
+/// turns an error it returns, or a panic, into the message `start()` reports.
+pub(crate) fn run_guarded(call: impl FnOnce() -> Result<(), BoxError>) -> Result<(), String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(payload) => Err(format!("panicked: {}", panic_message(payload.as_ref()))),
+    }
+}
+
 /// `Result` with rivulet's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

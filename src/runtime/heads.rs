@@ -334,23 +334,12 @@ where
     }
 
     fn open_source(&mut self) -> Result<(), String> {
-        if let Some(context) = self.context.take() {
-            let source = &mut self.source;
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| source.open(&context))) {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    return Err(format!("source `{}` cannot start: {error}", self.name))
-                }
-                Err(payload) => {
-                    return Err(format!(
-                        "source `{}` cannot start: panicked: {}",
-                        self.name,
-                        crate::error::panic_message(payload.as_ref())
-                    ))
-                }
-            }
-        }
-        Ok(())
+        let Some(context) = self.context.take() else {
+            return Ok(());
+        };
+        let source = &mut self.source;
+        crate::error::run_guarded(|| source.open(&context))
+            .map_err(|message| format!("source `{}` cannot start: {message}", self.name))
     }
 
     fn park(&mut self, timeout: Option<std::time::Duration>) -> bool {

@@ -416,14 +416,7 @@ impl<T, S: Sink<T>> Downstream<T> for SinkStage<S> {
             return Ok(());
         };
         let sink = &mut self.sink;
-        match catch_unwind(AssertUnwindSafe(|| sink.open(&context))) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(format!("sink `{}` cannot start: {error}", self.name)),
-            Err(payload) => Err(format!(
-                "sink `{}` cannot start: panicked: {}",
-                self.name,
-                crate::error::panic_message(payload.as_ref())
-            )),
-        }
+        crate::error::run_guarded(|| sink.open(&context))
+            .map_err(|message| format!("sink `{}` cannot start: {message}", self.name))
     }
 }

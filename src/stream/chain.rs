@@ -8,6 +8,7 @@
 //! stages around the chain's end, innermost last, and boxes the result once as the task
 //! of one thread.
 
+use crate::error::run_guarded;
 use crate::operator::exchange::ForwardOut;
 use crate::operator::stage::{restore_stage, SideOut, Stage, StageParts};
 use crate::operator::stateless::KeyBy;
@@ -20,7 +21,6 @@ use crate::runtime::{Downstream, Task};
 use crate::source::{Source, SourceContext, WakeHandle};
 use std::cell::RefCell;
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
 /// A chain of operators from a head (a source or input edges) to records of type `Out`.
@@ -50,21 +50,6 @@ pub trait Chain: Clone + 'static {
     /// The port whose input edges the chain starts at (`None` for a source).
     #[doc(hidden)]
     fn input_port(&self) -> Option<PortId>;
-}
-
-/// Why a user `restore` failed (an error or a panic), if it did. The failure is reported
-/// by `start()`, not thrown from the builder call that attached the operator.
-fn restore_failure(
-    outcome: std::thread::Result<Result<(), crate::error::BoxError>>,
-) -> Option<String> {
-    match outcome {
-        Ok(Ok(())) => None,
-        Ok(Err(error)) => Some(error.to_string()),
-        Err(payload) => Some(format!(
-            "panicked: {}",
-            crate::error::panic_message(payload.as_ref())
-        )),
-    }
 }
 
 /// The head of a chain that starts at a source (one source per instance).
@@ -115,8 +100,8 @@ impl<S: Source> Chain for SourceChain<S> {
             graph.unreplayable.push(name.to_string());
         }
         if let Some(offset) = graph.restored_offset(self.op, instance) {
-            let restored = catch_unwind(AssertUnwindSafe(|| source.restore(offset)));
-            if let Some(message) = restore_failure(restored) {
+            // A failure is reported by `start()`, naming the operator.
+            if let Err(message) = run_guarded(|| source.restore(offset)) {
                 graph.restore_failed(self.op, message);
             }
         }
@@ -276,10 +261,10 @@ where
         let mut op = self.op;
         let mut timers = TimerService::new();
         if let Some((state, legacy)) = graph.restored_state(self.id, instance) {
-            let restored = catch_unwind(AssertUnwindSafe(|| {
+            let restored = run_guarded(|| {
                 restore_stage(&mut op, state, legacy).map(|restored| timers = restored)
-            }));
-            if let Some(message) = restore_failure(restored) {
+            });
+            if let Err(message) = restored {
                 graph.restore_failed(self.id, message);
             }
         }
