@@ -50,6 +50,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod aggregate;
 pub mod checkpoint;
 #[allow(unsafe_code)]
 pub mod edge;
@@ -66,6 +67,7 @@ pub mod stream;
 pub mod sync;
 pub mod time;
 pub mod trigger;
+pub mod window;
 
 pub use edge::WaitPolicy;
 pub use error::{Error, Result};

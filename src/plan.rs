@@ -153,6 +153,9 @@ pub enum OperatorKind {
     Transform,
     /// A keyed aggregate holding state per key.
     Aggregate,
+    /// An aggregate over event-time windows or sessions: its rows become final once the
+    /// watermark passes their end, so append mode allows it on a watermarked stream.
+    WindowAggregate,
     /// Consumes records.
     Sink,
 }
@@ -225,6 +228,8 @@ pub(crate) struct Graph {
     pub(crate) operators: Vec<OperatorInfo>,
     /// Problems found while building, reported by `start()`.
     pub(crate) errors: Vec<String>,
+    /// Window aggregates whose input carries no watermark (append mode refuses them).
+    pub(crate) unwatermarked_windows: Vec<String>,
     /// Memory tables by name, for `Query::memory_table`. Erased: the record type is the
     /// one the caller of `memory_table` names, checked by a downcast there.
     pub(crate) tables: Vec<(String, Box<dyn Any + Send + Sync>)>,
@@ -248,6 +253,7 @@ impl Graph {
             ports: Vec::new(),
             operators: Vec::new(),
             errors: Vec::new(),
+            unwatermarked_windows: Vec::new(),
             tables: Vec::new(),
             checkpoint: None,
             fatal: None,

@@ -267,21 +267,39 @@ fn open_tasks(graph: &mut Graph) -> std::result::Result<(), String> {
 
 /// Spark's output-mode rules, checked at start.
 fn check_output_mode(graph: &Graph) -> Option<String> {
-    let aggregates = graph
+    let running = graph
         .operators
         .iter()
-        .any(|op| op.kind == OperatorKind::Aggregate);
+        .find(|op| op.kind == OperatorKind::Aggregate);
+    let windowed = graph
+        .operators
+        .iter()
+        .any(|op| op.kind == OperatorKind::WindowAggregate);
     match graph.config.output_mode {
-        OutputMode::Complete if !aggregates => Some(
+        OutputMode::Complete if running.is_none() && !windowed => Some(
             "complete output mode needs an aggregation (key_by(..).count(), fold, reduce, \
-             count_by_value); use append or update"
+             count_by_value, a window aggregate); use append or update"
                 .to_string(),
         ),
-        OutputMode::Append if aggregates => Some(
-            "append output mode on an aggregation needs an event-time watermark to know \
-             when a row is final, which rivulet does not support yet; use update or complete"
-                .to_string(),
-        ),
+        OutputMode::Append => {
+            if let Some(op) = running {
+                return Some(format!(
+                    "append output mode is not supported on the running aggregate `{}`: its \
+                     rows never become final (Spark refuses it too); aggregate over \
+                     event-time windows with a watermark, or use update or complete",
+                    op.name
+                ));
+            }
+            graph.unwatermarked_windows.first().map(|name| {
+                format!(
+                    "append output mode on the window aggregate `{name}` needs a watermark \
+                     to know when a window is final (Spark: \"Append output mode not \
+                     supported when there are streaming aggregations without watermark\"); \
+                     add with_event_time(..).with_watermark(delay) before it, or use update \
+                     or complete"
+                )
+            })
+        }
         _ => None,
     }
 }

@@ -67,9 +67,26 @@ impl<S: Chain> Stream<S> {
         O: Operator<S::Out> + Clone,
         O::Out: Send + 'static,
     {
+        self.then_with_side_output(name, OperatorKind::Transform, op)
+    }
+
+    /// [`operator_with_side_output`](Self::operator_with_side_output) for an operator of
+    /// any kind (a window aggregate's late records, say).
+    #[allow(clippy::type_complexity)]
+    pub(super) fn then_with_side_output<O>(
+        self,
+        name: &str,
+        kind: OperatorKind,
+        op: O,
+    ) -> (Stream<Then<S, O>>, Stream<InputChain<O::Side>>)
+    where
+        O: Operator<S::Out> + Clone,
+        O::Out: Send + 'static,
+    {
         let parallelism = self.parallelism;
+        let watermarked = self.watermarked;
         let graph = self.graph.clone();
-        let mut main = self.then(name, OperatorKind::Transform, op);
+        let mut main = self.then(name, kind, op);
         let (group, port) = {
             let mut g = graph.borrow_mut();
             let group = g.add_group("side_output", parallelism);
@@ -83,6 +100,7 @@ impl<S: Chain> Stream<S> {
             group,
             parallelism,
             last_op: None,
+            watermarked,
         };
         (main, side)
     }
@@ -94,6 +112,7 @@ impl<S: Chain> Stream<S> {
     where
         S2: Chain<Out = S::Out>,
     {
+        let watermarked = self.watermarked && other.watermarked;
         let existing = self
             .chain
             .bare_port()
@@ -106,6 +125,7 @@ impl<S: Chain> Stream<S> {
                     group: self.group,
                     parallelism: 1,
                     last_op: None,
+                    watermarked,
                 };
                 (bare, port)
             }
@@ -122,6 +142,7 @@ impl<S: Chain> Stream<S> {
                     group,
                     parallelism: 1,
                     last_op: None,
+                    watermarked,
                 };
                 (stream, port)
             }
@@ -144,6 +165,7 @@ impl<S: Chain> Stream<S> {
             return Vec::new();
         }
         let parallelism = self.parallelism;
+        let watermarked = self.watermarked;
         let graph = self.graph.clone();
         let targets: Vec<(GroupId, Port<S::Out>)> = {
             let mut g = graph.borrow_mut();
@@ -175,6 +197,7 @@ impl<S: Chain> Stream<S> {
                 group,
                 parallelism,
                 last_op: None,
+                watermarked,
             })
             .collect()
     }
@@ -183,6 +206,7 @@ impl<S: Chain> Stream<S> {
     /// connected by rings. Use it to split heavy operators across cores.
     pub fn new_thread(self) -> Stream<InputChain<S::Out>> {
         let parallelism = self.parallelism;
+        let watermarked = self.watermarked;
         let graph = self.graph.clone();
         let (group, port) = {
             let mut g = graph.borrow_mut();
@@ -196,6 +220,7 @@ impl<S: Chain> Stream<S> {
             group,
             parallelism,
             last_op: None,
+            watermarked,
         }
     }
 
@@ -217,6 +242,7 @@ impl<S: Chain> Stream<S> {
         K: Hash + Send + 'static,
     {
         let graph = self.graph.clone();
+        let watermarked = self.watermarked;
         let (group, port) = {
             let mut g = graph.borrow_mut();
             let group = g.add_group("keyed", parallelism);
@@ -239,6 +265,7 @@ impl<S: Chain> Stream<S> {
             group,
             parallelism,
             last_op: None,
+            watermarked,
         }
     }
 }

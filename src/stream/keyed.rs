@@ -62,6 +62,7 @@ impl<S: Chain> Stream<S> {
             group: keyed.group,
             parallelism: keyed.parallelism,
             last_op: keyed.last_op,
+            watermarked: keyed.watermarked,
         }
     }
 }

@@ -70,6 +70,10 @@ pub struct Stream<S> {
     group: GroupId,
     parallelism: usize,
     last_op: Option<OpId>,
+    /// Whether every record reaching the end of the chain comes with watermarks
+    /// ([`with_watermark`](Stream::with_watermark) upstream on every path): what append
+    /// mode on a window aggregate needs.
+    watermarked: bool,
 }
 
 impl<S> fmt::Debug for Stream<S> {
@@ -103,6 +107,7 @@ impl<S: Source> Stream<SourceChain<S>> {
             group,
             parallelism,
             last_op: Some(op),
+            watermarked: false,
         }
     }
 }
@@ -147,6 +152,29 @@ impl<S: Chain> Stream<S> {
             group: self.group,
             parallelism: self.parallelism,
             last_op: Some(id),
+            watermarked: self.watermarked,
+        }
+    }
+
+    /// Appends a window aggregate (event-time windows, sessions): an aggregation whose
+    /// rows become final when the watermark passes them, so append mode allows it once
+    /// the stream carries watermarks.
+    pub(super) fn then_window_aggregate<O>(self, name: &str, op: O) -> Stream<Then<S, O>>
+    where
+        O: Operator<S::Out> + Clone,
+        O::Out: Send + 'static,
+    {
+        self.note_window_aggregate(name);
+        self.then(name, OperatorKind::WindowAggregate, op)
+    }
+
+    /// Records, before a window aggregate named `name` is appended, whether its input has
+    /// watermarks (append mode refuses it otherwise, at `start()`).
+    pub(super) fn note_window_aggregate(&self, name: &str) {
+        if !self.watermarked {
+            let mut graph = self.graph.borrow_mut();
+            let name = graph.unique_name(name);
+            graph.unwatermarked_windows.push(name);
         }
     }
 
