@@ -143,12 +143,18 @@ where
         O: Operator<(K, S::Out)> + Clone,
         O::Out: Send + 'static,
     {
+        self.route(name).then(name, OperatorKind::Aggregate, op)
+    }
+
+    /// The `(key, record)` pairs where a keyed operator named `name` will read them:
+    /// on this thread with one instance on each side, else behind a keyed exchange.
+    pub(super) fn route(self, name: &str) -> Stream<KeyedInput<S, F, K>> {
         let KeyedStream {
             stream,
             key,
             parallelism,
         } = self;
-        let keyed = if parallelism == 0 {
+        if parallelism == 0 {
             stream
                 .graph
                 .borrow_mut()
@@ -159,7 +165,6 @@ where
             stream.local_key(key)
         } else {
             stream.exchange(key, parallelism)
-        };
-        keyed.then(name, OperatorKind::Aggregate, op)
+        }
     }
 }

@@ -156,21 +156,35 @@ impl<S: Chain> Stream<S> {
         }
     }
 
-    /// Appends a window aggregate (event-time windows, sessions): an aggregation whose
-    /// rows become final when the watermark passes them, so append mode allows it once
-    /// the stream carries watermarks.
-    pub(super) fn then_window_aggregate<O>(self, name: &str, op: O) -> Stream<Then<S, O>>
+    /// Appends the window aggregate `op`, named `name`; if `late` is given, the
+    /// operator's side output (its late records) becomes a stream on a thread of its
+    /// own, handed to `late` to be sunk.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn window_aggregate<O>(
+        self,
+        name: &str,
+        op: O,
+        late: Option<Box<dyn FnOnce(Stream<InputChain<O::Side>>)>>,
+    ) -> Stream<Then<S, O>>
     where
         O: Operator<S::Out> + Clone,
         O::Out: Send + 'static,
     {
         self.note_window_aggregate(name);
-        self.then(name, OperatorKind::WindowAggregate, op)
+        match late {
+            None => self.then(name, OperatorKind::WindowAggregate, op),
+            Some(sink_late) => {
+                let (main, side) =
+                    self.then_with_side_output(name, OperatorKind::WindowAggregate, op);
+                sink_late(side);
+                main
+            }
+        }
     }
 
     /// Records, before a window aggregate named `name` is appended, whether its input has
     /// watermarks (append mode refuses it otherwise, at `start()`).
-    pub(super) fn note_window_aggregate(&self, name: &str) {
+    fn note_window_aggregate(&self, name: &str) {
         if !self.watermarked {
             let mut graph = self.graph.borrow_mut();
             let name = graph.unique_name(name);

@@ -5,10 +5,38 @@
 //! start offset, and hold `[start, end)`: an event exactly at a window's start belongs to
 //! it, one exactly at its end to the next (Spark's `window(col, length, slide, start)`).
 
+use crate::aggregate::Aggregate;
 use crate::event::Timestamp;
+use crate::operator::Operator;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::hash::Hash;
 use std::time::Duration;
+
+/// How a window aggregate groups records into windows: [`TimeWindows`] (tumbling and
+/// sliding) or session windows. The builder
+/// ([`KeyedStream::window`](crate::KeyedStream::window)) asks it for the operator.
+pub trait WindowSpec: Clone + Send + 'static {
+    /// Whether the aggregate must be [mergeable](Aggregate::mergeable) (sliding windows
+    /// combine slices, sessions merge).
+    fn needs_merge(&self) -> bool;
+
+    /// The operator that aggregates `(key, record)` pairs with `agg` over these windows,
+    /// reading each record's event time with `time`. It emits `(key, window, result)`
+    /// rows as the output mode says, and sets late records (every window of theirs
+    /// closed by the watermark) aside on its side output.
+    fn operator<K, T, A, F>(
+        &self,
+        agg: A,
+        time: F,
+    ) -> impl Operator<(K, T), Out = (K, Window, A::Out), Side = T> + Clone
+    where
+        K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+        T: Send + 'static,
+        A: Aggregate<T>,
+        F: Fn(&T) -> Timestamp + Clone + Send + 'static;
+}
 
 /// A window of event time, `[start, end)` (Spark's `window` struct column).
 #[derive(
