@@ -298,6 +298,7 @@ impl Graph {
                 timer_deadlines: (0..self.participants)
                     .map(|_| std::sync::atomic::AtomicI64::new(i64::MAX))
                     .collect(),
+                watermarks: Default::default(),
             }));
         }
         build.shared.clone()

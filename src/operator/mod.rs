@@ -52,6 +52,7 @@ pub mod keyed;
 pub(crate) mod stage;
 pub mod stateless;
 pub mod timer;
+pub(crate) mod watermark;
 
 pub use context::Context;
 pub use harness::Harness;

@@ -118,6 +118,8 @@ pub(crate) struct StageParts {
     pub(crate) mode: EmitMode,
     /// The epoch the first records belong to.
     pub(crate) first_epoch: u64,
+    /// Whether the input carries watermarks (see [`Stage::start_batch`]).
+    pub(crate) batch_watermark: bool,
     pub(crate) clock: Clock,
 }
 
@@ -141,6 +143,12 @@ pub(crate) struct Stage<In, O: Operator<In>, C, D> {
     committed: u64,
     /// The earliest processing-time timer last published to the coordinator.
     published_timer: std::cell::Cell<i64>,
+    /// Whether the input carries watermarks, so micro-batches apply the query's batch
+    /// watermark.
+    batch_watermark: bool,
+    /// Whether the next event is the first of a micro-batch whose watermark is still to
+    /// be applied.
+    batch_starting: bool,
     _input: PhantomData<fn(In)>,
 }
 
@@ -154,7 +162,12 @@ impl<In, O: Operator<In>, C, D> Stage<In, O, C, D> {
         parts: StageParts,
     ) -> Self {
         op.set_emit_mode(parts.mode);
+        let batch_starting = parts.batch_watermark
+            && parts.participant.is_some()
+            && parts.mode.execution == ExecutionMode::MicroBatch;
         Stage {
+            batch_watermark: parts.batch_watermark,
+            batch_starting,
             counters: CounterCache::new(parts.metrics.named.clone()),
             op,
             next,
@@ -245,12 +258,58 @@ where
     /// operator, forward it.
     fn on_watermark(&mut self, time: Timestamp) {
         if time > self.watermark {
-            self.watermark = time;
-            self.fire_due(TimeDomain::EventTime, time);
-            let op = &mut self.op;
-            op.on_watermark(time, &mut context!(self));
+            self.advance_watermark(time);
+        } else {
+            self.forward(Signal::Watermark(time));
         }
+    }
+
+    /// Moves the watermark forward to `time`: fires the event-time timers it made due,
+    /// tells the operator, forwards it.
+    fn advance_watermark(&mut self, time: Timestamp) {
+        self.watermark = time;
+        self.fire_due(TimeDomain::EventTime, time);
+        let op = &mut self.op;
+        op.on_watermark(time, &mut context!(self));
         self.forward(Signal::Watermark(time));
+    }
+
+    /// The first event of a micro-batch downstream of a watermark generator: the batch's
+    /// watermark (Spark's: from every generator's records up to the end of the batch
+    /// before) applies from here on, before any of the batch's records, whatever order
+    /// this stage's inputs deliver theirs in. The same watermark arrives in-band later
+    /// (and changes nothing then).
+    #[cold]
+    #[inline(never)]
+    fn start_batch(&mut self) {
+        self.batch_starting = false;
+        if let Some(participant) = &self.participant {
+            let watermark = participant
+                .shared
+                .watermarks
+                .batch_watermark(self.epoch - 1);
+            if watermark > self.watermark.0 {
+                self.advance_watermark(Timestamp(watermark));
+            }
+        }
+    }
+
+    /// [`start_batch`](Self::start_batch) for a record, with the panic guard.
+    #[cold]
+    #[inline(never)]
+    fn start_batch_guarded(&mut self) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.start_batch())) {
+            self.panicked(payload);
+        }
+    }
+
+    fn signal_inner(&mut self, signal: Signal) {
+        match signal {
+            Signal::Watermark(time) => self.on_watermark(time),
+            Signal::Marker(epoch) => self.on_marker(epoch),
+            Signal::Status(_) => self.forward(signal),
+            Signal::End => self.on_end(),
+        }
     }
 
     fn on_marker(&mut self, epoch: Epoch) {
@@ -281,6 +340,8 @@ where
                 self.mode = next;
                 self.op.set_emit_mode(next);
             }
+            self.batch_starting =
+                self.batch_watermark && next.execution == ExecutionMode::MicroBatch;
         }
         self.epoch = epoch.0 + 1;
         self.forward(Signal::Marker(epoch));
@@ -316,6 +377,9 @@ where
 {
     #[inline]
     fn push(&mut self, record: In) {
+        if self.batch_starting {
+            self.start_batch_guarded();
+        }
         self.metrics.records_in.add(1);
         // The closure takes the stage as one pointer and builds the context inside, where
         // it is taken apart into registers, rather than capturing a reference per field.
@@ -331,10 +395,11 @@ where
 
     fn signal(&mut self, signal: Signal) {
         let result = catch_unwind(AssertUnwindSafe(|| match signal {
-            Signal::Watermark(time) => self.on_watermark(time),
-            Signal::Marker(epoch) => self.on_marker(epoch),
-            Signal::Status(_) => self.forward(signal),
-            Signal::End => self.on_end(),
+            Signal::Watermark(_) | Signal::Marker(_) if self.batch_starting => {
+                self.start_batch();
+                self.signal_inner(signal);
+            }
+            _ => self.signal_inner(signal),
         }));
         if let Err(payload) = result {
             self.panicked(payload);

@@ -260,6 +260,7 @@ mod tests {
             output_mode: OutputMode::Update,
             processing_clock: crate::time::Clock::system(),
             timer_deadlines: Box::new([]),
+            watermarks: Default::default(),
         })
     }
 

@@ -209,6 +209,9 @@ pub struct Then<S: Chain, O: Operator<S::Out>> {
     pub(super) group: GroupId,
     /// The port of the side output's thread group, if the side output is read.
     pub(super) side: Option<Port<O::Side>>,
+    /// Whether the input carries watermarks: micro-batches then apply the query's batch
+    /// watermark from their first event.
+    pub(super) watermarked: bool,
 }
 
 // By hand: a derive would ask `O::Side` to be `Clone` and `Debug` too.
@@ -220,6 +223,7 @@ impl<S: Chain, O: Operator<S::Out> + Clone> Clone for Then<S, O> {
             id: self.id,
             group: self.group,
             side: self.side.clone(),
+            watermarked: self.watermarked,
         }
     }
 }
@@ -280,6 +284,7 @@ where
             participant: graph.participant(self.id, instance),
             mode: graph.first_emit_mode(),
             first_epoch: graph.first_epoch(),
+            batch_watermark: self.watermarked,
             clock: graph.config.clock.clone(),
             control: graph.control.clone(),
             metrics,

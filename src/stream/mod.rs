@@ -37,9 +37,11 @@
 
 mod boundary;
 mod chain;
+mod event_time;
 mod keyed;
 
 pub use chain::{Chain, InputChain, KeyedInput, SourceChain, Then};
+pub use event_time::{EventTimeStream, Watermarked};
 pub use keyed::KeyedStream;
 
 use crate::event::Epoch;
@@ -148,6 +150,7 @@ impl<S: Chain> Stream<S> {
                 id,
                 group: self.group,
                 side: None,
+                watermarked: self.watermarked,
             },
             group: self.group,
             parallelism: self.parallelism,

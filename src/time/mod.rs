@@ -6,5 +6,7 @@
 //! sleeps and give the same result on a loaded machine.
 
 mod clock;
+pub mod watermark;
 
 pub use clock::{Clock, ManualClock};
+pub use watermark::WatermarkConfig;

@@ -20,9 +20,13 @@ impl<C: QueryControl> Coordinator<C> {
         let requested = self.adopt_requested_trigger();
         // Nobody has passed marker `epoch` yet, so the mode after it is still open.
         self.shared.clock.set_mode_from(epoch + 1, requested.mode());
-        if requested.mode() == ExecutionMode::Continuous || self.shared.timers_due() {
-            // A switch, or an operator's processing-time timer due: the batch runs
-            // without data (Spark's no-data batch for processing-time timeouts).
+        if requested.mode() == ExecutionMode::Continuous
+            || self
+                .shared
+                .batch_without_data_due(self.tracker.last_complete())
+        {
+            // A switch, an operator's processing-time timer due, or a watermark that
+            // would move: the batch runs without data (Spark's no-data batches).
             return self.release_batch(epoch);
         }
         let sources = &self.sources;
@@ -120,7 +124,9 @@ impl<C: QueryControl> Coordinator<C> {
         if records == 0
             && !self.final_epoch_taken
             && !self.control.is_stop_requested()
-            && !self.shared.timers_due()
+            && !self
+                .shared
+                .batch_without_data_due(self.tracker.last_complete())
         {
             // No source had anything: like Spark, run no batch; plan it again at the
             // next interval, and never sooner than the polling delay (an interval of

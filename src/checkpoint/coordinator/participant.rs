@@ -74,6 +74,9 @@ pub(crate) struct CheckpointShared {
     /// is due, as Spark does for processing-time timeouts. A hint, not a protocol: std
     /// atomics.
     pub(crate) timer_deadlines: Box<[std::sync::atomic::AtomicI64]>,
+    /// The watermark generators' reports: a micro-batch's watermark, and whether a batch
+    /// without data would move it.
+    pub(crate) watermarks: crate::time::watermark::WatermarkBoard,
 }
 
 impl CheckpointShared {
@@ -83,6 +86,13 @@ impl CheckpointShared {
         self.timer_deadlines
             .iter()
             .any(|deadline| deadline.load(std::sync::atomic::Ordering::Relaxed) <= now)
+    }
+
+    /// Whether a micro-batch after `epoch` must run even without data: an operator's
+    /// processing-time timer is due, or the watermark would move (Spark's no-data
+    /// batches).
+    pub(crate) fn batch_without_data_due(&self, epoch: u64) -> bool {
+        self.timers_due() || self.watermarks.would_advance(epoch)
     }
 
     /// What operators and sinks emit in `epoch`.
