@@ -919,7 +919,10 @@ mod tests {
             result_of(&s, &[i32::MAX, i32::MAX, i32::MAX, -4]),
             3 * i64::from(i32::MAX) - 4
         );
-        assert_eq!(result_of(&s, &[i32::MIN, i32::MIN]), 2 * i64::from(i32::MIN));
+        assert_eq!(
+            result_of(&s, &[i32::MIN, i32::MIN]),
+            2 * i64::from(i32::MIN)
+        );
         assert_eq!(result_of(&s, &[]), 0);
         // i64 wraps like a Java long.
         let s = sum(|x: &i64| *x);
@@ -962,8 +965,14 @@ mod tests {
             &[-0.0, 0.0, -0.0],
         ];
         for values in cases {
-            assert!(same_float(result_of(&hi, values), spark_max(values)), "max {values:?}");
-            assert!(same_float(result_of(&lo, values), spark_min(values)), "min {values:?}");
+            assert!(
+                same_float(result_of(&hi, values), spark_max(values)),
+                "max {values:?}"
+            );
+            assert!(
+                same_float(result_of(&lo, values), spark_min(values)),
+                "min {values:?}"
+            );
         }
         // Of equal values the first is kept.
         assert!(result_of(&hi, &[-0.0, 0.0]).is_sign_negative());
@@ -971,7 +980,10 @@ mod tests {
         // Integers, negatives.
         assert_eq!(result_of(&max(|x: &i64| *x), &[-5, -2, -9]), -2);
         assert_eq!(result_of(&min(|x: &i64| *x), &[-5, -2, -9]), -9);
-        assert_eq!(result_of(&min(|x: &i32| *x), &[i32::MIN, i32::MAX]), i32::MIN);
+        assert_eq!(
+            result_of(&min(|x: &i32| *x), &[i32::MIN, i32::MAX]),
+            i32::MIN
+        );
     }
 
     #[test]
@@ -1118,8 +1130,14 @@ mod tests {
             over.aggregate(0u32, |n, r| *n += r.hz as u32, |n, m| *n += m, |n| *n),
         );
         let readings = [
-            Reading { pump: "p2", hz: 2.0 },
-            Reading { pump: "p10", hz: 4.0 },
+            Reading {
+                pump: "p2",
+                hz: 2.0,
+            },
+            Reading {
+                pump: "p10",
+                hz: 4.0,
+            },
         ];
         assert_eq!(
             result_of(&stats, &readings),

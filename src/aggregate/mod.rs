@@ -53,6 +53,7 @@
 //! | [`avg(f)`](avg()) | `(f64, u64)`: sum, count | `f64` | `avg` (`Average`): double sum and count |
 //! | [`fold(init, add)`](fold()) | the fold's | the accumulator | (no merge: not for sliding or session windows) |
 //! | [`aggregate(init, add, merge, result)`](aggregate()) | the user's | the user's | `Aggregator` |
+//! | `(a, b, …)`, 2 to 8 aggregates | the tuple of theirs | the tuple of theirs | `agg(a, b, …)` |
 //!
 //! Where rivulet differs from Spark:
 //!
@@ -110,6 +111,6 @@ mod builtin;
 mod tuple;
 
 pub use builtin::{
-    aggregate, avg, count, fold, max, min, sum, Avg, Count, Custom, Fold, Max, Min, Number,
-    Over, Sum,
+    aggregate, avg, count, fold, max, min, sum, Avg, Count, Custom, Fold, Max, Min, Number, Over,
+    Sum,
 };

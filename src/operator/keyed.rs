@@ -292,12 +292,7 @@ impl<K: Hash + Eq + Clone> Emission<K> {
     /// table goes out at the epoch end anyway).
     /// `value` computes the row's value (called only when the row goes out now).
     #[inline]
-    fn updated<V, C: Collector<(K, V)>>(
-        &mut self,
-        key: K,
-        value: impl FnOnce() -> V,
-        out: &mut C,
-    ) {
+    fn updated<V, C: Collector<(K, V)>>(&mut self, key: K, value: impl FnOnce() -> V, out: &mut C) {
         match (self.mode.output, self.mode.execution) {
             (OutputMode::Complete, _) => {}
             (_, ExecutionMode::Continuous) => out.push((key, value())),
@@ -327,5 +322,221 @@ impl<K: Hash + Eq + Clone> Emission<K> {
                 out.push((key, value(state)));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::{avg, count, max, sum};
+    use crate::operator::Harness;
+    use std::collections::BTreeMap;
+
+    /// `(pump, hz)` records.
+    type Reading = (u8, f64);
+
+    /// What each key's row holds: count, sum, max, mean.
+    type Stats = (u64, f64, f64, f64);
+
+    fn stats_op() -> KeyedAggregate<u8, Reading, impl Aggregate<Reading, Out = Stats>> {
+        KeyedAggregate::new((
+            count(),
+            sum(|r: &Reading| r.1),
+            max(|r: &Reading| r.1),
+            avg(|r: &Reading| r.1),
+        ))
+    }
+
+    fn mode(execution: ExecutionMode, output: OutputMode) -> EmitMode {
+        EmitMode { execution, output }
+    }
+
+    const INPUT: [Reading; 7] = [
+        (1, 50.0),
+        (2, -3.0),
+        (1, 48.5),
+        (1, f64::NAN),
+        (2, 7.25),
+        (3, 0.0),
+        (2, -1.0),
+    ];
+
+    /// The reference: each key's stats after each prefix of `input`, computed with a
+    /// plain loop (`stats[i]` is the table after `i + 1` records).
+    fn reference(input: &[Reading]) -> Vec<BTreeMap<u8, Stats>> {
+        let mut values: BTreeMap<u8, Vec<f64>> = BTreeMap::new();
+        let mut tables = Vec::new();
+        for &(key, hz) in input {
+            values.entry(key).or_default().push(hz);
+            let table = values
+                .iter()
+                .map(|(&key, v)| {
+                    let total: f64 = v.iter().sum();
+                    let highest = if v.iter().any(|x| x.is_nan()) {
+                        f64::NAN
+                    } else {
+                        v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+                    };
+                    (
+                        key,
+                        (v.len() as u64, total, highest, total / v.len() as f64),
+                    )
+                })
+                .collect();
+            tables.push(table);
+        }
+        tables
+    }
+
+    /// Stats with NaN replaced by a marker, so rows compare with `==`.
+    fn comparable(rows: Vec<(u8, Stats)>) -> Vec<(u8, [u64; 4])> {
+        rows.into_iter()
+            .map(|(key, (n, s, m, a))| (key, [n, s.to_bits(), m.to_bits(), a.to_bits()]))
+            .map(|(key, [n, s, m, a])| {
+                let fix = |bits: u64| {
+                    if f64::from_bits(bits).is_nan() {
+                        u64::MAX
+                    } else {
+                        bits
+                    }
+                };
+                (key, [n, fix(s), fix(m), fix(a)])
+            })
+            .collect()
+    }
+
+    fn sorted(mut rows: Vec<(u8, [u64; 4])>) -> Vec<(u8, [u64; 4])> {
+        rows.sort_unstable();
+        rows
+    }
+
+    fn table_rows(table: &BTreeMap<u8, Stats>, keys: &[u8]) -> Vec<(u8, [u64; 4])> {
+        let rows = keys.iter().map(|key| (*key, table[key])).collect();
+        sorted(comparable(rows))
+    }
+
+    #[test]
+    fn continuous_update_emits_every_records_new_row() {
+        let tables = reference(&INPUT);
+        let mut harness = Harness::new(stats_op());
+        for (i, record) in INPUT.iter().enumerate() {
+            harness.push((record.0, *record));
+            let key = record.0;
+            assert_eq!(
+                comparable(harness.take_output()),
+                table_rows(&tables[i], &[key]),
+                "after record {i}"
+            );
+        }
+        harness.end_epoch();
+        harness.end();
+        assert!(harness.take_output().is_empty(), "nothing owed");
+    }
+
+    #[test]
+    fn micro_batch_update_emits_each_changed_key_once_per_batch() {
+        let tables = reference(&INPUT);
+        let mut harness = Harness::new(stats_op());
+        harness.set_emit_mode(mode(ExecutionMode::MicroBatch, OutputMode::Update));
+        // Batch 1: records 0..4 (keys 1 and 2, key 1 three times).
+        for record in &INPUT[..4] {
+            harness.push((record.0, *record));
+        }
+        assert!(
+            harness.take_output().is_empty(),
+            "nothing before the batch ends"
+        );
+        harness.end_epoch();
+        assert_eq!(
+            sorted(comparable(harness.take_output())),
+            table_rows(&tables[3], &[1, 2])
+        );
+        // An empty batch owes nothing.
+        harness.end_epoch();
+        assert!(harness.take_output().is_empty());
+        // Batch 2: records 4..6 (keys 2 and 3); key 1 is unchanged.
+        for record in &INPUT[4..6] {
+            harness.push((record.0, *record));
+        }
+        harness.end_epoch();
+        assert_eq!(
+            sorted(comparable(harness.take_output())),
+            table_rows(&tables[5], &[2, 3])
+        );
+        // The last record, then end of stream: owed at the end.
+        harness.push((INPUT[6].0, INPUT[6]));
+        harness.end();
+        assert_eq!(
+            sorted(comparable(harness.take_output())),
+            table_rows(&tables[6], &[2])
+        );
+    }
+
+    #[test]
+    fn complete_mode_emits_the_whole_table_at_each_epoch_end() {
+        let tables = reference(&INPUT);
+        for execution in [ExecutionMode::Continuous, ExecutionMode::MicroBatch] {
+            let mut harness = Harness::new(stats_op());
+            harness.set_emit_mode(mode(execution, OutputMode::Complete));
+            for record in &INPUT[..5] {
+                harness.push((record.0, *record));
+            }
+            assert!(
+                harness.take_output().is_empty(),
+                "{execution:?}: per record"
+            );
+            harness.end_epoch();
+            assert_eq!(
+                sorted(comparable(harness.take_output())),
+                table_rows(&tables[4], &[1, 2]),
+                "{execution:?}"
+            );
+            // Unchanged: the same table again.
+            harness.end_epoch();
+            assert_eq!(
+                sorted(comparable(harness.take_output())),
+                table_rows(&tables[4], &[1, 2]),
+                "{execution:?}"
+            );
+            for record in &INPUT[5..] {
+                harness.push((record.0, *record));
+            }
+            harness.end();
+            assert_eq!(
+                sorted(comparable(harness.take_output())),
+                table_rows(&tables[6], &[1, 2, 3]),
+                "{execution:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn restored_accumulators_continue_where_the_snapshot_was_taken() {
+        let tables = reference(&INPUT);
+        for cut in 0..=INPUT.len() {
+            let mut before = Harness::new(stats_op());
+            for record in &INPUT[..cut] {
+                before.push((record.0, *record));
+            }
+            before.end_epoch();
+            let snapshot = before.snapshot().expect("snapshot");
+            let mut after = Harness::restore(stats_op(), snapshot.as_deref()).expect("restore");
+            after.set_emit_mode(mode(ExecutionMode::MicroBatch, OutputMode::Complete));
+            for record in &INPUT[cut..] {
+                after.push((record.0, *record));
+            }
+            after.end_epoch();
+            assert_eq!(
+                sorted(comparable(after.take_output())),
+                table_rows(&tables[INPUT.len() - 1], &[1, 2, 3]),
+                "snapshot after {cut} records"
+            );
+        }
+    }
+
+    #[test]
+    fn restore_rejects_bytes_that_are_not_its_state() {
+        let mut op = stats_op();
+        assert!(op.restore(&[0xff, 0xff, 0xff]).is_err());
     }
 }
