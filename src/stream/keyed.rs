@@ -1,10 +1,12 @@
 //! Keyed streams: [`Stream::key_by`] and the keyed aggregates built on it (`count`,
-//! `fold`, `reduce`, `count_by_value`, custom aggregates). The aggregate is chained onto
+//! `fold`, `reduce`, `count_by_value`, `agg` with the functions of
+//! [`aggregate`](crate::aggregate), custom operators). The aggregate is chained onto
 //! the upstream thread when both sides have one instance; otherwise the records cross a
 //! keyed exchange (a thread boundary, in `boundary.rs`).
 
 use super::{Chain, KeyedInput, Stream, Then};
-use crate::operator::keyed::{KeyedFold, KeyedReduce};
+use crate::aggregate::{Aggregate, Over};
+use crate::operator::keyed::{KeyedAggregate, KeyedFold, KeyedReduce};
 use crate::operator::stateless::KeyBy;
 use crate::operator::Operator;
 use crate::plan::OperatorKind;
@@ -135,6 +137,58 @@ where
         G: FnMut(&mut S::Out, S::Out) + Clone + Send + 'static,
     {
         self.aggregate("reduce", KeyedReduce::new(reduce))
+    }
+
+    /// Runs the aggregate `agg` per key (Spark's `groupBy(..).agg(..)` on a stream): a
+    /// built-in of [`rivulet::aggregate`](crate::aggregate), a user one, or a tuple of
+    /// them, emitting `(key, result)` as [`count`](Self::count) and
+    /// [`fold`](Self::fold) emit: in update mode a row per record (continuous) or per
+    /// changed key per batch (micro-batch), in complete mode every key at each epoch
+    /// end. The accumulators are the checkpointed state.
+    ///
+    /// ```
+    /// use rivulet::aggregate::{avg, max, min};
+    ///
+    /// let mut query = rivulet::Query::builder();
+    /// let stats = query
+    ///     .from_iter("n", [3i32, -1, 4, 1, 5])
+    ///     .key_by(|x| x % 2 == 0)
+    ///     .agg((min(|x: &i32| *x), max(|x: &i32| *x), avg(|x: &i32| *x)))
+    ///     .to_memory("stats");
+    /// query.start()?.await_termination()?;
+    /// let odd = stats.rows().into_iter().filter(|(even, _)| !even).last();
+    /// assert_eq!(odd, Some((false, (-1, 5, 2.0))));
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
+    pub fn agg<A>(self, agg: A) -> Stream<impl Chain<Out = (K, A::Out)>>
+    where
+        A: Aggregate<S::Out>,
+    {
+        self.aggregate("agg", KeyedAggregate::new(agg))
+    }
+
+    /// [`agg`](Self::agg) with the aggregate built by `build` from an [`Over`] of the
+    /// stream's records, so the aggregates' closures need no type annotations.
+    ///
+    /// ```
+    /// let mut query = rivulet::Query::builder();
+    /// let stats = query
+    ///     .from_iter("pairs", [("a", 2u32), ("b", 7), ("a", 5)])
+    ///     .key_by(|(name, _)| name.to_string())
+    ///     .agg_with(|over| (over.count(), over.sum(|(_, n)| *n), over.max(|(_, n)| *n)))
+    ///     .to_memory("stats");
+    /// query.start()?.await_termination()?;
+    /// let a = stats.rows().into_iter().filter(|(name, _)| name == "a").last();
+    /// assert_eq!(a, Some(("a".to_string(), (2, 7, 5))));
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
+    pub fn agg_with<A, B>(self, build: B) -> Stream<impl Chain<Out = (K, A::Out)>>
+    where
+        A: Aggregate<S::Out>,
+        B: FnOnce(Over<S::Out>) -> A,
+    {
+        let agg = build(Over::new());
+        self.agg(agg)
     }
 
     /// Applies a custom keyed operator to the `(key, record)` pairs.
