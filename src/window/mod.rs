@@ -5,6 +5,9 @@
 //! start offset, and hold `[start, end)`: an event exactly at a window's start belongs to
 //! it, one exactly at its end to the next (Spark's `window(col, length, slide, start)`).
 
+mod session;
+pub use session::SessionWindows;
+
 use crate::aggregate::Aggregate;
 use crate::event::Timestamp;
 use crate::operator::Operator;
