@@ -5,6 +5,10 @@
 //! start offset, and hold `[start, end)`: an event exactly at a window's start belongs to
 //! it, one exactly at its end to the next (Spark's `window(col, length, slide, start)`).
 
+mod sliced;
+
+pub use sliced::{TimeWindowAggregate, LATE_RECORDS, ROWS_DROPPED_BY_WATERMARK};
+
 use crate::aggregate::Aggregate;
 use crate::event::Timestamp;
 use crate::operator::Operator;
@@ -22,15 +26,24 @@ pub trait WindowSpec: Clone + Send + 'static {
     /// combine slices, sessions merge).
     fn needs_merge(&self) -> bool;
 
+    /// The name of the aggregate operator in progress reports and errors (`window` for
+    /// tumbling and sliding windows, `session_window` for sessions).
+    fn operator_name(&self) -> &'static str {
+        "window"
+    }
+
     /// The operator that aggregates `(key, record)` pairs with `agg` over these windows,
     /// reading each record's event time with `time`. It emits `(key, window, result)`
     /// rows as the output mode says, and sets late records (every window of theirs
     /// closed by the watermark) aside on its side output.
+    ///
+    /// The operator must not borrow the spec (`use<..>` leaves `&self`'s lifetime out): an
+    /// implementation writes `-> impl Operator<..> + Clone + use<K, T, A, F>`.
     fn operator<K, T, A, F>(
         &self,
         agg: A,
         time: F,
-    ) -> impl Operator<(K, T), Out = (K, Window, A::Out), Side = T> + Clone
+    ) -> impl Operator<(K, T), Out = (K, Window, A::Out), Side = T> + Clone + use<Self, K, T, A, F>
     where
         K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
         T: Send + 'static,

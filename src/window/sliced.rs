@@ -1,0 +1,843 @@
+//! The tumbling and sliding window aggregate: [`TimeWindowAggregate`], the operator
+//! [`TimeWindows`] builds as a [`WindowSpec`].
+//!
+//! ## Slices, not copies
+//!
+//! Records are aggregated per *slice*: a span of event time `gcd(length, slide)` wide,
+//! aligned like the windows (offset included), so every window is a whole number of
+//! slices and every slice lies in `length / slide`-ish windows. A record updates one
+//! accumulator (its key's in its slice) whatever the number of windows it belongs to; a
+//! window's value is the merge of its slices, computed only when the window is emitted.
+//! Tumbling windows are one slice each and never merge (so their aggregate need not be
+//! [mergeable](Aggregate::mergeable)). When several windows of a key are emitted at once,
+//! their values come from prefix and suffix merges within blocks of `length / gcd` slices,
+//! so emitting `w` overlapping windows over `s` slices costs `O(w + s)` merges, not
+//! `O(w · length / gcd)`.
+//!
+//! Slices are kept by start time, only those holding data, so emission and eviction walk
+//! what the state holds: a watermark jumping a year ahead visits the slices present, not
+//! a year of empty windows.
+//!
+//! ## Late data, as Spark
+//!
+//! A record belongs to every window holding its event time. A (record, window) pair whose
+//! `window.end <= watermark` is not aggregated (Spark's late-row predicate on the window
+//! column); such pairs are counted as `rows_dropped_by_watermark` (Spark's
+//! `numRowsDroppedByWatermark` counts the expanded rows). A record none of whose windows
+//! is open is *late*: counted as `late_records` and set aside on the side output (rivulet
+//! only; Spark drops it silently). A record with at least one open window counts in its
+//! open windows only.
+//!
+//! The watermark is the latest one the operator saw (through `on_watermark`), kept in its
+//! snapshot; a smaller one after a restore changes nothing.
+//!
+//! ## What is emitted, and when
+//!
+//! | output mode | continuous epoch | micro-batch epoch | state dropped |
+//! |---|---|---|---|
+//! | append | each window once, final, when the watermark reaches its end | same (a batch's watermark arrives at its start, so a window closed by batch `N`'s data is emitted in batch `N + 1`, as in Spark) | windows the watermark closed |
+//! | update | after each record, every open window it changed, with its new value | every window changed in the batch, once, at the batch end | windows the watermark closed, without emitting them again |
+//! | complete | every window of every key at each epoch end | same | nothing |
+//!
+//! Within one call rows come out by window end (keys in no particular order).
+//!
+//! *Complete mode* keeps the whole table as Spark does: no record is late, no window is
+//! dropped, and the state grows with every window that ever held data.
+//!
+//! *Update mode, watermark inside a micro-batch*: the engine moves the watermark only at
+//! batch starts, so this does not happen in a query; should it happen (a harness, a mode
+//! switch), the windows that changed in the batch and that the watermark closes are
+//! emitted when it closes them, before their state goes, so no update is lost.
+//!
+//! *End of stream*: append emits nothing more (end of stream does not move the
+//! watermark; a generator that wants the last windows out sends a final watermark, such
+//! as [`Timestamp::MAX`]); update emits the windows changed since the last epoch end
+//! (micro-batch); complete emits the table.
+//!
+//! A switch between continuous and micro-batch epochs (a trigger switch) keeps the state
+//! as it is: changes recorded in a micro-batch epoch are emitted at its end whatever
+//! the next epoch's mode.
+
+use super::{TimeWindows, Window, WindowSpec};
+use crate::aggregate::Aggregate;
+use crate::checkpoint::codec;
+use crate::error::BoxError;
+use crate::event::{Epoch, Timestamp};
+use crate::operator::{Context, Operator};
+use crate::trigger::{EmitMode, ExecutionMode, OutputMode};
+use rustc_hash::FxHashMap;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::fmt;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::ops::Range;
+
+/// The counter of records none of whose windows was open (set aside as late).
+pub const LATE_RECORDS: &str = "late_records";
+/// The counter of (record, window) pairs not aggregated because the window was closed
+/// (Spark's `numRowsDroppedByWatermark`).
+pub const ROWS_DROPPED_BY_WATERMARK: &str = "rows_dropped_by_watermark";
+
+/// Slice and window indices stay within `±LIMIT` (timestamps beyond ±2^62 µs, about
+/// 146 000 years, are not supported).
+const LIMIT: i64 = 1 << 62;
+
+impl WindowSpec for TimeWindows {
+    /// Sliding windows combine slices; tumbling windows are one slice each.
+    fn needs_merge(&self) -> bool {
+        !self.is_tumbling()
+    }
+
+    fn operator<K, T, A, F>(
+        &self,
+        agg: A,
+        time: F,
+    ) -> impl Operator<(K, T), Out = (K, Window, A::Out), Side = T> + Clone + use<K, T, A, F>
+    where
+        K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+        T: Send + 'static,
+        A: Aggregate<T>,
+        F: Fn(&T) -> Timestamp + Clone + Send + 'static,
+    {
+        TimeWindowAggregate::new(*self, agg, time)
+    }
+}
+
+/// The event-time tumbling or sliding window aggregate of `(key, record)` pairs: emits
+/// `(key, window, result)` rows as the output mode says and sets late records aside on
+/// its side output. See the [module docs](self) for the semantics.
+///
+/// Built by [`TimeWindows`] as a [`WindowSpec`] (through
+/// [`KeyedStream::window`](crate::KeyedStream::window)); also usable directly, with
+/// [`Harness`](crate::operator::Harness) for instance.
+///
+/// ```
+/// use rivulet::aggregate::Aggregate;
+/// use rivulet::operator::Harness;
+/// use rivulet::window::{TimeWindowAggregate, TimeWindows, Window};
+/// use rivulet::trigger::{EmitMode, ExecutionMode, OutputMode};
+/// use rivulet::Timestamp;
+/// use std::time::Duration;
+///
+/// #[derive(Clone)]
+/// struct Count;
+/// impl Aggregate<i64> for Count {
+///     type Acc = u64;
+///     type Out = u64;
+///     fn init(&self) -> u64 { 0 }
+///     fn add(&self, acc: &mut u64, _: &i64) { *acc += 1 }
+///     fn merge(&self, acc: &mut u64, other: &u64) { *acc += other }
+///     fn result(&self, acc: &u64) -> u64 { *acc }
+/// }
+///
+/// let windows = TimeWindows::sliding(Duration::from_micros(10), Duration::from_micros(5))?;
+/// let mut h = Harness::new(TimeWindowAggregate::new(windows, Count, |t: &i64| Timestamp(*t)));
+/// h.set_emit_mode(EmitMode { execution: ExecutionMode::Continuous, output: OutputMode::Append });
+/// for t in [1, 7, 12] {
+///     h.push(('k', t));
+/// }
+/// h.advance_watermark(Timestamp(10)); // closes [-5, 5) and [0, 10)
+/// let w = |s| Window { start: Timestamp(s), end: Timestamp(s + 10) };
+/// assert_eq!(h.take_output(), vec![('k', w(-5), 1), ('k', w(0), 2)]);
+/// h.push(('k', 3)); // every window of 3 is closed: late
+/// assert_eq!(h.take_side_output(), vec![3]);
+/// h.advance_watermark(Timestamp(20));
+/// assert_eq!(h.take_output(), vec![('k', w(5), 2), ('k', w(10), 1)]);
+/// # Ok::<(), rivulet::window::WindowSpecError>(())
+/// ```
+pub struct TimeWindowAggregate<K, T, A: Aggregate<T>, F> {
+    geometry: Geometry,
+    agg: A,
+    time: F,
+    mode: EmitMode,
+    state: State<K, A::Acc>,
+    /// The first window (index) still open at `state.watermark`.
+    first_open: i64,
+    /// Where in `state.slices` the previous record's slice was.
+    hint: usize,
+    _input: PhantomData<fn(T)>,
+}
+
+/// What a snapshot saves.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "K: Serialize + Hash + Eq, Acc: Serialize",
+    deserialize = "K: DeserializeOwned + Hash + Eq, Acc: DeserializeOwned"
+))]
+struct State<K, Acc> {
+    /// The latest watermark seen (`i64::MIN` before the first).
+    watermark: i64,
+    /// The slices holding data, by index (start time), oldest first.
+    slices: VecDeque<Slice<K, Acc>>,
+    /// Whether some accumulator changed since the last epoch end (micro-batch update
+    /// mode).
+    pending: bool,
+}
+
+/// The accumulators of one slice, by key.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "K: Serialize + Hash + Eq, Acc: Serialize",
+    deserialize = "K: DeserializeOwned + Hash + Eq, Acc: DeserializeOwned"
+))]
+struct Slice<K, Acc> {
+    /// `(start − offset) / gcd`.
+    idx: i64,
+    /// Whether some accumulator of the slice is marked changed.
+    changed: bool,
+    accs: FxHashMap<K, Entry<Acc>>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct Entry<Acc> {
+    acc: Acc,
+    /// Changed since the last epoch end (micro-batch update mode).
+    changed: bool,
+}
+
+/// A row being emitted: window index, key, value.
+type Row<K, V> = (i64, K, V);
+
+impl<K, T, A, F> TimeWindowAggregate<K, T, A, F>
+where
+    K: Hash + Eq + Clone,
+    A: Aggregate<T>,
+    F: Fn(&T) -> Timestamp,
+{
+    /// The aggregate `agg` over `windows`, reading each record's event time with `time`.
+    ///
+    /// Sliding windows call [`Aggregate::merge`]; the stream builder refuses a sliding
+    /// window over an aggregate that is not [mergeable](Aggregate::mergeable).
+    pub fn new(windows: TimeWindows, agg: A, time: F) -> Self {
+        let geometry = Geometry::new(&windows);
+        TimeWindowAggregate {
+            first_open: geometry.first_open(i64::MIN),
+            geometry,
+            agg,
+            time,
+            mode: EmitMode::default(),
+            state: State {
+                watermark: i64::MIN,
+                slices: VecDeque::new(),
+                pending: false,
+            },
+            hint: 0,
+            _input: PhantomData,
+        }
+    }
+
+    /// How many slices the operator holds (each one `gcd(length, slide)` of event time
+    /// with data).
+    pub fn stored_slices(&self) -> usize {
+        self.state.slices.len()
+    }
+
+    /// How many accumulators the operator holds: one per (slice, key) with data.
+    pub fn stored_accumulators(&self) -> usize {
+        self.state.slices.iter().map(|s| s.accs.len()).sum()
+    }
+
+    /// The position of slice `idx` in `state.slices`, inserting it if it is new.
+    #[inline]
+    fn slice_position(&mut self, idx: i64) -> usize {
+        let slices = &mut self.state.slices;
+        if slices.get(self.hint).is_some_and(|s| s.idx == idx) {
+            return self.hint;
+        }
+        let position = match slices.back() {
+            Some(last) if last.idx == idx => slices.len() - 1,
+            Some(last) if last.idx > idx => {
+                match slices.binary_search_by_key(&idx, |s| s.idx) {
+                    Ok(i) => i,
+                    Err(i) => {
+                        slices.insert(i, Slice::new(idx));
+                        i
+                    }
+                }
+            }
+            _ => {
+                slices.push_back(Slice::new(idx));
+                slices.len() - 1
+            }
+        };
+        self.hint = position;
+        position
+    }
+
+    /// The positions in `state.slices` of the slices with index in `[lo, hi)`.
+    fn slice_range(&self, lo: i64, hi: i64) -> Range<usize> {
+        let slices = &self.state.slices;
+        let start = slices.partition_point(|s| s.idx < lo);
+        let end = slices.partition_point(|s| s.idx < hi);
+        start..end.max(start)
+    }
+
+    /// Every key's rows for the windows in `span` that hold data.
+    fn rows_all(&self, span: Span) -> Vec<Row<K, A::Out>> {
+        let g = &self.geometry;
+        if span.is_empty() {
+            return Vec::new();
+        }
+        let range = self.slice_range(span.lo, span.hi.saturating_add(g.n));
+        let mut rows = Vec::new();
+        if g.n == 1 {
+            // Tumbling: a slice is a window; slices come in window order.
+            for slice in self.state.slices.range(range) {
+                for (key, entry) in &slice.accs {
+                    rows.push((slice.idx, key.clone(), self.agg.result(&entry.acc)));
+                }
+            }
+            return rows;
+        }
+        let mut by_key: FxHashMap<&K, Vec<(i64, &A::Acc)>> = FxHashMap::default();
+        for slice in self.state.slices.range(range) {
+            for (key, entry) in &slice.accs {
+                by_key.entry(key).or_default().push((slice.idx, &entry.acc));
+            }
+        }
+        let mut windows = Vec::new();
+        for (key, entries) in &by_key {
+            windows.clear();
+            g.target_windows(entries.iter().map(|e| e.0), span, &mut windows);
+            g.window_values(&self.agg, entries, &windows, |w, value| {
+                rows.push((w, (*key).clone(), value))
+            });
+        }
+        rows.sort_unstable_by_key(|row| row.0);
+        rows
+    }
+
+    /// The rows of the windows in `span` that hold an accumulator marked changed.
+    fn rows_changed(&self, span: Span) -> Vec<Row<K, A::Out>> {
+        let g = &self.geometry;
+        if span.is_empty() {
+            return Vec::new();
+        }
+        // The changed slices of each key, in slice order.
+        let mut seeds: FxHashMap<&K, Vec<i64>> = FxHashMap::default();
+        for slice in self.state.slices.iter().filter(|s| s.changed) {
+            for (key, _) in slice.accs.iter().filter(|(_, e)| e.changed) {
+                seeds.entry(key).or_default().push(slice.idx);
+            }
+        }
+        let mut jobs: Vec<(&K, Vec<i64>)> = Vec::with_capacity(seeds.len());
+        for (key, seeds) in seeds {
+            let mut windows = Vec::new();
+            g.target_windows(seeds.into_iter(), span, &mut windows);
+            if !windows.is_empty() {
+                jobs.push((key, windows));
+            }
+        }
+        let Some(lo) = jobs.iter().map(|(_, w)| w[0]).min() else {
+            return Vec::new();
+        };
+        let hi = jobs.iter().map(|(_, w)| w[w.len() - 1] + g.n).max().unwrap_or(lo);
+        // Gather each key's accumulators by lookups in the slices its windows cover, or
+        // by one pass over the slices all windows cover: whichever touches less.
+        let lookups: usize = jobs
+            .iter()
+            .map(|(_, w)| self.slice_range(w[0], w[w.len() - 1] + g.n).len())
+            .sum();
+        let union = self.slice_range(lo, hi);
+        let scanned: usize = self
+            .state
+            .slices
+            .range(union.clone())
+            .map(|s| s.accs.len())
+            .sum();
+        let mut entries: Vec<Vec<(i64, &A::Acc)>> = vec![Vec::new(); jobs.len()];
+        if lookups <= scanned {
+            for ((key, windows), entries) in jobs.iter().zip(&mut entries) {
+                let covered = self.slice_range(windows[0], windows[windows.len() - 1] + g.n);
+                for slice in self.state.slices.range(covered) {
+                    if let Some(entry) = slice.accs.get(*key) {
+                        entries.push((slice.idx, &entry.acc));
+                    }
+                }
+            }
+        } else {
+            let index: FxHashMap<&K, usize> =
+                jobs.iter().enumerate().map(|(i, (k, _))| (*k, i)).collect();
+            for slice in self.state.slices.range(union) {
+                for (key, entry) in &slice.accs {
+                    if let Some(&i) = index.get(key) {
+                        entries[i].push((slice.idx, &entry.acc));
+                    }
+                }
+            }
+        }
+        let mut rows = Vec::new();
+        for ((key, windows), entries) in jobs.iter().zip(&entries) {
+            g.window_values(&self.agg, entries, windows, |w, value| {
+                rows.push((w, (*key).clone(), value))
+            });
+        }
+        rows.sort_unstable_by_key(|row| row.0);
+        rows
+    }
+
+    /// Clears every changed mark.
+    fn clear_changed(&mut self) {
+        for slice in self.state.slices.iter_mut().filter(|s| s.changed) {
+            slice.changed = false;
+            for entry in slice.accs.values_mut() {
+                entry.changed = false;
+            }
+        }
+        self.state.pending = false;
+    }
+
+    /// Emits `key`'s value in each of the windows `[lo, hi]` (indices) after a record.
+    fn emit_key_windows<C>(&self, key: &K, lo: i64, hi: i64, ctx: &mut C)
+    where
+        C: Context<(K, Window, A::Out), (), T>,
+    {
+        let g = &self.geometry;
+        let covered = self.slice_range(lo, hi.saturating_add(g.n));
+        let entries: Vec<(i64, &A::Acc)> = self
+            .state
+            .slices
+            .range(covered)
+            .filter_map(|slice| slice.accs.get(key).map(|e| (slice.idx, &e.acc)))
+            .collect();
+        let windows: Vec<i64> = (0..=(hi - lo) / g.m).map(|i| lo + i * g.m).collect();
+        g.window_values(&self.agg, &entries, &windows, |w, value| {
+            ctx.push((key.clone(), g.window(w), value))
+        });
+    }
+
+    fn emit<C>(&self, rows: Vec<Row<K, A::Out>>, ctx: &mut C)
+    where
+        C: Context<(K, Window, A::Out), (), T>,
+    {
+        for (w, key, value) in rows {
+            ctx.push((key, self.geometry.window(w), value));
+        }
+    }
+
+    /// Drops the slices whose every window is closed.
+    fn evict(&mut self) {
+        let g = self.geometry;
+        let slices = &mut self.state.slices;
+        let mut dropped = 0;
+        while slices
+            .front()
+            .is_some_and(|s| g.floor_m(s.idx) < self.first_open)
+        {
+            slices.pop_front();
+            dropped += 1;
+        }
+        self.hint = self.hint.saturating_sub(dropped);
+    }
+
+    /// What an epoch end (or the end of the stream) owes.
+    fn owed<C>(&mut self, ctx: &mut C)
+    where
+        C: Context<(K, Window, A::Out), (), T>,
+    {
+        match self.mode.output {
+            OutputMode::Complete => {
+                let rows = self.rows_all(Span::ALL.aligned(self.geometry.m));
+                self.emit(rows, ctx);
+            }
+            OutputMode::Update if self.state.pending => {
+                let open = Span {
+                    lo: self.first_open,
+                    hi: Span::ALL.aligned(self.geometry.m).hi,
+                };
+                let rows = self.rows_changed(open);
+                self.emit(rows, ctx);
+                self.clear_changed();
+            }
+            OutputMode::Update | OutputMode::Append => {}
+        }
+    }
+}
+
+impl<K, Acc> Slice<K, Acc> {
+    fn new(idx: i64) -> Self {
+        Slice {
+            idx,
+            changed: false,
+            accs: FxHashMap::default(),
+        }
+    }
+}
+
+impl<K, T, A, F> Operator<(K, T)> for TimeWindowAggregate<K, T, A, F>
+where
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    T: Send + 'static,
+    A: Aggregate<T>,
+    F: Fn(&T) -> Timestamp + Send + 'static,
+{
+    type Out = (K, Window, A::Out);
+    type Key = ();
+    type Side = T;
+
+    #[inline]
+    fn on_record<C: Context<Self::Out, (), T>>(&mut self, (key, record): (K, T), ctx: &mut C) {
+        let g = self.geometry;
+        let idx = g.slice_of((self.time)(&record).0);
+        let (lo, hi) = g.windows_of_slice(idx);
+        let complete = self.mode.output == OutputMode::Complete;
+        let open_lo = if complete { lo } else { lo.max(self.first_open) };
+        if open_lo > lo {
+            let total = (hi - lo) / g.m + 1;
+            let open = if open_lo > hi {
+                0
+            } else {
+                (hi - open_lo) / g.m + 1
+            };
+            ctx.count(ROWS_DROPPED_BY_WATERMARK, (total - open) as u64);
+            if open == 0 {
+                ctx.count(LATE_RECORDS, 1);
+                ctx.side_output(record);
+                return;
+            }
+        }
+        let position = self.slice_position(idx);
+        let slice = &mut self.state.slices[position];
+        match (self.mode.output, self.mode.execution) {
+            (OutputMode::Update, ExecutionMode::Continuous) => {
+                // Tumbling: the one window's value, read while the accumulator is at hand.
+                let tumbling = g.n == 1;
+                let value = if let Some(entry) = slice.accs.get_mut(&key) {
+                    self.agg.add(&mut entry.acc, &record);
+                    tumbling.then(|| self.agg.result(&entry.acc))
+                } else {
+                    let mut acc = self.agg.init();
+                    self.agg.add(&mut acc, &record);
+                    let value = tumbling.then(|| self.agg.result(&acc));
+                    slice.accs.insert(key.clone(), Entry::new(acc));
+                    value
+                };
+                match value {
+                    Some(value) => ctx.push((key, g.window(idx), value)),
+                    None => self.emit_key_windows(&key, open_lo, hi, ctx),
+                }
+            }
+            (OutputMode::Update, ExecutionMode::MicroBatch) => {
+                let entry = slice
+                    .accs
+                    .entry(key)
+                    .or_insert_with(|| Entry::new(self.agg.init()));
+                self.agg.add(&mut entry.acc, &record);
+                entry.changed = true;
+                slice.changed = true;
+                self.state.pending = true;
+            }
+            (OutputMode::Append | OutputMode::Complete, _) => {
+                let entry = slice
+                    .accs
+                    .entry(key)
+                    .or_insert_with(|| Entry::new(self.agg.init()));
+                self.agg.add(&mut entry.acc, &record);
+            }
+        }
+    }
+
+    fn on_watermark<C: Context<Self::Out, (), T>>(&mut self, watermark: Timestamp, ctx: &mut C) {
+        if watermark.0 <= self.state.watermark {
+            return;
+        }
+        self.state.watermark = watermark.0;
+        let was_open = self.first_open;
+        self.first_open = self.geometry.first_open(watermark.0);
+        if self.first_open == was_open || self.mode.output == OutputMode::Complete {
+            return;
+        }
+        let closing = Span {
+            lo: was_open,
+            hi: self.first_open - self.geometry.m,
+        };
+        let rows = match self.mode.output {
+            OutputMode::Append => self.rows_all(closing),
+            OutputMode::Update if self.state.pending => self.rows_changed(closing),
+            _ => Vec::new(),
+        };
+        self.emit(rows, ctx);
+        self.evict();
+    }
+
+    fn on_marker<C: Context<Self::Out, (), T>>(&mut self, _epoch: Epoch, ctx: &mut C) {
+        self.owed(ctx);
+    }
+
+    fn on_end<C: Context<Self::Out, (), T>>(&mut self, ctx: &mut C) {
+        self.owed(ctx);
+    }
+
+    fn set_emit_mode(&mut self, mode: EmitMode) {
+        self.mode = mode;
+    }
+
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {
+        Ok(Some(codec::encode(&self.state)?))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), BoxError> {
+        self.state = codec::decode(state)?;
+        self.first_open = self.geometry.first_open(self.state.watermark);
+        self.hint = 0;
+        Ok(())
+    }
+}
+
+impl<K, T, A, F> Clone for TimeWindowAggregate<K, T, A, F>
+where
+    K: Clone,
+    A: Aggregate<T>,
+    F: Clone,
+{
+    fn clone(&self) -> Self {
+        TimeWindowAggregate {
+            geometry: self.geometry,
+            agg: self.agg.clone(),
+            time: self.time.clone(),
+            mode: self.mode,
+            state: self.state.clone(),
+            first_open: self.first_open,
+            hint: self.hint,
+            _input: PhantomData,
+        }
+    }
+}
+
+impl<K, T, A: Aggregate<T>, F> fmt::Debug for TimeWindowAggregate<K, T, A, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimeWindowAggregate")
+            .field("geometry", &self.geometry)
+            .field("mode", &self.mode)
+            .field("watermark", &self.state.watermark)
+            .field("slices", &self.state.slices.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Acc> Entry<Acc> {
+    fn new(acc: Acc) -> Self {
+        Entry {
+            acc,
+            changed: false,
+        }
+    }
+}
+
+/// Windows by index, `[lo, hi]` (both multiples of the slide in slices).
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    lo: i64,
+    hi: i64,
+}
+
+impl Span {
+    /// Every window (before alignment).
+    const ALL: Span = Span {
+        lo: -LIMIT,
+        hi: LIMIT,
+    };
+
+    /// The span narrowed to window indices (multiples of `m`).
+    fn aligned(self, m: i64) -> Span {
+        Span {
+            lo: self.lo + (-self.lo).rem_euclid(m),
+            hi: self.hi - self.hi.rem_euclid(m),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lo > self.hi
+    }
+}
+
+/// Slices and windows as integers: slice `p` is `[offset + p·g, offset + (p + 1)·g)`,
+/// window `w` (a multiple of `m`) holds slices `w .. w + n`.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    offset: i64,
+    length: i64,
+    /// The slice width, `gcd(length, slide)`.
+    g: i64,
+    /// Slices per window.
+    n: i64,
+    /// Slices per slide.
+    m: i64,
+}
+
+impl Geometry {
+    fn new(windows: &TimeWindows) -> Self {
+        let length = windows.length_micros();
+        let slide = windows.slide_micros();
+        let g = gcd(length, slide);
+        Geometry {
+            offset: windows.offset_micros(),
+            length,
+            g,
+            n: length / g,
+            m: slide / g,
+        }
+    }
+
+    /// The slice holding `time`.
+    #[inline]
+    fn slice_of(&self, time: i64) -> i64 {
+        let idx = match time.checked_sub(self.offset) {
+            Some(since) => since.div_euclid(self.g),
+            None => (time as i128 - self.offset as i128).div_euclid(self.g as i128) as i64,
+        };
+        idx.clamp(-LIMIT, LIMIT)
+    }
+
+    /// The largest window index at or before slice `idx`.
+    #[inline]
+    fn floor_m(&self, idx: i64) -> i64 {
+        if self.m == 1 {
+            idx
+        } else {
+            idx - idx.rem_euclid(self.m)
+        }
+    }
+
+    /// The first and last window (indices) holding slice `idx`.
+    #[inline]
+    fn windows_of_slice(&self, idx: i64) -> (i64, i64) {
+        (self.floor_m(idx - self.n) + self.m, self.floor_m(idx))
+    }
+
+    /// The first window whose end is after `watermark` (Spark's late predicate is
+    /// `window.end <= watermark`).
+    fn first_open(&self, watermark: i64) -> i64 {
+        // end(w) = offset + w·g + length > watermark  ⇔  w > (watermark − offset − length) / g
+        let bound = (watermark as i128 - self.offset as i128 - self.length as i128)
+            .div_euclid(self.g as i128)
+            .clamp(-(LIMIT as i128), LIMIT as i128) as i64;
+        self.floor_m(bound) + self.m
+    }
+
+    /// Window `w` as event time.
+    fn window(&self, w: i64) -> Window {
+        let start = (self.offset as i128 + w as i128 * self.g as i128)
+            .clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+        Window {
+            start: Timestamp(start),
+            end: Timestamp(start.saturating_add(self.length)),
+        }
+    }
+
+    /// Appends to `out`, in order and once each, the windows in `span` holding one of the
+    /// slices `seeds` (ascending).
+    fn target_windows(&self, seeds: impl Iterator<Item = i64>, span: Span, out: &mut Vec<i64>) {
+        let mut next = span.lo;
+        for idx in seeds {
+            let (first, last) = self.windows_of_slice(idx);
+            let last = last.min(span.hi);
+            let mut w = first.max(next);
+            while w <= last {
+                out.push(w);
+                w += self.m;
+            }
+            next = next.max(last + self.m);
+        }
+    }
+
+    /// Calls `out(w, value)` for each window `w` of `windows` (ascending) that holds one
+    /// of `entries` (one key's accumulators by slice, ascending), in window order.
+    fn window_values<T, A: Aggregate<T>>(
+        &self,
+        agg: &A,
+        entries: &[(i64, &A::Acc)],
+        windows: &[i64],
+        mut out: impl FnMut(i64, A::Out),
+    ) {
+        let n = self.n;
+        if entries.is_empty() || windows.is_empty() {
+            return;
+        }
+        if n == 1 {
+            let mut j = 0;
+            for &w in windows {
+                while j < entries.len() && entries[j].0 < w {
+                    j += 1;
+                }
+                match entries.get(j) {
+                    Some((idx, acc)) if *idx == w => out(w, agg.result(acc)),
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            return;
+        }
+        let covered = |entries: &[(i64, &A::Acc)], w: i64| {
+            entries.partition_point(|e| e.0 < w)..entries.partition_point(|e| e.0 < w + n)
+        };
+        if let [w] = windows {
+            let range = covered(entries, *w);
+            if let Some(((_, first), rest)) = entries[range].split_first() {
+                let mut acc = (*first).clone();
+                for (_, other) in rest {
+                    agg.merge(&mut acc, other);
+                }
+                out(*w, agg.result(&acc));
+            }
+            return;
+        }
+        // Blocks of n slices: a window crosses at most one block boundary, so its value
+        // is a suffix of one block merged with a prefix of the next.
+        let range = covered(entries, windows[0]).start
+            ..covered(entries, windows[windows.len() - 1]).end;
+        let entries = &entries[range];
+        let block = |idx: i64| idx.div_euclid(n);
+        let mut prefix: Vec<A::Acc> = Vec::with_capacity(entries.len());
+        for (i, (idx, acc)) in entries.iter().enumerate() {
+            let value = match prefix.last() {
+                Some(before) if block(entries[i - 1].0) == block(*idx) => {
+                    let mut value = before.clone();
+                    agg.merge(&mut value, acc);
+                    value
+                }
+                _ => (*acc).clone(),
+            };
+            prefix.push(value);
+        }
+        let mut suffix: Vec<A::Acc> = Vec::with_capacity(entries.len());
+        for (i, (idx, acc)) in entries.iter().enumerate().rev() {
+            let mut value = (*acc).clone();
+            if let Some(after) = suffix.last() {
+                if block(entries[i + 1].0) == block(*idx) {
+                    agg.merge(&mut value, after);
+                }
+            }
+            suffix.push(value);
+        }
+        suffix.reverse();
+        for &w in windows {
+            let range = covered(entries, w);
+            if range.is_empty() {
+                continue;
+            }
+            let boundary = (block(w) + 1) * n;
+            let head = (entries[range.start].0 < boundary).then(|| &suffix[range.start]);
+            let tail = (entries[range.end - 1].0 >= boundary).then(|| &prefix[range.end - 1]);
+            let value = match (head, tail) {
+                (Some(head), Some(tail)) => {
+                    let mut acc = head.clone();
+                    agg.merge(&mut acc, tail);
+                    agg.result(&acc)
+                }
+                (Some(only), None) | (None, Some(only)) => agg.result(only),
+                (None, None) => continue,
+            };
+            out(w, value);
+        }
+    }
+}
+
+fn gcd(mut a: i64, mut b: i64) -> i64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
