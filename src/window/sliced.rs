@@ -841,3 +841,513 @@ fn gcd(mut a: i64, mut b: i64) -> i64 {
     }
     a
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::Harness;
+    use std::time::Duration;
+
+    /// Counts records.
+    #[derive(Debug, Clone)]
+    struct Count;
+
+    impl<T> Aggregate<T> for Count {
+        type Acc = u64;
+        type Out = u64;
+        fn init(&self) -> u64 {
+            0
+        }
+        fn add(&self, acc: &mut u64, _: &T) {
+            *acc += 1;
+        }
+        fn merge(&self, acc: &mut u64, other: &u64) {
+            *acc += other;
+        }
+        fn result(&self, acc: &u64) -> u64 {
+            *acc
+        }
+    }
+
+    /// Keeps its records in the order they were added or merged (order-sensitive).
+    #[derive(Debug, Clone)]
+    struct Concat;
+
+    impl Aggregate<i64> for Concat {
+        type Acc = Vec<i64>;
+        type Out = Vec<i64>;
+        fn init(&self) -> Vec<i64> {
+            Vec::new()
+        }
+        fn add(&self, acc: &mut Vec<i64>, record: &i64) {
+            acc.push(*record);
+        }
+        fn merge(&self, acc: &mut Vec<i64>, other: &Vec<i64>) {
+            acc.extend_from_slice(other);
+        }
+        fn result(&self, acc: &Vec<i64>) -> Vec<i64> {
+            acc.clone()
+        }
+    }
+
+    /// Counts, and cannot merge.
+    #[derive(Debug, Clone)]
+    struct CountNoMerge;
+
+    impl Aggregate<i64> for CountNoMerge {
+        type Acc = u64;
+        type Out = u64;
+        fn init(&self) -> u64 {
+            0
+        }
+        fn add(&self, acc: &mut u64, _: &i64) {
+            *acc += 1;
+        }
+        fn mergeable(&self) -> bool {
+            false
+        }
+        fn merge(&self, _: &mut u64, _: &u64) {
+            panic!("merge called on an aggregate that cannot merge");
+        }
+        fn result(&self, acc: &u64) -> u64 {
+            *acc
+        }
+    }
+
+    /// SplitMix64, for reproducible random cases.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        fn below(&mut self, n: u64) -> i64 {
+            (self.next() % n) as i64
+        }
+    }
+
+    const MIN: i64 = 60_000_000;
+
+    fn at(h: i64, m: i64) -> i64 {
+        (h * 60 + m) * MIN
+    }
+
+    fn mode(execution: ExecutionMode, output: OutputMode) -> EmitMode {
+        EmitMode { execution, output }
+    }
+
+    type WordOp = TimeWindowAggregate<String, i64, Count, fn(&i64) -> Timestamp>;
+
+    fn time_of(t: &i64) -> Timestamp {
+        Timestamp(*t)
+    }
+
+    /// Spark's guide, "Handling Late Data and Watermarking": 10 min windows sliding every
+    /// 5 min, a 10 min watermark delay, a trigger every 5 min. `(word, event time)`.
+    fn spark_batches() -> Vec<Vec<(&'static str, i64)>> {
+        vec![
+            vec![("dog", at(12, 7)), ("owl", at(12, 8))],
+            vec![("dog", at(12, 14)), ("cat", at(12, 9))],
+            vec![
+                ("cat", at(12, 15)),
+                ("dog", at(12, 8)),
+                ("owl", at(12, 13)),
+                ("owl", at(12, 21)),
+            ],
+            vec![("donkey", at(12, 4)), ("owl", at(12, 17))],
+        ]
+    }
+
+    fn spark_operator() -> WordOp {
+        let windows =
+            TimeWindows::sliding(Duration::from_secs(600), Duration::from_secs(300)).unwrap();
+        TimeWindowAggregate::new(windows, Count, time_of as fn(&i64) -> Timestamp)
+    }
+
+    /// Runs Spark's batches in micro-batch epochs (the watermark of each batch, max event
+    /// time seen − 10 min, arrives before its records) and returns what each watermark
+    /// and each batch end emitted, as `(window start h:m, word, count)` sorted.
+    fn run_spark_example(
+        output: OutputMode,
+        final_watermark: Option<i64>,
+    ) -> (Harness<(String, i64), WordOp>, Vec<Rows>) {
+        let mut h = Harness::new(spark_operator());
+        h.set_emit_mode(mode(ExecutionMode::MicroBatch, output));
+        let mut emitted = Vec::new();
+        let mut max_seen = i64::MIN;
+        for batch in spark_batches() {
+            if max_seen > i64::MIN {
+                h.advance_watermark(Timestamp(max_seen - 10 * MIN));
+            }
+            let at_watermark = readable(h.take_output());
+            for (word, t) in batch {
+                h.push((word.to_string(), t));
+                max_seen = max_seen.max(t);
+            }
+            h.end_epoch();
+            emitted.push(at_watermark);
+            emitted.push(readable(h.take_output()));
+        }
+        if let Some(watermark) = final_watermark {
+            h.advance_watermark(Timestamp(watermark));
+            emitted.push(readable(h.take_output()));
+        }
+        (h, emitted)
+    }
+
+    type Rows = Vec<(String, String, u64)>;
+
+    fn hm(t: i64) -> String {
+        format!("{}:{:02}", t / MIN / 60, t / MIN % 60)
+    }
+
+    /// Rows as `(start h:m, word, count)`, sorted; checks they came by window end and
+    /// that every window is 10 min long.
+    fn readable(rows: Vec<(String, Window, u64)>) -> Rows {
+        assert!(rows.windows(2).all(|p| p[0].1.end <= p[1].1.end), "{rows:?}");
+        let mut out: Rows = rows
+            .into_iter()
+            .map(|(word, w, n)| {
+                assert_eq!(w.end.0 - w.start.0, 10 * MIN);
+                (hm(w.start.0), word, n)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn rows(expected: &[(&str, &str, u64)]) -> Rows {
+        let mut out: Rows = expected
+            .iter()
+            .map(|(s, w, n)| (s.to_string(), w.to_string(), *n))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn sparks_worked_example_in_update_mode() {
+        let (h, emitted) = run_spark_example(OutputMode::Update, None);
+        let expected = [
+            rows(&[]),
+            rows(&[
+                ("12:00", "dog", 1),
+                ("12:00", "owl", 1),
+                ("12:05", "dog", 1),
+                ("12:05", "owl", 1),
+            ]),
+            rows(&[]),
+            rows(&[
+                ("12:00", "cat", 1),
+                ("12:05", "cat", 1),
+                ("12:05", "dog", 2),
+                ("12:10", "dog", 1),
+            ]),
+            rows(&[]),
+            rows(&[
+                ("12:00", "dog", 2),
+                ("12:05", "dog", 3),
+                ("12:05", "owl", 2),
+                ("12:10", "cat", 1),
+                ("12:10", "owl", 1),
+                ("12:15", "cat", 1),
+                ("12:15", "owl", 1),
+                ("12:20", "owl", 1),
+            ]),
+            // Watermark 12:11: 12:00-12:10 is evicted, not emitted.
+            rows(&[]),
+            // "donkey" at 12:04 is in 11:55-12:05 and 12:00-12:10, both closed: late.
+            rows(&[("12:10", "owl", 2), ("12:15", "owl", 2)]),
+        ];
+        assert_eq!(emitted, expected);
+        assert_eq!(h.counter(LATE_RECORDS), 1);
+        assert_eq!(h.counter(ROWS_DROPPED_BY_WATERMARK), 2);
+        let late: Vec<i64> = h.operator().state.slices.iter().map(|s| s.idx).collect();
+        // Slices of 5 min left: 12:05 (in 12:05-12:15), 12:10, 12:15, 12:20.
+        let first = (at(12, 5)) / (5 * MIN);
+        assert_eq!(late, vec![first, first + 1, first + 2, first + 3]);
+    }
+
+    #[test]
+    fn sparks_worked_example_in_complete_mode() {
+        let (h, emitted) = run_spark_example(OutputMode::Complete, Some(i64::MAX));
+        let b1 = [
+            ("12:00", "dog", 1),
+            ("12:00", "owl", 1),
+            ("12:05", "dog", 1),
+            ("12:05", "owl", 1),
+        ];
+        let b2 = [
+            ("12:00", "cat", 1),
+            ("12:00", "dog", 1),
+            ("12:00", "owl", 1),
+            ("12:05", "cat", 1),
+            ("12:05", "dog", 2),
+            ("12:05", "owl", 1),
+            ("12:10", "dog", 1),
+        ];
+        let b3 = [
+            ("12:00", "cat", 1),
+            ("12:00", "dog", 2),
+            ("12:00", "owl", 1),
+            ("12:05", "cat", 1),
+            ("12:05", "dog", 3),
+            ("12:05", "owl", 2),
+            ("12:10", "cat", 1),
+            ("12:10", "dog", 1),
+            ("12:10", "owl", 1),
+            ("12:15", "cat", 1),
+            ("12:15", "owl", 1),
+            ("12:20", "owl", 1),
+        ];
+        // Complete mode drops nothing: "donkey" counts, 12:00-12:10 stays.
+        let b4 = [
+            ("11:55", "donkey", 1),
+            ("12:00", "cat", 1),
+            ("12:00", "dog", 2),
+            ("12:00", "donkey", 1),
+            ("12:00", "owl", 1),
+            ("12:05", "cat", 1),
+            ("12:05", "dog", 3),
+            ("12:05", "owl", 2),
+            ("12:10", "cat", 1),
+            ("12:10", "dog", 1),
+            ("12:10", "owl", 2),
+            ("12:15", "cat", 1),
+            ("12:15", "owl", 2),
+            ("12:20", "owl", 1),
+        ];
+        let expected = [
+            rows(&[]),
+            rows(&b1),
+            rows(&[]),
+            rows(&b2),
+            rows(&[]),
+            rows(&b3),
+            rows(&[]),
+            rows(&b4),
+            rows(&[]),
+        ];
+        assert_eq!(emitted, expected);
+        assert_eq!(h.counter(LATE_RECORDS), 0);
+        assert_eq!(h.counter(ROWS_DROPPED_BY_WATERMARK), 0);
+        assert_eq!(h.operator().stored_accumulators(), 9);
+    }
+
+    #[test]
+    fn sparks_worked_example_in_append_mode() {
+        let (mut h, emitted) = run_spark_example(OutputMode::Append, Some(at(12, 30)));
+        let expected = [
+            rows(&[]),
+            rows(&[]),
+            rows(&[]),
+            rows(&[]),
+            rows(&[]),
+            rows(&[]),
+            // Batch 4's watermark (12:11) closes 12:00-12:10.
+            rows(&[("12:00", "cat", 1), ("12:00", "dog", 2), ("12:00", "owl", 1)]),
+            rows(&[]),
+            rows(&[
+                ("12:05", "cat", 1),
+                ("12:05", "dog", 3),
+                ("12:05", "owl", 2),
+                ("12:10", "cat", 1),
+                ("12:10", "dog", 1),
+                ("12:10", "owl", 2),
+                ("12:15", "cat", 1),
+                ("12:15", "owl", 2),
+                ("12:20", "owl", 1),
+            ]),
+        ];
+        assert_eq!(emitted, expected);
+        assert_eq!(h.counter(LATE_RECORDS), 1);
+        assert_eq!(h.take_side_output(), vec![at(12, 4)]);
+        assert_eq!(h.operator().stored_slices(), 0);
+    }
+
+    #[test]
+    fn window_values_match_a_plain_fold_in_slice_order() {
+        let mut rng = Rng(7);
+        for case in 0..2000 {
+            let m = 1 + rng.below(4);
+            let n = m * (1 + rng.below(4)) + if rng.below(2) == 0 { 0 } else { rng.below(3) };
+            let n = n.max(m);
+            let g = Geometry {
+                offset: 0,
+                length: n,
+                g: 1,
+                n,
+                m,
+            };
+            let accs: Vec<(i64, Vec<i64>)> = {
+                let mut idx = rng.below(20) - 10;
+                (0..rng.below(12))
+                    .map(|i| {
+                        idx += 1 + rng.below(3);
+                        (idx, vec![idx * 100 + i])
+                    })
+                    .collect()
+            };
+            let entries: Vec<(i64, &Vec<i64>)> = accs.iter().map(|(i, a)| (*i, a)).collect();
+            let windows: Vec<i64> = (-40..40)
+                .filter(|w: &i64| w.rem_euclid(m) == 0 && rng.below(3) > 0)
+                .collect();
+            let mut got = Vec::new();
+            g.window_values(&Concat, &entries, &windows, |w, v| got.push((w, v)));
+            let expected: Vec<(i64, Vec<i64>)> = windows
+                .iter()
+                .filter_map(|&w| {
+                    let v: Vec<i64> = accs
+                        .iter()
+                        .filter(|(i, _)| w <= *i && *i < w + n)
+                        .flat_map(|(_, a)| a.clone())
+                        .collect();
+                    (!v.is_empty()).then_some((w, v))
+                })
+                .collect();
+            assert_eq!(got, expected, "case {case}: n {n}, m {m}");
+        }
+    }
+
+    #[test]
+    fn tumbling_windows_never_merge() {
+        for output in [OutputMode::Append, OutputMode::Update, OutputMode::Complete] {
+            for execution in [ExecutionMode::Continuous, ExecutionMode::MicroBatch] {
+                let windows = TimeWindows::tumbling(Duration::from_micros(10)).unwrap();
+                let mut h = Harness::new(TimeWindowAggregate::new(windows, CountNoMerge, time_of));
+                h.set_emit_mode(mode(execution, output));
+                for t in [3, 5, 12, 1, 25, 19] {
+                    h.push((0u8, t));
+                }
+                h.end_epoch();
+                h.advance_watermark(Timestamp(30));
+                h.end_epoch();
+                h.end();
+                let mut last = std::collections::BTreeMap::new();
+                for (_, w, n) in h.take_output() {
+                    last.insert(w.start.0, n);
+                }
+                let expected = [(0, 3), (10, 2), (20, 1)].into_iter().collect();
+                assert_eq!(last, expected, "{output:?} {execution:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_watermark_a_year_ahead_visits_only_the_slices_held() {
+        // One window per microsecond: a loop over the empty windows would not end.
+        let windows =
+            TimeWindows::sliding(Duration::from_micros(3), Duration::from_micros(1)).unwrap();
+        let year = 365 * 24 * 3600 * 1_000_000i64;
+        for output in [OutputMode::Append, OutputMode::Update] {
+            let mut h = Harness::new(TimeWindowAggregate::new(windows, Count, time_of));
+            h.set_emit_mode(mode(ExecutionMode::MicroBatch, output));
+            h.push((0u8, 0));
+            h.push((0u8, year));
+            h.end_epoch();
+            let _ = h.take_output();
+            h.advance_watermark(Timestamp(2 * year));
+            let out = h.take_output();
+            let expected = if output == OutputMode::Append { 6 } else { 0 };
+            assert_eq!(out.len(), expected);
+            assert_eq!(h.operator().stored_slices(), 0);
+            h.push((0u8, 2 * year + 5));
+            h.end_epoch();
+            assert_eq!(h.take_output().len(), if output == OutputMode::Append { 0 } else { 3 });
+        }
+    }
+
+    #[test]
+    fn a_watermark_inside_a_micro_batch_emits_the_changes_it_closes() {
+        let windows =
+            TimeWindows::sliding(Duration::from_micros(10), Duration::from_micros(5)).unwrap();
+        let mut h = Harness::new(TimeWindowAggregate::new(windows, Count, time_of));
+        h.set_emit_mode(mode(ExecutionMode::MicroBatch, OutputMode::Update));
+        h.push((0u8, 7)); // [0, 10) and [5, 15)
+        h.advance_watermark(Timestamp(10)); // closes [0, 10): its change goes out now
+        let w = |s: i64| Window {
+            start: Timestamp(s),
+            end: Timestamp(s + 10),
+        };
+        assert_eq!(h.take_output(), vec![(0, w(0), 1)]);
+        h.push((0u8, 8)); // [0, 10) closed: only [5, 15)
+        h.end_epoch();
+        assert_eq!(h.take_output(), vec![(0, w(5), 2)]);
+        assert_eq!(h.counter(ROWS_DROPPED_BY_WATERMARK), 1);
+        h.end_epoch();
+        assert_eq!(h.take_output(), vec![]);
+    }
+
+    #[test]
+    fn micro_batch_changes_survive_a_switch_to_continuous() {
+        let windows =
+            TimeWindows::sliding(Duration::from_micros(10), Duration::from_micros(5)).unwrap();
+        let mut h = Harness::new(TimeWindowAggregate::new(windows, Count, time_of));
+        h.set_emit_mode(mode(ExecutionMode::MicroBatch, OutputMode::Update));
+        h.push((0u8, 7));
+        // A mode change normally comes after the marker; even before it, nothing is lost.
+        h.set_emit_mode(mode(ExecutionMode::Continuous, OutputMode::Update));
+        h.push((0u8, 12));
+        let w = |s: i64| Window {
+            start: Timestamp(s),
+            end: Timestamp(s + 10),
+        };
+        assert_eq!(h.take_output(), vec![(0, w(5), 2), (0, w(10), 1)]);
+        h.end_epoch();
+        assert_eq!(h.take_output(), vec![(0, w(0), 1), (0, w(5), 2)]);
+        h.set_emit_mode(mode(ExecutionMode::MicroBatch, OutputMode::Update));
+        h.push((0u8, 13));
+        h.end();
+        assert_eq!(h.take_output(), vec![(0, w(5), 3), (0, w(10), 2)]);
+    }
+
+    #[test]
+    fn append_emits_nothing_at_the_end_without_a_watermark() {
+        let windows = TimeWindows::tumbling(Duration::from_micros(10)).unwrap();
+        let mut h = Harness::new(TimeWindowAggregate::new(windows, Count, time_of));
+        h.set_emit_mode(mode(ExecutionMode::Continuous, OutputMode::Append));
+        h.push((0u8, 1));
+        h.advance_watermark(Timestamp(5));
+        h.end_epoch();
+        h.end();
+        assert_eq!(h.take_output(), vec![]);
+        assert_eq!(h.operator().stored_slices(), 1);
+    }
+
+    #[test]
+    fn offsets_shift_slices_and_windows() {
+        // Spark's window(t, "7 us", "3 us", "1 us"): starts at 1 + 3k; slices of 1 µs.
+        let windows = TimeWindows::sliding(Duration::from_micros(7), Duration::from_micros(3))
+            .unwrap()
+            .with_offset(Duration::from_micros(1))
+            .unwrap();
+        let mut h = Harness::new(TimeWindowAggregate::new(windows, Concat, time_of));
+        h.set_emit_mode(mode(ExecutionMode::Continuous, OutputMode::Append));
+        for t in [1, 7, 8, -2, 4] {
+            h.push((0u8, t));
+        }
+        h.advance_watermark(Timestamp(i64::MAX));
+        let got: Vec<(i64, Vec<i64>)> = h
+            .take_output()
+            .into_iter()
+            .map(|(_, w, mut v)| {
+                assert_eq!(w.end.0 - w.start.0, 7);
+                v.sort();
+                (w.start.0, v)
+            })
+            .collect();
+        let expected = vec![
+            (-8, vec![-2]),
+            (-5, vec![-2, 1]),
+            (-2, vec![-2, 1, 4]),
+            (1, vec![1, 4, 7]),
+            (4, vec![4, 7, 8]),
+            (7, vec![7, 8]),
+        ];
+        assert_eq!(got, expected);
+    }
+}
