@@ -108,8 +108,8 @@ impl Spec {
     fn random(rng: &mut Rng) -> Spec {
         let slide = 1 + rng.below(6) as i64;
         let length = match rng.below(3) {
-            0 => slide,                                       // tumbling
-            1 => slide * (2 + rng.below(3) as i64),           // a multiple of the slide
+            0 => slide,                                                              // tumbling
+            1 => slide * (2 + rng.below(3) as i64), // a multiple of the slide
             _ => slide * (1 + rng.below(3) as i64) + rng.below(slide as u64) as i64, // any
         };
         Spec {
@@ -180,7 +180,11 @@ fn stream(rng: &mut Rng, spec: Spec, shape: Shape, len: usize) -> Vec<Ev> {
                 // Exactly on a window start or end.
                 let t = base - rng.below(spread as u64 + 1) as i64;
                 let start = spec.offset + (t - spec.offset).div_euclid(spec.slide) * spec.slide;
-                let t = if rng.below(2) == 0 { start } else { start + spec.length };
+                let t = if rng.below(2) == 0 {
+                    start
+                } else {
+                    start + spec.length
+                };
                 (rng.below(3) as u8, t)
             }
             _ => (
@@ -243,7 +247,10 @@ impl Reference {
     }
 
     fn open(&self, start: i64) -> bool {
-        self.complete || self.watermark.is_none_or(|w| start + self.spec().length > w)
+        self.complete
+            || self
+                .watermark
+                .is_none_or(|w| start + self.spec().length > w)
     }
 
     /// Adds a record; returns the windows it counts in (empty: late).
@@ -325,11 +332,19 @@ fn check_stream(seed: u64, spec: Spec, events: &[Ev], modes: Modes, rng: &mut Rn
         },
     };
     let mut mode = first;
-    let mut h: Harness<(u8, Rec), Op> =
-        Harness::new(TimeWindowAggregate::new(spec.windows(), Ids, time_of as fn(&Rec) -> Timestamp));
+    let mut h: Harness<(u8, Rec), Op> = Harness::new(TimeWindowAggregate::new(
+        spec.windows(),
+        Ids,
+        time_of as fn(&Rec) -> Timestamp,
+    ));
     h.set_emit_mode(mode);
     let mut reference = Reference::new(spec, mode.output == OutputMode::Complete);
-    let context = |i: usize| format!("seed {seed}, {spec:?}, {modes:?}, event {i}: {:?}", events[i]);
+    let context = |i: usize| {
+        format!(
+            "seed {seed}, {spec:?}, {modes:?}, event {i}: {:?}",
+            events[i]
+        )
+    };
     for (i, event) in events.iter().enumerate() {
         let expected = match *event {
             Ev::Record(key, record) => {
@@ -337,7 +352,11 @@ fn check_stream(seed: u64, spec: Spec, events: &[Ev], modes: Modes, rng: &mut Rn
                 let side = h.take_side_output();
                 assert!(side.is_empty());
                 h.push((key, record));
-                let late: Vec<Rec> = if open.is_empty() { vec![record] } else { vec![] };
+                let late: Vec<Rec> = if open.is_empty() {
+                    vec![record]
+                } else {
+                    vec![]
+                };
                 assert_eq!(h.take_side_output(), late, "{}", context(i));
                 if (mode.output, mode.execution) == (OutputMode::Update, ExecutionMode::Continuous)
                 {
@@ -380,9 +399,10 @@ fn check_stream(seed: u64, spec: Spec, events: &[Ev], modes: Modes, rng: &mut Rn
                             .collect();
                         expected_rows(&reference, open)
                     }
-                    OutputMode::Complete => {
-                        expected_rows(&reference, reference.table.keys().copied().collect::<Vec<_>>())
-                    }
+                    OutputMode::Complete => expected_rows(
+                        &reference,
+                        reference.table.keys().copied().collect::<Vec<_>>(),
+                    ),
                 };
                 reference.changed.clear();
                 if modes == Modes::SwitchingUpdate && rng.below(3) == 0 {
@@ -398,11 +418,18 @@ fn check_stream(seed: u64, spec: Spec, events: &[Ev], modes: Modes, rng: &mut Rn
         assert_eq!(by_window(h.take_output()), expected, "{}", context(i));
     }
     assert_eq!(h.counter(LATE_RECORDS), reference.late, "seed {seed}");
-    assert_eq!(h.counter(ROWS_DROPPED_BY_WATERMARK), reference.dropped, "seed {seed}");
+    assert_eq!(
+        h.counter(ROWS_DROPPED_BY_WATERMARK),
+        reference.dropped,
+        "seed {seed}"
+    );
     // The end of the stream owes only what the mode says.
     h.end();
     let owed = match (mode.output, mode.execution) {
-        (OutputMode::Complete, _) => expected_rows(&reference, reference.table.keys().copied().collect::<Vec<_>>()),
+        (OutputMode::Complete, _) => expected_rows(
+            &reference,
+            reference.table.keys().copied().collect::<Vec<_>>(),
+        ),
         _ => Vec::new(), // every event stream ends with an epoch end
     };
     assert_eq!(by_window(h.take_output()), owed, "seed {seed}: end");
@@ -517,7 +544,9 @@ fn a_restored_snapshot_continues_identically() {
                 let events = stream(&mut rng, spec, shape, 100);
                 let mode = emit_mode(execution, output);
                 let cut = rng.below(events.len() as u64) as usize;
-                let make = || TimeWindowAggregate::new(spec.windows(), Ids, time_of as fn(&Rec) -> Timestamp);
+                let make = || {
+                    TimeWindowAggregate::new(spec.windows(), Ids, time_of as fn(&Rec) -> Timestamp)
+                };
                 let mut original = Harness::new(make());
                 original.set_emit_mode(mode);
                 drive(&mut original, &events[..cut]);
@@ -582,16 +611,25 @@ fn state_stays_bounded_over_an_unbounded_key_space() {
         for execution in [ExecutionMode::Continuous, ExecutionMode::MicroBatch] {
             let (emitted, slices, accumulators) = run(emit_mode(execution, output), true);
             // Every record is in 10 windows; none is late (300 µs < 500 µs).
-            assert!(emitted >= 20_000 * 10 * 9 / 10, "{output:?} {execution:?}: {emitted}");
+            assert!(
+                emitted >= 20_000 * 10 * 9 / 10,
+                "{output:?} {execution:?}: {emitted}"
+            );
             assert!(slices <= 20, "{output:?} {execution:?}: {slices} slices");
-            assert!(accumulators <= 200, "{output:?} {execution:?}: {accumulators} accumulators");
+            assert!(
+                accumulators <= 200,
+                "{output:?} {execution:?}: {accumulators} accumulators"
+            );
         }
     }
     // Complete mode keeps everything (as Spark): the bound above is not a coincidence.
     // (Without epoch ends: emitting the whole table every 10 records would be slow.)
     let complete = emit_mode(ExecutionMode::MicroBatch, OutputMode::Complete);
     let (_, slices, accumulators) = run(complete, false);
-    assert!(slices >= 2000 && accumulators == 20_000, "{slices} {accumulators}");
+    assert!(
+        slices >= 2000 && accumulators == 20_000,
+        "{slices} {accumulators}"
+    );
 }
 
 impl Aggregate<(u8, Rec)> for Ids {
@@ -716,7 +754,9 @@ fn complete_mode_end_to_end_keyed_and_global() {
                 })
                 .agg(Ids)
                 .to_memory("global");
-            let running = query.start().expect("complete mode starts without a watermark");
+            let running = query
+                .start()
+                .expect("complete mode starts without a watermark");
             finish_ok(&running, "complete mode windows");
             let what = format!("{spec:?}, {trigger:?}");
             let expected = full_table(spec, &records);
@@ -729,7 +769,11 @@ fn complete_mode_end_to_end_keyed_and_global() {
                 })
                 .collect();
             got.sort();
-            assert_eq!(got, expected.clone().into_iter().collect::<Vec<_>>(), "{what}");
+            assert_eq!(
+                got,
+                expected.clone().into_iter().collect::<Vec<_>>(),
+                "{what}"
+            );
             let mut merged: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
             for ((_, start), ids) in expected {
                 merged.entry(start).or_default().extend(ids);
@@ -737,12 +781,18 @@ fn complete_mode_end_to_end_keyed_and_global() {
             for ids in merged.values_mut() {
                 ids.sort_unstable();
             }
-            let mut got: Vec<(i64, Vec<u32>)> =
-                global.rows().into_iter().map(|(w, ids)| (w.start.0, ids)).collect();
+            let mut got: Vec<(i64, Vec<u32>)> = global
+                .rows()
+                .into_iter()
+                .map(|(w, ids)| (w.start.0, ids))
+                .collect();
             got.sort();
             assert_eq!(got, merged.into_iter().collect::<Vec<_>>(), "{what}");
             let late = late.borrow_mut().take().unwrap();
-            assert!(late.rows().is_empty(), "{what}: complete mode drops nothing");
+            assert!(
+                late.rows().is_empty(),
+                "{what}: complete mode drops nothing"
+            );
         }
     }
 }
@@ -766,7 +816,9 @@ fn update_mode_end_to_end_ends_at_the_reference() {
                 .window(spec.windows(), key_time)
                 .agg(Ids)
                 .to_memory("rows");
-            let running = query.start().expect("update mode starts without a watermark");
+            let running = query
+                .start()
+                .expect("update mode starts without a watermark");
             finish_ok(&running, "update mode windows");
             // The last value of each window is the reference; every update is a prefix.
             let expected = full_table(spec, &records);
@@ -869,7 +921,10 @@ fn sliding_windows_refuse_an_aggregate_that_cannot_merge() {
         .agg(SumNoMerge)
         .to_memory("rows");
     let error = query.start().map(|_| ()).unwrap_err().to_string();
-    assert!(error.contains("`window`") && error.contains("mergeable"), "{error}");
+    assert!(
+        error.contains("`window`") && error.contains("mergeable"),
+        "{error}"
+    );
 
     // Tumbling windows never merge: the same aggregate runs.
     let records = keyed_records(5, 200);

@@ -4,6 +4,13 @@
 //! Windows start at multiples of the slide from the Unix epoch, shifted by an optional
 //! start offset, and hold `[start, end)`: an event exactly at a window's start belongs to
 //! it, one exactly at its end to the next (Spark's `window(col, length, slide, start)`).
+//!
+//! A [`WindowSpec`] builds the aggregate operator of its windows: for [`TimeWindows`]
+//! that is [`TimeWindowAggregate`], which aggregates per slice of `gcd(length, slide)`
+//! and merges slices when it emits a window (its docs give the late-data and output-mode
+//! semantics). Streams use it through
+//! [`KeyedStream::window`](crate::KeyedStream::window) and
+//! [`Stream::window`](crate::Stream::window).
 
 mod sliced;
 

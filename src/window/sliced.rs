@@ -1,62 +1,5 @@
 //! The tumbling and sliding window aggregate: [`TimeWindowAggregate`], the operator
 //! [`TimeWindows`] builds as a [`WindowSpec`].
-//!
-//! ## Slices, not copies
-//!
-//! Records are aggregated per *slice*: a span of event time `gcd(length, slide)` wide,
-//! aligned like the windows (offset included), so every window is a whole number of
-//! slices and every slice lies in `length / slide`-ish windows. A record updates one
-//! accumulator (its key's in its slice) whatever the number of windows it belongs to; a
-//! window's value is the merge of its slices, computed only when the window is emitted.
-//! Tumbling windows are one slice each and never merge (so their aggregate need not be
-//! [mergeable](Aggregate::mergeable)). When several windows of a key are emitted at once,
-//! their values come from prefix and suffix merges within blocks of `length / gcd` slices,
-//! so emitting `w` overlapping windows over `s` slices costs `O(w + s)` merges, not
-//! `O(w · length / gcd)`.
-//!
-//! Slices are kept by start time, only those holding data, so emission and eviction walk
-//! what the state holds: a watermark jumping a year ahead visits the slices present, not
-//! a year of empty windows.
-//!
-//! ## Late data, as Spark
-//!
-//! A record belongs to every window holding its event time. A (record, window) pair whose
-//! `window.end <= watermark` is not aggregated (Spark's late-row predicate on the window
-//! column); such pairs are counted as `rows_dropped_by_watermark` (Spark's
-//! `numRowsDroppedByWatermark` counts the expanded rows). A record none of whose windows
-//! is open is *late*: counted as `late_records` and set aside on the side output (rivulet
-//! only; Spark drops it silently). A record with at least one open window counts in its
-//! open windows only.
-//!
-//! The watermark is the latest one the operator saw (through `on_watermark`), kept in its
-//! snapshot; a smaller one after a restore changes nothing.
-//!
-//! ## What is emitted, and when
-//!
-//! | output mode | continuous epoch | micro-batch epoch | state dropped |
-//! |---|---|---|---|
-//! | append | each window once, final, when the watermark reaches its end | same (a batch's watermark arrives at its start, so a window closed by batch `N`'s data is emitted in batch `N + 1`, as in Spark) | windows the watermark closed |
-//! | update | after each record, every open window it changed, with its new value | every window changed in the batch, once, at the batch end | windows the watermark closed, without emitting them again |
-//! | complete | every window of every key at each epoch end | same | nothing |
-//!
-//! Within one call rows come out by window end (keys in no particular order).
-//!
-//! *Complete mode* keeps the whole table as Spark does: no record is late, no window is
-//! dropped, and the state grows with every window that ever held data.
-//!
-//! *Update mode, watermark inside a micro-batch*: the engine moves the watermark only at
-//! batch starts, so this does not happen in a query; should it happen (a harness, a mode
-//! switch), the windows that changed in the batch and that the watermark closes are
-//! emitted when it closes them, before their state goes, so no update is lost.
-//!
-//! *End of stream*: append emits nothing more (end of stream does not move the
-//! watermark; a generator that wants the last windows out sends a final watermark, such
-//! as [`Timestamp::MAX`]); update emits the windows changed since the last epoch end
-//! (micro-batch); complete emits the table.
-//!
-//! A switch between continuous and micro-batch epochs (a trigger switch) keeps the state
-//! as it is: changes recorded in a micro-batch epoch are emitted at its end whatever
-//! the next epoch's mode.
 
 use super::{TimeWindows, Window, WindowSpec};
 use crate::aggregate::Aggregate;
@@ -107,7 +50,68 @@ impl WindowSpec for TimeWindows {
 
 /// The event-time tumbling or sliding window aggregate of `(key, record)` pairs: emits
 /// `(key, window, result)` rows as the output mode says and sets late records aside on
-/// its side output. See the [module docs](self) for the semantics.
+/// its side output.
+///
+/// # Slices, not copies
+///
+/// Records are aggregated per *slice*: a span of event time `gcd(length, slide)` wide,
+/// aligned like the windows (offset included), so every window is a whole number of
+/// slices and each slice belongs to about `length / slide` windows. A record updates one
+/// accumulator (its key's in its slice) whatever the number of windows it belongs to; a
+/// window's value is the merge of its slices in time order, computed only when the
+/// window is emitted (an order-sensitive aggregate sees a window's records by slice, in
+/// arrival order within a slice).
+/// Tumbling windows are one slice each and never merge (so their aggregate need not be
+/// [mergeable](Aggregate::mergeable)). When several windows of a key are emitted at once,
+/// their values come from prefix and suffix merges within blocks of `length / gcd` slices,
+/// so emitting `w` overlapping windows over `s` slices costs `O(w + s)` merges, not
+/// `O(w · length / gcd)`.
+///
+/// Slices are kept by start time, only those holding data, so emission and eviction walk
+/// what the state holds: a watermark jumping a year ahead visits the slices present, not
+/// a year of empty windows.
+///
+/// # Late data, as Spark
+///
+/// A record belongs to every window holding its event time. A (record, window) pair whose
+/// `window.end <= watermark` is not aggregated (Spark's late-row predicate on the window
+/// column); such pairs are counted as `rows_dropped_by_watermark` (Spark's
+/// `numRowsDroppedByWatermark` counts the expanded rows). A record none of whose windows
+/// is open is *late*: counted as `late_records` and set aside on the side output (rivulet
+/// only; Spark drops it silently). A record with at least one open window counts in its
+/// open windows only.
+///
+/// The watermark is the latest one the operator saw (through `on_watermark`), kept in its
+/// snapshot; a smaller one after a restore changes nothing.
+///
+/// # What is emitted, and when
+///
+/// | output mode | continuous epoch | micro-batch epoch | state dropped |
+/// |---|---|---|---|
+/// | append | each window once, final, when the watermark reaches its end | same (a batch's watermark arrives at its start, so a window closed by batch `N`'s data is emitted in batch `N + 1`, as in Spark) | windows the watermark closed |
+/// | update | after each record, every open window it changed, with its new value | every window changed in the batch, once, at the batch end | windows the watermark closed, without emitting them again |
+/// | complete | every window of every key at each epoch end | same | nothing |
+///
+/// Within one call rows come out by window end (keys in no particular order).
+///
+/// *Complete mode* keeps the whole table as Spark does: no record is late, no window is
+/// dropped, and the state grows with every window that ever held data.
+///
+/// *Update mode, watermark inside a micro-batch*: the engine moves the watermark only at
+/// batch starts, so this does not happen in a query; should it happen (a harness, a mode
+/// switch), the windows that changed in the batch and that the watermark closes are
+/// emitted when it closes them, before their state goes, so no update is lost.
+///
+/// *End of stream*: append emits nothing more (end of stream does not move the
+/// watermark; a generator that wants the last windows out sends a final watermark, such
+/// as [`Timestamp::MAX`]); update emits the windows changed since the last epoch end
+/// (micro-batch); complete emits the table.
+///
+/// A switch between continuous and micro-batch epochs (a trigger switch) keeps the state
+/// as it is: changes recorded in a micro-batch epoch are emitted at its end whatever
+/// the next epoch's mode.
+///
+/// # Use
 ///
 /// Built by [`TimeWindows`] as a [`WindowSpec`] (through
 /// [`KeyedStream::window`](crate::KeyedStream::window)); also usable directly, with
@@ -248,15 +252,13 @@ where
         }
         let position = match slices.back() {
             Some(last) if last.idx == idx => slices.len() - 1,
-            Some(last) if last.idx > idx => {
-                match slices.binary_search_by_key(&idx, |s| s.idx) {
-                    Ok(i) => i,
-                    Err(i) => {
-                        slices.insert(i, Slice::new(idx));
-                        i
-                    }
+            Some(last) if last.idx > idx => match slices.binary_search_by_key(&idx, |s| s.idx) {
+                Ok(i) => i,
+                Err(i) => {
+                    slices.insert(i, Slice::new(idx));
+                    i
                 }
-            }
+            },
             _ => {
                 slices.push_back(Slice::new(idx));
                 slices.len() - 1
@@ -333,12 +335,19 @@ where
         let Some(lo) = jobs.iter().map(|(_, w)| w[0]).min() else {
             return Vec::new();
         };
-        let hi = jobs.iter().map(|(_, w)| w[w.len() - 1] + g.n).max().unwrap_or(lo);
+        let hi = jobs
+            .iter()
+            .map(|(_, w)| w[w.len() - 1].saturating_add(g.n))
+            .max()
+            .unwrap_or(lo);
         // Gather each key's accumulators by lookups in the slices its windows cover, or
         // by one pass over the slices all windows cover: whichever touches less.
         let lookups: usize = jobs
             .iter()
-            .map(|(_, w)| self.slice_range(w[0], w[w.len() - 1] + g.n).len())
+            .map(|(_, w)| {
+                self.slice_range(w[0], w[w.len() - 1].saturating_add(g.n))
+                    .len()
+            })
             .sum();
         let union = self.slice_range(lo, hi);
         let scanned: usize = self
@@ -350,7 +359,8 @@ where
         let mut entries: Vec<Vec<(i64, &A::Acc)>> = vec![Vec::new(); jobs.len()];
         if lookups <= scanned {
             for ((key, windows), entries) in jobs.iter().zip(&mut entries) {
-                let covered = self.slice_range(windows[0], windows[windows.len() - 1] + g.n);
+                let last = windows[windows.len() - 1].saturating_add(g.n);
+                let covered = self.slice_range(windows[0], last);
                 for slice in self.state.slices.range(covered) {
                     if let Some(entry) = slice.accs.get(*key) {
                         entries.push((slice.idx, &entry.acc));
@@ -483,7 +493,11 @@ where
         let idx = g.slice_of((self.time)(&record).0);
         let (lo, hi) = g.windows_of_slice(idx);
         let complete = self.mode.output == OutputMode::Complete;
-        let open_lo = if complete { lo } else { lo.max(self.first_open) };
+        let open_lo = if complete {
+            lo
+        } else {
+            lo.max(self.first_open)
+        };
         if open_lo > lo {
             let total = (hi - lo) / g.m + 1;
             let open = if open_lo > hi {
@@ -771,7 +785,8 @@ impl Geometry {
             return;
         }
         let covered = |entries: &[(i64, &A::Acc)], w: i64| {
-            entries.partition_point(|e| e.0 < w)..entries.partition_point(|e| e.0 < w + n)
+            entries.partition_point(|e| e.0 < w)
+                ..entries.partition_point(|e| e.0 < w.saturating_add(n))
         };
         if let [w] = windows {
             let range = covered(entries, *w);
@@ -786,8 +801,8 @@ impl Geometry {
         }
         // Blocks of n slices: a window crosses at most one block boundary, so its value
         // is a suffix of one block merged with a prefix of the next.
-        let range = covered(entries, windows[0]).start
-            ..covered(entries, windows[windows.len() - 1]).end;
+        let range =
+            covered(entries, windows[0]).start..covered(entries, windows[windows.len() - 1]).end;
         let entries = &entries[range];
         let block = |idx: i64| idx.div_euclid(n);
         let mut prefix: Vec<A::Acc> = Vec::with_capacity(entries.len());
@@ -1008,7 +1023,10 @@ mod tests {
     /// Rows as `(start h:m, word, count)`, sorted; checks they came by window end and
     /// that every window is 10 min long.
     fn readable(rows: Vec<(String, Window, u64)>) -> Rows {
-        assert!(rows.windows(2).all(|p| p[0].1.end <= p[1].1.end), "{rows:?}");
+        assert!(
+            rows.windows(2).all(|p| p[0].1.end <= p[1].1.end),
+            "{rows:?}"
+        );
         let mut out: Rows = rows
             .into_iter()
             .map(|(word, w, n)| {
@@ -1149,7 +1167,11 @@ mod tests {
             rows(&[]),
             rows(&[]),
             // Batch 4's watermark (12:11) closes 12:00-12:10.
-            rows(&[("12:00", "cat", 1), ("12:00", "dog", 2), ("12:00", "owl", 1)]),
+            rows(&[
+                ("12:00", "cat", 1),
+                ("12:00", "dog", 2),
+                ("12:00", "owl", 1),
+            ]),
             rows(&[]),
             rows(&[
                 ("12:05", "cat", 1),
@@ -1257,7 +1279,10 @@ mod tests {
             assert_eq!(h.operator().stored_slices(), 0);
             h.push((0u8, 2 * year + 5));
             h.end_epoch();
-            assert_eq!(h.take_output().len(), if output == OutputMode::Append { 0 } else { 3 });
+            assert_eq!(
+                h.take_output().len(),
+                if output == OutputMode::Append { 0 } else { 3 }
+            );
         }
     }
 
