@@ -33,16 +33,19 @@
 //! | `mod.rs` | [`Stream`], the combinators that stay on the thread (`map`, `filter`, `operator`, …), the sinks, and `terminate`, which records how an ended chain is built |
 //! | `chain.rs` | the chain types ([`Chain`], [`SourceChain`], [`InputChain`], [`Then`], [`KeyedInput`]) and how each builds its part of a thread's task |
 //! | `keyed.rs` | [`Stream::key_by`], [`KeyedStream`] and the keyed aggregates |
+//! | `window.rs` | window aggregates: [`KeyedStream::window`], [`Stream::window`], [`WindowedStream`] |
 //! | `boundary.rs` | thread boundaries: `union`, `fan_out`, `new_thread`, the keyed exchange, side outputs |
 
 mod boundary;
 mod chain;
 mod event_time;
 mod keyed;
+mod window;
 
 pub use chain::{Chain, InputChain, KeyedInput, SourceChain, Then};
 pub use event_time::{EventTimeStream, Watermarked};
 pub use keyed::KeyedStream;
+pub use window::{GlobalWindowedStream, WindowedStream};
 
 use crate::event::Epoch;
 use crate::operator::stateless::{Filter, FlatMap, Inspect, Map};

@@ -4,6 +4,17 @@
 //! Windows start at multiples of the slide from the Unix epoch, shifted by an optional
 //! start offset, and hold `[start, end)`: an event exactly at a window's start belongs to
 //! it, one exactly at its end to the next (Spark's `window(col, length, slide, start)`).
+//!
+//! A [`WindowSpec`] builds the aggregate operator of its windows: for [`TimeWindows`]
+//! that is [`TimeWindowAggregate`], which aggregates per slice of `gcd(length, slide)`
+//! and merges slices when it emits a window (its docs give the late-data and output-mode
+//! semantics). Streams use it through
+//! [`KeyedStream::window`](crate::KeyedStream::window) and
+//! [`Stream::window`](crate::Stream::window).
+
+mod sliced;
+
+pub use sliced::{TimeWindowAggregate, LATE_RECORDS, ROWS_DROPPED_BY_WATERMARK};
 
 mod session;
 pub use session::SessionWindows;
@@ -25,15 +36,24 @@ pub trait WindowSpec: Clone + Send + 'static {
     /// combine slices, sessions merge).
     fn needs_merge(&self) -> bool;
 
+    /// The name of the aggregate operator in progress reports and errors (`window` for
+    /// tumbling and sliding windows, `session_window` for sessions).
+    fn operator_name(&self) -> &'static str {
+        "window"
+    }
+
     /// The operator that aggregates `(key, record)` pairs with `agg` over these windows,
     /// reading each record's event time with `time`. It emits `(key, window, result)`
     /// rows as the output mode says, and sets late records (every window of theirs
     /// closed by the watermark) aside on its side output.
+    ///
+    /// The operator must not borrow the spec (`use<..>` leaves `&self`'s lifetime out): an
+    /// implementation writes `-> impl Operator<..> + Clone + use<K, T, A, F>`.
     fn operator<K, T, A, F>(
         &self,
         agg: A,
         time: F,
-    ) -> impl Operator<(K, T), Out = (K, Window, A::Out), Side = T> + Clone
+    ) -> impl Operator<(K, T), Out = (K, Window, A::Out), Side = T> + Clone + use<Self, K, T, A, F>
     where
         K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
         T: Send + 'static,
