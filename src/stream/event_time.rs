@@ -15,7 +15,7 @@ impl<S: Chain> Stream<S> {
     /// Names each record's event time (microseconds since the Unix epoch), for
     /// [`with_watermark`](EventTimeStream::with_watermark).
     ///
-    /// ```ignore
+    /// ```
     /// use rivulet::{Timestamp, Trigger};
     /// use rivulet::window::TimeWindows;
     /// use std::time::Duration;

@@ -204,7 +204,7 @@ where
 
     /// Counts each key's records in each window: `(key, window, count)` rows.
     pub fn count(self) -> Stream<impl Chain<Out = (K, Window, u64)>> {
-        self.agg(CountRecords)
+        self.agg(crate::aggregate::count())
     }
 }
 
@@ -257,7 +257,7 @@ where
 
     /// Counts the records in each window: `(window, count)` rows.
     pub fn count(self) -> Stream<impl Chain<Out = (Window, u64)>> {
-        self.agg(CountRecords)
+        self.agg(crate::aggregate::count())
     }
 }
 
@@ -276,32 +276,6 @@ where
              partial results: sliding windows or sessions), and this aggregate does not \
              implement merge; use tumbling windows or a mergeable aggregate"
         ));
-    }
-}
-
-/// Counts records (what [`WindowedStream::count`] aggregates).
-#[derive(Debug, Clone, Copy)]
-struct CountRecords;
-
-impl<T> Aggregate<T> for CountRecords {
-    type Acc = u64;
-    type Out = u64;
-
-    fn init(&self) -> u64 {
-        0
-    }
-
-    #[inline]
-    fn add(&self, acc: &mut u64, _record: &T) {
-        *acc += 1;
-    }
-
-    fn merge(&self, acc: &mut u64, other: &u64) {
-        *acc += other;
-    }
-
-    fn result(&self, acc: &u64) -> u64 {
-        *acc
     }
 }
 

@@ -160,11 +160,15 @@ impl WindowSpec for SessionWindows {
         true
     }
 
+    fn operator_name(&self) -> &'static str {
+        "session_window"
+    }
+
     fn operator<K, T, A, F>(
         &self,
         agg: A,
         time: F,
-    ) -> impl Operator<(K, T), Out = (K, Window, A::Out), Side = T> + Clone
+    ) -> impl Operator<(K, T), Out = (K, Window, A::Out), Side = T> + Clone + use<K, T, A, F>
     where
         K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
         T: Send + 'static,
