@@ -5,7 +5,7 @@
 //! ```text
 //! cargo bench --bench windows                  # everything, 5 runs each
 //! cargo bench --bench windows -- throughput    # or: latency
-//! RUNS=9 RECORDS=20000000 cargo bench --bench windows -- throughput
+//! RUNS=9 RECORDS=20000000 BENCH_SECONDS=20 cargo bench --bench windows
 //! ```
 //!
 //! **Throughput.** `RECORDS` records `(key, event time)` over 1,000 keys, event time rising
@@ -30,9 +30,9 @@
 
 use hdrhistogram::Histogram;
 use rivulet::source::{Source, SourcePoll};
-use rivulet::window::{SessionWindows, TimeWindows, WindowSpec};
-use rivulet::{OutputMode, Query, Timestamp, Trigger};
 use rivulet::time::WatermarkConfig;
+use rivulet::window::{SessionWindows, TimeWindows};
+use rivulet::{OutputMode, Query, Timestamp, Trigger};
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -223,7 +223,8 @@ fn throughput(runs: usize, records: u64) {
             let (rate, engine_sum) = engine(shape, records);
             let (hand_rate, hand_sum) = by_hand(shape, records);
             assert_eq!(
-                engine_sum, hand_sum,
+                engine_sum,
+                hand_sum,
                 "{}: the engine counted {engine_sum} records in closed windows, the \
                  hand-written loop {hand_sum}",
                 shape.name()
@@ -284,7 +285,9 @@ impl Source for Scheduled {
 /// pass the window's end.
 fn latency_run(trigger: Option<Trigger>, seconds: u64) -> Histogram<u64> {
     let rate = 1_000_000u64;
-    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3).unwrap()));
+    let histogram = Arc::new(Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).unwrap(),
+    ));
     let sink = histogram.clone();
     let mut query = Query::builder();
     query.output_mode(OutputMode::Append);
@@ -331,8 +334,8 @@ fn latency(seconds: u64) {
          {seconds} s"
     );
     println!();
-    println!("| trigger | rows | p50 (µs) | p99 (µs) | p99.9 (µs) | max (µs) |");
-    println!("|---|---|---|---|---|---|");
+    println!("| trigger | rows | min (µs) | p50 (µs) | p99 (µs) | p99.9 (µs) | max (µs) |");
+    println!("|---|---|---|---|---|---|---|");
     let runs = [
         ("continuous", None),
         (
@@ -345,8 +348,9 @@ fn latency(seconds: u64) {
     for (name, trigger) in runs {
         let h = latency_run(trigger, seconds);
         println!(
-            "| {name} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} |",
             h.len(),
+            h.min(),
             h.value_at_quantile(0.5),
             h.value_at_quantile(0.99),
             h.value_at_quantile(0.999),
@@ -371,6 +375,6 @@ fn main() {
         throughput(env("RUNS", 5) as usize, env("RECORDS", 10_000_000));
     }
     if wants("latency") {
-        latency(env("SECONDS", 10));
+        latency(env("BENCH_SECONDS", 10));
     }
 }

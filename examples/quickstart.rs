@@ -119,7 +119,10 @@ fn rate_pipeline() -> Result<()> {
     }
     running.stop()?;
     let rows = latencies.rows();
-    let mut histogram = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits");
+    // Bounded explicitly: an auto-resizing `Histogram::new` starts with a highest
+    // trackable value of 2, and `saturating_record` clamps to it instead of resizing.
+    let mut histogram = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
+        .expect("valid histogram bounds");
     let mut last = std::collections::BTreeMap::new();
     for (bucket, count, latency_us) in &rows {
         last.insert(*bucket, *count);
