@@ -39,6 +39,7 @@ mod boundary;
 mod chain;
 mod event_time;
 mod keyed;
+mod socket;
 
 pub use chain::{Chain, InputChain, KeyedInput, SourceChain, Then};
 pub use event_time::{EventTimeStream, Watermarked};
