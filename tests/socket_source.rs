@@ -71,7 +71,20 @@ fn write_chopped(stream: &mut TcpStream, lines: &[String], rng: &mut Rng) {
     stream.flush().unwrap();
 }
 
-fn server_query(config: SocketSourceConfig) -> (Query, rivulet::sink::MemoryTable<String>, SocketAddr) {
+/// `got == expected`, reported by length and first difference (not by printing both).
+fn assert_same_lines(got: &[String], expected: &[String], what: &str) {
+    if let Some(at) = got.iter().zip(expected).position(|(g, e)| g != e) {
+        panic!(
+            "{what}: line {at} is {:?}, expected {:?}",
+            got[at], expected[at]
+        );
+    }
+    assert_eq!(got.len(), expected.len(), "{what}: number of lines");
+}
+
+fn server_query(
+    config: SocketSourceConfig,
+) -> (Query, rivulet::sink::MemoryTable<String>, SocketAddr) {
     let stats = config.stats();
     let mut builder = Query::builder();
     let out = builder.socket_text("lines", config).to_memory("out");
@@ -83,7 +96,10 @@ fn server_query(config: SocketSourceConfig) -> (Query, rivulet::sink::MemoryTabl
 /// The rows of `out` that begin with `c{client} `, in order.
 fn of_client(rows: &[String], client: usize) -> Vec<String> {
     let prefix = format!("c{client} ");
-    rows.iter().filter(|row| row.starts_with(&prefix)).cloned().collect()
+    rows.iter()
+        .filter(|row| row.starts_with(&prefix))
+        .cloned()
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -123,7 +139,11 @@ fn server_mode_delivers_every_line_once_in_order_per_connection() {
     let rows = out.rows();
     assert_eq!(rows.len(), CLIENTS * LINES + 1, "lines lost or duplicated");
     for (client, lines) in expected.iter().enumerate() {
-        assert_eq!(&of_client(&rows, client), lines, "client {client}");
+        assert_same_lines(
+            &of_client(&rows, client),
+            lines,
+            &format!("client {client}"),
+        );
     }
     assert_eq!(of_client(&rows, 9), ["c9 late"]);
 }
@@ -146,7 +166,7 @@ fn client_mode_delivers_every_line_once_in_order() {
     wait_until("every line", || out.len() >= LINES);
     assert_eq!(stats.peer_addr(), Some(peer.local_addr().unwrap()));
     stop(query, "stop");
-    assert_eq!(out.rows(), lines);
+    assert_same_lines(&out.rows(), &lines, "the lines");
     assert_eq!(stats.connections(), 1);
     assert_eq!(stats.connect_failures(), 0);
 }
@@ -171,7 +191,9 @@ fn client_mode_reconnects_after_the_peer_closes_mid_line() {
     let mut rng = Rng::new(3);
     for connection in 0..3 {
         let (mut stream, _) = peer.accept().unwrap();
-        let lines: Vec<String> = (0..200).map(|i| line_text(connection, i, &mut rng)).collect();
+        let lines: Vec<String> = (0..200)
+            .map(|i| line_text(connection, i, &mut rng))
+            .collect();
         write_chopped(&mut stream, &lines, &mut rng);
         // A line that never ends: the peer closes in its middle.
         stream.write_all("c9 never ended é".as_bytes()).unwrap();
@@ -182,7 +204,7 @@ fn client_mode_reconnects_after_the_peer_closes_mid_line() {
     }
     wait_until("the third disconnect", || stats.disconnects() >= 3);
     stop(query, "stop");
-    assert_eq!(out.rows(), expected);
+    assert_same_lines(&out.rows(), &expected, "the lines");
     assert_eq!(stats.truncated_lines(), 3);
     assert!(stats.connections() >= 3);
 }
@@ -200,7 +222,9 @@ fn client_mode_retries_a_refused_connection_until_the_server_appears() {
     let stats = config.stats();
     let mut builder = Query::builder();
     let out = builder.socket_text("lines", config).to_memory("out");
-    let query = builder.start().expect("a refused connection does not fail the start");
+    let query = builder
+        .start()
+        .expect("a refused connection does not fail the start");
     wait_until("several refused attempts", || stats.connect_failures() >= 4);
     assert!(query.is_active(), "the source gave up");
     let Ok(peer) = TcpListener::bind(address) else {
@@ -268,8 +292,8 @@ fn stop_returns_while_connected_and_while_reconnecting() {
     stop(query, "stop while waiting to reconnect");
 
     // A connect that never completes (a non-routable address), until the stop.
-    let config = SocketSourceConfig::client("10.255.255.1:9")
-        .connect_timeout(Duration::from_secs(3600));
+    let config =
+        SocketSourceConfig::client("10.255.255.1:9").connect_timeout(Duration::from_secs(3600));
     let mut builder = Query::builder();
     builder.socket_text("lines", config).for_each(|_| {});
     let query = builder.start().unwrap();
@@ -323,7 +347,10 @@ fn a_100_mb_line_is_counted_and_skipped_in_bounded_memory() {
     assert_eq!(stats.truncated_lines(), 0);
     assert!(stats.bytes_read() > 101 * 1024 * 1024);
     let peak = stats.peak_line_buffer();
-    assert!(peak > 0 && peak <= MAX as u64, "the line buffer grew to {peak} bytes");
+    assert!(
+        peak > 0 && peak <= MAX as u64,
+        "the line buffer grew to {peak} bytes"
+    );
     let progress = query.progress();
     let counters = &progress.operator("lines").unwrap().counters;
     assert_eq!(counters["lines_too_long"], 2);
@@ -376,8 +403,12 @@ fn binary_garbage_and_invalid_utf8_are_counted() {
         stream.write_all(&bytes).unwrap();
         drop(stream);
         finish(&query, "the query").unwrap();
-        assert_eq!(out.rows(), expected, "lossy: {decode_lossily}");
-        assert_eq!(stats.invalid_utf8_lines(), invalid, "lossy: {decode_lossily}");
+        assert_same_lines(&out.rows(), &expected, &format!("lossy: {decode_lossily}"));
+        assert_eq!(
+            stats.invalid_utf8_lines(),
+            invalid,
+            "lossy: {decode_lossily}"
+        );
     }
 }
 
@@ -440,7 +471,10 @@ fn a_blocked_sink_stops_the_source_reading_and_the_writer_blocks() {
     // of 4), however much was written.
     let read = stats.bytes_read();
     let bound = (READ_BUFFER + 16 * LINE) as u64;
-    assert!(read <= bound, "the source read {read} bytes while blocked (bound {bound})");
+    assert!(
+        read <= bound,
+        "the source read {read} bytes while blocked (bound {bound})"
+    );
     assert!(written as u64 > bound, "the writer was never held back");
 
     gate.store(true, Ordering::Release);
@@ -452,7 +486,7 @@ fn a_blocked_sink_stops_the_source_reading_and_the_writer_blocks() {
     let expected: Vec<String> = (0..lines)
         .map(|i| format!("{i:0width$}", width = LINE - 1))
         .collect();
-    assert_eq!(out.rows(), expected);
+    assert_same_lines(&out.rows(), &expected, "the lines");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -494,7 +528,7 @@ fn restart_after_a_graceful_stop_neither_loses_nor_duplicates_lines() {
     assert!(dir.path().join("ingest-lines").is_dir(), "no ingest log");
     all.extend(run(400..700));
     let expected: Vec<String> = (0..700).map(|i| format!("line {i}")).collect();
-    assert_eq!(all, expected);
+    assert_same_lines(&all, &expected, "both runs");
 }
 
 const KEYS: u64 = 5;
@@ -537,7 +571,11 @@ fn a_crash_replays_accepted_lines_from_the_ingest_log() {
             within("abort", move || query.abort()).unwrap();
         } else {
             wait_until("the counts", || {
-                latest(&out.rows()).values().map(|(count, _)| count).sum::<u64>() >= numbers.end
+                latest(&out.rows())
+                    .values()
+                    .map(|(count, _)| count)
+                    .sum::<u64>()
+                    >= numbers.end
             });
             stop(query, "stop");
         }
@@ -551,7 +589,11 @@ fn a_crash_replays_accepted_lines_from_the_ingest_log() {
         entry.0 += 1;
         entry.1 = n;
     }
-    assert_eq!(latest(&rows), reference, "counts after the crash differ from the input");
+    assert_eq!(
+        latest(&rows),
+        reference,
+        "counts after the crash differ from the input"
+    );
 }
 
 /// The last row of each key.
@@ -563,7 +605,9 @@ fn latest(rows: &[(u64, (u64, u64))]) -> BTreeMap<u64, (u64, u64)> {
 // The network word count
 // ---------------------------------------------------------------------------------------
 
-const VOCABULARY: [&str; 8] = ["spark", "stream", "rivulet", "ring", "batch", "epoch", "word", "é€"];
+const VOCABULARY: [&str; 8] = [
+    "spark", "stream", "rivulet", "ring", "batch", "epoch", "word", "é€",
+];
 
 /// The `network_word_count` example's pipeline (client mode, split on spaces, running
 /// counts, complete output mode, micro-batches) over lines from a test server: the final
@@ -617,7 +661,11 @@ fn network_word_count_matches_a_batch_count() {
     });
     stop(query, "stop");
     let table: HashMap<String, u64> = counts.rows().into_iter().collect();
-    assert_eq!(table.len(), counts.len(), "a word appears twice in the result table");
+    assert_eq!(
+        table.len(),
+        counts.len(),
+        "a word appears twice in the result table"
+    );
     assert_eq!(table, reference);
 }
 

@@ -420,11 +420,18 @@ impl<T, L: LineFormat<T>> Sink<T> for SocketSink<L> {
     /// Client mode: connects (an error names the address). Server mode: the first
     /// instance binds and listens (a port in use is an error).
     fn open(&mut self, context: &SinkContext) -> Result<(), BoxError> {
-        let progress = self.progress.get().and_then(|named| named.get(context.instance));
+        let progress = self
+            .progress
+            .get()
+            .and_then(|named| named.get(context.instance));
         self.tally = Some(Tally {
             stats: self.config.stats.clone(),
-            progress: progress
-                .map(|named| Stat::ALL.iter().map(|s| named.get_or_add(s.name())).collect()),
+            progress: progress.map(|named| {
+                Stat::ALL
+                    .iter()
+                    .map(|s| named.get_or_add(s.name()))
+                    .collect()
+            }),
         });
         match &self.config.mode {
             SocketMode::Client(address) => {
@@ -711,7 +718,12 @@ impl Server {
     }
 
     /// Waits (once) until `clients` clients are connected, for at most `timeout`.
-    fn wait_for(&mut self, clients: usize, timeout: Duration, tally: &Tally) -> Result<(), BoxError> {
+    fn wait_for(
+        &mut self,
+        clients: usize,
+        timeout: Duration,
+        tally: &Tally,
+    ) -> Result<(), BoxError> {
         let deadline = Instant::now() + timeout;
         loop {
             self.accept(tally);
@@ -800,7 +812,9 @@ impl Server {
             }
             let waited = progress.elapsed();
             if waited >= timeout {
-                self.retain(tally, |client| (client.backlog() > 0).then_some(Verdict::Slow));
+                self.retain(tally, |client| {
+                    (client.backlog() > 0).then_some(Verdict::Slow)
+                });
                 break;
             }
             let _ = self.poll.poll(&mut self.events, Some(timeout - waited));

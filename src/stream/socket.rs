@@ -32,7 +32,7 @@ impl<S: Chain> Stream<S> {
     where
         S::Out: Display,
     {
-        self.to_socket_lines(SocketSink::new(config));
+        self.socket_sink(SocketSink::new(config));
     }
 
     /// Like [`to_socket`](Self::to_socket), with `line(record)` as each record's line
@@ -62,10 +62,10 @@ impl<S: Chain> Stream<S> {
     where
         F: FnMut(S::Out) -> String + Clone + Send + 'static,
     {
-        self.to_socket_lines(SocketSink::with_format(config, line));
+        self.socket_sink(SocketSink::with_format(config, line));
     }
 
-    fn to_socket_lines<L>(self, sink: SocketSink<L>)
+    fn socket_sink<L>(self, sink: SocketSink<L>)
     where
         L: LineFormat<S::Out>,
     {

@@ -222,7 +222,11 @@ mod tests {
 
     #[test]
     fn splits_lines_strips_cr_and_keeps_partial_lines() {
-        let chunks = vec![b"ab\r".to_vec(), b"\ncd\n\n\xc3".to_vec(), b"\xa9\nrest".to_vec()];
+        let chunks = vec![
+            b"ab\r".to_vec(),
+            b"\ncd\n\n\xc3".to_vec(),
+            b"\xa9\nrest".to_vec(),
+        ];
         let (out, truncated) = run(&chunks, 4, 100, false);
         assert_eq!(out, vec![line("ab"), line("cd"), line(""), line("é")]);
         assert!(truncated);
@@ -237,7 +241,13 @@ mod tests {
         let (out, truncated) = run(&chunks, 16, 5, false);
         assert_eq!(
             out,
-            vec![line("ok"), Scan::TooLong, line("after"), line("12345"), Scan::TooLong]
+            vec![
+                line("ok"),
+                Scan::TooLong,
+                line("after"),
+                line("12345"),
+                Scan::TooLong
+            ]
         );
         assert!(!truncated);
     }

@@ -46,6 +46,15 @@
 //! source holds when the batch is planned, bounded by
 //! [`QueryBuilder::max_batch_records`](crate::QueryBuilder::max_batch_records).
 //!
+//! ## Latency
+//!
+//! When idle the source blocks in its own `mio` poll, after the spin and yield phases of
+//! the query's [`WaitPolicy`](crate::WaitPolicy). On a machine with fewer free cores than
+//! busy threads, the yield phase hands the core to other processes and costs
+//! milliseconds; `WaitPolicy::SpinThenPark { spins: 0, yields: 0 }` blocks in the poll
+//! at once, as a hand-written `mio` reader does (`benches/socket_latency.rs` measures
+//! both).
+//!
 //! ## Replay
 //!
 //! A socket cannot rewind, so the source cannot replay ([`Source::can_replay`] is
@@ -394,8 +403,12 @@ pub(crate) struct Tally {
 
 impl Tally {
     fn new(stats: SocketSourceStats, named: Option<&NamedCounters>) -> Self {
-        let progress =
-            named.map(|named| Stat::ALL.iter().map(|s| named.get_or_add(s.name())).collect());
+        let progress = named.map(|named| {
+            Stat::ALL
+                .iter()
+                .map(|s| named.get_or_add(s.name()))
+                .collect()
+        });
         Tally { stats, progress }
     }
 

@@ -128,6 +128,8 @@ struct Open {
     since_look: u32,
     /// Stopping: hand out what was read, read nothing more.
     draining: bool,
+    /// The largest partial-line buffer capacity reported to the counters so far.
+    peak_line_buffer: usize,
     /// A failure to report at the next poll.
     failure: Option<BoxError>,
     tally: Tally,
@@ -158,7 +160,10 @@ impl Source for SocketTextSource {
     fn open(&mut self, context: &SourceContext) -> Result<(), BoxError> {
         let poll = Poll::new()?;
         context.wake.register_mio(poll.registry(), WAKE)?;
-        let tally = Tally::new(self.config.stats.clone(), self.progress.get().map(Arc::as_ref));
+        let tally = Tally::new(
+            self.config.stats.clone(),
+            self.progress.get().map(Arc::as_ref),
+        );
         let mode = match &self.config.mode {
             SocketMode::Server(address) => {
                 let bind = resolve(address)
@@ -167,7 +172,9 @@ impl Source for SocketTextSource {
                     .map_err(|error| format!("cannot listen on {address}: {error}"))?;
                 poll.registry()
                     .register(&mut listener, SETUP, Interest::READABLE)?;
-                self.config.stats.set_local_addr(Some(listener.local_addr()?));
+                self.config
+                    .stats
+                    .set_local_addr(Some(listener.local_addr()?));
                 Mode::Server {
                     listener,
                     had_client: false,
@@ -199,6 +206,7 @@ impl Source for SocketTextSource {
             burst: 0,
             since_look: 0,
             draining: false,
+            peak_line_buffer: 0,
             failure: None,
             tally,
         });
@@ -335,7 +343,7 @@ impl Open {
             }
             return Ok(());
         }
-        self.drive_client()
+        self.drive_client(event)
     }
 
     fn accept_all(&mut self) -> Result<(), BoxError> {
@@ -432,7 +440,11 @@ impl Open {
         loop {
             let connection = self.connections[index].as_mut()?;
             let scan = connection.lines.scan();
-            self.tally.line_buffer(connection.lines.partial_capacity());
+            let capacity = connection.lines.partial_capacity();
+            if capacity > self.peak_line_buffer {
+                self.peak_line_buffer = capacity;
+                self.tally.line_buffer(capacity);
+            }
             match scan {
                 Scan::Line(line) => return Some(line),
                 Scan::Lossy(line) => {
@@ -492,8 +504,8 @@ impl Open {
     }
 
     /// Client mode: starts an attempt when one is due, and finishes or fails the one in
-    /// progress.
-    fn drive_client(&mut self) -> Result<(), BoxError> {
+    /// progress (looked at after an `event` for it, or at its deadline).
+    fn drive_client(&mut self, event: bool) -> Result<(), BoxError> {
         let Mode::Client { link, .. } = &mut self.mode else {
             return Ok(());
         };
@@ -514,13 +526,14 @@ impl Open {
                 stream, deadline, ..
             } => {
                 let deadline = *deadline;
+                if !event && now < deadline {
+                    return Ok(());
+                }
                 match connect_outcome(stream) {
                     Some(Ok(peer)) => self.connected(peer),
                     Some(Err(error)) => self.next_address(error.to_string()),
-                    None if now >= deadline => self.next_address(format!(
-                        "timed out after {:?}",
-                        self.config.connect_timeout
-                    )),
+                    None if now >= deadline => self
+                        .next_address(format!("timed out after {:?}", self.config.connect_timeout)),
                     None => Ok(()),
                 }
             }
@@ -659,7 +672,11 @@ fn connect_outcome(stream: &TcpStream) -> Option<io::Result<SocketAddr>> {
 /// `EINPROGRESS` on the platforms mio supports (what `peer_addr` may report while a
 /// non-blocking connect is under way on some of them).
 fn einprogress() -> i32 {
-    if cfg!(any(target_os = "macos", target_os = "ios", target_os = "freebsd")) {
+    if cfg!(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd"
+    )) {
         36
     } else {
         115
