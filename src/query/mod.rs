@@ -2,6 +2,7 @@
 
 pub mod handle;
 pub mod progress;
+mod sockets;
 
 pub use handle::Query;
 pub use progress::{OperatorKind, OperatorProgress, QueryProgress};

@@ -11,16 +11,19 @@
 //! | [`ForEachSink`] | [`Stream::for_each`](crate::Stream::for_each) | `foreach` |
 //! | [`ConsoleSink`] | [`Stream::to_console`](crate::Stream::to_console) | `console` |
 //! | [`FileSink`] | [`Sink`] methods (see [`mod@file`]) | `file` (CSV, JSON lines), exactly once |
+//! | [`SocketSink`] | [`Stream::to_socket`](crate::Stream::to_socket) | — (text lines to TCP peers) |
 
 pub mod console;
 pub mod file;
 pub mod foreach;
 pub mod memory;
+pub mod socket;
 
 pub use console::ConsoleSink;
 pub use file::{FileFormat, FileSink};
 pub use foreach::ForEachSink;
 pub use memory::{MemorySink, MemoryTable};
+pub use socket::{SocketSink, SocketSinkConfig, SocketSinkStats};
 
 pub use crate::checkpoint::commit::EpochCommit;
 

@@ -8,6 +8,7 @@
 //! | [`IterSource`] (`QueryBuilder::from_iter`) | `MemoryStream` | when the iterator ends |
 //! | [`RateSource`] (`QueryBuilder::rate`) | `rate` | on `stop()` or after `limit` rows |
 //! | [`PushSource`] (`QueryBuilder::push_source`) | — (an app-fed queue) | when every [`PushHandle`] is dropped, or on `stop()` |
+//! | [`SocketTextSource`] (`QueryBuilder::socket_text`) | `socket` (`socketTextStream`) | on `stop()` (or when the last client leaves) |
 //!
 //! Writing a source: implement [`Source`]. It is opened at `start()` with a
 //! [`SourceContext`] (its name, its instance number of several, the checkpoint directory,
@@ -25,11 +26,13 @@ pub mod logged;
 pub mod memory;
 pub mod push;
 pub mod rate;
+pub mod socket;
 
 pub use logged::IngestLogged;
 pub use memory::IterSource;
 pub use push::{PushError, PushHandle, PushSource};
 pub use rate::{RateRow, RateSource};
+pub use socket::{SocketSourceConfig, SocketSourceStats, SocketTextSource};
 
 use crate::checkpoint::coordinator::CheckpointShared;
 use crate::checkpoint::CheckpointConfig;

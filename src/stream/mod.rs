@@ -40,6 +40,7 @@ mod boundary;
 mod chain;
 mod event_time;
 mod keyed;
+mod socket;
 mod window;
 
 pub use chain::{Chain, InputChain, KeyedInput, SourceChain, Then};
