@@ -34,9 +34,11 @@
 //! | `chain.rs` | the chain types ([`Chain`], [`SourceChain`], [`InputChain`], [`Then`], [`KeyedInput`]) and how each builds its part of a thread's task |
 //! | `keyed.rs` | [`Stream::key_by`], [`KeyedStream`] and the keyed aggregates |
 //! | `boundary.rs` | thread boundaries: `union`, `fan_out`, `new_thread`, the keyed exchange, side outputs |
+//! | `dstream.rs` | Spark Streaming's window operations by processing time (`window_by_processing_time`, `count_by_window`, `reduce_by_key_and_window`, …) |
 
 mod boundary;
 mod chain;
+mod dstream;
 mod keyed;
 
 pub use chain::{Chain, InputChain, KeyedInput, SourceChain, Then};
