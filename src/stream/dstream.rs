@@ -10,6 +10,11 @@
 //! set after the stream), and a micro-batch interval that does not divide the window
 //! length and slide makes `start()` fail, naming the operator, the two durations and
 //! the interval.
+//!
+//! Each window's rows are emitted once and never revised, so the operator counts as a
+//! transformation for Spark's output-mode rules: append and update mode take its rows as
+//! they come; complete mode, which needs a result table, is refused unless the query also
+//! has an aggregation (whose table it then is).
 
 use super::{Chain, KeyedInput, KeyedStream, Stream, Then};
 use crate::error::Error;
@@ -217,16 +222,14 @@ where
         self,
         name: &str,
         op: ProcessingWindows<K, A, G, R>,
-    ) -> Stream<TriggerAware<KeyedInput<S, F, K>, K, A, G, R>>
+    ) -> Windowed<S, F, K, A, G, R>
     where
         ProcessingWindows<K, A, G, R>: Operator<(K, S::Out), Out = R::Out>,
         G: SliceFold<S::Out, Acc = A>,
         A: Clone + Send + 'static,
         R: RowShape<K, A>,
     {
-        let windowed = self
-            .route(name)
-            .then(name, OperatorKind::Transform, op);
+        let windowed = self.route(name).then(name, OperatorKind::Transform, op);
         Stream {
             graph: windowed.graph,
             chain: TriggerAware(windowed.chain),
@@ -237,6 +240,9 @@ where
         }
     }
 }
+
+/// A keyed stream's records through a [`ProcessingWindows`] operator.
+type Windowed<S, F, K, A, G, R> = Stream<TriggerAware<KeyedInput<S, F, K>, K, A, G, R>>;
 
 /// The operator for `name`, or (with the problem reported by `start()`) a stand-in if
 /// `length` and `slide` are invalid.

@@ -13,7 +13,7 @@
 //!
 //! A window of `length` ends every `slide` and holds `[end − length, end)` of processing
 //! time; ends are multiples of the slide from the Unix epoch (as event-time
-//! [`TimeWindows`](super::TimeWindows) are aligned). Spark Streaming aligns them to the
+//! [`TimeWindows`] are aligned). Spark Streaming aligns them to the
 //! time its `StreamingContext` started instead; rivulet has no such instant that
 //! survives a restart. Each window is emitted once, as soon as it is complete, and only
 //! if it holds records: one row per key present in it (`(key, window, value)`), or one
