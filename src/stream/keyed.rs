@@ -73,7 +73,7 @@ impl<S: Chain> Stream<S> {
 /// [`Stream::key_by`].
 #[must_use = "a keyed stream needs an aggregate (count, fold, reduce)"]
 pub struct KeyedStream<S, F> {
-    stream: Stream<S>,
+    pub(super) stream: Stream<S>,
     key: F,
     parallelism: usize,
 }

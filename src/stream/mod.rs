@@ -35,9 +35,11 @@
 //! | `keyed.rs` | [`Stream::key_by`], [`KeyedStream`] and the keyed aggregates |
 //! | `window.rs` | window aggregates: [`KeyedStream::window`], [`Stream::window`], [`WindowedStream`] |
 //! | `boundary.rs` | thread boundaries: `union`, `fan_out`, `new_thread`, the keyed exchange, side outputs |
+//! | `dstream.rs` | Spark Streaming's window operations by processing time (`window_by_processing_time`, `count_by_window`, `reduce_by_key_and_window`, …) |
 
 mod boundary;
 mod chain;
+mod dstream;
 mod event_time;
 mod keyed;
 mod socket;

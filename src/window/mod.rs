@@ -28,6 +28,8 @@ use std::fmt;
 use std::hash::Hash;
 use std::time::Duration;
 
+pub mod processing;
+
 /// How a window aggregate groups records into windows: [`TimeWindows`] (tumbling and
 /// sliding) or session windows. The builder
 /// ([`KeyedStream::window`](crate::KeyedStream::window)) asks it for the operator.
