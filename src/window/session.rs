@@ -254,7 +254,11 @@ pub(crate) struct SessionAggregate<K, T, A: Aggregate<T>, F> {
     store: Store<K, A::Acc>,
     /// Each live key's slot (derived from `store`).
     slot_of: FxHashMap<K, u32>,
-    /// `(end, slot)` of every live session (derived from `store`).
+    /// The eviction index (derived from `store`): `(end, slot)` pairs, kept lazily so a
+    /// record that extends a session costs no index update. Every live key has an entry
+    /// at or before the end of its first session; an entry may be stale (its session
+    /// since extended, merged away or evicted). Eviction pops entries in order and moves a
+    /// stale one to its first session's true end, so sessions still leave in end order.
     by_end: BTreeSet<(i64, u32)>,
     _records: PhantomData<fn(T)>,
 }
@@ -285,7 +289,7 @@ impl<K, T, A: Aggregate<T>, F> fmt::Debug for SessionAggregate<K, T, A, F> {
             .field("gap", &self.gap)
             .field("mode", &self.mode)
             .field("keys", &self.slot_of.len())
-            .field("sessions", &self.by_end.len())
+            .field("index_entries", &self.by_end.len())
             .finish_non_exhaustive()
     }
 }
@@ -362,7 +366,10 @@ where
                     changed: false,
                 },
             );
-            self.by_end.insert((end, slot));
+            if hi == 0 {
+                // The key's new first session: it needs an entry by its end.
+                self.by_end.insert((end, slot));
+            }
             return hi;
         }
         debug_assert!(hi - lo <= 2, "a record bridges at most two sessions");
@@ -370,18 +377,15 @@ where
         let mut new_end = old_end.max(end);
         for _ in lo + 1..hi {
             let next = sessions.remove(lo + 1).expect("index within the deque");
-            self.by_end.remove(&(next.end, slot));
             self.agg.merge(&mut sessions[lo].acc, &next.acc);
             new_end = new_end.max(next.end);
         }
         let session = &mut sessions[lo];
         session.start = session.start.min(t);
         self.agg.add(&mut session.acc, record);
-        if new_end != old_end {
-            self.by_end.remove(&(old_end, slot));
-            self.by_end.insert((new_end, slot));
-            session.end = new_end;
-        }
+        // Only ever later: the key's index entry stays at or before its first session's
+        // end.
+        session.end = new_end;
         lo
     }
 
@@ -397,15 +401,25 @@ where
             }
             self.by_end.pop_first();
             let cell = &mut self.store.slots[slot as usize];
-            let entry = cell
-                .as_mut()
-                .expect("an indexed session's slot is occupied");
+            let Some(entry) = cell.as_mut() else {
+                // Stale: the key's sessions are all gone.
+                continue;
+            };
+            let first_end = entry.sessions.front().map_or(i64::MAX, |s| s.end);
+            if first_end > end {
+                // Stale: the first session was extended (or the entry was another's).
+                // Requeue it at its true end; if that is closed too, it comes up in turn.
+                self.by_end.insert((first_end, slot));
+                continue;
+            }
             // A key's sessions leave in end order, which is their order.
             let session = entry
                 .sessions
                 .pop_front()
-                .expect("an indexed session exists");
-            debug_assert_eq!(session.end, end);
+                .expect("a live key has a session");
+            if let Some(next) = entry.sessions.front() {
+                self.by_end.insert((next.end, slot));
+            }
             if entry.sessions.is_empty() {
                 let entry = cell.take().expect("checked above");
                 self.slot_of.remove(&entry.key);
@@ -498,7 +512,12 @@ where
     /// How many sessions are held.
     #[cfg(test)]
     pub(crate) fn live_sessions(&self) -> usize {
-        self.by_end.len()
+        self.store
+            .slots
+            .iter()
+            .flatten()
+            .map(|entry| entry.sessions.len())
+            .sum()
     }
 
     /// How many keys hold sessions.
@@ -517,7 +536,6 @@ where
     /// long, the key map and end index exactly what the slab says.
     #[cfg(test)]
     pub(crate) fn check_invariants(&self) {
-        let mut ends = BTreeSet::new();
         let mut keys = 0;
         for (slot, entry) in self.store.slots.iter().enumerate() {
             let slot = slot as u32;
@@ -530,14 +548,19 @@ where
             assert!(!entry.sessions.is_empty(), "slot {slot} holds no session");
             for session in &entry.sessions {
                 assert!(session.end >= session.start.saturating_add(self.gap));
-                assert!(ends.insert((session.end, slot)));
             }
+            let first_end = entry.sessions[0].end;
+            assert!(
+                self.by_end
+                    .iter()
+                    .any(|&(end, s)| s == slot && end <= first_end),
+                "slot {slot} has no eviction entry at or before its first session's end"
+            );
             for pair in entry.sessions.iter().collect::<Vec<_>>().windows(2) {
                 assert!(pair[1].start > pair[0].end, "sessions touch or overlap");
             }
         }
         assert_eq!(keys, self.slot_of.len());
-        assert_eq!(ends, self.by_end);
     }
 }
 
