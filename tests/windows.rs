@@ -2,24 +2,35 @@
 //!
 //! Random out-of-order streams (delays, duplicates, times exactly on window boundaries,
 //! long gaps, negative times) run through the window operator in a [`Harness`] with a
-//! watermark model (watermark = max event time seen − delay, advanced every few
-//! records). The reference is written here without the engine's window code: it lists a
-//! record's windows by brute force and, with Spark's rule (a (record, window) pair counts
-//! only while `window.end > watermark`), keeps for every (key, window) the ids of the
-//! records it holds. After every input event the test compares exactly what the operator
-//! emitted and set aside with what the reference says each output mode owes at that point:
+//! watermark model (watermark = max event time seen − delay, advanced every few records
+//! in continuous epochs, at each batch start in micro-batches). The reference is written
+//! here without the engine's window code: it lists a record's windows by brute force and
+//! keeps for every (key, window) the ids of the records it holds, with the rules of each
+//! epoch mode:
 //!
-//! * append: at each watermark, the windows it closes, each once, with their final ids;
+//! * micro-batch (Spark 3.4+): a (record, window) pair counts only while
+//!   `window.end > ` the watermark the *previous* epoch ended with; windows close with the
+//!   batch's own watermark at the batch's end, after its records;
+//! * continuous (rivulet's own model): the pair counts while `window.end >` the current
+//!   watermark, and windows close as the watermark arrives.
+//!
+//! After every input event the test compares exactly what the operator emitted and set
+//! aside with what the reference says each output mode owes at that point:
+//!
+//! * append: the windows closed (at the watermark, or at the batch end), each once, with
+//!   their final ids;
 //! * update, continuous: after each record, every open window of the record;
-//! * update, micro-batch: at each batch end, every window changed in the batch;
+//! * update, micro-batch: at each batch end, every window changed in the batch (those the
+//!   batch's watermark closes included);
 //! * update, switching between the two at batch ends;
 //! * complete: the whole table at each batch end, nothing ever dropped.
 //!
 //! Then: a snapshot taken mid-stream and restored into a fresh operator continues
-//! identically; state stays bounded over an unbounded key space; and end to end through
-//! a query (complete and update mode, keyed and global, which need no watermark), with
+//! identically; state stays bounded over an unbounded key space; end to end through a
+//! query (complete and update mode, keyed and global, which need no watermark), with
 //! append refused without a watermark and sliding windows refused over an aggregate that
-//! cannot merge.
+//! cannot merge; and Spark 4's micro-batch rules end to end (append mode, a watermark,
+//! batches fed one at a time through a push source), against rows written by hand.
 
 mod common;
 
@@ -220,11 +231,22 @@ fn stream(rng: &mut Rng, spec: Spec, shape: Shape, len: usize) -> Vec<Ev> {
 }
 
 /// The reference: Spark's semantics as a plain sequential computation.
+///
+/// A (record, window) pair counts while `window.end > late bound`: in a micro-batch epoch
+/// the watermark the previous epoch ended with (Spark 3.4+'s watermark for late events),
+/// in a continuous epoch the current watermark. Windows close (are emitted in append mode,
+/// forgotten) with the current watermark: in a continuous epoch as it arrives, in a
+/// micro-batch at the epoch's end, after its records.
 #[derive(Debug, Default)]
 struct Reference {
     spec: Option<Spec>,
     complete: bool,
+    /// The current watermark.
     watermark: Option<i64>,
+    /// The watermark the last epoch ended with.
+    previous: Option<i64>,
+    /// The watermark windows were closed with.
+    closed: Option<i64>,
     /// (key, window start) → ids of the records it counts, in arrival order.
     table: BTreeMap<(u8, i64), Vec<u32>>,
     /// Windows changed since the last epoch end (micro-batch update mode).
@@ -246,22 +268,35 @@ impl Reference {
         self.spec.unwrap()
     }
 
-    fn open(&self, start: i64) -> bool {
-        self.complete
-            || self
-                .watermark
-                .is_none_or(|w| start + self.spec().length > w)
+    /// Whether a record of an epoch running in `execution` counts in the window at
+    /// `start`.
+    fn counts(&self, start: i64, execution: ExecutionMode) -> bool {
+        let bound = match execution {
+            ExecutionMode::Continuous => self.watermark,
+            ExecutionMode::MicroBatch => self.previous,
+        };
+        self.complete || bound.is_none_or(|w| start + self.spec().length > w)
+    }
+
+    /// Whether the window at `start` is still held (not closed).
+    fn held(&self, start: i64) -> bool {
+        self.complete || self.closed.is_none_or(|w| start + self.spec().length > w)
     }
 
     /// Adds a record; returns the windows it counts in (empty: late).
-    fn record(&mut self, key: u8, record: Rec) -> Vec<i64> {
+    fn record(&mut self, key: u8, record: Rec, execution: ExecutionMode) -> Vec<i64> {
         let all = self.spec().starts_of(record.t);
-        let open: Vec<i64> = all.iter().copied().filter(|s| self.open(*s)).collect();
+        let open: Vec<i64> = all
+            .iter()
+            .copied()
+            .filter(|s| self.counts(*s, execution))
+            .collect();
         self.dropped += (all.len() - open.len()) as u64;
         if open.is_empty() {
             self.late += 1;
         }
         for start in &open {
+            assert!(self.held(*start), "a closed window never takes records");
             self.table.entry((key, *start)).or_default().push(record.id);
             self.changed.insert((key, *start));
         }
@@ -278,19 +313,52 @@ impl Reference {
         (key, window, ids)
     }
 
-    /// Moves the watermark; returns the windows it closes (those with data).
-    fn watermark(&mut self, watermark: i64) -> Vec<(u8, i64)> {
-        let before = self.watermark;
-        if before.is_some_and(|b| watermark <= b) {
+    /// The watermark moves (if later).
+    fn watermark(&mut self, watermark: i64) {
+        if self.watermark.is_none_or(|w| watermark > w) {
+            self.watermark = Some(watermark);
+        }
+    }
+
+    /// Closes the windows the current watermark closes; returns those (with data) that
+    /// were held until now.
+    fn close(&mut self) -> Vec<(u8, i64)> {
+        let Some(watermark) = self.watermark else {
+            return Vec::new();
+        };
+        if self.complete || self.closed.is_some_and(|c| watermark <= c) {
             return Vec::new();
         }
-        self.watermark = Some(watermark);
+        let before = self.closed;
+        self.closed = Some(watermark);
         let length = self.spec().length;
         self.table
             .keys()
             .copied()
             .filter(|(_, s)| s + length <= watermark && before.is_none_or(|b| s + length > b))
             .collect()
+    }
+
+    /// What an epoch end (or the end of the stream) owes in `output` mode: the whole table
+    /// (complete), the changed windows (update: those the epoch's watermark closes
+    /// included), then the windows the watermark closes (append).
+    fn end_epoch(&mut self, output: OutputMode) -> Vec<Row> {
+        let owed = match output {
+            OutputMode::Append => Vec::new(),
+            OutputMode::Update => {
+                let changed: Vec<(u8, i64)> = self.changed.iter().copied().collect();
+                changed
+            }
+            OutputMode::Complete => self.table.keys().copied().collect(),
+        };
+        let mut rows = expected_rows(self, owed);
+        self.changed.clear();
+        let closed = self.close();
+        if output == OutputMode::Append {
+            rows.extend(expected_rows(self, closed));
+        }
+        self.previous = self.watermark;
+        rows
     }
 }
 
@@ -348,7 +416,7 @@ fn check_stream(seed: u64, spec: Spec, events: &[Ev], modes: Modes, rng: &mut Rn
     for (i, event) in events.iter().enumerate() {
         let expected = match *event {
             Ev::Record(key, record) => {
-                let open = reference.record(key, record);
+                let open = reference.record(key, record, mode.execution);
                 let side = h.take_side_output();
                 assert!(side.is_empty());
                 h.push((key, record));
@@ -373,38 +441,22 @@ fn check_stream(seed: u64, spec: Spec, events: &[Ev], modes: Modes, rng: &mut Rn
             }
             Ev::Watermark(watermark) => {
                 h.advance_watermark(Timestamp(watermark));
-                let closed = reference.watermark(watermark);
-                match mode.output {
-                    OutputMode::Append => expected_rows(&reference, closed),
-                    OutputMode::Update => {
-                        let closing: Vec<(u8, i64)> = closed
-                            .into_iter()
-                            .filter(|w| reference.changed.contains(w))
-                            .collect();
-                        expected_rows(&reference, closing)
+                reference.watermark(watermark);
+                if mode.execution == ExecutionMode::Continuous {
+                    // Continuous update mode has no changes pending (they went out with
+                    // their records).
+                    let closed = reference.close();
+                    match mode.output {
+                        OutputMode::Append => expected_rows(&reference, closed),
+                        _ => Vec::new(),
                     }
-                    OutputMode::Complete => Vec::new(),
+                } else {
+                    Vec::new() // a micro-batch closes windows at its end
                 }
             }
             Ev::EndEpoch => {
                 h.end_epoch();
-                let owed = match mode.output {
-                    OutputMode::Append => Vec::new(),
-                    OutputMode::Update => {
-                        let open: Vec<(u8, i64)> = reference
-                            .changed
-                            .iter()
-                            .copied()
-                            .filter(|(_, s)| reference.open(*s))
-                            .collect();
-                        expected_rows(&reference, open)
-                    }
-                    OutputMode::Complete => expected_rows(
-                        &reference,
-                        reference.table.keys().copied().collect::<Vec<_>>(),
-                    ),
-                };
-                reference.changed.clear();
+                let owed = reference.end_epoch(mode.output);
                 if modes == Modes::SwitchingUpdate && rng.below(3) == 0 {
                     mode.execution = match mode.execution {
                         ExecutionMode::Continuous => ExecutionMode::MicroBatch,
@@ -415,7 +467,12 @@ fn check_stream(seed: u64, spec: Spec, events: &[Ev], modes: Modes, rng: &mut Rn
                 owed
             }
         };
-        assert_eq!(by_window(h.take_output()), expected, "{}", context(i));
+        assert_eq!(
+            by_window(h.take_output()),
+            by_window(expected),
+            "{}",
+            context(i)
+        );
     }
     assert_eq!(h.counter(LATE_RECORDS), reference.late, "seed {seed}");
     assert_eq!(
@@ -423,23 +480,21 @@ fn check_stream(seed: u64, spec: Spec, events: &[Ev], modes: Modes, rng: &mut Rn
         reference.dropped,
         "seed {seed}"
     );
-    // The end of the stream owes only what the mode says.
+    // The end of the stream owes what an epoch end would.
     h.end();
-    let owed = match (mode.output, mode.execution) {
-        (OutputMode::Complete, _) => expected_rows(
-            &reference,
-            reference.table.keys().copied().collect::<Vec<_>>(),
-        ),
-        _ => Vec::new(), // every event stream ends with an epoch end
-    };
-    assert_eq!(by_window(h.take_output()), owed, "seed {seed}: end");
+    let owed = reference.end_epoch(mode.output);
+    assert_eq!(
+        by_window(h.take_output()),
+        by_window(owed),
+        "seed {seed}: end"
+    );
     // Append and update keep only slices some open window needs.
     if mode.output != OutputMode::Complete {
-        if let Some(watermark) = reference.watermark {
+        if let Some(closed) = reference.closed {
             let needed = reference
                 .table
                 .keys()
-                .filter(|(_, s)| s + spec.length > watermark)
+                .filter(|(_, s)| s + spec.length > closed)
                 .count();
             if needed == 0 {
                 assert_eq!(h.operator().stored_slices(), 0, "seed {seed}");
@@ -947,4 +1002,213 @@ fn sliding_windows_refuse_an_aggregate_that_cannot_merge() {
         .map(|(key, w, sum)| ((key, w.start.0), sum))
         .collect();
     assert_eq!(got, expected);
+}
+
+/// Holds a micro-batch's records on the source's thread until the test lets them pass,
+/// so that the test can queue the next batch's records while this batch's plan is fixed
+/// and before the next batch is planned (which happens once this one is complete): batch
+/// boundaries are then exactly where the test puts them, with no batch without data
+/// between two batches with data.
+#[derive(Default)]
+struct Gate {
+    /// (records seen, records allowed through, the epoch of each record seen).
+    state: std::sync::Mutex<(u64, u64, Vec<u64>)>,
+    changed: std::sync::Condvar,
+}
+
+impl Gate {
+    /// Waits (hang guard) until `n` records reached the gate.
+    fn wait_seen(&self, n: u64) {
+        let deadline = std::time::Instant::now() + common::HANG_GUARD;
+        let mut state = self.state.lock().unwrap();
+        while state.0 < n {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(!left.is_zero(), "{n} records never reached the gate (hang)");
+            state = self.changed.wait_timeout(state, left).unwrap().0;
+        }
+    }
+
+    /// Lets the first `n` records through.
+    fn allow(&self, n: u64) {
+        self.state.lock().unwrap().1 = n;
+        self.changed.notify_all();
+    }
+
+    /// The epochs the records ran in, in order.
+    fn epochs(&self) -> Vec<u64> {
+        self.state.lock().unwrap().2.clone()
+    }
+}
+
+/// The operator in front of the gate: notes the record's epoch, waits to be let through.
+#[derive(Clone)]
+struct GateOp(std::sync::Arc<Gate>);
+
+impl rivulet::operator::Operator<Rec> for GateOp {
+    type Out = Rec;
+    type Key = ();
+    type Side = ();
+
+    fn on_record<C: rivulet::operator::Context<Rec>>(&mut self, record: Rec, ctx: &mut C) {
+        let gate = &self.0;
+        let mut state = gate.state.lock().unwrap();
+        state.0 += 1;
+        state.2.push(ctx.epoch().0);
+        let me = state.0;
+        gate.changed.notify_all();
+        // A hang guard too: a failed test must not leave the query stuck here.
+        let deadline = std::time::Instant::now() + common::HANG_GUARD;
+        while state.1 < me {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = gate.changed.wait_timeout(state, left).unwrap().0;
+        }
+        drop(state);
+        ctx.push(record);
+    }
+}
+
+/// Tags each row with the epoch that emitted it.
+#[derive(Clone)]
+struct TagEpoch;
+
+impl rivulet::operator::Operator<(Window, Vec<u32>)> for TagEpoch {
+    type Out = (u64, Window, Vec<u32>);
+    type Key = ();
+    type Side = ();
+
+    fn on_record<C: rivulet::operator::Context<Self::Out>>(
+        &mut self,
+        (window, ids): (Window, Vec<u32>),
+        ctx: &mut C,
+    ) {
+        ctx.push((ctx.epoch().0, window, ids));
+    }
+}
+
+/// Spark 4's micro-batch rules end to end, through a query: tumbling windows of 10 µs,
+/// a watermark 5 µs behind the largest event time, append mode, batches fed one at a time
+/// through a push source. Batch `b` runs under `wm(b)` = the largest event time of the
+/// batches before it − 5, judges records late by `wm(b − 1)`, and emits the windows with
+/// `end <= wm(b)` at its end. Written out by hand:
+///
+/// | batch | records (id: time) | watermark | late bound | emitted at its end |
+/// |---|---|---|---|---|
+/// | 0 | 0: 1, 1: 21 | none | none | |
+/// | 1 | 2: 3, 3: 12 | 16 | none | [0, 10) {0, 2} (3 counts: 10 > none) |
+/// | 2 | 4: 4, 5: 35 | 16 | 16 | (4 is late: 10 <= 16) |
+/// | 3 | 6: 15, 7: 45 | 30 | 16 | [10, 20) {3, 6}, [20, 30) {1} (15 counts: 20 > 16) |
+/// | 4, without data | | 40 | 30 | [30, 40) {5} |
+///
+/// [40, 50) {7} stays open: nothing moves the watermark past 40. The rule Spark used
+/// before 3.4 (and rivulet before this change), judging by the batch's own watermark,
+/// would have dropped records 2 and 6 as late and emitted [0, 10) at the start of batch 1.
+#[test]
+fn micro_batches_follow_spark_4_end_to_end() {
+    let rec = |id: u32, t: i64| Rec { t, id };
+    let batches: [Vec<Rec>; 4] = [
+        vec![rec(0, 1), rec(1, 21)],
+        vec![rec(2, 3), rec(3, 12)],
+        vec![rec(4, 4), rec(5, 35)],
+        vec![rec(6, 15), rec(7, 45)],
+    ];
+    let gate = std::sync::Arc::new(Gate::default());
+    let mut query = Query::builder();
+    query
+        .output_mode(OutputMode::Append)
+        .trigger(Trigger::MicroBatch {
+            interval: Duration::ZERO,
+        });
+    let (handle, records) = query.push_source::<Rec>("records");
+    let late = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let late_table = late.clone();
+    let rows = records
+        .operator("gate", GateOp(gate.clone()))
+        .with_event_time(time_of)
+        .with_watermark(Duration::from_micros(5))
+        .window(SPECS[0].windows(), time_of)
+        .late_records(move |stream| {
+            *late_table.borrow_mut() = Some(stream.to_memory("late"));
+        })
+        .agg(Ids)
+        .operator("tag", TagEpoch)
+        .to_memory("rows");
+    // Batch 0 is queued before the start: the first batch, planned at once, takes it.
+    for record in &batches[0] {
+        handle.push(*record).unwrap();
+    }
+    let running = query.start().expect("append mode with a watermark starts");
+    let mut through = 0;
+    for (b, batch) in batches.iter().enumerate() {
+        // Batch `b` is released (its first record reached the gate): queue the next one,
+        // which its plan cannot take any more, then let batch `b` finish.
+        gate.wait_seen(through + 1);
+        if let Some(next) = batches.get(b + 1) {
+            for record in next {
+                handle.push(*record).unwrap();
+            }
+        }
+        through += batch.len() as u64;
+        gate.allow(through);
+    }
+    gate.wait_seen(through);
+    let epochs = gate.epochs();
+    let first = epochs[0];
+    let batch_epochs: Vec<u64> = (0..4).map(|b| first + b).collect();
+    let expected_epochs: Vec<u64> = batch_epochs.iter().flat_map(|e| [*e, *e]).collect();
+    assert_eq!(
+        epochs, expected_epochs,
+        "two records per batch, batches back to back"
+    );
+    // The batch without data after batch 3 (its watermark moved from 30 to 40).
+    let no_data = first + 4;
+    common::wait_until("the batch without data completes", || {
+        let progress = running.progress();
+        let checkpoint = progress.checkpoint.as_ref().expect("epoch stats");
+        checkpoint
+            .last_complete_epoch
+            .is_some_and(|epoch| epoch >= no_data)
+    });
+    let progress = running.progress();
+    let checkpoint = progress.checkpoint.as_ref().unwrap();
+    let input_rows: Vec<(u64, Option<u64>)> = checkpoint
+        .recent
+        .iter()
+        .map(|report| (report.epoch, report.input_rows))
+        .filter(|(epoch, _)| (first..=no_data).contains(epoch))
+        .collect();
+    assert_eq!(
+        input_rows,
+        vec![
+            (first, Some(2)),
+            (first + 1, Some(2)),
+            (first + 2, Some(2)),
+            (first + 3, Some(2)),
+            (no_data, Some(0)),
+        ]
+    );
+    let window = progress.operator("window").expect("the window operator");
+    assert_eq!(window.records_in, 8);
+    assert_eq!(window.counters.get(LATE_RECORDS), Some(&1));
+    assert_eq!(window.counters.get(ROWS_DROPPED_BY_WATERMARK), Some(&1));
+    drop(handle);
+    finish_ok(&running, "Spark 4 micro-batches");
+
+    let w = |start: i64| Window {
+        start: Timestamp(start),
+        end: Timestamp(start + 10),
+    };
+    assert_eq!(
+        rows.rows(),
+        vec![
+            (first + 1, w(0), vec![0, 2]),
+            (first + 3, w(10), vec![3, 6]),
+            (first + 3, w(20), vec![1]),
+            (no_data, w(30), vec![5]),
+        ]
+    );
+    let late = late.borrow_mut().take().unwrap();
+    assert_eq!(late.rows(), vec![rec(4, 4)]);
 }

@@ -1,17 +1,40 @@
-//! Event-time windows: the [`Window`] a result row belongs to, and how records are
-//! assigned to tumbling and sliding windows ([`TimeWindows`]) with Spark's alignment.
+//! Event-time windows: the [`Window`] a result row belongs to, how records are assigned
+//! to tumbling and sliding windows ([`TimeWindows`]) with Spark's alignment, and session
+//! windows ([`SessionWindows`]).
 //!
 //! Windows start at multiples of the slide from the Unix epoch, shifted by an optional
 //! start offset, and hold `[start, end)`: an event exactly at a window's start belongs to
 //! it, one exactly at its end to the next (Spark's `window(col, length, slide, start)`).
+//! A session (Spark's `session_window(col, gap)`) starts with a record at `t` as
+//! `[t, t + gap)` and grows while records of its key touch it.
 //!
 //! A [`WindowSpec`] builds the aggregate operator of its windows: for [`TimeWindows`]
 //! that is [`TimeWindowAggregate`], which aggregates per slice of `gcd(length, slide)`
-//! and merges slices when it emits a window (its docs give the late-data and output-mode
-//! semantics). Streams use it through
+//! and merges slices when it emits a window; for [`SessionWindows`], a session aggregate
+//! that merges sessions as records bridge them. Their docs give the output-mode
+//! semantics. Streams use them through
 //! [`KeyedStream::window`](crate::KeyedStream::window) and
 //! [`Stream::window`](crate::Stream::window).
+//!
+//! # Late records and closing windows
+//!
+//! Both operators follow the same rules (a (record, window) pair is late when
+//! `window.end <= bound`; for sessions, the record's own `[t, t + gap)`):
+//!
+//! * **micro-batch epochs, as Spark 3.4+**: the bound is the watermark of the *previous*
+//!   batch (Spark's `eventTimeWatermarkForLateEvents`), and windows close (are emitted in
+//!   append mode, evicted) at the end of the batch with its own watermark
+//!   (`eventTimeWatermarkForEviction`), after its records were added; update mode emits
+//!   every window the batch changed, those about to close included;
+//! * **continuous epochs, rivulet's own model** (Spark's continuous processing has no
+//!   stateful operators): the bound is the current watermark, and windows close as it
+//!   arrives.
+//!
+//! Late records are counted and set aside on the operator's side output
+//! ([`WindowedStream::late_records`](crate::stream::WindowedStream::late_records)); in
+//! complete mode nothing is late.
 
+mod lateness;
 mod sliced;
 
 pub use sliced::{TimeWindowAggregate, LATE_RECORDS, ROWS_DROPPED_BY_WATERMARK};

@@ -1,6 +1,7 @@
 //! Session windows ([`SessionWindows`]): Spark's `session_window(col, gapDuration)` as a
 //! [`WindowSpec`]; the semantics are documented on the type.
 
+use super::lateness::Lateness;
 use super::{micros, Window, WindowSpec, WindowSpecError};
 use crate::aggregate::Aggregate;
 use crate::checkpoint::codec;
@@ -32,10 +33,26 @@ use std::time::Duration;
 /// # Late records
 ///
 /// As in Spark's `SessionWindowStateStoreRestoreExec`, a record is late when its *own*
-/// session `[t, t + gap)` ends at or before the watermark (`t + gap <= watermark`): it is
+/// session `[t, t + gap)` ends at or before the late bound (`t + gap <= bound`): it is
 /// dropped before merging, counted (`late_records` and `rows_dropped_by_watermark`) and
 /// set aside on the side output. In complete mode nothing is dropped (Spark's complete
 /// mode does not honour the watermark).
+///
+/// The late bound, and when sessions close, depend on the epoch's mode:
+///
+/// * **micro-batch, as Spark 3.4+**: records are judged by the watermark of the
+///   *previous* batch (`eventTimeWatermarkForLateEvents`), and sessions close at the
+///   batch's marker with the batch's own watermark (`eventTimeWatermarkForEviction`), after
+///   the batch's records were merged (`SessionWindowStateStoreSaveExec` merges the batch
+///   into the state before it evicts). With `wm(N)` the watermark batch `N` runs under, a
+///   record of batch `N + 1` whose own session ends in `(wm(N), wm(N + 1)]` still opens
+///   or extends a session, emitted with it at the end of batch `N + 1`; the same record
+///   one batch later is late.
+/// * **continuous, rivulet's own model**: records are judged by the current watermark,
+///   and sessions close as it arrives.
+///
+/// Both watermarks are part of the snapshot, so a restored operator judges a replayed
+/// batch as the original run did.
 ///
 /// # Output
 ///
@@ -43,18 +60,15 @@ use std::time::Duration;
 ///
 /// | output mode | continuous epoch | micro-batch epoch |
 /// |---|---|---|
-/// | append | a session once, when the watermark reaches its end; then it is evicted | the same, at the batch's marker |
-/// | update | the session a record changed (after merging), per record | each changed session once, at the marker |
+/// | append | a session once, when the watermark reaches its end; then it is evicted | a session once, at the marker of the batch whose watermark reaches its end, after the batch's records; then it is evicted |
+/// | update | the session a record changed (after merging), per record | each changed session once, at the marker (those about to be evicted included) |
 /// | complete | every session of every key at each marker (nothing dropped or evicted) | the same |
 ///
-/// In append and update mode a session whose end is at or before the watermark is
-/// evicted (in update mode without output). In a continuous epoch that happens when the
-/// watermark arrives; in a micro-batch epoch at the marker, after the batch's records
-/// were merged, as Spark's `SessionWindowStateStoreSaveExec` merges a batch into the
-/// state before it evicts with that batch's watermark. The difference shows for a record
-/// that is not late but lies within a closable session (`t <= end <= watermark < t +
-/// gap`): within its batch it extends that session; once the session was evicted it
-/// opens a new one, which may overlap the session already emitted. Spark does the same
+/// In append and update mode a session whose end is at or before the closing watermark is
+/// evicted (in update mode without further output). A record that is not late may still
+/// lie within a session that is closed or about to be (`t <= end <= watermark`): while the
+/// session is held (within its batch) the record extends it; once the session was evicted
+/// it opens a new one, which may overlap the session already emitted. Spark does the same
 /// across batches.
 ///
 /// At end of stream the operator emits what a marker would (nothing for sessions the
@@ -70,11 +84,10 @@ use std::time::Duration;
 ///   sessions that no longer exist.
 /// * **Global sessions.** Spark refuses a session window without grouping key; here the
 ///   key `()` puts every session in one key (and one operator instance).
-/// * **Which watermark drops late records in a micro-batch.** Since Spark 3.4 a batch
-///   filters late rows with the previous batch's watermark and evicts with its own;
-///   rivulet uses the batch's own watermark for both (Spark 3.2 and 3.3 did too).
 /// * **The gap** is one fixed duration, at least one microsecond. Spark also accepts an
 ///   expression per row, and a gap of zero or less there drops the row.
+/// * **Continuous epochs** have no Spark counterpart (Spark's continuous processing runs
+///   no stateful operator): they follow rivulet's own model (see *Late records*).
 ///
 /// # Accumulator order
 ///
@@ -209,9 +222,11 @@ struct Slot<K, Acc> {
 }
 
 /// What a snapshot holds: the slab of keys (slot numbers are part of the state, so
-/// output order survives a restore), its free slots, and the keys with changed sessions.
+/// output order survives a restore), its free slots, the keys with changed sessions, and
+/// the watermarks records are judged by.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Store<K, Acc> {
+    lateness: Lateness,
     slots: Vec<Option<Slot<K, Acc>>>,
     free: Vec<u32>,
     /// Slots with changed sessions, in the order they first changed since the last
@@ -222,6 +237,7 @@ struct Store<K, Acc> {
 impl<K, Acc> Default for Store<K, Acc> {
     fn default() -> Self {
         Store {
+            lateness: Lateness::new(),
             slots: Vec::new(),
             free: Vec::new(),
             dirty: Vec::new(),
@@ -406,11 +422,13 @@ where
     }
 
     /// Emits what the ending epoch owes (every session in complete mode, the changed ones
-    /// in micro-batch update mode), then evicts what the watermark closed.
+    /// in micro-batch update mode, those about to be evicted included), then evicts what
+    /// the epoch's watermark closed (emitting it in append mode).
     fn end_of_epoch<C>(&mut self, ctx: &mut C)
     where
         C: Context<(K, Window, A::Out), (), T>,
     {
+        let watermark = self.store.lateness.end_epoch(ctx.watermark());
         match self.mode.output {
             OutputMode::Complete => {
                 for entry in self.store.slots.iter().flatten() {
@@ -424,7 +442,6 @@ where
             OutputMode::Update => self.emit_changed(ctx),
             OutputMode::Append => {}
         }
-        let watermark = ctx.watermark().0;
         self.evict(watermark, self.mode.output == OutputMode::Append, ctx);
     }
 
@@ -539,7 +556,7 @@ where
         let t = (self.time)(&record).0;
         let end = t.saturating_add(self.gap);
         let output = self.mode.output;
-        if output != OutputMode::Complete && end <= ctx.watermark().0 {
+        if output != OutputMode::Complete && end <= self.store.lateness.bound(self.mode.execution) {
             ctx.count("late_records", 1);
             ctx.count("rows_dropped_by_watermark", 1);
             ctx.side_output(record);
@@ -571,7 +588,8 @@ where
 
     fn on_watermark<C: Context<Self::Out, (), T>>(&mut self, watermark: Timestamp, ctx: &mut C) {
         // A micro-batch merges its records first and evicts at its marker.
-        if self.mode.execution == ExecutionMode::Continuous
+        if self.store.lateness.observe(watermark)
+            && Lateness::closes_on_watermark(self.mode.execution)
             && self.mode.output != OutputMode::Complete
         {
             self.evict(watermark.0, self.mode.output == OutputMode::Append, ctx);

@@ -189,6 +189,10 @@ fn late_records_are_those_whose_own_session_the_watermark_closed() {
             let mut h = harness(10, Count, mode(execution, output));
             h.push((1, ev(1, 0)));
             h.advance_watermark(Timestamp(20));
+            if execution == MICRO_BATCH {
+                // A batch judges records by the watermark the batch before it ran under.
+                h.end_epoch();
+            }
             h.push((1, ev(2, 10))); // [10, 20) ends at the watermark: late
             h.push((1, ev(3, 11))); // [11, 21): kept
             h.push((2, ev(4, -100))); // late
@@ -279,22 +283,88 @@ fn micro_batch_update_mode_emits_each_changed_session_once_at_the_marker() {
             (3, w(50, 60), vec![6])
         ]
     );
-    // Next batch: watermark 60 closes key 1's and key 3's sessions (evicted, not
-    // emitted); key 2 changes, key 3's touching record arrives late.
+    // Next batch: its watermark, 60, closes key 1's and key 3's sessions at its end. It
+    // judges records by the previous batch's watermark (none yet): key 3's record at 49
+    // ([49, 59)) still extends [50, 60), which is emitted with it, then evicted.
     h.advance_watermark(Timestamp(60));
     h.push((2, ev(7, 104)));
     h.push((3, ev(8, 49)));
-    h.push((4, ev(9, 58))); // [58, 68): not late
+    h.push((4, ev(9, 58))); // [58, 68)
     h.end_epoch();
     assert_eq!(
         sorted(h.take_output()),
-        vec![(2, w(100, 114), vec![2, 7]), (4, w(58, 68), vec![9])]
+        vec![
+            (2, w(100, 114), vec![2, 7]),
+            (3, w(49, 60), vec![6, 8]),
+            (4, w(58, 68), vec![9])
+        ]
     );
-    assert_eq!(h.take_side_output(), vec![ev(8, 49)]);
+    assert!(h.take_side_output().is_empty());
     assert_eq!(h.operator().live_sessions(), 2);
+    // The batch after judges by 60: the same record is late now.
+    h.push((3, ev(10, 49)));
+    h.end_epoch();
+    assert!(h.take_output().is_empty());
+    assert_eq!(h.take_side_output(), vec![ev(10, 49)]);
     // Nothing changed: nothing to emit.
     h.end_epoch();
     assert!(h.take_output().is_empty());
+}
+
+#[test]
+fn a_record_closed_only_by_its_own_batchs_watermark_still_counts() {
+    // Batch 1 (no watermark) opens [0, 10) and [30, 40). Batch 2 runs under 25 and
+    // judges records by batch 1's watermark (none): 12's own session [12, 22) ends at or
+    // before 25, yet it is not late (Spark 3.4+; the older rule dropped it). It opens a
+    // session closed by 25, emitted at the end of batch 2. In batch 3 (judged by 25) the
+    // same record is late, and 20 ([20, 30)) extends [30, 40).
+    for output in [OutputMode::Append, OutputMode::Update] {
+        let mut h = harness(10, Ids, mode(MICRO_BATCH, output));
+        h.push((1, ev(1, 0)));
+        h.push((1, ev(2, 30)));
+        h.end_epoch();
+        let first = h.take_output();
+        h.advance_watermark(Timestamp(25));
+        h.push((1, ev(3, 12)));
+        h.end_epoch();
+        let second = sorted(h.take_output());
+        h.push((1, ev(4, 12)));
+        h.push((1, ev(5, 20)));
+        h.end_epoch();
+        let third = h.take_output();
+        assert_eq!(h.take_side_output(), vec![ev(4, 12)], "{output:?}");
+        match output {
+            OutputMode::Append => {
+                assert!(first.is_empty());
+                assert_eq!(
+                    second,
+                    vec![(1, w(0, 10), vec![1]), (1, w(12, 22), vec![3])]
+                );
+                assert!(third.is_empty());
+            }
+            _ => {
+                assert_eq!(
+                    sorted(first),
+                    vec![(1, w(0, 10), vec![1]), (1, w(30, 40), vec![2])]
+                );
+                assert_eq!(second, vec![(1, w(12, 22), vec![3])]);
+                assert_eq!(third, vec![(1, w(20, 40), vec![2, 5])]);
+            }
+        }
+        assert_eq!(h.operator().live_sessions(), 1);
+        // A restored operator judges the next batch as the original.
+        let snapshot = h.snapshot().unwrap();
+        let mut restored = Harness::restore(op(10, Ids), snapshot.as_deref()).unwrap();
+        restored.set_emit_mode(mode(MICRO_BATCH, output));
+        for h in [&mut h, &mut restored] {
+            h.advance_watermark(Timestamp(28));
+            h.push((2, ev(6, 14))); // [14, 24): late by 25
+            h.push((2, ev(7, 16))); // [16, 26): not late by 25, though closed by 28
+            h.end_epoch();
+            assert_eq!(h.take_side_output(), vec![ev(6, 14)], "{output:?}");
+            assert_eq!(h.take_output(), vec![(2, w(16, 26), vec![7])], "{output:?}");
+        }
+    }
 }
 
 #[test]
@@ -466,6 +536,8 @@ fn check_append_against_sessionization(seed: u64, switch_modes: bool) {
     let (mut now, mut max_seen) = (0i64, i64::MIN);
     let (mut kept, mut late, mut output) = (Vec::new(), Vec::new(), Vec::new());
     let mut id = 0;
+    // The watermark the last epoch ended with: a micro-batch's late bound.
+    let mut previous = i64::MIN;
     for _epoch in 0..40 {
         let execution = if switch_modes && rng.chance(50) {
             CONTINUOUS
@@ -481,12 +553,16 @@ fn check_append_against_sessionization(seed: u64, switch_modes: bool) {
         for n in 0..1 + rng.below(p.epoch_len) as usize {
             let (key, e) = random_record(&mut rng, &p, &mut now, id);
             id += 1;
-            let wm = h.watermark().0;
-            if e.t <= wm && e.t + p.gap > wm {
+            // The late bound; sessions closed so far end at or before it.
+            let bound = match execution {
+                CONTINUOUS => h.watermark().0,
+                _ => previous,
+            };
+            if e.t <= bound && e.t + p.gap > bound {
                 continue; // could touch a session already closed: left to the model test
             }
             max_seen = max_seen.max(e.t);
-            if e.t + p.gap <= wm {
+            if e.t + p.gap <= bound {
                 late.push(e.id);
             } else {
                 kept.push((key, e.clone()));
@@ -497,6 +573,7 @@ fn check_append_against_sessionization(seed: u64, switch_modes: bool) {
             }
         }
         h.end_epoch();
+        previous = h.watermark().0;
         output.extend(h.take_output());
         h.operator().check_invariants();
     }
@@ -535,12 +612,17 @@ fn append_output_is_the_sessionization_when_epochs_switch_execution_modes() {
 
 /// A naive model of the incremental rules: per key an unordered list of sessions; a
 /// record that is not late merges every session its own one meets (closed intervals),
-/// accumulators in start order and then the record.
+/// accumulators in start order and then the record. Late means: its own session ends at
+/// or before the current watermark (continuous) or the one the last epoch ended with
+/// (micro-batch); continuous epochs evict as the watermark moves, micro-batches at the
+/// marker.
 struct Model {
     gap: i64,
     output: OutputMode,
     open: BTreeMap<u32, Vec<ModelSession>>,
     late: Vec<u32>,
+    /// The watermark the last epoch ended with.
+    previous: i64,
 }
 
 #[derive(Clone)]
@@ -565,7 +647,12 @@ impl Model {
         execution: ExecutionMode,
     ) -> Vec<Row<Vec<u32>>> {
         let end = e.t.saturating_add(self.gap);
-        if self.output != OutputMode::Complete && end <= wm {
+        let bound = if execution == CONTINUOUS {
+            wm
+        } else {
+            self.previous
+        };
+        if self.output != OutputMode::Complete && end <= bound {
             self.late.push(e.id);
             return Vec::new();
         }
@@ -634,6 +721,7 @@ impl Model {
             }
         }
         out.extend(self.evict(wm));
+        self.previous = wm;
         out
     }
 
@@ -653,6 +741,7 @@ fn check_against_model(seed: u64, output: OutputMode) {
         output,
         open: BTreeMap::new(),
         late: Vec::new(),
+        previous: i64::MIN,
     };
     let (mut now, mut max_seen, mut id) = (0i64, i64::MIN, 0);
     for _epoch in 0..30 {
