@@ -1551,16 +1551,12 @@ fn sparks_late_data_example_in_append_mode() {
 /// output: once the data is exhausted, the batch without data that the moved watermark
 /// calls for runs, so every window `max event time − delay` closes is emitted.
 ///
-/// Found failing: the batch without data runs only when the source reports its end in a
-/// plan of its own (the last batch was full); when the plan that takes the last records
-/// also meets the end, the query ends with the last batch's watermark, which comes from
-/// the batches before it. 95 records at 0, 10, …, 940 µs, delay 5 µs, 20 µs tumbling
-/// windows: with `max_batch_records(5)` (19 full batches, the end found in an empty plan)
-/// the final watermark is 935 and the windows up to [900, 920) are emitted; with 10 (the
-/// last batch 900..=940 meets the end) it stays at 885 and [860, 880) is the last window.
+/// Found failing at first: the batch without data ran only when the source reported its
+/// end in a plan of its own (the last batch was full); when the plan that took the last
+/// records also met the end, the query ended with the last batch's watermark. Now every
+/// operator downstream of a generator applies the final watermark at end of stream in a
+/// micro-batch epoch (`Stage::end_batches`), as that batch would have.
 #[test]
-#[ignore = "bug: a micro-batch query over a finite source runs its last batch without data \
-            only if the source's end falls in a plan of its own (see the doc comment)"]
 fn a_finite_input_closes_the_same_windows_whatever_the_batch_size() {
     let length = 20;
     let delay = 5;

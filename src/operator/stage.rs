@@ -294,6 +294,25 @@ where
         }
     }
 
+    /// End of a stream downstream of a watermark generator, in a micro-batch epoch: the
+    /// watermark of every record seen applies first, as it would in the batch without
+    /// data that follows the last batch (Spark's no-data batch). Whether that batch ran
+    /// before the sources ended depends on how the last records fell into batches, so
+    /// without this a finite input's last windows would come out or not depending on the
+    /// batch size. By now every generator upstream has ended and reported.
+    fn end_batches(&mut self) {
+        if self.mode.execution != ExecutionMode::MicroBatch {
+            return;
+        }
+        if let Some(participant) = &self.participant {
+            let board = &participant.shared.watermarks;
+            let watermark = board.batch_watermark(crate::time::watermark::FINISHED);
+            if watermark > self.watermark.0 {
+                self.advance_watermark(Timestamp(watermark));
+            }
+        }
+    }
+
     /// [`start_batch`](Self::start_batch) for a record, with the panic guard.
     #[cold]
     #[inline(never)]
@@ -397,6 +416,10 @@ where
         let result = catch_unwind(AssertUnwindSafe(|| match signal {
             Signal::Watermark(_) | Signal::Marker(_) if self.batch_starting => {
                 self.start_batch();
+                self.signal_inner(signal);
+            }
+            Signal::End if self.batch_watermark => {
+                self.end_batches();
                 self.signal_inner(signal);
             }
             _ => self.signal_inner(signal),

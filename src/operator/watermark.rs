@@ -242,6 +242,15 @@ where
             self.send(self.local_watermark());
         }
         if let Some(participant) = &self.parts.participant {
+            // Everything this instance saw, for the watermark operators downstream apply
+            // at the end of a micro-batch stream (see `Stage::end_batches`).
+            participant.shared.watermarks.report(
+                self.parts.id,
+                (self.parts.instance, self.parts.instances),
+                self.delay,
+                crate::time::watermark::FINISHED,
+                self.state.max_event_time,
+            );
             let state = if participant.shared.persistent {
                 self.snapshot()
             } else {

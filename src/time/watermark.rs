@@ -159,6 +159,10 @@ struct GeneratorReports {
     instances: Vec<VecDeque<(u64, i64)>>,
 }
 
+/// The epoch a generator reports its final largest event time under, at end of stream:
+/// the watermark a batch after every epoch would start with.
+pub(crate) const FINISHED: u64 = u64::MAX;
+
 /// Reports kept per instance: a reader is never more than an epoch or two behind.
 const REPORTS_KEPT: usize = 8;
 
