@@ -122,7 +122,9 @@ impl Glob {
             }
         }
         if in_class || braces != 0 || escaped {
-            return Err(format!("unbalanced `[`, `{{` or trailing `\\` in {pattern:?}"));
+            return Err(format!(
+                "unbalanced `[`, `{{` or trailing `\\` in {pattern:?}"
+            ));
         }
         Ok(Glob { pattern: chars })
     }
@@ -250,7 +252,11 @@ mod tests {
             ("", "", true),
         ];
         for (pattern, name, want) in cases {
-            assert_eq!(Glob::new(pattern).unwrap().matches(name), want, "{pattern} {name}");
+            assert_eq!(
+                Glob::new(pattern).unwrap().matches(name),
+                want,
+                "{pattern} {name}"
+            );
         }
         assert!(Glob::new("[abc").is_err());
         assert!(Glob::new("{a,b").is_err());

@@ -473,7 +473,8 @@ impl<T: DeserializeOwned + Send + 'static> FileSource<T> {
 
     /// Whether this instance reads `name` (instances share files by a hash of names).
     fn mine(&self, name: &str) -> bool {
-        self.instances <= 1 || crc32fast::hash(name.as_bytes()) as usize % self.instances == self.instance
+        self.instances <= 1
+            || crc32fast::hash(name.as_bytes()) as usize % self.instances == self.instance
     }
 
     /// Lists the directory and takes the new files (logging them first).
@@ -501,8 +502,9 @@ impl<T: DeserializeOwned + Send + 'static> FileSource<T> {
         let latest_first = self.config.latest_first;
         ready.sort_by(|a, b| listing::order(a, b, latest_first));
         if let Some(log) = &mut self.discovery_log {
-            log.append(&ready)
-                .map_err(|error| FileSourceError::io("write the discovery log of", &self.config.dir, error))?;
+            log.append(&ready).map_err(|error| {
+                FileSourceError::io("write the discovery log of", &self.config.dir, error)
+            })?;
         }
         for entry in ready {
             self.known.insert(entry.name.clone());
@@ -595,7 +597,10 @@ impl<T: DeserializeOwned + Send + 'static> FileSource<T> {
                 Err(error) => return Err(FileSourceError::io("check", &path, error)),
             };
             if metadata.len() < position.byte {
-                return Err(gone(format!("the file is now {} bytes long", metadata.len())));
+                return Err(gone(format!(
+                    "the file is now {} bytes long",
+                    metadata.len()
+                )));
             }
             let modified = metadata.modified().map(listing::micros).ok();
             if modified.is_some_and(|mtime| mtime != position.file.mtime) {
@@ -613,7 +618,12 @@ impl<T: DeserializeOwned + Send + 'static> FileSource<T> {
     }
 
     /// Writes a dropped record to the quarantine file.
-    fn quarantine(&mut self, path: &Path, line: u64, malformed: &Malformed) -> Result<(), FileSourceError> {
+    fn quarantine(
+        &mut self,
+        path: &Path,
+        line: u64,
+        malformed: &Malformed,
+    ) -> Result<(), FileSourceError> {
         let Some(target) = &self.quarantine_path else {
             return Ok(());
         };
@@ -670,7 +680,9 @@ impl<T: DeserializeOwned + Send + 'static> FileSource<T> {
                     Err(message) => return Err(FileSourceError::Config(message.clone())),
                 };
                 let step = match reading.reader.next_line() {
-                    Ok(Some(line)) => Some((decoder.decode(line.bytes, line.too_long), line.number)),
+                    Ok(Some(line)) => {
+                        Some((decoder.decode(line.bytes, line.too_long), line.number))
+                    }
                     Ok(None) => None,
                     Err(error) => return Err(FileSourceError::io("read", &reading.path, error)),
                 };
@@ -818,8 +830,9 @@ impl<T: DeserializeOwned + Send + 'static> Source for FileSource<T> {
         };
         if let Some((config, _)) = &context.checkpoint {
             let sync = config.durability == Durability::Msync;
-            let (log, entries) = DiscoveryLog::load(&config.dir().join(format!("files-{suffix}")), sync)
-                .map_err(FileSourceError::Config)?;
+            let (log, entries) =
+                DiscoveryLog::load(&config.dir().join(format!("files-{suffix}")), sync)
+                    .map_err(FileSourceError::Config)?;
             for entry in entries {
                 self.known.insert(entry.name.clone());
                 self.discovered.push(entry);
@@ -834,7 +847,8 @@ impl<T: DeserializeOwned + Send + 'static> Source for FileSource<T> {
             .quarantine_dir
             .clone()
             .or_else(|| context.checkpoint_dir.clone());
-        self.quarantine_path = base.map(|base| base.join("_quarantine").join(format!("{suffix}.jsonl")));
+        self.quarantine_path =
+            base.map(|base| base.join("_quarantine").join(format!("{suffix}.jsonl")));
         self.counters = Some(Counters {
             malformed: context.counter("malformed_rows"),
             dropped: context.counter("dropped_rows"),
