@@ -475,7 +475,7 @@ fn a_record_type_that_cannot_work_fails_start() {
     query
         .read_dir::<std::collections::HashMap<String, String>>("files", quick(dir.path()))
         .for_each(|_| {});
-    let message = query.start().err().expect("refused").to_string();
+    let message = query.start().expect_err("refused").to_string();
     assert!(message.contains("invalid query"), "{message}");
     assert!(message.contains("map"), "{message}");
     let message = start_error(quick(dir.path()).path_glob_filter("[oops"));
@@ -745,7 +745,7 @@ fn a_restart_without_the_file_being_read_fails_start() {
         .read_dir::<Row>("files", quick(input.path()))
         .map(|row| row)
         .to_memory("rows");
-    let message = query.start().err().expect("refused").to_string();
+    let message = query.start().expect_err("refused").to_string();
     assert!(message.contains(&part_name(0)), "{message}");
     assert!(message.contains("gone"), "{message}");
 }

@@ -670,34 +670,37 @@ impl<T: DeserializeOwned + Send + 'static> FileSource<T> {
         Ok(())
     }
 
-    /// One step of reading: a record, nothing yet, or a failure.
-    fn read(&mut self) -> Result<Option<T>, FileSourceError> {
+    /// One step of reading: a record, nothing yet, or a failure (boxed: the record is
+    /// what moves on the hot path).
+    fn read(&mut self) -> Result<Option<T>, Box<FileSourceError>> {
         let mut lines = 0;
         loop {
             if let Some(reading) = &mut self.current {
                 let decoder = match &mut self.decoder {
                     Ok(decoder) => decoder,
-                    Err(message) => return Err(FileSourceError::Config(message.clone())),
+                    Err(message) => return Err(Box::new(FileSourceError::Config(message.clone()))),
                 };
                 let step = match reading.reader.next_line() {
                     Ok(Some(line)) => {
                         Some((decoder.decode(line.bytes, line.too_long), line.number))
                     }
                     Ok(None) => None,
-                    Err(error) => return Err(FileSourceError::io("read", &reading.path, error)),
+                    Err(error) => {
+                        return Err(Box::new(FileSourceError::io("read", &reading.path, error)))
+                    }
                 };
                 let Some((verdict, number)) = step else {
                     // The end of the file.
                     let read = reading.reader.position();
                     if read < reading.entry.len {
-                        return Err(FileSourceError::Changed {
+                        return Err(Box::new(FileSourceError::Changed {
                             path: reading.path.clone(),
                             reason: format!(
                                 "the file was truncated while being read: it was {} bytes \
                                  long when listed, it ended after {read} bytes",
                                 reading.entry.len
                             ),
-                        });
+                        }));
                     }
                     self.current = None;
                     if let Some(counters) = &self.counters {
@@ -723,11 +726,11 @@ impl<T: DeserializeOwned + Send + 'static> FileSource<T> {
                         self.quarantine(&path, number, &malformed)?;
                     }
                     Verdict::Failed(malformed) => {
-                        return Err(FileSourceError::Malformed {
+                        return Err(Box::new(FileSourceError::Malformed {
                             file: reading.path.clone(),
                             line: number,
                             malformed,
-                        });
+                        }));
                     }
                 }
                 lines += 1;
@@ -865,7 +868,7 @@ impl<T: DeserializeOwned + Send + 'static> Source for FileSource<T> {
             Ok(None) => SourcePoll::Pending {
                 until: Some(self.wake_at()),
             },
-            Err(error) => SourcePoll::Failed(Box::new(error)),
+            Err(error) => SourcePoll::Failed(error),
         }
     }
 
