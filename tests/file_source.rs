@@ -503,8 +503,14 @@ fn permission_denied_is_a_clear_error() {
             ])
             .env("RIVULET_NO_DAC", "1")
             .status();
-        match status {
-            Ok(status) => assert!(status.success(), "the permission test failed: {status}"),
+        // 101 is a failed test in the child; other codes are setpriv refusing (no
+        // CAP_SETPCAP in this container, say): nothing was tested then.
+        match status.map(|status| status.code()) {
+            Ok(Some(0)) => {}
+            Ok(Some(101)) => panic!("the permission test failed in the child process"),
+            Ok(code) => eprintln!(
+                "skipped: running as root and setpriv could not drop capabilities ({code:?})"
+            ),
             Err(error) => eprintln!("skipped: running as root and setpriv is unavailable: {error}"),
         }
         return;

@@ -143,21 +143,30 @@ impl Tokenizer {
     }
 
     /// Splits `line` (one line, no terminator).
+    #[inline]
     pub(crate) fn split<'t>(&'t mut self, line: &'t str) -> Tokens<'t> {
         self.ranges.clear();
         let bytes = line.as_bytes();
-        if memchr::memchr(self.quote, bytes).is_none() {
-            let mut start = 0;
-            for at in memchr::memchr_iter(self.delimiter, bytes) {
-                self.ranges.push((start, at));
-                start = at + 1;
+        // One pass for both bytes: delimiters split, a quote sends the line to the
+        // full parser.
+        let mut start = 0;
+        let mut quoted = false;
+        for at in memchr::memchr2_iter(self.delimiter, self.quote, bytes) {
+            if bytes[at] == self.quote {
+                quoted = true;
+                break;
             }
+            self.ranges.push((start, at));
+            start = at + 1;
+        }
+        if !quoted {
             self.ranges.push((start, bytes.len()));
             return Tokens {
                 base: line,
                 ranges: &self.ranges,
             };
         }
+        self.ranges.clear();
         self.parser.reset();
         // Quotes only ever shrink a field, and a line has at most one field more
         // than delimiters: these never fill up.

@@ -44,6 +44,7 @@ impl FieldError {
     }
 
     /// Attributes the error to field `index` unless it already names one.
+    #[cold]
     fn at(mut self, index: usize) -> Self {
         self.field.get_or_insert(index);
         self
@@ -68,13 +69,16 @@ impl de::Error for FieldError {
 /// `positiveInf`, `negativeInf` defaults), surrounding ASCII whitespace ignored (Java's
 /// `Double.parseDouble` trims), otherwise Rust's float syntax (which also takes `inf`,
 /// `infinity` and `nan` in any case).
+#[inline]
 pub(crate) fn parse_float(text: &str) -> Option<f64> {
-    let trimmed = text.trim_matches(|c: char| c <= ' ');
-    match trimmed {
-        "Inf" | "+Inf" => Some(f64::INFINITY),
-        "-Inf" => Some(f64::NEG_INFINITY),
-        other => other.parse().ok(),
-    }
+    let bytes = text.as_bytes();
+    let trimmed = match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) if *first > b' ' && *last > b' ' => text,
+        _ => text.trim_matches(|c: char| c <= ' '),
+    };
+    // Rust's syntax also takes `inf`, `Inf`, `+inf`, `infinity` and `nan` in any case,
+    // which covers Spark's `NaN`, `Inf` and `-Inf`.
+    trimmed.parse().ok()
 }
 
 /// One text field, or a null.
@@ -88,6 +92,7 @@ pub(crate) enum FieldDe<'a> {
 }
 
 impl<'a> FieldDe<'a> {
+    #[inline]
     fn text(self) -> Result<&'a str, FieldError> {
         match self {
             FieldDe::Text(text) => Ok(text),
@@ -95,6 +100,7 @@ impl<'a> FieldDe<'a> {
         }
     }
 
+    #[inline]
     fn parse_int<T: std::str::FromStr>(self, what: &str) -> Result<T, FieldError> {
         let text = self.text()?;
         text.parse().map_err(|_| {
@@ -106,6 +112,7 @@ impl<'a> FieldDe<'a> {
         })
     }
 
+    #[inline]
     fn parse_float(self) -> Result<f64, FieldError> {
         let text = self.text()?;
         parse_float(text).ok_or_else(|| {
@@ -121,6 +128,7 @@ impl<'a> FieldDe<'a> {
 macro_rules! int_methods {
     ($($method:ident $visit:ident $ty:ty, $what:literal;)*) => {
         $(
+            #[inline]
             fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, FieldError> {
                 visitor.$visit(self.parse_int::<$ty>($what)?)
             }
@@ -152,6 +160,7 @@ impl<'de> de::Deserializer<'de> for FieldDe<'_> {
         }
     }
 
+    #[inline]
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, FieldError> {
         let text = self.text()?;
         if text.eq_ignore_ascii_case("true") {
@@ -180,10 +189,12 @@ impl<'de> de::Deserializer<'de> for FieldDe<'_> {
         deserialize_u128 visit_u128 u128, "an unsigned integer (u128)";
     }
 
+    #[inline]
     fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, FieldError> {
         visitor.visit_f32(self.parse_float()? as f32)
     }
 
+    #[inline]
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, FieldError> {
         visitor.visit_f64(self.parse_float()?)
     }
@@ -199,10 +210,12 @@ impl<'de> de::Deserializer<'de> for FieldDe<'_> {
         }
     }
 
+    #[inline]
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, FieldError> {
         visitor.visit_str(self.text()?)
     }
 
+    #[inline]
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, FieldError> {
         visitor.visit_str(self.text()?)
     }
@@ -215,6 +228,7 @@ impl<'de> de::Deserializer<'de> for FieldDe<'_> {
         visitor.visit_bytes(self.text()?.as_bytes())
     }
 
+    #[inline]
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, FieldError> {
         match self {
             // Spark's `nullValue` default: an empty field is null.
@@ -397,6 +411,7 @@ pub(crate) struct RowDe<'r, 'a> {
 }
 
 impl<'a> RowDe<'_, 'a> {
+    #[inline]
     fn field(&self, index: usize) -> FieldDe<'a> {
         if self.nulls.get(index).copied().unwrap_or(false) {
             return FieldDe::Null;
@@ -424,6 +439,7 @@ struct Fields<'x, 'r, 'a> {
 impl<'de> SeqAccess<'de> for Fields<'_, '_, '_> {
     type Error = FieldError;
 
+    #[inline]
     fn next_element_seed<S: DeserializeSeed<'de>>(
         &mut self,
         seed: S,
@@ -458,6 +474,7 @@ impl<'a> RowDe<'_, 'a> {
         Ok(self.field(0))
     }
 
+    #[inline]
     fn seq<'de, V: Visitor<'de>>(&self, visitor: V) -> Result<V::Value, FieldError> {
         visitor.visit_seq(Fields { row: self, next: 0 })
     }
@@ -519,6 +536,7 @@ impl<'de> de::Deserializer<'de> for &RowDe<'_, '_> {
         ))
     }
 
+    #[inline]
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         _name: &'static str,

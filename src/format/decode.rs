@@ -388,6 +388,8 @@ impl<T: DeserializeOwned> Decoder<T> {
 
     /// A record with no usable fields (too long, not UTF-8): by the mode, a row of nulls
     /// (if the type can hold one), a drop, or a failure.
+    #[cold]
+    #[inline(never)]
     fn unusable(&mut self, record: String, reason: String) -> Verdict<T> {
         let malformed = Malformed {
             field: None,
@@ -437,6 +439,7 @@ impl<T: DeserializeOwned> Decoder<T> {
     }
 
     /// Decodes `text` as columns (CSV fields, or the whole line when `split` is false).
+    #[inline]
     fn decode_columns(&mut self, text: &str, split: bool) -> Verdict<T> {
         let Decoder {
             kind,
@@ -482,53 +485,10 @@ impl<T: DeserializeOwned> Decoder<T> {
                 null: false,
             },
         };
-        let corrupt = layout.slots.iter().position(|slot| *slot == Slot::Corrupt);
-        if first_error.field.is_some() && first_error.field == corrupt {
-            return Verdict::Failed(Malformed {
-                field: first_error.field.map(|i| layout.describe(i)),
-                reason: format!(
-                    "the corrupt-record field must be an Option<String> ({})",
-                    first_error.message
-                ),
-                record: truncate(text.to_string()),
-            });
-        }
-        let malformed = Malformed {
-            field: first_error.field.map(|i| layout.describe(i)),
-            reason: first_error.message,
-            record: truncate(text.to_string()),
-        };
-        match mode {
-            ParseMode::FailFast => Verdict::Failed(malformed),
-            ParseMode::DropMalformed => Verdict::Dropped(malformed),
-            ParseMode::Permissive => {
-                // Spark's partial result: every field that fails becomes null, the
-                // others keep their values; missing columns are null, extra ones
-                // ignored. Null one failing field at a time.
-                nulls.fill(false);
-                for _ in 0..=nulls.len() {
-                    let row = RowDe {
-                        layout,
-                        base,
-                        ranges,
-                        nulls,
-                        corrupt: Some(text),
-                    };
-                    match T::deserialize(&row) {
-                        Ok(value) => return Verdict::Repaired(value, malformed),
-                        Err(error) => match error.field {
-                            Some(index) if !nulls[index] && Some(index) != corrupt => {
-                                nulls[index] = true;
-                            }
-                            _ => break,
-                        },
-                    }
-                }
-                Verdict::Dropped(cannot_hold(malformed))
-            }
-        }
+        malformed_columns(layout, nulls, *mode, base, ranges, text, first_error)
     }
 
+    #[inline(never)]
     fn decode_json(&mut self, text: &str) -> Verdict<T> {
         if let Ok(value) = serde_json::from_str::<T>(text) {
             return Verdict::Row(value);
@@ -600,6 +560,66 @@ impl<T: DeserializeOwned> Decoder<T> {
                 }
                 Verdict::Dropped(cannot_hold(malformed))
             }
+        }
+    }
+}
+
+/// A malformed row of columns: the verdict by `mode` (the slow path of
+/// [`Decoder::decode`]).
+#[cold]
+#[inline(never)]
+fn malformed_columns<T: DeserializeOwned>(
+    layout: &Layout,
+    nulls: &mut [bool],
+    mode: ParseMode,
+    base: &str,
+    ranges: &[(usize, usize)],
+    text: &str,
+    first_error: FieldError,
+) -> Verdict<T> {
+    let corrupt = layout.slots.iter().position(|slot| *slot == Slot::Corrupt);
+    if first_error.field.is_some() && first_error.field == corrupt {
+        return Verdict::Failed(Malformed {
+            field: first_error.field.map(|i| layout.describe(i)),
+            reason: format!(
+                "the corrupt-record field must be an Option<String> ({})",
+                first_error.message
+            ),
+            record: truncate(text.to_string()),
+        });
+    }
+    let malformed = Malformed {
+        field: first_error.field.map(|i| layout.describe(i)),
+        reason: first_error.message,
+        record: truncate(text.to_string()),
+    };
+    match mode {
+        ParseMode::FailFast => Verdict::Failed(malformed),
+        ParseMode::DropMalformed => Verdict::Dropped(malformed),
+        ParseMode::Permissive => {
+            // Spark's partial result: every field that fails becomes null, the
+            // others keep their values; missing columns are null, extra ones
+            // ignored. Null one failing field at a time.
+            nulls.fill(false);
+            for _ in 0..=nulls.len() {
+                let row = RowDe {
+                    layout,
+                    base,
+                    ranges,
+                    nulls,
+                    corrupt: Some(text),
+                };
+                match T::deserialize(&row) {
+                    Ok(value) => return Verdict::Repaired(value, malformed),
+                    Err(error) => match error.field {
+                        Some(index) if !nulls[index] && Some(index) != corrupt => {
+                            nulls[index] = true;
+                        }
+                        _ => break,
+                    },
+                }
+            }
+            Verdict::Dropped(cannot_hold(malformed))
         }
     }
 }
