@@ -20,10 +20,11 @@
 //!
 //! Prints the median of [`RUNS`] runs of each, rows/s and MB/s, and the ratio of
 //! rivulet's single-thread rate to the faster of the two csv loops (bar: at least 0.8).
-//! `RIVULET_CSV_ROWS` overrides the row count (default 1,000,000 over 20 files).
+//! `RIVULET_CSV_ROWS` overrides the row count (default 1,000,000 over 20 files);
+//! `RIVULET_CSV_ONLY=2,3` runs only those variants (numbered in the printed order).
 
 use rivulet::source::{FileSource, FileSourceConfig};
-use rivulet::Query;
+use rivulet::{Pinning, Query};
 use serde::Deserialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -175,6 +176,11 @@ fn rivulet_decoder(paths: &[PathBuf]) -> (u64, u64) {
 fn rivulet_query(dir: &Path, instances: usize, alerts: u64) -> Duration {
     let (done, finished) = crossbeam_channel::bounded::<()>(instances);
     let mut query = Query::builder();
+    if std::env::var("RIVULET_CSV_PIN").is_err() {
+        // Placed by the OS, as the hand-written loops are: on a shared machine a pinned
+        // thread cannot move off a core that another process keeps busy.
+        query.pinning(Pinning::None);
+    }
     let config = FileSourceConfig::csv(dir).poll_interval(Duration::from_millis(1));
     let counted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let sensors = if instances == 1 {
@@ -223,11 +229,22 @@ fn main() {
         "csv_source: {rows} rows, {FILES} files, {:.1} MB, {alerts} alerts (psi < 0.5); median of {runs} runs",
         bytes as f64 / 1e6
     );
+    // RIVULET_CSV_ONLY=2,3 runs only those variants (0-4, in the order printed): for
+    // profiling one of them.
+    let only: Option<Vec<usize>> = std::env::var("RIVULET_CSV_ONLY").ok().map(|list| {
+        list.split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect()
+    });
     let mut times: [Vec<Duration>; 5] = Default::default();
     for run in 0..runs {
         // A different one goes first in each run, so no variant always meets a cold cache.
         for step in 0..5 {
             let which = (run + step) % 5;
+            if only.as_ref().is_some_and(|only| !only.contains(&which)) {
+                times[which].push(Duration::from_secs(1));
+                continue;
+            }
             let elapsed = match which {
                 0..=2 => {
                     let start = Instant::now();

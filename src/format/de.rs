@@ -11,9 +11,14 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, SeqAccess, Visitor};
 use std::cell::Cell;
 use std::fmt;
 
-/// Why a field or row did not deserialize.
+/// Why a field or row did not deserialize (boxed: one word, so results of fields stay
+/// small on the hot path).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct FieldError {
+pub(crate) struct FieldError(Box<FieldErrorInner>);
+
+/// What a [`FieldError`] holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FieldErrorInner {
     /// The index (in the record type's field order) of the field that failed, if the
     /// failure belongs to one field.
     pub(crate) field: Option<usize>,
@@ -24,30 +29,60 @@ pub(crate) struct FieldError {
     pub(crate) null: bool,
 }
 
+impl std::ops::Deref for FieldError {
+    type Target = FieldErrorInner;
+
+    fn deref(&self) -> &FieldErrorInner {
+        &self.0
+    }
+}
+
 impl FieldError {
-    fn new(message: String) -> Self {
-        FieldError {
+    /// An error of the whole record (no field).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn new(message: String) -> Self {
+        FieldError(Box::new(FieldErrorInner {
             field: None,
             message,
             null: false,
-        }
+        }))
     }
 
+    #[cold]
+    #[inline(never)]
     fn null() -> Self {
-        FieldError {
+        FieldError(Box::new(FieldErrorInner {
             field: None,
             message: "the field is null (empty, or missing from a short row) and its type is \
                       not an Option"
                 .into(),
             null: true,
+        }))
+    }
+
+    /// `text` did not parse as `what`.
+    #[cold]
+    #[inline(never)]
+    fn unparsable(text: &str, what: &str) -> Self {
+        if text.is_empty() {
+            FieldError::null()
+        } else {
+            FieldError::new(format!("cannot parse {text:?} as {what}"))
         }
     }
 
     /// Attributes the error to field `index` unless it already names one.
     #[cold]
+    #[inline(never)]
     fn at(mut self, index: usize) -> Self {
-        self.field.get_or_insert(index);
+        self.0.field.get_or_insert(index);
         self
+    }
+
+    /// The message.
+    pub(crate) fn into_message(self) -> String {
+        self.0.message
     }
 }
 
@@ -92,7 +127,7 @@ pub(crate) enum FieldDe<'a> {
 }
 
 impl<'a> FieldDe<'a> {
-    #[inline]
+    #[inline(always)]
     fn text(self) -> Result<&'a str, FieldError> {
         match self {
             FieldDe::Text(text) => Ok(text),
@@ -103,25 +138,16 @@ impl<'a> FieldDe<'a> {
     #[inline]
     fn parse_int<T: std::str::FromStr>(self, what: &str) -> Result<T, FieldError> {
         let text = self.text()?;
-        text.parse().map_err(|_| {
-            if text.is_empty() {
-                FieldError::null()
-            } else {
-                FieldError::new(format!("cannot parse {text:?} as {what}"))
-            }
-        })
+        text.parse().map_err(|_| FieldError::unparsable(text, what))
     }
 
-    #[inline]
+    #[inline(always)]
     fn parse_float(self) -> Result<f64, FieldError> {
         let text = self.text()?;
-        parse_float(text).ok_or_else(|| {
-            if text.is_empty() {
-                FieldError::null()
-            } else {
-                FieldError::new(format!("cannot parse {text:?} as a number"))
-            }
-        })
+        match parse_float(text) {
+            Some(value) => Ok(value),
+            None => Err(FieldError::unparsable(text, "a number")),
+        }
     }
 }
 
@@ -194,7 +220,7 @@ impl<'de> de::Deserializer<'de> for FieldDe<'_> {
         visitor.visit_f32(self.parse_float()? as f32)
     }
 
-    #[inline]
+    #[inline(always)]
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, FieldError> {
         visitor.visit_f64(self.parse_float()?)
     }
@@ -215,7 +241,7 @@ impl<'de> de::Deserializer<'de> for FieldDe<'_> {
         visitor.visit_str(self.text()?)
     }
 
-    #[inline]
+    #[inline(always)]
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, FieldError> {
         visitor.visit_str(self.text()?)
     }
@@ -228,7 +254,7 @@ impl<'de> de::Deserializer<'de> for FieldDe<'_> {
         visitor.visit_bytes(self.text()?.as_bytes())
     }
 
-    #[inline]
+    #[inline(always)]
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, FieldError> {
         match self {
             // Spark's `nullValue` default: an empty field is null.
@@ -411,7 +437,7 @@ pub(crate) struct RowDe<'r, 'a> {
 }
 
 impl<'a> RowDe<'_, 'a> {
-    #[inline]
+    #[inline(always)]
     fn field(&self, index: usize) -> FieldDe<'a> {
         if self.nulls.get(index).copied().unwrap_or(false) {
             return FieldDe::Null;
@@ -439,7 +465,7 @@ struct Fields<'x, 'r, 'a> {
 impl<'de> SeqAccess<'de> for Fields<'_, '_, '_> {
     type Error = FieldError;
 
-    #[inline]
+    #[inline(always)]
     fn next_element_seed<S: DeserializeSeed<'de>>(
         &mut self,
         seed: S,
@@ -452,6 +478,13 @@ impl<'de> SeqAccess<'de> for Fields<'_, '_, '_> {
         seed.deserialize(self.row.field(index))
             .map(Some)
             .map_err(|error| error.at(index))
+    }
+
+    /// Overridden only to be inlined into the record type's visitor (serde's default
+    /// is `#[inline]`, which LLVM declines for a field this size).
+    #[inline(always)]
+    fn next_element<T: de::Deserialize<'de>>(&mut self) -> Result<Option<T>, FieldError> {
+        self.next_element_seed(std::marker::PhantomData)
     }
 
     fn size_hint(&self) -> Option<usize> {

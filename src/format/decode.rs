@@ -176,14 +176,28 @@ pub enum Verdict<T> {
     Row(T),
     /// A malformed record that [`ParseMode::Permissive`] let through with nulls (and
     /// its raw line in the corrupt-record field, if the type has one).
-    Repaired(T, Malformed),
+    Repaired(T, Box<Malformed>),
     /// A line that is no record: blank (CSV, JSON), a comment, a header.
     Skipped,
     /// A malformed record to drop, count and quarantine.
-    Dropped(Malformed),
+    Dropped(Box<Malformed>),
     /// A malformed record that fails the query ([`ParseMode::FailFast`], or a record
     /// type that cannot be decoded at all).
-    Failed(Malformed),
+    Failed(Box<Malformed>),
+}
+
+impl<T> Verdict<T> {
+    fn repaired(value: T, malformed: Malformed) -> Self {
+        Verdict::Repaired(value, Box::new(malformed))
+    }
+
+    fn dropped(malformed: Malformed) -> Self {
+        Verdict::Dropped(Box::new(malformed))
+    }
+
+    fn failed(malformed: Malformed) -> Self {
+        Verdict::Failed(Box::new(malformed))
+    }
 }
 
 /// The format-specific state.
@@ -397,8 +411,8 @@ impl<T: DeserializeOwned> Decoder<T> {
             record,
         };
         match self.mode {
-            ParseMode::FailFast => Verdict::Failed(malformed),
-            ParseMode::DropMalformed => Verdict::Dropped(malformed),
+            ParseMode::FailFast => Verdict::failed(malformed),
+            ParseMode::DropMalformed => Verdict::dropped(malformed),
             ParseMode::Permissive => {
                 let all_null = match &self.kind {
                     Kind::Json { corrupt } => {
@@ -420,12 +434,14 @@ impl<T: DeserializeOwned> Decoder<T> {
                             nulls: &self.nulls,
                             corrupt: Some(&malformed.record),
                         };
-                        T::deserialize(&row).ok()
+                        let value = T::deserialize(&row).ok();
+                        self.nulls.fill(false);
+                        value
                     }
                 };
                 match all_null {
-                    Some(value) => Verdict::Repaired(value, malformed),
-                    None => Verdict::Dropped(cannot_hold(malformed)),
+                    Some(value) => Verdict::repaired(value, malformed),
+                    None => Verdict::dropped(cannot_hold(malformed)),
                 }
             }
         }
@@ -463,7 +479,7 @@ impl<T: DeserializeOwned> Decoder<T> {
         let mismatch = layout.columns.filter(|columns| *columns != count);
         let first_error: FieldError = match mismatch {
             None => {
-                nulls.fill(false);
+                // The slow paths leave no null behind (see `malformed_columns`).
                 let row = RowDe {
                     layout,
                     base,
@@ -476,14 +492,10 @@ impl<T: DeserializeOwned> Decoder<T> {
                     Err(error) => error,
                 }
             }
-            Some(columns) => FieldError {
-                field: None,
-                message: format!(
-                    "the record has {count} field{}, the record type {columns}",
-                    if count == 1 { "" } else { "s" }
-                ),
-                null: false,
-            },
+            Some(columns) => FieldError::new(format!(
+                "the record has {count} field{}, the record type {columns}",
+                if count == 1 { "" } else { "s" }
+            )),
         };
         malformed_columns(layout, nulls, *mode, base, ranges, text, first_error)
     }
@@ -515,8 +527,8 @@ impl<T: DeserializeOwned> Decoder<T> {
             }
         };
         match self.mode {
-            ParseMode::FailFast => Verdict::Failed(malformed),
-            ParseMode::DropMalformed => Verdict::Dropped(malformed),
+            ParseMode::FailFast => Verdict::failed(malformed),
+            ParseMode::DropMalformed => Verdict::dropped(malformed),
             ParseMode::Permissive => {
                 let corrupt = match &self.kind {
                     Kind::Json { corrupt } => corrupt.clone(),
@@ -533,14 +545,14 @@ impl<T: DeserializeOwned> Decoder<T> {
                 let mut value = serde_json::Value::Object(map);
                 for _ in 0..64 {
                     match serde_path_to_error::deserialize::<_, T>(&value) {
-                        Ok(row) => return Verdict::Repaired(row, malformed),
+                        Ok(row) => return Verdict::repaired(row, malformed),
                         Err(error) => {
                             let key = match error.path().iter().next() {
                                 Some(serde_path_to_error::Segment::Map { key }) => key.clone(),
                                 _ => break,
                             };
                             if corrupt.as_deref() == Some(key.as_str()) {
-                                return Verdict::Failed(Malformed {
+                                return Verdict::failed(Malformed {
                                     reason: format!(
                                         "the corrupt-record field must be an Option<String> ({})",
                                         error.into_inner()
@@ -558,7 +570,7 @@ impl<T: DeserializeOwned> Decoder<T> {
                         }
                     }
                 }
-                Verdict::Dropped(cannot_hold(malformed))
+                Verdict::dropped(cannot_hold(malformed))
             }
         }
     }
@@ -579,7 +591,7 @@ fn malformed_columns<T: DeserializeOwned>(
 ) -> Verdict<T> {
     let corrupt = layout.slots.iter().position(|slot| *slot == Slot::Corrupt);
     if first_error.field.is_some() && first_error.field == corrupt {
-        return Verdict::Failed(Malformed {
+        return Verdict::failed(Malformed {
             field: first_error.field.map(|i| layout.describe(i)),
             reason: format!(
                 "the corrupt-record field must be an Option<String> ({})",
@@ -590,17 +602,17 @@ fn malformed_columns<T: DeserializeOwned>(
     }
     let malformed = Malformed {
         field: first_error.field.map(|i| layout.describe(i)),
-        reason: first_error.message,
+        reason: first_error.into_message(),
         record: truncate(text.to_string()),
     };
     match mode {
-        ParseMode::FailFast => Verdict::Failed(malformed),
-        ParseMode::DropMalformed => Verdict::Dropped(malformed),
+        ParseMode::FailFast => Verdict::failed(malformed),
+        ParseMode::DropMalformed => Verdict::dropped(malformed),
         ParseMode::Permissive => {
             // Spark's partial result: every field that fails becomes null, the
             // others keep their values; missing columns are null, extra ones
             // ignored. Null one failing field at a time.
-            nulls.fill(false);
+            let mut repaired = None;
             for _ in 0..=nulls.len() {
                 let row = RowDe {
                     layout,
@@ -610,7 +622,10 @@ fn malformed_columns<T: DeserializeOwned>(
                     corrupt: Some(text),
                 };
                 match T::deserialize(&row) {
-                    Ok(value) => return Verdict::Repaired(value, malformed),
+                    Ok(value) => {
+                        repaired = Some(value);
+                        break;
+                    }
                     Err(error) => match error.field {
                         Some(index) if !nulls[index] && Some(index) != corrupt => {
                             nulls[index] = true;
@@ -619,7 +634,12 @@ fn malformed_columns<T: DeserializeOwned>(
                     },
                 }
             }
-            Verdict::Dropped(cannot_hold(malformed))
+            // The fast path expects no null left behind.
+            nulls.fill(false);
+            match repaired {
+                Some(value) => Verdict::repaired(value, malformed),
+                None => Verdict::dropped(cannot_hold(malformed)),
+            }
         }
     }
 }

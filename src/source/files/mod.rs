@@ -729,7 +729,7 @@ impl<T: DeserializeOwned + Send + 'static> FileSource<T> {
                         return Err(Box::new(FileSourceError::Malformed {
                             file: reading.path.clone(),
                             line: number,
-                            malformed,
+                            malformed: *malformed,
                         }));
                     }
                 }
