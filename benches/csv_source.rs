@@ -201,6 +201,9 @@ fn rivulet_query(dir: &Path, instances: usize, alerts: u64) -> Duration {
     });
     let start = Instant::now();
     let running = query.start().unwrap();
+    if std::env::var("RIVULET_CSV_DEBUG").is_ok() {
+        eprintln!("start() took {:?}", start.elapsed());
+    }
     finished
         .recv_timeout(Duration::from_secs(120))
         .expect("every alert arrives (hang)");

@@ -363,6 +363,8 @@ pub(crate) struct Layout {
     pub(crate) slots: Vec<Slot>,
     /// Columns the rows should have (`None`: any count is fine).
     pub(crate) columns: Option<usize>,
+    /// Field `i` is column `i` (no corrupt-record field).
+    pub(crate) direct: bool,
 }
 
 impl Layout {
@@ -385,6 +387,7 @@ impl Layout {
                     .collect();
                 Layout {
                     names: fields.iter().map(|name| Some(*name)).collect(),
+                    direct: column == fields.len(),
                     slots,
                     columns: Some(column),
                 }
@@ -393,11 +396,13 @@ impl Layout {
                 names: vec![None; *len],
                 slots: (0..*len).map(Slot::Column).collect(),
                 columns: Some(*len),
+                direct: true,
             },
             Shape::Single => Layout {
                 names: vec![None],
                 slots: vec![Slot::Column(0)],
                 columns: Some(1),
+                direct: true,
             },
         }
     }
@@ -430,7 +435,7 @@ pub(crate) struct RowDe<'r, 'a> {
     pub(crate) base: &'a str,
     /// The columns: byte ranges of `base`.
     pub(crate) ranges: &'r [(usize, usize)],
-    /// Record fields (by index) forced to null.
+    /// Record fields (by index) forced to null; empty: none.
     pub(crate) nulls: &'r [bool],
     /// The corrupt-record field's value (`None`: null).
     pub(crate) corrupt: Option<&'a str>,
@@ -439,6 +444,13 @@ pub(crate) struct RowDe<'r, 'a> {
 impl<'a> RowDe<'_, 'a> {
     #[inline(always)]
     fn field(&self, index: usize) -> FieldDe<'a> {
+        if self.layout.direct && self.nulls.is_empty() {
+            // The common case: field `i` is column `i`, nothing forced to null.
+            return match self.ranges.get(index) {
+                Some(&(start, end)) => FieldDe::Text(self.base.get(start..end).unwrap_or("")),
+                None => FieldDe::Null,
+            };
+        }
         if self.nulls.get(index).copied().unwrap_or(false) {
             return FieldDe::Null;
         }

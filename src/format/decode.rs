@@ -484,7 +484,7 @@ impl<T: DeserializeOwned> Decoder<T> {
                     layout,
                     base,
                     ranges,
-                    nulls,
+                    nulls: &[],
                     corrupt: None,
                 };
                 match T::deserialize(&row) {
