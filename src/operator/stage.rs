@@ -277,8 +277,11 @@ where
     /// The first event of a micro-batch downstream of a watermark generator: the batch's
     /// watermark (Spark's: from every generator's records up to the end of the batch
     /// before) applies from here on, before any of the batch's records, whatever order
-    /// this stage's inputs deliver theirs in. The same watermark arrives in-band later
-    /// (and changes nothing then).
+    /// this stage's inputs deliver theirs in. Called by the thread's head before the first
+    /// record, marker or watermark after a marker (`Downstream::batch_started`; checked
+    /// there once per epoch, not per record), and on a marker or watermark arriving first
+    /// (on the generator's own thread the in-band watermark is first anyway). The same
+    /// watermark arrives in-band later (and changes nothing then).
     #[cold]
     #[inline(never)]
     fn start_batch(&mut self) {
@@ -313,7 +316,7 @@ where
         }
     }
 
-    /// [`start_batch`](Self::start_batch) for a record, with the panic guard.
+    /// [`start_batch`](Self::start_batch) with the panic guard.
     #[cold]
     #[inline(never)]
     fn start_batch_guarded(&mut self) {
@@ -396,9 +399,6 @@ where
 {
     #[inline]
     fn push(&mut self, record: In) {
-        if self.batch_starting {
-            self.start_batch_guarded();
-        }
         self.metrics.records_in.add(1);
         // The closure takes the stage as one pointer and builds the context inside, where
         // it is taken apart into registers, rather than capturing a reference per field.
@@ -473,6 +473,13 @@ where
             }
         }
         self.next.fire_timers(now);
+    }
+
+    fn batch_started(&mut self) {
+        if self.batch_starting {
+            self.start_batch_guarded();
+        }
+        self.next.batch_started();
     }
 
     fn committed(&mut self, epoch: Epoch) {

@@ -419,6 +419,9 @@ pub(crate) struct InputTask<T, C> {
     pub(crate) released: Vec<Signal>,
     /// Timers and commit notifications of the chain.
     pub(crate) time: ChainTime,
+    /// A marker was handed down and the next epoch's first event has not come yet: the
+    /// chain hears `batch_started` before it (see [`InputTask::open_batch`]).
+    pub(crate) batch_boundary: bool,
 }
 
 impl<T: Send, C: Downstream<T>> InputTask<T, C> {
@@ -440,6 +443,7 @@ impl<T: Send, C: Downstream<T>> InputTask<T, C> {
             next_input: 0,
             released: Vec::new(),
             time,
+            batch_boundary: false,
         }
     }
 
@@ -452,19 +456,31 @@ impl<T: Send, C: Downstream<T>> InputTask<T, C> {
 }
 
 /// Handles a control signal from `input`: merges it in `fan_in` and passes on what that
-/// releases. Returns `true` when the last input ended.
+/// releases. Says whether the last input ended, or else whether a marker went down (an
+/// epoch boundary), or else whether this input is done for now (it ended, or waits for
+/// the other inputs' markers).
 fn on_signal<T, C: Downstream<T>>(
     fan_in: &mut FanIn,
     released: &mut Vec<Signal>,
     chain: &mut C,
     input: usize,
     signal: Signal,
-) -> bool {
+) -> ChunkEnd {
     fan_in.on_signal(input, signal, released);
+    let mut marker = false;
     for signal in released.drain(..) {
+        marker |= matches!(signal, Signal::Marker(_));
         chain.signal(signal);
     }
-    fan_in.all_ended()
+    if fan_in.all_ended() {
+        ChunkEnd::AllEnded
+    } else if marker {
+        ChunkEnd::Boundary
+    } else if signal == Signal::End || fan_in.is_blocked(input) {
+        ChunkEnd::InputDone
+    } else {
+        ChunkEnd::Read
+    }
 }
 
 /// Why [`InputTask::step`] stopped reading a chunk of one input.
@@ -476,6 +492,9 @@ enum ChunkEnd {
     InputDone,
     /// The last input ended: the task is done.
     AllEnded,
+    /// A marker went down the chain: the step ends, and the next one starts the epoch
+    /// (`InputTask::open_batch`).
+    Boundary,
 }
 
 impl<T, C> Task for InputTask<T, C>
@@ -508,8 +527,74 @@ where
     T: Send,
     C: Downstream<T> + Send,
 {
+    /// After a marker went down: waits for the next epoch's first record, marker or
+    /// watermark, and tells the chain `batch_started` before handing it down, so a
+    /// micro-batch's watermark applies before any of its records on every input (in a
+    /// micro-batch that event exists only once the epoch before is complete). An end or
+    /// idleness arriving first is handed down without it. Checked once per step, never
+    /// per record. Returns the step's outcome if the step should end here.
+    #[cold]
+    fn open_batch(&mut self) -> Option<Step> {
+        let count = self.inputs.len();
+        let mut handled = false;
+        for offset in 0..count {
+            let input = (self.next_input + offset) % count;
+            while !self.fan_in.is_ended(input) && !self.fan_in.is_blocked(input) {
+                let Some(event) = self.inputs[input].try_recv() else {
+                    break;
+                };
+                handled = true;
+                let signal = match event.into_parts() {
+                    Ok(record) => {
+                        self.batch_boundary = false;
+                        self.chain.batch_started();
+                        self.chain.push(record);
+                        return None;
+                    }
+                    Err(signal) => signal,
+                };
+                if matches!(signal, Signal::Marker(_) | Signal::Watermark(_)) {
+                    self.batch_boundary = false;
+                    self.chain.batch_started();
+                }
+                let InputTask {
+                    chain,
+                    fan_in,
+                    released,
+                    ..
+                } = self;
+                match on_signal(fan_in, released, chain, input, signal) {
+                    ChunkEnd::AllEnded => {
+                        self.flush();
+                        return Some(Step::Done);
+                    }
+                    ChunkEnd::Boundary => {
+                        self.batch_boundary = true;
+                        self.flush();
+                        return Some(Step::Busy);
+                    }
+                    ChunkEnd::InputDone | ChunkEnd::Read => {}
+                }
+                if !self.batch_boundary {
+                    return None;
+                }
+            }
+        }
+        self.flush();
+        Some(if handled {
+            Step::Busy
+        } else {
+            Step::Idle { until: None }
+        })
+    }
+
     /// One step over the inputs.
     fn step_inputs(&mut self, budget: usize) -> Step {
+        if self.batch_boundary {
+            if let Some(step) = self.open_batch() {
+                return step;
+            }
+        }
         let count = self.inputs.len();
         let mut handled = 0;
         for offset in 0..count {
@@ -539,14 +624,11 @@ where
                             Ok(_) => unreachable!("records are matched above"),
                             Err(signal) => signal,
                         };
-                        if on_signal(fan_in, released, chain, input, signal) {
-                            end = ChunkEnd::AllEnded;
-                            ControlFlow::Break(())
-                        } else if signal == Signal::End || fan_in.is_blocked(input) {
-                            end = ChunkEnd::InputDone;
-                            ControlFlow::Break(())
-                        } else {
+                        end = on_signal(fan_in, released, chain, input, signal);
+                        if end == ChunkEnd::Read {
                             ControlFlow::Continue(())
+                        } else {
+                            ControlFlow::Break(())
                         }
                     }
                 });
@@ -555,6 +637,11 @@ where
                     ChunkEnd::AllEnded => {
                         self.flush();
                         return Step::Done;
+                    }
+                    ChunkEnd::Boundary => {
+                        self.batch_boundary = true;
+                        self.flush();
+                        return Step::Busy;
                     }
                     ChunkEnd::InputDone => break,
                     ChunkEnd::Read if read > 0 => {}

@@ -88,6 +88,12 @@ pub(crate) trait Downstream<T> {
     fn committed(&mut self, epoch: Epoch) {
         let _ = epoch;
     }
+    /// The first event of a new epoch is about to be handed down (called by a thread
+    /// reading input edges, after a marker, once the next record, marker or watermark is
+    /// there): stages downstream of a watermark generator apply a micro-batch's
+    /// watermark here, before the batch's records, whatever order the inputs deliver in.
+    #[inline(always)]
+    fn batch_started(&mut self) {}
     /// Opens what the chain writes to (its sink), once, when the query starts. An error
     /// says what failed; `start()` reports it.
     fn open(&mut self) -> Result<(), String> {
@@ -119,6 +125,10 @@ impl<T, D: Downstream<T> + ?Sized> Downstream<T> for &mut D {
     #[inline(always)]
     fn committed(&mut self, epoch: Epoch) {
         (**self).committed(epoch)
+    }
+    #[inline(always)]
+    fn batch_started(&mut self) {
+        (**self).batch_started()
     }
     fn open(&mut self) -> Result<(), String> {
         (**self).open()
