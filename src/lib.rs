@@ -46,6 +46,7 @@
 //! | [`runtime`] | threads, pinning, stop/abort; the heads that drive each thread's chain |
 //! | [`sync`] | the std/loom concurrency shim |
 //! | [`time`] | the processing-time clock (system or manual, for tests) |
+//! | [`format`](mod@format) | decoding text, CSV and JSON lines into serde records; dates and timestamps from text; malformed-record modes |
 //! | [`event`], [`metrics`], [`error`] | shared vocabulary |
 
 #![deny(unsafe_code)]
@@ -56,6 +57,7 @@ pub mod checkpoint;
 pub mod edge;
 pub mod error;
 pub mod event;
+pub mod format;
 pub mod metrics;
 pub mod operator;
 pub(crate) mod plan;

@@ -1,5 +1,6 @@
 //! Building and running queries: [`QueryBuilder`] → [`Query`].
 
+mod files;
 pub mod handle;
 pub mod progress;
 mod sockets;

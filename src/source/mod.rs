@@ -9,6 +9,7 @@
 //! | [`RateSource`] (`QueryBuilder::rate`) | `rate` | on `stop()` or after `limit` rows |
 //! | [`PushSource`] (`QueryBuilder::push_source`) | — (an app-fed queue) | when every [`PushHandle`] is dropped, or on `stop()` |
 //! | [`SocketTextSource`] (`QueryBuilder::socket_text`) | `socket` (`socketTextStream`) | on `stop()` (or when the last client leaves) |
+//! | [`FileSource`] (`QueryBuilder::read_dir`) | `readStream.text/csv/json(dir)` | on `stop()` |
 //!
 //! Writing a source: implement [`Source`]. It is opened at `start()` with a
 //! [`SourceContext`] (its name, its instance number of several, the checkpoint directory,
@@ -21,6 +22,7 @@
 //! each on its own thread with its own offset:
 //! [`QueryBuilder::source_instances`](crate::QueryBuilder::source_instances).
 
+pub mod files;
 pub(crate) mod ingest_log;
 pub mod logged;
 pub mod memory;
@@ -28,6 +30,7 @@ pub mod push;
 pub mod rate;
 pub mod socket;
 
+pub use files::{FileSource, FileSourceConfig, FileSourceError};
 pub use logged::IngestLogged;
 pub use memory::IterSource;
 pub use push::{PushError, PushHandle, PushSource};
@@ -39,6 +42,7 @@ use crate::checkpoint::CheckpointConfig;
 use crate::edge::WakeSignal;
 use crate::error::BoxError;
 use crate::event::Epoch;
+use crate::metrics::{Counter, NamedCounters};
 use crate::sync::Arc;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -158,6 +162,59 @@ pub struct SourceContext {
     pub wake: WakeHandle,
     /// The checkpoint settings and the query's epoch state, for the ingest log.
     pub(crate) checkpoint: Option<(CheckpointConfig, Arc<CheckpointShared>)>,
+    /// The named counters of this instance (see [`counter`](Self::counter)).
+    pub(crate) counters: std::sync::Arc<NamedCounters>,
+}
+
+impl SourceContext {
+    /// The counter `name` of this source instance, created at zero on first use.
+    /// Progress reports sum it over the source's instances in
+    /// [`OperatorProgress::counters`](crate::query::OperatorProgress::counters) (the
+    /// file source counts `malformed_rows` this way). Only the instance's own thread may
+    /// add to it ([`Counter::add`] is a single-writer add); take it in
+    /// [`Source::open`] and keep it.
+    ///
+    /// ```
+    /// use rivulet::metrics::Counter;
+    /// use rivulet::source::{Source, SourceContext, SourcePoll};
+    /// use std::sync::Arc;
+    ///
+    /// /// Counts the odd numbers it skips.
+    /// struct Evens {
+    ///     next: u64,
+    ///     skipped: Option<Arc<Counter>>,
+    /// }
+    ///
+    /// impl Source for Evens {
+    ///     type Item = u64;
+    ///     fn open(&mut self, context: &SourceContext) -> Result<(), rivulet::error::BoxError> {
+    ///         self.skipped = Some(context.counter("skipped"));
+    ///         Ok(())
+    ///     }
+    ///     fn poll_next(&mut self) -> SourcePoll<u64> {
+    ///         while self.next < 10 {
+    ///             self.next += 1;
+    ///             if (self.next - 1) % 2 == 0 {
+    ///                 return SourcePoll::Ready(self.next - 1);
+    ///             }
+    ///             if let Some(skipped) = &self.skipped {
+    ///                 skipped.add(1);
+    ///             }
+    ///         }
+    ///         SourcePoll::Exhausted
+    ///     }
+    /// }
+    ///
+    /// let mut query = rivulet::Query::builder();
+    /// query.source("evens", Evens { next: 0, skipped: None }).for_each(|_| {});
+    /// let running = query.start()?;
+    /// running.await_termination()?;
+    /// assert_eq!(running.progress().operator("evens").unwrap().counters["skipped"], 5);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
+    pub fn counter(&self, name: &'static str) -> std::sync::Arc<Counter> {
+        self.counters.get_or_add(name)
+    }
 }
 
 impl std::fmt::Debug for SourceContext {

@@ -120,6 +120,7 @@ impl<S: Source> Chain for SourceChain<S> {
             checkpoint_dir: graph.checkpoint_dir(),
             wake: WakeHandle::new(signal),
             checkpoint: graph.checkpoint_config().zip(epochs.clone()),
+            counters: metrics.named.clone(),
         };
         Box::new(SourceTask {
             source,
