@@ -41,6 +41,7 @@ use rivulet::{Query, Stream, Trigger};
 use serde::Serialize;
 use std::error::Error;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -124,8 +125,17 @@ impl Outputs for Console {
     }
 }
 
-fn main() -> Result<(), Box<dyn Error>> {
-    let args = Args::parse();
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let interval = Duration::from_millis(args.interval_ms.max(1));
     let poll_interval = Duration::from_millis(100);
     let mut console = Console {

@@ -22,7 +22,8 @@ pub enum FileFormat {
     /// for a tuple.
     JsonLines,
     /// One line of text per record (extension `txt`): Spark's `text` format, whose rows
-    /// are a single string column. A record is written as its one value: a string as it
+    /// are a single string column (Spark refuses other column types; rivulet also writes
+    /// scalars, as their text). A record is written as its one value: a string as it
     /// is; a number, `bool` or `char` as its text (floats as Rust's `{:?}` writes them,
     /// `1.0`, `NaN`); `None` and `()` as an empty line; a newtype, a one-field struct or
     /// a one-element tuple as its inner value; a unit enum variant as its name. To write
