@@ -2,11 +2,13 @@
 //!
 //! ```text
 //! cargo run --release -p rivulet-tools -- demo --rate 500000 --duration 2s
+//! cargo run --release -p rivulet-tools -- gen sensor --rows 20000 --files 40 --out /tmp/oil --drip-ms 500
 //! cargo run --release -p rivulet-tools -- bench --workload stateless --rate 1000000 \
 //!     --duration 10s --warmup 2s --mode continuous --runs 3
 //! ```
 
 mod bench;
+mod gen;
 mod inspect;
 
 use anyhow::{bail, Context, Result};
@@ -57,6 +59,13 @@ enum Command {
         /// Print the findings as JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Generates test data: `gen sensor` writes the oil-pump sensor CSV files of the
+    /// `sensor` example (and its vendor and maintenance tables), optionally dripping
+    /// them into the directory.
+    Gen {
+        #[command(subcommand)]
+        what: gen::GenCommand,
     },
 }
 
@@ -159,6 +168,7 @@ fn main() -> Result<()> {
             pin,
         } => demo(rate, duration, parallelism, &wait, &pin),
         Command::Bench(args) => bench::run(args),
+        Command::Gen { what } => gen::run(what),
         Command::Inspect { dir, json } => {
             let inspection = inspect::run(&dir)?;
             if json {
@@ -185,6 +195,31 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn gen_sensor_parses() {
+        let cli = Cli::try_parse_from([
+            "rivulet",
+            "gen",
+            "sensor",
+            "--rows",
+            "10",
+            "--files",
+            "2",
+            "--out",
+            "/tmp/x",
+            "--drip-ms",
+            "50",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Gen {
+                what: gen::GenCommand::Sensor(_)
+            }
+        ));
+        assert!(Cli::try_parse_from(["rivulet", "gen", "sensor", "--rows", "10"]).is_err());
     }
 
     #[test]

@@ -20,6 +20,12 @@ use table::{Name, Table};
 /// Spark's line above and below the batch label.
 const RULE: &str = "-------------------------------------------";
 
+/// Rows shown per batch unless told otherwise (Spark's `numRows` default).
+const DEFAULT_NUM_ROWS: usize = 20;
+
+/// The width cells are cut to when truncation is on (Spark's `Dataset.show` default).
+const DEFAULT_TRUNCATE: usize = 20;
+
 /// Prints records as Spark's console sink does. Each record is converted through serde:
 /// a struct or map gives one column per field, a tuple or sequence columns `_1`, `_2`, …,
 /// anything else one column `value`; nested values print as compact JSON, strings
@@ -36,6 +42,8 @@ const RULE: &str = "-------------------------------------------";
 ///   format). Lines are buffered and written at the end of each step of work, so a record
 ///   appears within microseconds without a system call per record.
 ///
+/// Spark's console options `numRows` and `truncate` are [`num_rows`](ConsoleSink::num_rows)
+/// and [`truncate`](ConsoleSink::truncate), or by name [`option`](ConsoleSink::option).
 /// Every printed line starts with the [`prefix`](ConsoleSink::prefix) (empty by
 /// default). Output goes to standard output, or to any writer shared by the clones
 /// ([`ConsoleSink::to_writer`]). A write that fails (a closed pipe, say) stops the query
@@ -162,8 +170,8 @@ impl ConsoleSink {
     fn fresh(out: Arc<Mutex<dyn Write + Send>>) -> Self {
         ConsoleSink {
             prefix: String::new(),
-            num_rows: 20,
-            truncate: 20,
+            num_rows: DEFAULT_NUM_ROWS,
+            truncate: DEFAULT_TRUNCATE,
             out,
             board: Arc::default(),
             name: String::new(),
@@ -196,6 +204,52 @@ impl ConsoleSink {
     pub fn truncate(mut self, width: usize) -> Self {
         self.truncate = width;
         self
+    }
+
+    /// Sets one of Spark's console sink options by its name, as
+    /// `writeStream.format("console").option(key, value)` does:
+    ///
+    /// | key | value | default | same as |
+    /// |---|---|---|---|
+    /// | `numRows` | rows shown per batch, then `only showing top N rows`; a negative count shows none (as Spark's `Dataset.show`) | `20` | [`num_rows`](Self::num_rows) |
+    /// | `truncate` | `true`: cells longer than 20 characters are cut to 17 and `...`, all cells right-aligned; `false`: cells whole, left-aligned | `true` | [`truncate`](Self::truncate)`(20)` / `(0)` |
+    ///
+    /// Keys are case-insensitive and `true`/`false` too, as in Spark.
+    ///
+    /// ```
+    /// use rivulet::sink::ConsoleSink;
+    ///
+    /// let sink = ConsoleSink::new("").option("numRows", "5")?.option("truncate", "false")?;
+    /// assert!(ConsoleSink::new("").option("numRows", "many").is_err());
+    /// # drop(sink);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`](crate::Error::Config) for a value that does not parse, naming the
+    /// option, and for an unknown key. Spark ignores options it does not know; rivulet
+    /// refuses them, so that a misspelt option is not silently without effect.
+    pub fn option(self, key: &str, value: &str) -> crate::Result<Self> {
+        let bad = |expected: &str| {
+            crate::Error::config(format!(
+                "console sink option `{key}`: {value:?} is not {expected}"
+            ))
+        };
+        match key.to_ascii_lowercase().as_str() {
+            "numrows" => {
+                let rows: i64 = value.trim().parse().map_err(|_| bad("a number of rows"))?;
+                Ok(self.num_rows(usize::try_from(rows.max(0)).unwrap_or(usize::MAX)))
+            }
+            "truncate" => match value.trim().to_ascii_lowercase().as_str() {
+                "true" => Ok(self.truncate(DEFAULT_TRUNCATE)),
+                "false" => Ok(self.truncate(0)),
+                _ => Err(bad("true or false")),
+            },
+            _ => Err(crate::Error::config(format!(
+                "the console sink has no option `{key}` (it has `numRows` and `truncate`)"
+            ))),
+        }
     }
 
     /// Whether the current epoch prints a table (rather than lines).
@@ -444,6 +498,98 @@ mod tests {
         assert_eq!(sink.batch.len(), 3);
         Sink::<u32>::prepare_commit(&mut sink, Epoch(1)).unwrap();
         assert!(text(&out).ends_with("|    1|\n+-----+\nonly showing top 2 rows\n\n"));
+    }
+
+    #[test]
+    fn spark_options_by_name() {
+        let sink = ConsoleSink::new("");
+        assert_eq!((sink.num_rows, sink.truncate), (20, 20), "Spark's defaults");
+        let sink = sink.option("numRows", "3").unwrap();
+        assert_eq!(sink.num_rows, 3);
+        let sink = sink.option("NUMROWS", " -4 ").unwrap();
+        assert_eq!(
+            sink.num_rows, 0,
+            "a negative count shows no rows, as in Spark"
+        );
+        let sink = sink.option("truncate", "FALSE").unwrap();
+        assert_eq!(sink.truncate, 0);
+        let sink = sink.option("Truncate", "true").unwrap();
+        assert_eq!(sink.truncate, 20);
+        for (key, value, words) in [
+            (
+                "numRows",
+                "many",
+                "`numRows`: \"many\" is not a number of rows",
+            ),
+            ("numRows", "", "is not a number"),
+            (
+                "truncate",
+                "yes",
+                "`truncate`: \"yes\" is not true or false",
+            ),
+            ("numrow", "3", "no option `numrow`"),
+        ] {
+            let error = ConsoleSink::new("").option(key, value).unwrap_err();
+            assert!(matches!(error, crate::Error::Config(_)), "{error:?}");
+            assert!(error.to_string().contains(words), "{error}");
+        }
+    }
+
+    #[test]
+    fn default_truncation_cuts_long_cells_to_seventeen_and_dots() {
+        let (out, mut sink) = captured();
+        Sink::<(&str, &str)>::begin_epoch(&mut sink, Epoch(1), BATCH).unwrap();
+        sink.write(("exactly twenty chars", "twenty-one characters"))
+            .unwrap();
+        Sink::<(&str, &str)>::prepare_commit(&mut sink, Epoch(1)).unwrap();
+        assert_eq!(
+            text(&out),
+            "-------------------------------------------\n\
+             Batch: 1\n\
+             -------------------------------------------\n\
+             +--------------------+--------------------+\n\
+             |                  _1|                  _2|\n\
+             +--------------------+--------------------+\n\
+             |exactly twenty chars|twenty-one charac...|\n\
+             +--------------------+--------------------+\n\
+             \n"
+        );
+    }
+
+    #[test]
+    fn options_through_a_query() {
+        let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = ConsoleSink::to_writer(out.clone())
+            .option("numRows", "2")
+            .unwrap()
+            .option("truncate", "false")
+            .unwrap();
+        let mut query = crate::Query::builder();
+        query.trigger(crate::Trigger::AvailableNow);
+        let words = ["a word longer than twenty chars", "b", "c"].map(str::to_string);
+        query.from_iter("words", words).sink("console", sink);
+        let running = query.start().unwrap();
+        running
+            .await_termination_timeout(std::time::Duration::from_secs(60))
+            .expect("the query ends (hang guard)")
+            .unwrap();
+        let printed = text(&out);
+        assert!(
+            printed.starts_with(
+                "-------------------------------------------\n\
+                 Batch: 1\n\
+                 -------------------------------------------\n\
+                 +-------------------------------+\n\
+                 |value                          |\n\
+                 +-------------------------------+\n\
+                 |a word longer than twenty chars|\n\
+                 |b                              |\n\
+                 +-------------------------------+\n\
+                 only showing top 2 rows\n\
+                 \n"
+            ),
+            "{printed}"
+        );
     }
 
     struct Closed;

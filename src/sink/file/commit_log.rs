@@ -360,7 +360,7 @@ mod tests {
             "1-2-3",
             "a-1",
             "-1",
-            "part-1-2.txt",
+            "part-1-2.parquet",
             ".probe-000",
             "1--2",
         ] {

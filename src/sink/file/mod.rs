@@ -7,8 +7,8 @@
 //!
 //! | name | what it is |
 //! |---|---|
-//! | `part-{epoch:010}-{instance:03}.{csv,jsonl}` | an epoch's published output |
-//! | `.part-{epoch:010}-{instance:03}.{csv,jsonl}.tmp` | an epoch's output being written or staged |
+//! | `part-{epoch:010}-{instance:03}.{csv,jsonl,txt}` | an epoch's published output |
+//! | `.part-{epoch:010}-{instance:03}.{csv,jsonl,txt}.tmp` | an epoch's output being written or staged |
 //! | `_commits/{epoch:010}-{instance:03}` | the commit marker of that part file: JSON with the file name, record count and query id |
 //!
 //! Queries without checkpoints start at epoch 1 every run, so their names carry a run
