@@ -77,7 +77,7 @@ impl fmt::Display for QueryProgress {
         )?;
         writeln!(
             f,
-            "  {:<24} {:<10} {:>4} {:>14} {:>14}",
+            "  {:<24} {:<15} {:>4} {:>14} {:>14}",
             "operator", "kind", "par", "records in", "records out"
         )?;
         if let Some(checkpoint) = &self.checkpoint {
@@ -100,7 +100,7 @@ impl fmt::Display for QueryProgress {
         for op in &self.operators {
             writeln!(
                 f,
-                "  {:<24} {:<10} {:>4} {:>14} {:>14}",
+                "  {:<24} {:<15} {:>4} {:>14} {:>14}",
                 op.name,
                 format!("{:?}", op.kind),
                 op.parallelism,

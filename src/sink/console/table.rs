@@ -170,6 +170,11 @@ impl Table {
     /// `truncate` is at least 4) and all cells are right-aligned; with 0 they are whole
     /// and left-aligned. The text ends in a newline.
     pub(crate) fn render(&self, num_rows: usize, truncate: usize) -> String {
+        if self.headers.is_empty() {
+            // No row has been seen yet, so no column is known (Spark knows them from the
+            // schema and draws the header): say so instead of drawing an empty frame.
+            return "(no rows yet)\n".to_string();
+        }
         let shown = &self.rows[..self.rows.len().min(num_rows)];
         let header: Vec<String> = self
             .headers
@@ -960,8 +965,9 @@ mod tests {
              +----+-----+\n\
              +----+-----+\n"
         );
-        // No columns at all, as Spark draws an empty DataFrame.
-        assert_eq!(Table::default().render(20, 20), "++\n||\n++\n++\n");
+        // No columns known yet (no row seen): said in words. Spark knows the columns from
+        // the schema; rivulet learns them from the first row.
+        assert_eq!(Table::default().render(20, 20), "(no rows yet)\n");
     }
 
     #[test]
