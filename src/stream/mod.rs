@@ -340,8 +340,9 @@ impl<S: Chain> Stream<S> {
     }
 
     /// Writes every record to part files in `dir` (Spark's `file` sink), as CSV, JSON
-    /// lines or text lines ([`FileFormat`]): one part file per epoch and sink instance, staged in a temporary file and
-    /// renamed into place once the epoch is complete, with a commit record of its own.
+    /// lines or text lines ([`FileFormat`]): one part file per epoch and sink instance,
+    /// staged in a temporary file and renamed into place once the epoch is complete, with
+    /// a commit record of its own.
     /// With a micro-batch trigger and checkpointing the output is exactly-once across
     /// crashes; read it with [`sink::file::read_committed`](crate::sink::file::read_committed).
     /// A checkpointed query refuses to start on a directory that another query (or this
