@@ -18,7 +18,6 @@ use crate::trigger::{EmitMode, ExecutionMode};
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::time::Instant;
 
 /// What a stage checkpoints: the operator's own state and its pending timers, each
 /// encoded on its own so an operator's encoding never depends on its timers'.
@@ -346,16 +345,9 @@ where
         let op = &mut self.op;
         op.on_marker(epoch, &mut context!(self));
         if let Some(participant) = &self.participant {
-            if participant.shared.persistent {
-                let started = Instant::now();
-                match self.snapshot() {
-                    Ok(state) => participant.ack(epoch.0, state, started.elapsed()),
-                    Err(error) => self
-                        .control
-                        .fail(CheckpointError::snapshot_failed(&self.name, error)),
-                }
-            } else {
-                participant.ack(epoch.0, None, std::time::Duration::ZERO);
+            if let Err(error) = participant.ack_state(epoch.0, || self.snapshot()) {
+                self.control
+                    .fail(CheckpointError::snapshot_failed(&self.name, error));
             }
             let next = participant.shared.emit_mode(epoch.0 + 1);
             if next != self.mode {
@@ -375,16 +367,9 @@ where
         // Report the final state before forwarding the end, so a downstream
         // participant's report always follows ours.
         if let Some(participant) = &self.participant {
-            let state = if participant.shared.persistent {
-                self.snapshot()
-            } else {
-                Ok(None)
-            };
-            match state {
-                Ok(state) => participant.finish(state, None),
-                Err(error) => self
-                    .control
-                    .fail(CheckpointError::snapshot_failed(&self.name, error)),
+            if let Err(error) = participant.finish_state(|| self.snapshot()) {
+                self.control
+                    .fail(CheckpointError::snapshot_failed(&self.name, error));
             }
         }
         self.forward(Signal::End);

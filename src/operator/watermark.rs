@@ -22,7 +22,6 @@ use crate::trigger::ExecutionMode;
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::time::Instant;
 
 /// What a generator checkpoints.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -218,17 +217,10 @@ where
                 epoch,
                 self.state.max_event_time,
             );
-            if participant.shared.persistent {
-                let started = Instant::now();
-                match self.snapshot() {
-                    Ok(state) => participant.ack(epoch, state, started.elapsed()),
-                    Err(error) => self
-                        .parts
-                        .control
-                        .fail(CheckpointError::snapshot_failed(&self.parts.name, error)),
-                }
-            } else {
-                participant.ack(epoch, None, std::time::Duration::ZERO);
+            if let Err(error) = participant.ack_state(epoch, || self.snapshot()) {
+                self.parts
+                    .control
+                    .fail(CheckpointError::snapshot_failed(&self.parts.name, error));
             }
             self.mode = participant.shared.emit_mode(epoch + 1).execution;
         }
@@ -251,17 +243,10 @@ where
                 crate::time::watermark::FINISHED,
                 self.state.max_event_time,
             );
-            let state = if participant.shared.persistent {
-                self.snapshot()
-            } else {
-                Ok(None)
-            };
-            match state {
-                Ok(state) => participant.finish(state, None),
-                Err(error) => self
-                    .parts
+            if let Err(error) = participant.finish_state(|| self.snapshot()) {
+                self.parts
                     .control
-                    .fail(CheckpointError::snapshot_failed(&self.parts.name, error)),
+                    .fail(CheckpointError::snapshot_failed(&self.parts.name, error));
             }
         }
         self.next.signal(Signal::End);

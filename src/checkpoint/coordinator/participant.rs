@@ -140,6 +140,39 @@ impl Participant {
         });
     }
 
+    /// Acknowledges `epoch` with the state `snapshot` encodes, asked for (and timed) only
+    /// when the query persists state. Returns the encoding's error, if any, without
+    /// acknowledging: the caller fails the query.
+    pub(crate) fn ack_state(
+        &self,
+        epoch: u64,
+        snapshot: impl FnOnce() -> Result<Option<Vec<u8>>, crate::error::BoxError>,
+    ) -> Result<(), crate::error::BoxError> {
+        if !self.shared.persistent {
+            self.ack(epoch, None, Duration::ZERO);
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let state = snapshot()?;
+        self.ack(epoch, state, started.elapsed());
+        Ok(())
+    }
+
+    /// Reports end-of-stream with the final state `snapshot` encodes (asked for only when
+    /// the query persists state). Returns the encoding's error, if any, without reporting.
+    pub(crate) fn finish_state(
+        &self,
+        snapshot: impl FnOnce() -> Result<Option<Vec<u8>>, crate::error::BoxError>,
+    ) -> Result<(), crate::error::BoxError> {
+        let state = if self.shared.persistent {
+            snapshot()?
+        } else {
+            None
+        };
+        self.finish(state, None);
+        Ok(())
+    }
+
     /// Acknowledges `epoch` with this participant's snapshot (if it has state).
     pub(crate) fn ack(&self, epoch: u64, state: Option<Vec<u8>>, took: Duration) {
         self.send_ack(epoch, state, took, 0, None);
