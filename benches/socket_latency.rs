@@ -24,7 +24,20 @@
 //! * `rivulet, new_thread`: the same source with the sink on a thread of its own (one
 //!   ring between them);
 //! * `mio reader → channel`: the hand-written reader handing each `String` over a bounded
-//!   `crossbeam-channel` to a recording thread.
+//!   `crossbeam-channel` to a recording thread;
+//! * diagnostics of the `new_thread` run: `no spin` (`SpinThenPark { spins: 0, yields: 0
+//!   }`), `no yield` (`SpinThenPark { spins: 8, yields: 0 }`: the default without its
+//!   yield phase) and `unpinned` (`Pinning::None`).
+//!
+//! `SOCKET_LATENCY_RUNS=new_thread,channel` (keys: `chained`, `reader`, `no_spin`,
+//! `new_thread`, `new_thread_no_spin`, `new_thread_no_yields`, `new_thread_unpinned`,
+//! `channel`) runs only those, e.g. to look at one under `strace -f` or `perf`.
+//!
+//! The writer thread spins between its lines, so on a 2-core machine it takes a core, and
+//! one of the query's two threads shares a core with it. Under the default wait policy a
+//! thread that waits through its yield phase next to that busy writer loses the core for
+//! a time slice at each `yield_now` (ms): that is what the `new_thread` run measures at
+//! p50, and the `no yield` run shows it.
 //!
 //! Percentiles come from HDR histograms (3 significant digits). Under `cargo test
 //! --benches` (no `--bench` argument) each run lasts 0.3 s: a smoke test.
@@ -35,7 +48,7 @@ use mio::{Events, Interest, Poll, Token};
 use rivulet::error::BoxError;
 use rivulet::sink::Sink;
 use rivulet::source::SocketSourceConfig;
-use rivulet::{Query, WaitPolicy};
+use rivulet::{Pinning, Query, WaitPolicy};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -46,6 +59,11 @@ const RATE: u64 = 100_000;
 /// hand-written reader does.
 const BLOCK_AT_ONCE: WaitPolicy = WaitPolicy::SpinThenPark {
     spins: 0,
+    yields: 0,
+};
+/// The default's spin rounds without its yield phase: spin a few µs, then block.
+const SPIN_NO_YIELDS: WaitPolicy = WaitPolicy::SpinThenPark {
+    spins: 8,
     yields: 0,
 };
 const WARM_UP: Duration = Duration::from_millis(500);
@@ -143,7 +161,7 @@ struct Outcome {
     lines: u64,
 }
 
-fn rivulet(total: u64, warm: u64, new_thread: bool, policy: WaitPolicy) -> Outcome {
+fn rivulet(total: u64, warm: u64, new_thread: bool, policy: WaitPolicy, pin: bool) -> Outcome {
     let config = SocketSourceConfig::server("127.0.0.1:0").end_when_clients_leave(true);
     let stats = config.stats();
     let start = Arc::new(Mutex::new(None));
@@ -158,6 +176,9 @@ fn rivulet(total: u64, warm: u64, new_thread: bool, policy: WaitPolicy) -> Outco
     };
     let mut query = Query::builder();
     query.wait_policy(policy);
+    if !pin {
+        query.pinning(Pinning::None);
+    }
     let lines = query.socket_text("lines", config);
     if new_thread {
         lines.new_thread().sink("latency", sink);
@@ -303,6 +324,15 @@ fn ratio(name: &str, ours: &Outcome, theirs: &Outcome) {
     );
 }
 
+/// Whether run `key` was selected: all of them, unless `SOCKET_LATENCY_RUNS` names some
+/// (comma-separated keys, listed in the module docs).
+fn selected(key: &str) -> bool {
+    match std::env::var("SOCKET_LATENCY_RUNS") {
+        Ok(keys) => keys.split(',').any(|k| k.trim() == key),
+        Err(_) => true,
+    }
+}
+
 fn main() {
     let full = std::env::args().any(|arg| arg == "--bench");
     let run = if full {
@@ -326,21 +356,58 @@ fn main() {
         "{:<28} {:>9} {:>9} {:>9} {:>9} {:>10}",
         "run", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "lines"
     );
-    let chained = rivulet(total, warm, false, WaitPolicy::default());
-    row("rivulet, chained", &chained, total);
-    let reader = hand_written(total, warm, false);
-    row("mio reader, same thread", &reader, total);
-    let parking = rivulet(total, warm, false, BLOCK_AT_ONCE);
-    row("rivulet, chained, no spin", &parking, total);
-    let threaded = rivulet(total, warm, true, WaitPolicy::default());
-    row("rivulet, new_thread", &threaded, total);
-    let channel = hand_written(total, warm, true);
-    row("mio reader → channel", &channel, total);
+    let run_if = |key: &str, name: &str, run: &dyn Fn() -> Outcome| {
+        selected(key).then(|| {
+            let outcome = run();
+            row(name, &outcome, total);
+            outcome
+        })
+    };
+    let chained = run_if("chained", "rivulet, chained", &|| {
+        rivulet(total, warm, false, WaitPolicy::default(), true)
+    });
+    let reader = run_if("reader", "mio reader, same thread", &|| {
+        hand_written(total, warm, false)
+    });
+    let parking = run_if("no_spin", "rivulet, chained, no spin", &|| {
+        rivulet(total, warm, false, BLOCK_AT_ONCE, true)
+    });
+    let threaded = run_if("new_thread", "rivulet, new_thread", &|| {
+        rivulet(total, warm, true, WaitPolicy::default(), true)
+    });
+    let threaded_no_spin = run_if(
+        "new_thread_no_spin",
+        "rivulet, new_thread, no spin",
+        &|| rivulet(total, warm, true, BLOCK_AT_ONCE, true),
+    );
+    let no_yields = run_if(
+        "new_thread_no_yields",
+        "rivulet, new_thread, no yield",
+        &|| rivulet(total, warm, true, SPIN_NO_YIELDS, true),
+    );
+    let unpinned = run_if(
+        "new_thread_unpinned",
+        "rivulet, new_thread, unpinned",
+        &|| rivulet(total, warm, true, WaitPolicy::default(), false),
+    );
+    let channel = run_if("channel", "mio reader → channel", &|| {
+        hand_written(total, warm, true)
+    });
     println!(
         "{:<28} {:>9} {:>9} {:>9}",
         "ratio (rivulet / mio)", "p50", "p99", "p99.9"
     );
-    ratio("chained / same thread", &chained, &reader);
-    ratio("chained, no spin / same", &parking, &reader);
-    ratio("new_thread / channel", &threaded, &channel);
+    let pairs = [
+        ("chained / same thread", &chained, &reader),
+        ("chained, no spin / same", &parking, &reader),
+        ("new_thread / channel", &threaded, &channel),
+        ("new_thread, no spin / chan", &threaded_no_spin, &channel),
+        ("new_thread, no yield / chan", &no_yields, &channel),
+        ("new_thread, unpinned / chan", &unpinned, &channel),
+    ];
+    for (name, ours, theirs) in pairs {
+        if let (Some(ours), Some(theirs)) = (ours, theirs) {
+            ratio(name, ours, theirs);
+        }
+    }
 }

@@ -135,13 +135,20 @@ impl Backoff {
 
     /// Spins or yields for one round, or says it is time to park.
     pub fn advance(&mut self) -> WaitStep {
+        self.advance_with(true)
+    }
+
+    /// Like [`advance`](Self::advance), but under [`WaitPolicy::SpinThenPark`] without
+    /// `yields`, `false`: parks right after the spin rounds (see [`Waiter::yields`]). The
+    /// other policies never park, so they yield as usual.
+    pub fn advance_with(&mut self, yields: bool) -> WaitStep {
         let (spins, yields) = match self.policy {
             WaitPolicy::BusySpin => {
                 hint::spin_loop();
                 return WaitStep::Retry;
             }
             WaitPolicy::SpinThenYield { spins } => (spins, u32::MAX),
-            WaitPolicy::SpinThenPark { spins, yields } => (spins, yields),
+            WaitPolicy::SpinThenPark { spins, yields: n } => (spins, if yields { n } else { 0 }),
         };
         if self.round < spins {
             for _ in 0..(1u32 << self.round.min(6)) {
@@ -329,6 +336,23 @@ pub trait Waiter {
     /// arrives elsewhere than through the signal (a socket). The default does nothing.
     fn poll(&mut self) {}
 
+    /// Whether the rounds between the spin phase and blocking yield the core, as the
+    /// [`WaitPolicy`] says (`true`, the default), or the waiter blocks right after the
+    /// spin phase (`false`; only [`WaitPolicy::SpinThenPark`] has a choice).
+    ///
+    /// A waiter that blocks in a poll of its own ([`block`](Self::block)) returns `false`:
+    /// the kernel ends that poll as soon as a socket has data, so yielding buys nothing,
+    /// and it can cost much. A thread in its yield phase never sleeps: fed a line every
+    /// few µs it never reaches its block and stays runnable for good, and next to a busy
+    /// thread on its core (another process, a local writer) each `yield_now` hands the
+    /// core over for the rest of a time slice, milliseconds (Linux's EEVDF scheduler
+    /// moves a yielding thread's deadline back by a slice). Measured in
+    /// `benches/socket_latency.rs` on a loaded 2-core machine: the socket source chained
+    /// with its sink, p50 474 ms with the yield phase, 22 µs blocking at once.
+    fn yields(&self) -> bool {
+        true
+    }
+
     /// Blocks until woken, for at most `timeout` (`None`: no limit), in a wait of its own
     /// (a `mio` poll whose waker is [registered](WakeSignal::set_waker) with the signal),
     /// and returns `true`; or returns `false` at once to have the thread park instead.
@@ -401,7 +425,7 @@ pub fn wait_for<W: Waiter + ?Sized>(
         // is over, even for short gaps: the timer's slack (tens of µs) costs latency, but
         // a thread that spins through every gap of a 30k rows/s source burns a core that a
         // 2-core machine needs. Latency-critical setups choose `BusySpin`.
-        match backoff.advance() {
+        match backoff.advance_with(waiter.yields()) {
             WaitStep::Retry => waiter.poll(),
             WaitStep::Park => {
                 waiter.before_park();
@@ -436,6 +460,16 @@ mod tests {
         assert_eq!(park.advance(), WaitStep::Park);
         park.reset();
         assert_eq!(park.advance(), WaitStep::Retry);
+        // A waiter that blocks in a poll of its own parks right after the spin rounds;
+        // the policies that never park yield as usual.
+        park.reset();
+        assert_eq!(park.advance_with(false), WaitStep::Retry);
+        assert_eq!(park.advance_with(false), WaitStep::Retry);
+        assert_eq!(park.advance_with(false), WaitStep::Park);
+        assert_eq!(park.advance_with(false), WaitStep::Park);
+        for _ in 0..100 {
+            assert_eq!(yielding.advance_with(false), WaitStep::Retry);
+        }
     }
 
     #[test]

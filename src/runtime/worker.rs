@@ -30,6 +30,13 @@ impl Waiter for TaskWaiter<'_> {
         }
     }
 
+    /// A source that blocks in its own poll does not yield: it blocks there after the
+    /// spin rounds (see [`Waiter::yields`]). Known after the first look (`own_wait` starts
+    /// `true` and turns `false` at the first `park` of a task without a wait of its own).
+    fn yields(&self) -> bool {
+        !*self.own_wait
+    }
+
     fn block(&mut self, timeout: Option<Duration>) -> bool {
         if *self.own_wait {
             *self.own_wait = self.task.park(timeout);
