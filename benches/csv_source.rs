@@ -21,7 +21,11 @@
 //! Prints the median of [`RUNS`] runs of each, rows/s and MB/s, and the ratio of
 //! rivulet's single-thread rate to the faster of the two csv loops (bar: at least 0.8).
 //! `RIVULET_CSV_ROWS` overrides the row count (default 1,000,000 over 20 files);
-//! `RIVULET_CSV_ONLY=2,3` runs only those variants (numbered in the printed order).
+//! `RIVULET_CSV_ONLY=2,3` runs only those variants (numbered 0-4 in the printed order;
+//! a ratio is printed only when its variant and a csv loop ran), and
+//! `RIVULET_CSV_RUNS=n` takes the median of `n` runs: for profiling one variant, e.g.
+//! `RIVULET_CSV_ONLY=3 RIVULET_CSV_RUNS=30 perf record -F 999 -e cpu-clock -g
+//! target/release/deps/csv_source-* --bench`.
 
 use rivulet::source::{FileSource, FileSourceConfig};
 use rivulet::{Pinning, Query};
@@ -227,7 +231,11 @@ fn main() {
         .unwrap_or(if testing { 20_000 } else { 1_000_000 });
     let dir = tempfile::tempdir().unwrap();
     let (paths, bytes, alerts) = generate(dir.path(), rows);
-    let runs = if testing { 1 } else { RUNS };
+    let runs = std::env::var("RIVULET_CSV_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(if testing { 1 } else { RUNS });
     println!(
         "csv_source: {rows} rows, {FILES} files, {:.1} MB, {alerts} alerts (psi < 0.5); median of {runs} runs",
         bytes as f64 / 1e6
@@ -245,7 +253,6 @@ fn main() {
         for step in 0..5 {
             let which = (run + step) % 5;
             if only.as_ref().is_some_and(|only| !only.contains(&which)) {
-                times[which].push(Duration::from_secs(1));
                 continue;
             }
             let elapsed = match which {
@@ -265,26 +272,43 @@ fn main() {
             times[which].push(elapsed);
         }
     }
-    let [fast, usual, decoder, single, double] = times;
-    let report = |name: &str, time: Duration| {
-        let seconds = time.as_secs_f64();
+    let names = [
+        "csv crate, ByteRecord loop",
+        "csv crate, deserialize()",
+        "rivulet decoder alone (no query)",
+        "rivulet, 1 source thread",
+        "rivulet, 2 source instances",
+    ];
+    // Rows per second of each variant that ran (`None`: left out by RIVULET_CSV_ONLY).
+    let mut rates = [None; 5];
+    for (which, samples) in times.into_iter().enumerate() {
+        if samples.is_empty() {
+            continue;
+        }
+        let seconds = median(samples).as_secs_f64();
         println!(
-            "  {name:<34} {:>8.1} ms  {:>6.2} M rows/s  {:>7.1} MB/s",
+            "  {:<34} {:>8.1} ms  {:>6.2} M rows/s  {:>7.1} MB/s",
+            names[which],
             seconds * 1e3,
             rows as f64 / seconds / 1e6,
             bytes as f64 / seconds / 1e6
         );
-        rows as f64 / seconds
+        rates[which] = Some(rows as f64 / seconds);
+    }
+    // The ratios need a baseline and the variant: printed only when both ran.
+    let baseline = match (rates[0], rates[1]) {
+        (Some(fast), Some(usual)) => Some(fast.max(usual)),
+        (one, other) => one.or(other),
     };
-    let fast = report("csv crate, ByteRecord loop", median(fast));
-    let usual = report("csv crate, deserialize()", median(usual));
-    let baseline = fast.max(usual);
-    report("rivulet decoder alone (no query)", median(decoder));
-    let one = report("rivulet, 1 source thread", median(single));
-    let two = report("rivulet, 2 source instances", median(double));
-    println!(
-        "  ratio rivulet / faster csv loop: {:.2} (bar: >= 0.80); 2 instances: {:.2}",
-        one / baseline,
-        two / baseline
-    );
+    if let Some(baseline) = baseline {
+        for (which, label) in [(3, "1 source thread"), (4, "2 source instances")] {
+            if let Some(rate) = rates[which] {
+                let bar = if which == 3 { " (bar: >= 0.80)" } else { "" };
+                println!(
+                    "  ratio rivulet {label} / faster csv loop: {:.2}{bar}",
+                    rate / baseline
+                );
+            }
+        }
+    }
 }

@@ -106,6 +106,76 @@ impl de::Error for FieldError {
 /// `infinity` and `nan` in any case).
 #[inline]
 pub(crate) fn parse_float(text: &str) -> Option<f64> {
+    match parse_plain_decimal(text.as_bytes()) {
+        Some(value) => Some(value),
+        None => parse_float_slow(text),
+    }
+}
+
+/// Exact powers of ten: every one up to `1e22` is an `f64` without rounding.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// The fast path of [`parse_float`]: a plain decimal `-?digits(.digits)?` of at most 19
+/// bytes whose digits, read as one integer, are at most 2^53. Then the integer and the
+/// power of ten are both exact `f64`s and one division rounds correctly (Clinger's fast
+/// path), so the result is bit for bit what `str::parse` gives; anything else (a sign
+/// `+`, an exponent, whitespace, `inf`, a longer number) is `None`, left to `str::parse`.
+#[inline(always)]
+fn parse_plain_decimal(bytes: &[u8]) -> Option<f64> {
+    let (negative, digits) = match bytes.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, bytes),
+    };
+    // At most 19 digits: the integer fits in a u64.
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    let mut mantissa: u64 = 0;
+    let mut at = 0;
+    while let Some(digit) = digits.get(at).and_then(|b| b.checked_sub(b'0')) {
+        if digit > 9 {
+            break;
+        }
+        mantissa = mantissa * 10 + u64::from(digit);
+        at += 1;
+    }
+    if at == 0 {
+        return None;
+    }
+    let mut scale = 0;
+    if at < digits.len() {
+        if digits[at] != b'.' {
+            return None;
+        }
+        at += 1;
+        let fraction = at;
+        while let Some(digit) = digits.get(at).and_then(|b| b.checked_sub(b'0')) {
+            if digit > 9 {
+                break;
+            }
+            mantissa = mantissa * 10 + u64::from(digit);
+            at += 1;
+        }
+        scale = at - fraction;
+        if scale == 0 || at != digits.len() {
+            return None;
+        }
+    }
+    if mantissa > 1 << 53 {
+        return None;
+    }
+    // `scale` <= 18 here: within the table.
+    let value = mantissa as f64 / POW10[scale];
+    Some(if negative { -value } else { value })
+}
+
+/// [`parse_float`] for everything the fast path leaves: whitespace, `NaN`, `Inf`,
+/// exponents, long numbers.
+#[inline(never)]
+fn parse_float_slow(text: &str) -> Option<f64> {
     let bytes = text.as_bytes();
     let trimmed = match (bytes.first(), bytes.last()) {
         (Some(first), Some(last)) if *first > b' ' && *last > b' ' => text,
@@ -823,6 +893,32 @@ mod tests {
         assert_eq!(parse_float("-Inf"), Some(f64::NEG_INFINITY));
         assert_eq!(parse_float(" 1.5\t"), Some(1.5));
         assert_eq!(parse_float("1,5"), None);
+        for text in [
+            "1.",
+            ".5",
+            "+1.5",
+            "-0",
+            "-0.0",
+            "1e3",
+            "007.50",
+            "-",
+            "-.",
+            "1.2.3",
+            "9007199254740992",
+            "9007199254740993",
+            "9.007199254740993",
+            "0.1",
+            "1.7976931348623157",
+            "18446744073709551615",
+            "1234567890.123456789",
+            "0.0000000000000000001",
+        ] {
+            assert_eq!(
+                parse_float(text).map(f64::to_bits),
+                text.parse::<f64>().ok().map(f64::to_bits),
+                "{text}"
+            );
+        }
         assert_eq!(parse_float(""), None);
     }
 
@@ -849,5 +945,31 @@ mod tests {
         );
         assert!(with_row(&layout, &["Pipe"], &nulls, |r| Kind::deserialize(r)).is_err());
         let _ = Kind::Pump;
+    }
+
+    proptest::proptest! {
+        /// The fast path gives exactly `str::parse`'s float (the reference) on plain
+        /// decimals of every length around its limits (19 bytes, 2^53).
+        #[test]
+        fn plain_decimals_parse_as_std(
+            negative: bool,
+            whole: u64,
+            digits in 0usize..=20,
+            split in 0usize..=20,
+        ) {
+            let number = whole.to_string();
+            let number = &number[..digits.min(number.len()).max(1)];
+            let sign = if negative { "-" } else { "" };
+            let text = if split > 0 && split < number.len() {
+                format!("{sign}{}.{}", &number[..split], &number[split..])
+            } else {
+                format!("{sign}{number}")
+            };
+            proptest::prop_assert_eq!(
+                parse_float(&text).map(f64::to_bits),
+                text.parse::<f64>().ok().map(f64::to_bits),
+                "{}", text
+            );
+        }
     }
 }

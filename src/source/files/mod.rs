@@ -680,33 +680,32 @@ impl<T: DeserializeOwned + Send + 'static> FileSource<T> {
                     Ok(decoder) => decoder,
                     Err(message) => return Err(Box::new(FileSourceError::Config(message.clone()))),
                 };
-                let step = match reading.reader.next_line() {
-                    Ok(Some(line)) => {
-                        Some((decoder.decode(line.bytes, line.too_long), line.number))
+                // The verdict is matched where it is made: a row moves once, into the
+                // return value.
+                let (verdict, number) = match reading.reader.next_line() {
+                    Ok(Some(line)) => (decoder.decode(line.bytes, line.too_long), line.number),
+                    Ok(None) => {
+                        // The end of the file.
+                        let read = reading.reader.position();
+                        if read < reading.entry.len {
+                            return Err(Box::new(FileSourceError::Changed {
+                                path: reading.path.clone(),
+                                reason: format!(
+                                    "the file was truncated while being read: it was {} bytes \
+                                     long when listed, it ended after {read} bytes",
+                                    reading.entry.len
+                                ),
+                            }));
+                        }
+                        self.current = None;
+                        if let Some(counters) = &self.counters {
+                            counters.files.add(1);
+                        }
+                        continue;
                     }
-                    Ok(None) => None,
                     Err(error) => {
                         return Err(Box::new(FileSourceError::io("read", &reading.path, error)))
                     }
-                };
-                let Some((verdict, number)) = step else {
-                    // The end of the file.
-                    let read = reading.reader.position();
-                    if read < reading.entry.len {
-                        return Err(Box::new(FileSourceError::Changed {
-                            path: reading.path.clone(),
-                            reason: format!(
-                                "the file was truncated while being read: it was {} bytes \
-                                 long when listed, it ended after {read} bytes",
-                                reading.entry.len
-                            ),
-                        }));
-                    }
-                    self.current = None;
-                    if let Some(counters) = &self.counters {
-                        counters.files.add(1);
-                    }
-                    continue;
                 };
                 match verdict {
                     Verdict::Row(row) => return Ok(Some(row)),
