@@ -413,6 +413,9 @@ pub struct FileSource<T> {
     /// Files started in this round (for `max_files_per_trigger`) and when it began.
     round_files: usize,
     round_start: Instant,
+    /// Whether rounds end at checkpoints (each epoch's marker) rather than every poll
+    /// interval: set at `open` for a checkpointed query.
+    rounds_per_epoch: bool,
     counters: Option<Counters>,
     quarantine_path: Option<PathBuf>,
     quarantine: Option<BufWriter<File>>,
@@ -455,6 +458,7 @@ impl<T: DeserializeOwned + Send + 'static> FileSource<T> {
             next_listing: None,
             round_files: 0,
             round_start: Instant::now(),
+            rounds_per_epoch: false,
             counters: None,
             quarantine_path: None,
             quarantine: None,
@@ -741,7 +745,9 @@ impl<T: DeserializeOwned + Send + 'static> FileSource<T> {
             // No file open: start the next one, or list.
             let now = Instant::now();
             if let Some(limit) = self.config.max_files_per_trigger {
-                if now >= self.round_start + self.config.poll_interval {
+                // With checkpoints a round is an epoch (`checkpoint` starts the next), so
+                // a micro-batch never holds more than the limit, however long it takes.
+                if !self.rounds_per_epoch && now >= self.round_start + self.config.poll_interval {
                     self.round_start = now;
                     self.round_files = 0;
                 }
@@ -786,8 +792,14 @@ impl<T: DeserializeOwned + Send + 'static> FileSource<T> {
             return Instant::now();
         }
         if self.next < self.discovered.len() {
-            // Files wait for the next round (max_files_per_trigger).
-            return self.round_start + self.config.poll_interval;
+            // Files wait for the next round (max_files_per_trigger): the next poll
+            // interval, or with checkpoints the next epoch's marker (which wakes the
+            // thread anyway; the interval only bounds the wait).
+            return if self.rounds_per_epoch {
+                Instant::now() + self.config.poll_interval
+            } else {
+                self.round_start + self.config.poll_interval
+            };
         }
         self.next_listing.unwrap_or_else(Instant::now)
     }
@@ -858,6 +870,7 @@ impl<T: DeserializeOwned + Send + 'static> Source for FileSource<T> {
             vanished: context.counter("vanished_files"),
         });
         self.round_start = Instant::now();
+        self.rounds_per_epoch = context.checkpoint.is_some();
         Ok(())
     }
 
