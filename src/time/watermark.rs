@@ -12,9 +12,9 @@
 //!   batch before it, from the largest event time over *all* instances of the stream
 //!   (with several watermarked streams in the query, the smallest of their watermarks:
 //!   Spark's default policy), and it does not move during the batch: every operator
-//!   downstream of a generator applies it at the batch's first event. When the watermark
-//!   would move but no source has data, a batch without data still runs, so that windows
-//!   it closes are emitted (Spark's `noDataMicroBatches`).
+//!   downstream of a generator applies it before the batch's first record. When the
+//!   watermark would move but no source has data, a batch without data still runs, so
+//!   that windows it closes are emitted (Spark's `noDataMicroBatches`).
 //! * **Continuous**: each instance's watermark follows the records it sees, sent every
 //!   [`emit_every_records`](WatermarkConfig::emit_every_records) records or within
 //!   [`emit_interval`](WatermarkConfig::emit_interval) of moving, whichever comes first —
