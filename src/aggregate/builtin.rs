@@ -241,22 +241,52 @@ fn greater<V: PartialOrd>(a: &V, b: &V) -> bool {
     }
 }
 
-/// Keeps in `acc` the larger of `acc` and `value` (the earlier one on ties).
-#[inline]
-fn keep_max<V: PartialOrd>(acc: &mut Option<V>, value: V) {
-    match acc {
-        Some(current) if !greater(&value, current) => {}
-        _ => *acc = Some(value),
-    }
-}
+/// `Aggregate` for [`Min`] and [`Max`], which differ only in their name and in which of
+/// two values wins: `wins(new, current)` says whether `new` replaces `current`, so on
+/// ties (and for incomparable non-NaN values) the earlier value stays, in `add` and
+/// `merge` alike, and merging partial results gives exactly the sequential result.
+macro_rules! extreme_aggregate {
+    ($ty:ident, $name:literal, $wins:expr) => {
+        impl<T, V, F> Aggregate<T> for $ty<F>
+        where
+            V: PartialOrd + Clone + Send + Serialize + DeserializeOwned + 'static,
+            F: Fn(&T) -> V + Clone + Send + 'static,
+        {
+            type Acc = Option<V>;
+            type Out = V;
 
-/// Keeps in `acc` the smaller of `acc` and `value` (the earlier one on ties).
-#[inline]
-fn keep_min<V: PartialOrd>(acc: &mut Option<V>, value: V) {
-    match acc {
-        Some(current) if !greater(current, &value) => {}
-        _ => *acc = Some(value),
-    }
+            #[inline]
+            fn init(&self) -> Option<V> {
+                None
+            }
+
+            #[inline]
+            fn add(&self, acc: &mut Option<V>, record: &T) {
+                let value = (self.field)(record);
+                match acc {
+                    Some(current) if !$wins(&value, current) => {}
+                    _ => *acc = Some(value),
+                }
+            }
+
+            #[inline]
+            fn merge(&self, acc: &mut Option<V>, other: &Option<V>) {
+                if let Some(value) = other {
+                    if acc.as_ref().is_none_or(|current| $wins(value, current)) {
+                        *acc = Some(value.clone());
+                    }
+                }
+            }
+
+            #[inline]
+            fn result(&self, acc: &Option<V>) -> V {
+                match acc {
+                    Some(value) => value.clone(),
+                    None => no_records($name),
+                }
+            }
+        }
+    };
 }
 
 #[cold]
@@ -317,41 +347,7 @@ where
     Max { field }
 }
 
-impl<T, V, F> Aggregate<T> for Max<F>
-where
-    V: PartialOrd + Clone + Send + Serialize + DeserializeOwned + 'static,
-    F: Fn(&T) -> V + Clone + Send + 'static,
-{
-    type Acc = Option<V>;
-    type Out = V;
-
-    #[inline]
-    fn init(&self) -> Option<V> {
-        None
-    }
-
-    #[inline]
-    fn add(&self, acc: &mut Option<V>, record: &T) {
-        keep_max(acc, (self.field)(record));
-    }
-
-    #[inline]
-    fn merge(&self, acc: &mut Option<V>, other: &Option<V>) {
-        if let Some(value) = other {
-            if acc.as_ref().is_none_or(|current| greater(value, current)) {
-                *acc = Some(value.clone());
-            }
-        }
-    }
-
-    #[inline]
-    fn result(&self, acc: &Option<V>) -> V {
-        match acc {
-            Some(value) => value.clone(),
-            None => no_records("max"),
-        }
-    }
-}
+extreme_aggregate!(Max, "max", |new: &V, current: &V| greater(new, current));
 
 /// The smallest value of a field. Created by [`min`].
 #[derive(Clone, Copy)]
@@ -393,41 +389,7 @@ where
     Min { field }
 }
 
-impl<T, V, F> Aggregate<T> for Min<F>
-where
-    V: PartialOrd + Clone + Send + Serialize + DeserializeOwned + 'static,
-    F: Fn(&T) -> V + Clone + Send + 'static,
-{
-    type Acc = Option<V>;
-    type Out = V;
-
-    #[inline]
-    fn init(&self) -> Option<V> {
-        None
-    }
-
-    #[inline]
-    fn add(&self, acc: &mut Option<V>, record: &T) {
-        keep_min(acc, (self.field)(record));
-    }
-
-    #[inline]
-    fn merge(&self, acc: &mut Option<V>, other: &Option<V>) {
-        if let Some(value) = other {
-            if acc.as_ref().is_none_or(|current| greater(current, value)) {
-                *acc = Some(value.clone());
-            }
-        }
-    }
-
-    #[inline]
-    fn result(&self, acc: &Option<V>) -> V {
-        match acc {
-            Some(value) => value.clone(),
-            None => no_records("min"),
-        }
-    }
-}
+extreme_aggregate!(Min, "min", |new: &V, current: &V| greater(current, new));
 
 // -------------------------------------------------------------------------- avg
 
