@@ -10,6 +10,8 @@
 //! files_crash_worker` and the `RIVULET_FILES_CRASH_WORKER` environment variable; it
 //! stops itself once the committed output holds as many rows as the input will.
 
+mod common;
+
 use rivulet::checkpoint::{CheckpointConfig, Durability};
 use rivulet::sink::file::read_committed;
 use rivulet::sink::FileFormat;
@@ -106,19 +108,6 @@ fn spawn_worker(dir: &Path, total: usize) -> Child {
         .expect("the test binary can run itself")
 }
 
-/// A small deterministic generator for kill times and file sizes.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
-
 fn run_crash_test(files: u32, kills: usize, seed: u64) {
     let keep = std::env::var("RIVULET_KEEP").is_ok();
     let dir = tempfile::Builder::new()
@@ -130,10 +119,10 @@ fn run_crash_test(files: u32, kills: usize, seed: u64) {
     }
     let input = dir.path().join("input");
     std::fs::create_dir(&input).unwrap();
-    let mut random = SplitMix(seed);
+    let mut random = common::Rng::new(seed);
     // The input, decided up front: file `f` has `sizes[f]` rows.
     let sizes: Vec<u32> = (0..files)
-        .map(|_| 50 + (random.next() % 400) as u32)
+        .map(|_| 50 + (random.next_u64() % 400) as u32)
         .collect();
     let total: usize = sizes.iter().map(|n| *n as usize).sum();
     let started = Instant::now();
@@ -159,7 +148,7 @@ fn run_crash_test(files: u32, kills: usize, seed: u64) {
 
     for _ in 0..kills {
         let mut child = spawn_worker(dir.path(), total);
-        std::thread::sleep(Duration::from_millis(60 + random.next() % 240));
+        std::thread::sleep(Duration::from_millis(60 + random.next_u64() % 240));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
         }

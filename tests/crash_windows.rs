@@ -25,6 +25,8 @@
 //! The child is this test binary itself, re-run with `--ignored --exact
 //! window_crash_worker` and the `RIVULET_WINDOW_CRASH_WORKER` environment variable.
 
+mod common;
+
 use rivulet::checkpoint::{CheckpointConfig, Durability};
 use rivulet::operator::{Context, Operator};
 use rivulet::sink::file::read_committed;
@@ -180,16 +182,6 @@ fn spawn_worker(dir: &Path, micro_batch: bool, rate: u64) -> Child {
     command.spawn().expect("the test binary can run itself")
 }
 
-/// A small deterministic generator for kill times.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        mix(self.0)
-    }
-}
-
 /// How the runs of a crash test are triggered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Modes {
@@ -231,11 +223,11 @@ fn run_crash_test(modes: Modes, kills: usize, seed: u64, rate: u64) {
     if keep {
         eprintln!("keeping {}", dir.path().display());
     }
-    let mut random = SplitMix(seed);
+    let mut random = common::Rng::new(seed);
     let started = Instant::now();
     for run in 0..kills {
         let mut child = spawn_worker(dir.path(), modes.micro_batch(Some(run)), rate);
-        std::thread::sleep(Duration::from_millis(40 + random.next() % 350));
+        std::thread::sleep(Duration::from_millis(40 + random.next_u64() % 350));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
         }
