@@ -1,7 +1,6 @@
 //! Builder conveniences for the socket source.
 
 use super::QueryBuilder;
-use crate::plan::OperatorKind;
 use crate::source::socket::{SocketSourceConfig, SocketTextSource, SocketTextStream};
 
 impl QueryBuilder {
@@ -47,18 +46,6 @@ impl QueryBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn socket_text(&mut self, name: &str, config: SocketSourceConfig) -> SocketTextStream {
-        let source = SocketTextSource::new(config);
-        let slot = source.progress.clone();
-        let stream = self.source_with_ingest_log(name, source);
-        // The source's operator is the one just added: its counters go into progress.
-        let graph = self.graph.borrow();
-        if let Some(op) = graph.operators.last() {
-            debug_assert_eq!(op.kind, OperatorKind::Source);
-            if let Some(metrics) = op.instances.first() {
-                let _ = slot.set(metrics.named.clone());
-            }
-        }
-        drop(graph);
-        stream
+        self.source_with_ingest_log(name, SocketTextSource::new(config))
     }
 }

@@ -67,9 +67,9 @@
 //! ## Counters
 //!
 //! [`SocketSourceStats`] (from [`SocketSourceConfig::stats`]) reads the source's
-//! counters from any thread; a source added with
-//! [`QueryBuilder::socket_text`](crate::QueryBuilder::socket_text) also shows them in
-//! the query's progress, in its operator's
+//! counters from any thread; the query's progress also shows them (through
+//! [`SourceContext::counter`](crate::source::SourceContext::counter)), in the source
+//! operator's
 //! [`counters`](crate::query::OperatorProgress::counters): `bytes_read`,
 //! `connections`, `disconnects`, `connect_failures`, `lines_too_long`,
 //! `invalid_utf8_lines`, `truncated_lines`.
@@ -100,11 +100,11 @@ mod source;
 
 pub use source::SocketTextSource;
 
-use crate::metrics::{Counter, NamedCounters};
+use crate::metrics::Counter;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// The stream [`QueryBuilder::socket_text`](crate::QueryBuilder::socket_text) returns:
@@ -393,30 +393,27 @@ impl SocketSourceStats {
     }
 }
 
-/// Where the source counts: its [`SocketSourceStats`] and, if the query's progress
-/// reports them, the operator's named counters (written only by the source's thread).
+/// Where the source counts: its [`SocketSourceStats`] and the operator's named counters
+/// in the query's progress ([`SourceContext::counter`](crate::source::SourceContext::counter);
+/// written only by the source's thread).
 #[derive(Debug)]
 pub(crate) struct Tally {
     stats: SocketSourceStats,
-    progress: Option<Vec<Arc<Counter>>>,
+    progress: Vec<Arc<Counter>>,
 }
 
 impl Tally {
-    fn new(stats: SocketSourceStats, named: Option<&NamedCounters>) -> Self {
-        let progress = named.map(|named| {
-            Stat::ALL
-                .iter()
-                .map(|s| named.get_or_add(s.name()))
-                .collect()
-        });
+    fn new(stats: SocketSourceStats, context: &crate::source::SourceContext) -> Self {
+        let progress = Stat::ALL
+            .iter()
+            .map(|s| context.counter(s.name()))
+            .collect();
         Tally { stats, progress }
     }
 
     fn add(&self, stat: Stat, n: u64) {
         self.stats.inner.values[stat as usize].fetch_add(n, Ordering::Relaxed);
-        if let Some(progress) = &self.progress {
-            progress[stat as usize].add(n);
-        }
+        self.progress[stat as usize].add(n);
     }
 
     fn line_buffer(&self, capacity: usize) {
@@ -426,7 +423,3 @@ impl Tally {
             .fetch_max(capacity as u64, Ordering::Relaxed);
     }
 }
-
-/// Filled by [`QueryBuilder::socket_text`](crate::QueryBuilder::socket_text) with the
-/// source operator's named counters, read by the source when it opens.
-pub(crate) type ProgressSlot = Arc<OnceLock<Arc<NamedCounters>>>;

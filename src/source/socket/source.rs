@@ -1,7 +1,7 @@
 //! [`SocketTextSource`]: the `mio` state machine behind the socket text source.
 
 use super::lines::{LineBuffer, Scan};
-use super::{ProgressSlot, SocketMode, SocketSourceConfig, Stat, Tally};
+use super::{SocketMode, SocketSourceConfig, Stat, Tally};
 use crate::error::BoxError;
 use crate::source::{Source, SourceContext, SourcePoll};
 use mio::net::{TcpListener, TcpStream};
@@ -10,7 +10,6 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, ErrorKind};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The thread's waker: its events only mean "re-check".
@@ -54,8 +53,6 @@ const LOOK_EVERY: u32 = 512;
 /// ```
 pub struct SocketTextSource {
     config: SocketSourceConfig,
-    /// The operator's named counters, if the builder connected them to progress.
-    pub(crate) progress: ProgressSlot,
     /// Everything that exists once the source is open.
     open: Option<Open>,
 }
@@ -139,11 +136,7 @@ impl SocketTextSource {
     /// A source with these settings; nothing is bound or connected before the query
     /// starts ([`Source::open`]).
     pub fn new(config: SocketSourceConfig) -> Self {
-        SocketTextSource {
-            config,
-            progress: ProgressSlot::default(),
-            open: None,
-        }
+        SocketTextSource { config, open: None }
     }
 
     /// The settings.
@@ -160,10 +153,7 @@ impl Source for SocketTextSource {
     fn open(&mut self, context: &SourceContext) -> Result<(), BoxError> {
         let poll = Poll::new()?;
         context.wake.register_mio(poll.registry(), WAKE)?;
-        let tally = Tally::new(
-            self.config.stats.clone(),
-            self.progress.get().map(Arc::as_ref),
-        );
+        let tally = Tally::new(self.config.stats.clone(), context);
         let mode = match &self.config.mode {
             SocketMode::Server(address) => {
                 let bind = resolve(address)
