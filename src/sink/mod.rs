@@ -76,6 +76,9 @@ pub struct SinkContext {
     /// to tell its own output from another query's (a query whose checkpoint directory
     /// was deleted is another query). `None` without checkpoints.
     pub query_id: Option<String>,
+    /// The instance's named counters in the query's progress (see
+    /// [`counter`](Self::counter)); a context built by hand has counters of its own.
+    pub(crate) counters: std::sync::Arc<crate::metrics::NamedCounters>,
 }
 
 impl SinkContext {
@@ -117,6 +120,7 @@ impl SinkContext {
             first_epoch: Epoch(1),
             replayed_epoch: None,
             query_id: None,
+            counters: std::sync::Arc::default(),
         }
     }
 
@@ -158,6 +162,16 @@ impl SinkContext {
     pub fn query_id(mut self, id: impl Into<String>) -> Self {
         self.query_id = Some(id.into());
         self
+    }
+
+    /// The counter `name` of this sink instance, which the query's progress shows in
+    /// the sink operator's [`counters`](crate::query::OperatorProgress::counters)
+    /// (dropped or slow clients, lines written with nobody listening, …). Take it in
+    /// [`Sink::open`] and add to it from the sink's thread only (the counter has one
+    /// writer), as [`SourceContext::counter`](crate::source::SourceContext::counter) does
+    /// for sources.
+    pub fn counter(&self, name: &'static str) -> std::sync::Arc<crate::metrics::Counter> {
+        self.counters.get_or_add(name)
     }
 }
 

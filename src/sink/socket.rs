@@ -61,7 +61,7 @@
 
 use super::{Sink, SinkContext};
 use crate::error::BoxError;
-use crate::metrics::{Counter, NamedCounters};
+use crate::metrics::Counter;
 use crate::source::socket::SocketMode;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -69,7 +69,7 @@ use std::fmt;
 use std::io::{self, ErrorKind, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Lines are handed to the socket once this many bytes are buffered (and at every
@@ -198,9 +198,8 @@ struct StatsInner {
     local_addr: Mutex<Option<SocketAddr>>,
 }
 
-/// A socket sink's counters, readable from any thread (a cheap handle). A sink added
-/// with [`Stream::to_socket`](crate::Stream::to_socket) also shows them in the query's
-/// progress under the sink's name.
+/// A socket sink's counters, readable from any thread (a cheap handle). The query's
+/// progress also shows them, per sink operator ([`SinkContext::counter`]).
 #[derive(Clone, Default)]
 pub struct SocketSinkStats {
     inner: Arc<StatsInner>,
@@ -262,19 +261,17 @@ impl SocketSinkStats {
     }
 }
 
-/// Where one sink instance counts: the shared stats and, if progress shows them, the
-/// instance's named counters (only that instance's thread writes them).
+/// Where one sink instance counts: the shared stats and the instance's counters in the
+/// query's progress ([`SinkContext::counter`]; only that instance's thread writes them).
 struct Tally {
     stats: SocketSinkStats,
-    progress: Option<Vec<Arc<Counter>>>,
+    progress: Vec<Arc<Counter>>,
 }
 
 impl Tally {
     fn add(&self, stat: Stat, n: u64) {
         self.stats.inner.values[stat as usize].fetch_add(n, Ordering::Relaxed);
-        if let Some(progress) = &self.progress {
-            progress[stat as usize].add(n);
-        }
+        self.progress[stat as usize].add(n);
     }
 }
 
@@ -325,8 +322,6 @@ pub struct SocketSink<L> {
     /// Client mode: this instance's connection, once open.
     link: Option<Link>,
     tally: Option<Tally>,
-    /// The named counters of each instance, if progress shows them.
-    pub(crate) progress: Arc<OnceLock<Vec<Arc<NamedCounters>>>>,
 }
 
 impl<L: Clone> Clone for SocketSink<L> {
@@ -339,7 +334,6 @@ impl<L: Clone> Clone for SocketSink<L> {
             server: self.server.clone(),
             link: None,
             tally: None,
-            progress: self.progress.clone(),
         }
     }
 }
@@ -378,7 +372,6 @@ impl<L> SocketSink<L> {
             server: Arc::new(Mutex::new(None)),
             link: None,
             tally: None,
-            progress: Arc::default(),
         }
     }
 
@@ -420,18 +413,12 @@ impl<T, L: LineFormat<T>> Sink<T> for SocketSink<L> {
     /// Client mode: connects (an error names the address). Server mode: the first
     /// instance binds and listens (a port in use is an error).
     fn open(&mut self, context: &SinkContext) -> Result<(), BoxError> {
-        let progress = self
-            .progress
-            .get()
-            .and_then(|named| named.get(context.instance));
         self.tally = Some(Tally {
             stats: self.config.stats.clone(),
-            progress: progress.map(|named| {
-                Stat::ALL
-                    .iter()
-                    .map(|s| named.get_or_add(s.name()))
-                    .collect()
-            }),
+            progress: Stat::ALL
+                .iter()
+                .map(|s| context.counter(s.name()))
+                .collect(),
         });
         match &self.config.mode {
             SocketMode::Client(address) => {

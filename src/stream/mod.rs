@@ -308,6 +308,7 @@ impl<S: Chain> Stream<S> {
                 first_epoch: Epoch(g.first_epoch()),
                 replayed_epoch: g.replayed_epoch().map(Epoch),
                 query_id: g.query_id(),
+                counters: metrics.named.clone(),
             };
             SinkStage::new(
                 sink.clone(),

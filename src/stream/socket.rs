@@ -1,7 +1,7 @@
 //! [`Stream::to_socket`]: the socket sink as a stream method.
 
 use super::{Chain, Stream};
-use crate::sink::socket::{LineFormat, SocketSink, SocketSinkConfig};
+use crate::sink::socket::{SocketSink, SocketSinkConfig};
 use std::fmt::Display;
 
 impl<S: Chain> Stream<S> {
@@ -32,7 +32,7 @@ impl<S: Chain> Stream<S> {
     where
         S::Out: Display,
     {
-        self.socket_sink(SocketSink::new(config));
+        self.sink("socket", SocketSink::new(config));
     }
 
     /// Like [`to_socket`](Self::to_socket), with `line(record)` as each record's line
@@ -62,21 +62,6 @@ impl<S: Chain> Stream<S> {
     where
         F: FnMut(S::Out) -> String + Clone + Send + 'static,
     {
-        self.socket_sink(SocketSink::with_format(config, line));
-    }
-
-    fn socket_sink<L>(self, sink: SocketSink<L>)
-    where
-        L: LineFormat<S::Out>,
-    {
-        let slot = sink.progress.clone();
-        let graph = self.graph.clone();
-        self.sink("socket", sink);
-        // The sink's operator is the one just added: its counters go into progress.
-        let graph = graph.borrow();
-        if let Some(op) = graph.operators.last() {
-            let named = op.instances.iter().map(|m| m.named.clone()).collect();
-            let _ = slot.set(named);
-        }
+        self.sink("socket", SocketSink::with_format(config, line));
     }
 }
