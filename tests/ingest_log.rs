@@ -6,7 +6,7 @@
 use rivulet::checkpoint::{CheckpointConfig, Durability};
 use rivulet::sink::MemoryTable;
 use rivulet::source::{IngestLogged, PushSource, Source};
-use rivulet::{Epoch, PushHandle, Query};
+use rivulet::{Epoch, PushHandle, Query, Trigger};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
@@ -54,6 +54,25 @@ fn pushed_records_survive_an_abort_and_are_replayed() {
     let (running, handle, first) = start(dir.path());
     push_range(&handle, 0..1_000);
     std::thread::sleep(Duration::from_millis(40));
+    // No epoch may complete after the next records (so the restart must replay them from
+    // the log, however slow the machine): one-hour epochs from the next one on; wait
+    // until it has started (and a little more, for its marker to pass the source).
+    let triggered = || running.progress().checkpoint.unwrap().epochs_triggered;
+    let before_switch = triggered();
+    running
+        .set_trigger(Trigger::Continuous {
+            checkpoint_interval: Duration::from_secs(3600),
+        })
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while triggered() <= before_switch {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no epoch started (hang)"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(20));
     push_range(&handle, 1_000..1_500);
     // Crash: everything after the last complete epoch is dropped in flight.
     running.abort().unwrap();
