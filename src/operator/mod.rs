@@ -52,11 +52,13 @@ pub mod keyed;
 pub(crate) mod stage;
 pub mod stateless;
 pub mod timer;
+pub mod two_input;
 pub(crate) mod watermark;
 
 pub use context::Context;
 pub use harness::Harness;
 pub use timer::{TimeDomain, Timer, TimerKey, TimerService};
+pub use two_input::{Either, TwoInput, TwoInputOperator};
 
 use crate::error::BoxError;
 use crate::event::{Epoch, Timestamp};
