@@ -46,6 +46,7 @@
 //! | [`runtime`] | threads, pinning, stop/abort; the heads that drive each thread's chain |
 //! | [`sync`] | the std/loom concurrency shim |
 //! | [`time`] | the processing-time clock (system or manual, for tests) |
+//! | [`row`] | rows with a schema ([`row::Row`], [`row::Schema`], [`row::Value`]): the untyped layer under DataFrames and SQL; serde conversions to and from typed records |
 //! | [`format`](mod@format) | decoding text, CSV and JSON lines into serde records; dates and timestamps from text; malformed-record modes |
 //! | [`event`], [`metrics`], [`error`] | shared vocabulary |
 
@@ -62,6 +63,7 @@ pub mod metrics;
 pub mod operator;
 pub(crate) mod plan;
 pub mod query;
+pub mod row;
 pub mod runtime;
 pub mod sink;
 pub mod source;
