@@ -33,14 +33,17 @@
 //! |---|---|
 //! | `value.rs` | [`DataType`], [`Value`] with Spark's equality and ordering |
 //! | `schema.rs` | [`Schema`], [`Field`], [`SchemaError`] |
+//! | `seed.rs` | [`RowSeed`]: rows of a schema given at run time from the CSV, JSON-lines and text decoders |
 //! | `convert.rs` | serde: rows from structs ([`Row::from_struct`]) and back ([`Row::to_struct`]) |
 
 mod convert;
 mod schema;
+mod seed;
 mod value;
 
 pub use convert::ConvertError;
 pub use schema::{Field, Schema, SchemaError};
+pub use seed::RowSeed;
 pub use value::{DataType, Value};
 
 use serde::{Deserialize, Serialize};
