@@ -232,6 +232,10 @@ fn typed<'de, D: Deserializer<'de>>(
 ) -> Result<Value, D::Error> {
     use serde::Deserialize;
     Ok(match data_type {
+        DataType::Null => {
+            de::IgnoredAny::deserialize(deserializer)?;
+            Value::Null
+        }
         DataType::Boolean => Value::Boolean(bool::deserialize(deserializer)?),
         DataType::Integer => Value::Integer(i32::deserialize(deserializer)?),
         DataType::Long => Value::Long(i64::deserialize(deserializer)?),

@@ -14,6 +14,9 @@ use std::sync::Arc;
 /// Not yet supported: decimals, binary, and the nested types (arrays, maps, structs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum DataType {
+    /// `void`: the type of a bare `NULL` literal (Spark's `NullType`), which takes the
+    /// type of whatever it meets.
+    Null,
     /// `boolean`.
     Boolean,
     /// `int`: a 32-bit signed integer (Spark's `IntegerType`).
@@ -35,6 +38,7 @@ impl DataType {
     /// `bigint`, `double`, …).
     pub fn simple_string(self) -> &'static str {
         match self {
+            DataType::Null => "void",
             DataType::Boolean => "boolean",
             DataType::Integer => "int",
             DataType::Long => "bigint",
