@@ -47,6 +47,7 @@
 //! | [`sync`] | the std/loom concurrency shim |
 //! | [`time`] | the processing-time clock (system or manual, for tests) |
 //! | [`expr`] | expressions over rows (`col("psi").lt(lit(0.5))`, `CASE`, `IN`, `LIKE`, `CAST`) bound once to a schema, with Spark SQL's null, coercion and ANSI semantics |
+//! | [`ml`] | streaming machine learning: MLlib's streaming k-means and linear/logistic regression, trained and applied on streams |
 //! | [`row`] | rows with a schema ([`row::Row`], [`row::Schema`], [`row::Value`]): the untyped layer under DataFrames and SQL; serde conversions to and from typed records |
 //! | [`format`](mod@format) | decoding text, CSV and JSON lines into serde records; dates and timestamps from text; malformed-record modes |
 //! | [`event`], [`metrics`], [`error`] | shared vocabulary |
@@ -62,6 +63,7 @@ pub mod event;
 pub mod expr;
 pub mod format;
 pub mod metrics;
+pub mod ml;
 pub mod operator;
 pub(crate) mod plan;
 pub mod query;
