@@ -158,7 +158,11 @@ fn spawn_worker(dir: &Path, micro_batch: bool) -> Child {
 }
 
 /// The nested-loop full outer join of one epoch's records, as CSV rows.
-fn full_outer_join(epoch: u64, left: &BTreeSet<(u32, u64)>, right: &BTreeSet<(u32, u64)>) -> Vec<Row> {
+fn full_outer_join(
+    epoch: u64,
+    left: &BTreeSet<(u32, u64)>,
+    right: &BTreeSet<(u32, u64)>,
+) -> Vec<Row> {
     let e = epoch as i64;
     let mut rows = Vec::new();
     for &(lk, li) in left {
@@ -263,7 +267,10 @@ fn run_crash_test(micro_batch: bool, kills: usize, seed: u64) {
             seen.len() as u64,
             ROWS,
             "{side} records missing: {:?}",
-            (0..ROWS).filter(|id| !seen.contains_key(id)).take(10).collect::<Vec<_>>()
+            (0..ROWS)
+                .filter(|id| !seen.contains_key(id))
+                .take(10)
+                .collect::<Vec<_>>()
         );
         if micro_batch {
             let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(10).collect();
@@ -272,7 +279,11 @@ fn run_crash_test(micro_batch: bool, kills: usize, seed: u64) {
     }
     if micro_batch {
         // At most 300 records per batch.
-        assert!(left.len() as u64 >= ROWS / 300, "only {} epochs", left.len());
+        assert!(
+            left.len() as u64 >= ROWS / 300,
+            "only {} epochs",
+            left.len()
+        );
     }
     eprintln!(
         "micro-batch {micro_batch}: {kills} kills, {} runs ({} resumed), {} rows in {} \

@@ -367,7 +367,12 @@ fn epochs(probe: &[Tagged]) -> usize {
 fn per_batch_joins_equal_a_nested_loop_join_per_epoch() {
     for setup in [Setup::MicroBatch, Setup::ContinuousAligned] {
         for parallelism in [1, 3] {
-            for kind in [Kind::Inner, Kind::LeftOuter, Kind::RightOuter, Kind::FullOuter] {
+            for kind in [
+                Kind::Inner,
+                Kind::LeftOuter,
+                Kind::RightOuter,
+                Kind::FullOuter,
+            ] {
                 let what = format!("{kind:?}, {setup:?}, parallelism {parallelism}");
                 let (rows, left, right) = run_join(kind, setup, parallelism);
                 assert_eq!(left.len(), LEFT, "{what}: left records tagged");
@@ -391,7 +396,10 @@ fn per_batch_joins_equal_a_nested_loop_join_per_epoch() {
     }
 }
 
-fn run_cogroup(setup: Setup, parallelism: usize) -> (Vec<(u64, CogroupRow)>, Vec<Tagged>, Vec<Tagged>) {
+fn run_cogroup(
+    setup: Setup,
+    parallelism: usize,
+) -> (Vec<(u64, CogroupRow)>, Vec<Tagged>, Vec<Tagged>) {
     let dir = tempfile::tempdir().unwrap();
     let mut run = Run::new(setup, parallelism, dir.path());
     let (left, right) = keyed_inputs!(run);
@@ -442,7 +450,11 @@ fn at_least_once_cogroups_hold_every_record_once_no_later_than_its_epoch() {
             seen_right.extend(rs);
         }
         assert_eq!(sorted(seen_left), sorted(left), "parallelism {parallelism}");
-        assert_eq!(sorted(seen_right), sorted(right), "parallelism {parallelism}");
+        assert_eq!(
+            sorted(seen_right),
+            sorted(right),
+            "parallelism {parallelism}"
+        );
     }
 }
 

@@ -337,9 +337,10 @@ mod tests {
     use super::*;
     use crate::operator::{Either, Harness, TwoInput};
 
-    type Row<O> = Vec<O>;
+    /// A record of either input.
+    type Input = Either<(u8, char), (u8, u32)>;
 
-    fn run<J>(kind: J, epochs: &[Vec<Either<(u8, char), (u8, u32)>>]) -> Vec<Row<J::Out>>
+    fn run<J>(kind: J, epochs: &[Vec<Input>]) -> Vec<Vec<J::Out>>
     where
         J: BatchJoinKind<u8, char, u32>,
         J::Out: Ord + Send + 'static,
@@ -359,7 +360,7 @@ mod tests {
             .collect()
     }
 
-    fn epochs() -> Vec<Vec<Either<(u8, char), (u8, u32)>>> {
+    fn epochs() -> Vec<Vec<Input>> {
         use Either::{Left, Right};
         vec![
             vec![

@@ -3,8 +3,8 @@
 
 use super::timer::TimerService;
 use super::{Collector, TimerKey};
-use crate::event::{Epoch, Timestamp};
 use crate::checkpoint::coordinator::CheckpointShared;
+use crate::event::{Epoch, Timestamp};
 use crate::metrics::{Counter, NamedCounters};
 use crate::runtime::Downstream;
 use crate::time::Clock;

@@ -17,6 +17,8 @@ use crate::operator::batch_join::{
 use crate::plan::OperatorKind;
 use std::hash::Hash;
 
+// The row types are spelled out in the signatures, where users read them.
+#[allow(clippy::type_complexity)]
 impl<S, F, K> KeyedStream<S, F>
 where
     S: Chain,
@@ -134,7 +136,6 @@ where
     /// assert_eq!(rows, vec![("cart", 1, 1), ("home", 2, 0)]);
     /// # Ok::<(), rivulet::Error>(())
     /// ```
-    #[allow(clippy::type_complexity)]
     pub fn cogroup_per_batch<S2, F2>(
         self,
         other: KeyedStream<S2, F2>,
