@@ -43,6 +43,7 @@ mod dstream;
 mod event_time;
 mod keyed;
 mod socket;
+mod state;
 mod window;
 
 pub use chain::{Chain, InputChain, KeyedInput, SourceChain, Then};
