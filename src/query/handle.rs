@@ -323,22 +323,27 @@ fn check_groups_with_state(graph: &Graph) -> Option<String> {
         let name = &op.name;
         let problem = match (op.output, &aggregation) {
             (None, Some(agg)) => format!(
-                "map_groups_with_state `{name}` is not supported with an aggregation in the                  query (`{agg}`), as in Spark"
+                "map_groups_with_state `{name}` is not supported with an aggregation in the \
+                 query (`{agg}`), as in Spark"
             ),
             (None, None) if query != OutputMode::Update => format!(
-                "map_groups_with_state `{name}` is supported in update output mode only (the                  query's is {}), as in Spark",
+                "map_groups_with_state `{name}` is supported in update output mode only (the \
+                 query's is {}), as in Spark",
                 mode(query)
             ),
             (Some(OutputMode::Complete), _) => format!(
-                "flat_map_groups_with_state `{name}`: its output mode must be append or                  update, not complete"
+                "flat_map_groups_with_state `{name}`: its output mode must be append or \
+                 update, not complete"
             ),
             (Some(own), None) if own != query => format!(
-                "flat_map_groups_with_state `{name}` in {} mode is not supported with {}                  output mode (without an aggregation they must be the same, as in Spark)",
+                "flat_map_groups_with_state `{name}` in {} mode is not supported with {} \
+                 output mode (without an aggregation they must be the same, as in Spark)",
                 mode(own),
                 mode(query)
             ),
             (Some(OutputMode::Update), Some(agg)) => format!(
-                "flat_map_groups_with_state `{name}` in update mode is not supported with an                  aggregation in the query (`{agg}`); use its append mode, as in Spark"
+                "flat_map_groups_with_state `{name}` in update mode is not supported with an \
+                 aggregation in the query (`{agg}`); use its append mode, as in Spark"
             ),
             _ => continue,
         };
