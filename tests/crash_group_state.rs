@@ -288,8 +288,15 @@ fn run_crash_test(micro_batch: bool, kills: usize, seed: u64) {
         );
         *copies.entry(group).or_default() += 1;
     }
-    let missing: Vec<&u64> = due.keys().filter(|g| !copies.contains_key(g)).take(10).collect();
-    assert!(missing.is_empty(), "due sessions never committed: {missing:?}");
+    let missing: Vec<&u64> = due
+        .keys()
+        .filter(|g| !copies.contains_key(g))
+        .take(10)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "due sessions never committed: {missing:?}"
+    );
     if micro_batch {
         let twice: Vec<(&u64, &u64)> = copies.iter().filter(|(_, n)| **n > 1).take(10).collect();
         assert!(twice.is_empty(), "sessions committed twice: {twice:?}");

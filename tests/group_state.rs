@@ -153,7 +153,10 @@ fn map_groups_with_state_equals_the_reference() {
     for trigger in [continuous(), micro_batch()] {
         for parallelism in [1, 2] {
             let mut query = Query::builder();
-            query.trigger(trigger).max_batch_records(97).ring_capacity(64);
+            query
+                .trigger(trigger)
+                .max_batch_records(97)
+                .ring_capacity(64);
             let out = query
                 .from_iter("records", records.clone())
                 .key_by(|(key, _)| *key)
@@ -200,7 +203,10 @@ fn update_state_by_key_ends_with_the_reference_state() {
         for parallelism in [1usize, 2] {
             let sink = EpochRows::default();
             let mut query = Query::builder();
-            query.trigger(trigger).max_batch_records(97).ring_capacity(64);
+            query
+                .trigger(trigger)
+                .max_batch_records(97)
+                .ring_capacity(64);
             query
                 .from_iter("records", records.clone())
                 .key_by(|(key, _)| *key)
@@ -382,9 +388,15 @@ fn processing_time_timeouts_fire_once_on_the_clock() {
             .collect();
         assert_eq!(timeouts.len(), 2, "{trigger}: {rows:?}");
         assert_eq!((timeouts[0].0, timeouts[0].1), (2, 1), "{trigger}");
-        assert!(timeouts[0].2 > Timestamp(11_000_000), "{trigger}: not early");
+        assert!(
+            timeouts[0].2 > Timestamp(11_000_000),
+            "{trigger}: not early"
+        );
         assert_eq!((timeouts[1].0, timeouts[1].1), (1, 2), "{trigger}");
-        assert!(timeouts[1].2 > Timestamp(16_000_000), "{trigger}: not early");
+        assert!(
+            timeouts[1].2 > Timestamp(16_000_000),
+            "{trigger}: not early"
+        );
     }
 }
 
@@ -429,7 +441,10 @@ fn output_modes_follow_sparks_rules() {
         }
     };
     let error = refused(OutputMode::Update, flat(OutputMode::Append));
-    assert!(error.contains("in append mode is not supported with update output mode"), "{error}");
+    assert!(
+        error.contains("in append mode is not supported with update output mode"),
+        "{error}"
+    );
     let error = refused(OutputMode::Complete, flat(OutputMode::Complete));
     assert!(error.contains("must be append or update"), "{error}");
     let error = refused(OutputMode::Update, |q| {
@@ -447,7 +462,10 @@ fn output_modes_follow_sparks_rules() {
             .count()
             .for_each(|_| {});
     });
-    assert!(error.contains("in update mode is not supported with an aggregation"), "{error}");
+    assert!(
+        error.contains("in update mode is not supported with an aggregation"),
+        "{error}"
+    );
     let error = refused(OutputMode::Append, |q| {
         q.from_iter("n", 0..3u32)
             .key_by(|n| n % 2)
@@ -464,7 +482,10 @@ fn output_modes_follow_sparks_rules() {
     assert!(error.contains("needs a watermark"), "{error}");
     // Allowed: the same operators in their modes run.
     for (mode, build) in [
-        (OutputMode::Update, Box::new(counts) as Box<dyn FnOnce(&mut rivulet::QueryBuilder)>),
+        (
+            OutputMode::Update,
+            Box::new(counts) as Box<dyn FnOnce(&mut rivulet::QueryBuilder)>,
+        ),
         (OutputMode::Update, Box::new(flat(OutputMode::Update))),
         (OutputMode::Append, Box::new(flat(OutputMode::Append))),
     ] {

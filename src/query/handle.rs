@@ -316,7 +316,12 @@ fn check_groups_with_state(graph: &Graph) -> Option<String> {
     let aggregation = graph
         .operators
         .iter()
-        .find(|op| matches!(op.kind, OperatorKind::Aggregate | OperatorKind::WindowAggregate))
+        .find(|op| {
+            matches!(
+                op.kind,
+                OperatorKind::Aggregate | OperatorKind::WindowAggregate
+            )
+        })
         .map(|op| op.name.to_string());
     let mode = |mode: OutputMode| format!("{mode:?}").to_lowercase();
     for op in &graph.group_state_ops {

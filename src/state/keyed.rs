@@ -148,7 +148,8 @@ impl<V> Slot<V> {
 ///     }
 ///
 ///     fn on_marker<C: Context<Self::Out, char>>(&mut self, _epoch: Epoch, ctx: &mut C) {
-///         for key in self.counts.take_changed() {
+///         let changed: Vec<char> = self.counts.take_changed().collect();
+///         for key in changed {
 ///             let count = self.counts.get(&key).copied();
 ///             ctx.push((key, count));
 ///         }

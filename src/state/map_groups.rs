@@ -86,7 +86,10 @@ pub struct FlatMapGroupsWithState<K, V, S, F> {
 
 impl<K, V, S, F> FlatMapGroupsWithState<K, V, S, F> {
     /// The operator for `f`, with the timeouts `conf` allows.
-    pub fn new(conf: GroupStateTimeout, f: F) -> Self {
+    pub fn new<I>(conf: GroupStateTimeout, f: F) -> Self
+    where
+        F: FnMut(&K, Values<'_, V>, &mut GroupState<S>) -> I,
+    {
         FlatMapGroupsWithState {
             state: KeyedState::default(),
             conf,

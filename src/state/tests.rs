@@ -72,7 +72,11 @@ fn keyed_state_tracks_changes_until_taken() {
     assert_eq!(state.get(&2), Some(&5));
     assert_eq!(state.remove(&1), Some(11));
     assert_eq!(state.changed().copied().collect::<Vec<_>>(), [1]);
-    assert_eq!(state.get(&1), None, "a removed key is changed and has no value");
+    assert_eq!(
+        state.get(&1),
+        None,
+        "a removed key is changed and has no value"
+    );
     state.clear_changed();
     state.retain(|_, v| {
         *v += 1;
@@ -115,7 +119,10 @@ fn keyed_state_expiry_fires_once_and_follows_removal_and_restore() {
     // Restored: the expiry at 20 still fires, once.
     let snapshot = h.snapshot().unwrap();
     let mut h = Harness::restore(Expiring(KeyedState::new()), snapshot.as_deref()).unwrap();
-    assert_eq!(h.operator().0.expiry(&1), Some(Expiry::event_time(Timestamp(20))));
+    assert_eq!(
+        h.operator().0.expiry(&1),
+        Some(Expiry::event_time(Timestamp(20)))
+    );
     h.advance_watermark(Timestamp(100));
     assert_eq!(h.take_output(), [(1, 30)]);
     h.advance_watermark(Timestamp(200));
@@ -411,7 +418,10 @@ fn an_event_time_timeout_fires_once_when_the_watermark_passes_it() {
         assert_eq!(h.take_output(), [(1, "data", 1, 2, 1)]);
         h.advance_watermark(Timestamp(15)); // not past 15 yet
         h.end_epoch();
-        assert!(h.take_output().is_empty(), "{mode:?}: not before the watermark passes");
+        assert!(
+            h.take_output().is_empty(),
+            "{mode:?}: not before the watermark passes"
+        );
         h.advance_watermark(Timestamp(16));
         h.end_epoch();
         // Count 1 is odd: the state stays with a timeout at 16 + 3.
@@ -421,11 +431,21 @@ fn an_event_time_timeout_fires_once_when_the_watermark_passes_it() {
         assert!(h.take_output().is_empty(), "{mode:?}: fired once");
         h.advance_watermark(Timestamp(20));
         h.end_epoch();
-        assert_eq!(h.take_output(), [(1, "timeout", 1, 2, 0)], "{mode:?}: re-armed");
+        assert_eq!(
+            h.take_output(),
+            [(1, "timeout", 1, 2, 0)],
+            "{mode:?}: re-armed"
+        );
         check_groups(
             conf,
             mode,
-            &[Record(1, (11, 2)), Watermark(15), Watermark(1), EndEpoch, Watermark(30)],
+            &[
+                Record(1, (11, 2)),
+                Watermark(15),
+                Watermark(1),
+                EndEpoch,
+                Watermark(30),
+            ],
         );
     }
 }
@@ -458,7 +478,10 @@ fn removing_the_state_removes_its_timeout() {
     assert!(h.timers().is_empty());
     assert!(h.operator().state().is_empty());
     h.advance_watermark(Timestamp::MAX);
-    assert_eq!(h.take_output(), [(1, "data", 1, 2, 1), (1, "data", 0, 0, 1)]);
+    assert_eq!(
+        h.take_output(),
+        [(1, "data", 1, 2, 1), (1, "data", 0, 0, 1)]
+    );
 }
 
 #[test]
@@ -479,8 +502,10 @@ fn a_timeout_below_the_watermark_is_an_error() {
     assert_eq!(out[0], Ok(()));
     assert_eq!(
         out[1],
-        Err("timeout timestamp Timestamp(5) is earlier than the current watermark Timestamp(6)"
-            .to_string())
+        Err(
+            "timeout timestamp Timestamp(5) is earlier than the current watermark Timestamp(6)"
+                .to_string()
+        )
     );
 }
 
@@ -514,7 +539,7 @@ fn update_state_by_key_equals_the_sequential_reference() {
             let mut state: BTreeMap<u8, (u32, u64)> = BTreeMap::new();
             let mut pending: BTreeMap<u8, Vec<u32>> = BTreeMap::new();
             let round = |state: &mut BTreeMap<u8, (u32, u64)>,
-                             pending: &mut BTreeMap<u8, Vec<u32>>| {
+                         pending: &mut BTreeMap<u8, Vec<u32>>| {
                 let mut keys: Vec<u8> = state.keys().chain(pending.keys()).copied().collect();
                 keys.sort();
                 keys.dedup();
@@ -566,5 +591,9 @@ fn update_state_by_key_restores_its_state() {
     let mut h = Harness::restore(UpdateStateByKey::new(rounds), snapshot.as_deref()).unwrap();
     h.push((2, 0));
     h.end_epoch();
-    assert_eq!(h.take_output(), [(1, (2, 5))], "key 2 reset, key 1 one more round");
+    assert_eq!(
+        h.take_output(),
+        [(1, (2, 5))],
+        "key 2 reset, key 1 one more round"
+    );
 }

@@ -32,16 +32,16 @@ use std::hash::Hash;
 ///     (count < 3).then_some(count)
 /// });
 /// let mut h = Harness::new(op);
-/// h.push(("to", 1));
-/// h.push(("be", 1));
-/// h.push(("to", 1));
+/// for word in ["to", "be", "to"] {
+///     h.push((word.to_string(), 1));
+/// }
 /// h.end_epoch();
 /// let mut rows = h.take_output();
 /// rows.sort();
-/// assert_eq!(rows, [("be", 1), ("to", 2)]);
-/// h.push(("to", 1));
+/// assert_eq!(rows, [("be".to_string(), 1), ("to".to_string(), 2)]);
+/// h.push(("to".to_string(), 1));
 /// h.end_epoch();
-/// assert_eq!(h.take_output(), [("be", 1)], "`to` reached 3 and was removed");
+/// assert_eq!(h.take_output(), [("be".to_string(), 1)], "`to` reached 3: removed");
 /// ```
 pub struct UpdateStateByKey<K, V, S, F> {
     state: KeyedState<K, S>,

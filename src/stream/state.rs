@@ -91,14 +91,18 @@ where
     ///
     /// ```
     /// use rivulet::state::GroupStateTimeout;
-    /// use rivulet::{OutputMode, Query, Timestamp};
+    /// use rivulet::{OutputMode, Query, Timestamp, Trigger};
     /// use std::time::Duration;
     ///
-    /// // Sessions: a user's clicks until 10 µs of event time pass without one.
+    /// // Sessions: a user's clicks until 10 µs of event time pass without one. One
+    /// // click per micro-batch, so that the watermark moves between clicks.
     /// let mut query = Query::builder();
-    /// query.output_mode(OutputMode::Append);
+    /// query
+    ///     .output_mode(OutputMode::Append)
+    ///     .trigger(Trigger::AvailableNow)
+    ///     .max_batch_records(1);
     /// let sessions = query
-    ///     .from_iter("clicks", [("ann", 1i64), ("bob", 2), ("ann", 5), ("bob", 30), ("ann", 40)])
+    ///     .from_iter("clicks", [("ann", 1i64), ("ann", 5), ("bob", 20), ("bob", 22), ("ann", 40)])
     ///     .with_event_time(|(_, t)| Timestamp(*t))
     ///     .with_watermark(Duration::ZERO)
     ///     .key_by(|(user, _)| user.to_string())
@@ -123,11 +127,13 @@ where
     ///     )
     ///     .to_memory("sessions");
     /// query.start()?.await_termination()?;
-    /// let mut rows = sessions.rows();
-    /// rows.sort();
-    /// // The watermark reached 40: ann's first session (timeout 15) and bob's first
-    /// // (timeout 12) ended; the sessions still open at the end emit nothing.
-    /// assert_eq!(rows, [("ann".to_string(), 1, 5, 2), ("bob".to_string(), 2, 2, 1)]);
+    /// // ann's first session times out (at 15) in the batch that runs with watermark 20;
+    /// // bob's (at 32) once the final watermark, 40, applies. ann's second session is
+    /// // still open at the end.
+    /// assert_eq!(
+    ///     sessions.rows(),
+    ///     [("ann".to_string(), 1, 5, 2), ("bob".to_string(), 20, 22, 2)]
+    /// );
     /// # Ok::<(), rivulet::Error>(())
     /// ```
     pub fn flat_map_groups_with_state<St, I, G>(
@@ -144,12 +150,7 @@ where
         G: FnMut(&K, Values<'_, S::Out>, &mut GroupState<St>) -> I + Clone + Send + 'static,
     {
         let op = FlatMapGroupsWithState::new(timeout, f);
-        self.groups_with_state(
-            "flat_map_groups_with_state",
-            Some(output_mode),
-            timeout,
-            op,
-        )
+        self.groups_with_state("flat_map_groups_with_state", Some(output_mode), timeout, op)
     }
 
     /// Spark Streaming's `updateStateByKey`: at the end of every epoch (micro-batch, or
