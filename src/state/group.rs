@@ -2,6 +2,7 @@
 //! configuration [`GroupStateTimeout`], and the [`Values`] a call receives.
 
 use crate::event::Timestamp;
+use std::cell::Cell;
 use std::fmt;
 use std::time::Duration;
 
@@ -64,17 +65,28 @@ pub enum GroupStateError {
 /// * [`has_timed_out`](Self::has_timed_out) is `true` in the call made for a timeout,
 ///   which has no records.
 ///
-/// Times are [`Timestamp`]s (microseconds; Spark uses milliseconds).
-pub struct GroupState<S> {
+/// Times are [`Timestamp`]s (microseconds; Spark uses milliseconds). The processing time
+/// is read from the query's clock the first time a call asks for it (by
+/// [`current_processing_time`](Self::current_processing_time) or
+/// [`set_timeout_duration`](Self::set_timeout_duration)), not for every call.
+pub struct GroupState<'a, S> {
     pub(crate) value: Option<S>,
     pub(crate) timeout: Option<Timestamp>,
     pub(crate) conf: GroupStateTimeout,
     pub(crate) timed_out: bool,
     pub(crate) watermark: Timestamp,
-    pub(crate) now: Timestamp,
+    /// The processing time, once read.
+    pub(crate) now: Cell<Option<Timestamp>>,
+    /// Reads the processing time.
+    pub(crate) clock: &'a dyn Fn() -> Timestamp,
 }
 
-impl<S: fmt::Debug> fmt::Debug for GroupState<S> {
+/// The clock of a handle made with a known processing time (never read).
+fn no_clock() -> Timestamp {
+    Timestamp::MIN
+}
+
+impl<S: fmt::Debug> fmt::Debug for GroupState<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GroupState")
             .field("value", &self.value)
@@ -84,7 +96,7 @@ impl<S: fmt::Debug> fmt::Debug for GroupState<S> {
     }
 }
 
-impl<S> GroupState<S> {
+impl<S> GroupState<'static, S> {
     /// A handle as a call of the operator sees it: `value` the group's state, `conf` the
     /// operator's timeout configuration, `has_timed_out` whether the call is for a
     /// timeout, at `watermark` and processing time `now`. For testing a group function
@@ -115,10 +127,13 @@ impl<S> GroupState<S> {
             conf,
             timed_out: has_timed_out,
             watermark,
-            now,
+            now: Cell::new(Some(now)),
+            clock: &no_clock,
         }
     }
+}
 
+impl<S> GroupState<'_, S> {
     /// Whether the group has state.
     pub fn exists(&self) -> bool {
         self.value.is_some()
@@ -190,7 +205,8 @@ impl<S> GroupState<S> {
             return Err(GroupStateError::NotPositive("duration"));
         }
         let micros = i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
-        self.timeout = Some(Timestamp(self.now.0.saturating_add(micros)));
+        let now = self.current_processing_time();
+        self.timeout = Some(Timestamp(now.0.saturating_add(micros)));
         Ok(())
     }
 
@@ -236,7 +252,14 @@ impl<S> GroupState<S> {
 
     /// The processing time of this call, from the query's [`Clock`](crate::time::Clock).
     pub fn current_processing_time(&self) -> Timestamp {
-        self.now
+        match self.now.get() {
+            Some(now) => now,
+            None => {
+                let now = (self.clock)();
+                self.now.set(Some(now));
+                now
+            }
+        }
     }
 }
 
@@ -304,7 +327,7 @@ impl<V> ExactSizeIterator for Values<'_, V> {}
 mod tests {
     use super::*;
 
-    fn state(conf: GroupStateTimeout) -> GroupState<u8> {
+    fn state(conf: GroupStateTimeout) -> GroupState<'static, u8> {
         GroupState::new(None, conf, false, Timestamp(50), Timestamp(1_000))
     }
 

@@ -56,6 +56,27 @@ impl Expiry {
     }
 }
 
+/// A key's expiry changed from `old` to `new`: its timers to delete and register.
+#[derive(Debug)]
+pub(crate) struct Rearm<K> {
+    key: K,
+    old: Option<Expiry>,
+    new: Option<Expiry>,
+}
+
+impl<K> Rearm<K> {
+    /// Deletes the old expiry's timer and registers the new one through `ctx`.
+    #[inline]
+    pub(crate) fn apply<O, D, C: Context<O, K, D>>(self, ctx: &mut C) {
+        if let Some(old) = self.old {
+            old.cancel(&self.key, ctx);
+        }
+        if let Some(new) = self.new {
+            new.register(self.key, ctx);
+        }
+    }
+}
+
 /// One key's value and its expiry, if any.
 ///
 /// `value` is `Some` while the slot is in the map; the `Option` lets
@@ -357,38 +378,51 @@ impl<K: Hash + Eq + Clone, V> KeyedState<K, V> {
     where
         C: Context<O, K, D>,
     {
+        let (result, rearm) = self.update_deferred(key, f);
+        if let Some(rearm) = rearm {
+            rearm.apply(ctx);
+        }
+        result
+    }
+
+    /// [`update`](Self::update) without a context: returns the timer change to apply
+    /// afterwards, so `f` may read the context meanwhile.
+    #[inline]
+    pub(crate) fn update_deferred<R>(
+        &mut self,
+        key: K,
+        f: impl FnOnce(&K, &mut Option<V>, &mut Option<Expiry>) -> R,
+    ) -> (R, Option<Rearm<K>>) {
         if self.track && !self.changed.contains(&key) {
             self.changed.insert(key.clone());
         }
         // Present keys cost one lookup; a key inserted or removed, two.
         if let Some(slot) = self.slots.get_mut(&key) {
-            let old_expiry = slot.expiry;
+            let old = slot.expiry;
             let result = f(&key, &mut slot.value, &mut slot.expiry);
             let removed = slot.value.is_none();
-            let expiry = if removed { None } else { slot.expiry };
-            if expiry != old_expiry {
-                if let Some(old) = old_expiry {
-                    old.cancel(&key, ctx);
-                }
-                if let Some(new) = expiry {
-                    new.register(key.clone(), ctx);
-                }
-            }
+            let new = if removed { None } else { slot.expiry };
             if removed {
                 self.slots.remove(&key);
             }
-            return result;
+            let rearm = (new != old).then_some(Rearm { key, old, new });
+            return (result, rearm);
         }
         let mut value = None;
         let mut expiry = None;
         let result = f(&key, &mut value, &mut expiry);
+        let mut rearm = None;
         if value.is_some() {
-            if let Some(new) = expiry {
-                new.register(key.clone(), ctx);
+            if expiry.is_some() {
+                rearm = Some(Rearm {
+                    key: key.clone(),
+                    old: None,
+                    new: expiry,
+                });
             }
             self.slots.insert(key, Slot { value, expiry });
         }
-        result
+        (result, rearm)
     }
 
     /// The expiry of `key`, if it has a value and an expiry.

@@ -10,6 +10,7 @@ use crate::trigger::{EmitMode, ExecutionMode};
 use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::cell::Cell;
 use std::collections::hash_map::Entry;
 use std::fmt;
 use std::hash::Hash;
@@ -19,7 +20,7 @@ use std::marker::PhantomData;
 /// [`KeyedStream::flat_map_groups_with_state`](crate::KeyedStream::flat_map_groups_with_state)
 /// and [`map_groups_with_state`](crate::KeyedStream::map_groups_with_state) build it.
 ///
-/// The function `f(&key, records, &mut GroupState<S>)` returns the rows to emit.
+/// The function `f(&key, records, &mut GroupState<'_, S>)` returns the rows to emit.
 ///
 /// * **Continuous epochs**: `f` runs for every record, with that one record.
 /// * **Micro-batch epochs**: the records of a batch are buffered per key and `f` runs
@@ -88,7 +89,7 @@ impl<K, V, S, F> FlatMapGroupsWithState<K, V, S, F> {
     /// The operator for `f`, with the timeouts `conf` allows.
     pub fn new<I>(conf: GroupStateTimeout, f: F) -> Self
     where
-        F: FnMut(&K, Values<'_, V>, &mut GroupState<S>) -> I,
+        F: FnMut(&K, Values<'_, V>, &mut GroupState<'_, S>) -> I,
     {
         FlatMapGroupsWithState {
             state: KeyedState::default(),
@@ -148,7 +149,7 @@ fn expiry_of(conf: GroupStateTimeout, timeout: Option<Timestamp>) -> Option<Expi
 impl<K, V, S, F, I> FlatMapGroupsWithState<K, V, S, F>
 where
     K: Hash + Eq + Clone,
-    F: FnMut(&K, Values<'_, V>, &mut GroupState<S>) -> I,
+    F: FnMut(&K, Values<'_, V>, &mut GroupState<'_, S>) -> I,
     I: IntoIterator,
 {
     /// Calls `f` for `key` with `values` and emits what it returns.
@@ -159,22 +160,29 @@ where
         K: crate::operator::TimerKey,
     {
         let conf = self.conf;
-        let (watermark, now) = (ctx.watermark(), ctx.processing_time());
+        let watermark = ctx.watermark();
         let f = &mut self.f;
-        let rows = self.state.update(key, ctx, |key, value, expiry| {
+        // The clock is read only if the function asks for the time.
+        let shared: &C = ctx;
+        let clock = || shared.processing_time();
+        let (rows, rearm) = self.state.update_deferred(key, |key, value, expiry| {
             let mut group = GroupState {
                 value: value.take(),
                 timeout: None,
                 conf,
                 timed_out,
                 watermark,
-                now,
+                now: Cell::new(None),
+                clock: &clock,
             };
             let rows = f(key, values, &mut group);
             *value = group.value;
             *expiry = expiry_of(conf, group.timeout);
             rows
         });
+        if let Some(rearm) = rearm {
+            rearm.apply(ctx);
+        }
         for row in rows {
             ctx.push(row);
         }
@@ -211,7 +219,7 @@ where
     K: crate::operator::TimerKey + Hash + Eq,
     V: Send + 'static,
     S: Send + Serialize + DeserializeOwned + 'static,
-    F: FnMut(&K, Values<'_, V>, &mut GroupState<S>) -> I + Send + 'static,
+    F: FnMut(&K, Values<'_, V>, &mut GroupState<'_, S>) -> I + Send + 'static,
     I: IntoIterator,
 {
     type Out = I::Item;

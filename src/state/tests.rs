@@ -172,7 +172,8 @@ type St = (u32, i64);
 /// count is even, else kept with a new timeout.
 fn session(
     conf: GroupStateTimeout,
-) -> impl FnMut(&u8, Values<'_, Value>, &mut GroupState<St>) -> Vec<Row> + Clone + Send + 'static {
+) -> impl FnMut(&u8, Values<'_, Value>, &mut GroupState<'_, St>) -> Vec<Row> + Clone + Send + 'static
+{
     move |key, values, state| {
         let set_timeout = |state: &mut GroupState<St>, at: i64, by: u64| match conf {
             GroupStateTimeout::EventTimeTimeout => {
@@ -238,7 +239,7 @@ struct Model<F> {
     out: Vec<Row>,
 }
 
-impl<F: FnMut(&u8, Values<'_, Value>, &mut GroupState<St>) -> Vec<Row>> Model<F> {
+impl<F: FnMut(&u8, Values<'_, Value>, &mut GroupState<'_, St>) -> Vec<Row>> Model<F> {
     fn call(&mut self, key: u8, mut values: Vec<Value>, timed_out: bool) {
         let (value, _) = self.groups.remove(&key).unwrap_or((None, None));
         let mut state = GroupState::new(value, self.conf, timed_out, self.watermark, self.now);

@@ -68,7 +68,7 @@ where
         K: Ord,
         St: Send + Serialize + DeserializeOwned + Clone + 'static,
         U: Send + 'static,
-        G: FnMut(&K, Values<'_, S::Out>, &mut GroupState<St>) -> U + Clone + Send + 'static,
+        G: FnMut(&K, Values<'_, S::Out>, &mut GroupState<'_, St>) -> U + Clone + Send + 'static,
     {
         let one = group_fn(move |key: &K, values, state: &mut GroupState<St>| {
             std::iter::once(f(key, values, state))
@@ -147,7 +147,7 @@ where
         St: Send + Serialize + DeserializeOwned + Clone + 'static,
         I: IntoIterator,
         I::Item: Send + 'static,
-        G: FnMut(&K, Values<'_, S::Out>, &mut GroupState<St>) -> I + Clone + Send + 'static,
+        G: FnMut(&K, Values<'_, S::Out>, &mut GroupState<'_, St>) -> I + Clone + Send + 'static,
     {
         let op = FlatMapGroupsWithState::new(timeout, f);
         self.groups_with_state("flat_map_groups_with_state", Some(output_mode), timeout, op)
@@ -228,7 +228,7 @@ where
 /// its [`Values`]), which a closure written inline does not infer.
 fn group_fn<K, V, St, I, G>(f: G) -> G
 where
-    G: FnMut(&K, Values<'_, V>, &mut GroupState<St>) -> I,
+    G: FnMut(&K, Values<'_, V>, &mut GroupState<'_, St>) -> I,
 {
     f
 }
