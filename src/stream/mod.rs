@@ -47,6 +47,7 @@ mod dstream_join;
 mod event_time;
 mod keyed;
 mod socket;
+mod state;
 mod window;
 
 pub use chain::{Chain, InputChain, KeyedInput, SourceChain, Then};
