@@ -48,6 +48,10 @@ pub(crate) struct Config {
     pub(crate) output_mode: OutputMode,
     pub(crate) max_batch_records: usize,
     pub(crate) clock: Clock,
+    /// One record in this many is followed by a latency marker (0: none).
+    pub(crate) latency_sample_every: u32,
+    /// Progress reports the query keeps.
+    pub(crate) recent_progress: usize,
 }
 
 impl Default for Config {
@@ -61,6 +65,8 @@ impl Default for Config {
             output_mode: OutputMode::Update,
             max_batch_records: 1 << 20,
             clock: Clock::system(),
+            latency_sample_every: crate::metrics::latency::DEFAULT_SAMPLE_EVERY,
+            recent_progress: crate::metrics::history::DEFAULT_RECENT_PROGRESS,
         }
     }
 }
@@ -149,7 +155,7 @@ impl<T> Port<T> {
 ///
 /// Defined with the graph that records it, and shown by progress reports
 /// ([`OperatorProgress::kind`](crate::query::OperatorProgress::kind)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum OperatorKind {
     /// Produces records.
@@ -265,6 +271,8 @@ pub(crate) struct Graph {
     /// What `start()` runs to build the tasks, in the order the chains were ended.
     pub(crate) deferred: Vec<Deferred>,
     participants: u32,
+    /// The query's listeners, started with it.
+    pub(crate) listeners: Vec<Box<dyn crate::query::QueryListener>>,
 }
 
 impl Graph {
@@ -284,6 +292,7 @@ impl Graph {
             unreplayable: Vec::new(),
             deferred: Vec::new(),
             participants: 0,
+            listeners: Vec::new(),
         }
     }
 

@@ -82,6 +82,9 @@ pub struct FlatMapGroupsWithState<K, V, S, F> {
     /// Micro-batch: the timeouts that fired during the batch, handled at its end.
     due: Vec<Timer<K>>,
     f: F,
+    /// Calls of `f` since the operator started (each may write its group's state): what
+    /// progress reports as rows updated.
+    calls: u64,
     _values: PhantomData<fn(V)>,
 }
 
@@ -99,6 +102,7 @@ impl<K, V, S, F> FlatMapGroupsWithState<K, V, S, F> {
             spare: Vec::new(),
             due: Vec::new(),
             f,
+            calls: 0,
             _values: PhantomData,
         }
     }
@@ -119,6 +123,7 @@ impl<K: Clone, V, S: Clone, F: Clone> Clone for FlatMapGroupsWithState<K, V, S, 
             spare: Vec::new(),
             due: Vec::new(),
             f: self.f.clone(),
+            calls: self.calls,
             _values: PhantomData,
         }
     }
@@ -161,6 +166,7 @@ where
     {
         let conf = self.conf;
         let watermark = ctx.watermark();
+        self.calls += 1;
         let f = &mut self.f;
         // The clock is read only if the function asks for the time.
         let shared: &C = ctx;
@@ -261,6 +267,15 @@ where
 
     fn set_emit_mode(&mut self, mode: EmitMode) {
         self.mode = mode;
+    }
+
+    fn state_metrics(&self) -> Option<crate::metrics::StateMetrics> {
+        Some(crate::metrics::StateMetrics {
+            rows_total: self.state.len() as u64,
+            rows_updated: self.calls,
+            memory_used_bytes: self.state.estimated_bytes() as u64,
+            ..Default::default()
+        })
     }
 
     fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {

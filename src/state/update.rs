@@ -48,6 +48,8 @@ pub struct UpdateStateByKey<K, V, S, F> {
     /// The epoch's new values per key.
     pending: FxHashMap<K, Vec<V>>,
     f: F,
+    /// Calls of `f` since the operator started: what progress reports as rows updated.
+    calls: u64,
 }
 
 impl<K, V, S, F> UpdateStateByKey<K, V, S, F> {
@@ -57,6 +59,7 @@ impl<K, V, S, F> UpdateStateByKey<K, V, S, F> {
             state: KeyedState::default(),
             pending: FxHashMap::default(),
             f,
+            calls: 0,
         }
     }
 
@@ -72,6 +75,7 @@ impl<K: Clone, V, S: Clone, F: Clone> Clone for UpdateStateByKey<K, V, S, F> {
             state: self.state.clone(),
             pending: FxHashMap::default(),
             f: self.f.clone(),
+            calls: self.calls,
         }
     }
 }
@@ -93,6 +97,12 @@ where
 {
     /// One round: `f` for every key with state or new values, then the whole state out.
     fn round<C: Context<(K, S)>>(&mut self, ctx: &mut C) {
+        let new_keys = self
+            .pending
+            .keys()
+            .filter(|key| self.state.get(key).is_none())
+            .count();
+        self.calls += (self.state.len() + new_keys) as u64;
         let (pending, f) = (&mut self.pending, &mut self.f);
         self.state.update_each(|key, state| {
             let values = if pending.is_empty() {
@@ -137,6 +147,15 @@ where
         if !self.pending.is_empty() {
             self.round(ctx);
         }
+    }
+
+    fn state_metrics(&self) -> Option<crate::metrics::StateMetrics> {
+        Some(crate::metrics::StateMetrics {
+            rows_total: self.state.len() as u64,
+            rows_updated: self.calls,
+            memory_used_bytes: self.state.estimated_bytes() as u64,
+            ..Default::default()
+        })
     }
 
     fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {
