@@ -45,6 +45,7 @@
 //! | [`edge`] | rings, edges, wait policies and the wake-up protocol |
 //! | [`runtime`] | threads, pinning, stop/abort; the heads that drive each thread's chain |
 //! | [`sync`] | the std/loom concurrency shim |
+//! | [`table`] | static tables for stream–static joins: loaded from a `Vec`, an iterator or a CSV file, shared by every instance; reloadable at epoch boundaries |
 //! | [`time`] | the processing-time clock (system or manual, for tests) |
 //! | [`format`](mod@format) | decoding text, CSV and JSON lines into serde records; dates and timestamps from text; malformed-record modes |
 //! | [`event`], [`metrics`], [`error`] | shared vocabulary |
@@ -67,6 +68,7 @@ pub mod sink;
 pub mod source;
 pub mod stream;
 pub mod sync;
+pub mod table;
 pub mod time;
 pub mod trigger;
 pub mod window;

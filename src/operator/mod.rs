@@ -51,6 +51,7 @@ pub mod harness;
 pub mod keyed;
 pub(crate) mod stage;
 pub mod stateless;
+pub mod static_join;
 pub mod timer;
 pub(crate) mod watermark;
 

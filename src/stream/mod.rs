@@ -35,6 +35,7 @@
 //! | `keyed.rs` | [`Stream::key_by`], [`KeyedStream`] and the keyed aggregates |
 //! | `window.rs` | window aggregates: [`KeyedStream::window`], [`Stream::window`], [`WindowedStream`] |
 //! | `boundary.rs` | thread boundaries: `union`, `fan_out`, `new_thread`, the keyed exchange, side outputs |
+//! | `static_join.rs` | stream–static joins: [`Stream::join_static`], [`Stream::left_outer_join_static`] and their `_with` variants |
 //! | `dstream.rs` | Spark Streaming's window operations by processing time (`window_by_processing_time`, `count_by_window`, `reduce_by_key_and_window`, …) |
 
 mod boundary;
@@ -43,6 +44,7 @@ mod dstream;
 mod event_time;
 mod keyed;
 mod socket;
+mod static_join;
 mod window;
 
 pub use chain::{Chain, InputChain, KeyedInput, SourceChain, Then};
