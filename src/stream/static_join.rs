@@ -31,7 +31,9 @@ impl<S: Chain> Stream<S> {
     /// thread, like `map`.
     ///
     /// Keys compare with `Eq`: where Spark's join never matches a null key, an
-    /// `Option` key `None` matches the table's `None` rows.
+    /// `Option` key `None` matches the table's `None` rows. Only the joins Spark supports
+    /// for a stream and a static table exist: this one and
+    /// [`left_outer_join_static`](Self::left_outer_join_static).
     ///
     /// ```
     /// use rivulet::table::StaticTable;
@@ -108,8 +110,14 @@ impl<S: Chain> Stream<S> {
     /// The left outer join of this stream with a static table (Spark's stream–static
     /// left outer join, the stream on the outer side): as
     /// [`join_static`](Self::join_static), and a record without a matching row gives one
-    /// `(record, None)`. The static side cannot be the outer one (see the
-    /// [module docs](self)).
+    /// `(record, None)`.
+    ///
+    /// Spark's rules for stream–static joins apply (Structured Streaming programming
+    /// guide, "Support matrix for joins in streaming queries"): with the stream on the
+    /// left, inner and left outer joins are supported and stateless; right and full outer
+    /// joins, where the static side is outer, are not, since that a table row matched no
+    /// record of an unbounded stream is never final. A left semi join is a `filter` on
+    /// [`StaticTable::contains_key`](crate::table::StaticTable::contains_key).
     ///
     /// ```
     /// use rivulet::table::StaticTable;
