@@ -18,6 +18,11 @@
 //! directory, as it would be in Spark: `sensor_alerts` in append mode (the alerts, the
 //! joined alerts and the hourly alert counts, which close with the watermark) and
 //! `sensor_daily` in complete mode (the daily statistics, the whole table each batch).
+//!
+//! (c) is two stream–static joins (`Stream::join_static`, then `join_static_with`)
+//! with `rivulet::table::StaticTable`s loaded from `vendor.csv` and `maint.csv` by
+//! rivulet's CSV decoder ([`Tables::load`]); a pump has several maintenance events, so
+//! an alert gives a row per (vendor row, event) of its pump, none if either table lacks it.
 
 // The example and the test each use part of this module.
 #![allow(dead_code)]
