@@ -533,3 +533,25 @@ fn in_a_running_query_every_epoch_sees_one_version_and_versions_only_advance() {
         }
     }
 }
+
+#[test]
+fn a_panicking_key_function_fails_the_query_naming_the_join() {
+    let table = table_of(&[(1, 10)]);
+    let mut query = builder(micro_batch());
+    query
+        .from_iter("records", [(1u8, 0u32), (2, 1)])
+        .join_static(&table, |r: &Record| {
+            assert!(r.0 != 2, "no key 2 here");
+            &r.0
+        })
+        .for_each(|_| {});
+    let running = query.start().unwrap();
+    let error = common::finish(&running, "panicking join").unwrap_err();
+    match &error {
+        rivulet::Error::OperatorPanicked { operator, message } => {
+            assert_eq!(operator, "join_static");
+            assert!(message.contains("no key 2 here"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
