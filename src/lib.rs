@@ -42,9 +42,11 @@
 //! | [`stream`] | [`Stream`] and its combinators, [`KeyedStream`] and the keyed aggregates, the chain types, thread boundaries |
 //! | [`source`], [`sink`] | where records enter and leave |
 //! | [`operator`] | the [`Operator`](operator::Operator) trait and built-in operators |
+//! | [`state`] | keyed state with expiry; `map_groups_with_state`, `update_state_by_key` |
 //! | [`edge`] | rings, edges, wait policies and the wake-up protocol |
 //! | [`runtime`] | threads, pinning, stop/abort; the heads that drive each thread's chain |
 //! | [`sync`] | the std/loom concurrency shim |
+//! | [`table`] | static tables for stream–static joins: loaded from a `Vec`, an iterator or a CSV file, shared by every instance; reloadable at epoch boundaries |
 //! | [`time`] | the processing-time clock (system or manual, for tests) |
 //! | [`expr`] | expressions over rows (`col("psi").lt(lit(0.5))`, `CASE`, `IN`, `LIKE`, `CAST`) bound once to a schema, with Spark SQL's null, coercion and ANSI semantics |
 //! | [`ml`] | streaming machine learning: MLlib's streaming k-means and linear/logistic regression, trained and applied on streams |
@@ -71,8 +73,10 @@ pub mod row;
 pub mod runtime;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod stream;
 pub mod sync;
+pub mod table;
 pub mod time;
 pub mod trigger;
 pub mod window;
@@ -80,7 +84,8 @@ pub mod window;
 pub use edge::WaitPolicy;
 pub use error::{Error, Result};
 pub use event::{Epoch, Event, Signal, Timestamp};
-pub use query::{Query, QueryBuilder, QueryProgress};
+pub use metrics::StreamingQueryProgress;
+pub use query::{Query, QueryBuilder, QueryListener, QueryProgress};
 pub use runtime::Pinning;
 pub use source::{PushHandle, RateRow};
 pub use stream::{KeyedStream, Stream};
