@@ -149,7 +149,7 @@ impl<T> Port<T> {
 ///
 /// Defined with the graph that records it, and shown by progress reports
 /// ([`OperatorProgress::kind`](crate::query::OperatorProgress::kind)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum OperatorKind {
     /// Produces records.
@@ -168,7 +168,7 @@ pub enum OperatorKind {
 }
 
 /// An operator as progress reports show it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct OperatorInfo {
     pub(crate) name: std::sync::Arc<str>,
     pub(crate) kind: OperatorKind,
@@ -248,6 +248,9 @@ pub(crate) struct Graph {
     pub(crate) unreplayable: Vec<String>,
     /// What `start()` runs to build the tasks, in the order the chains were ended.
     pub(crate) deferred: Vec<Deferred>,
+    /// Where records flow between operators: `(upstream, downstream)`, for the plan
+    /// that progress endpoints draw.
+    pub(crate) edges: Vec<(OpId, OpId)>,
     participants: u32,
 }
 
@@ -266,6 +269,7 @@ impl Graph {
             fatal: None,
             unreplayable: Vec::new(),
             deferred: Vec::new(),
+            edges: Vec::new(),
             participants: 0,
         }
     }
@@ -453,6 +457,28 @@ impl Graph {
             participant_base,
         });
         self.operators.len() - 1
+    }
+
+    /// Records that the operators `from` send records to `to`.
+    pub(crate) fn add_edges(&mut self, from: &[OpId], to: OpId) {
+        for &from in from {
+            if !self.edges.contains(&(from, to)) {
+                self.edges.push((from, to));
+            }
+        }
+    }
+
+    /// The edges between operators by name, `(upstream, downstream)`.
+    pub(crate) fn named_edges(&self) -> Vec<(String, String)> {
+        self.edges
+            .iter()
+            .map(|&(from, to)| {
+                (
+                    self.operators[from].name.to_string(),
+                    self.operators[to].name.to_string(),
+                )
+            })
+            .collect()
     }
 
     /// A name not used by another operator yet: `base`, else `base#2`, `base#3`, …
