@@ -47,6 +47,7 @@
 //! | [`sync`] | the std/loom concurrency shim |
 //! | [`time`] | the processing-time clock (system or manual, for tests) |
 //! | [`format`](mod@format) | decoding text, CSV and JSON lines into serde records; dates and timestamps from text; malformed-record modes |
+//! | [`serve`] | the opt-in metrics endpoint: Prometheus text, progress JSON, a live dashboard |
 //! | [`event`], [`metrics`], [`error`] | shared vocabulary |
 
 #![deny(unsafe_code)]
@@ -63,6 +64,7 @@ pub mod operator;
 pub(crate) mod plan;
 pub mod query;
 pub mod runtime;
+pub mod serve;
 pub mod sink;
 pub mod source;
 pub mod stream;

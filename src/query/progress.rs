@@ -2,13 +2,17 @@
 //! `StreamingQueryProgress`, for a continuous engine).
 
 use crate::checkpoint::CheckpointStats;
+use crate::plan::OperatorInfo;
 pub use crate::plan::OperatorKind;
-use serde::Serialize;
+use crate::runtime::RunControl;
+use crate::sync::Arc;
+use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Counters of one operator, summed over its instances.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OperatorProgress {
     /// The operator's name (unique in the query).
     pub name: String,
@@ -29,7 +33,7 @@ pub struct OperatorProgress {
 
 /// A snapshot of a query's progress. Counters are read without stopping the query, so
 /// operators may be a few records apart.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueryProgress {
     /// The query's name.
     pub name: String,
@@ -109,5 +113,104 @@ impl fmt::Display for QueryProgress {
             )?;
         }
         Ok(())
+    }
+}
+
+/// The totals and time of a previous report, from which the next one's rates are taken.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LastReport {
+    at: Instant,
+    input_rows: u64,
+    output_rows: u64,
+}
+
+impl LastReport {
+    /// Rates of the first report are taken over the time since `start`.
+    pub(crate) fn starting_at(start: Instant) -> Self {
+        LastReport {
+            at: start,
+            input_rows: 0,
+            output_rows: 0,
+        }
+    }
+}
+
+/// What progress reports are read from: the query handle and its metrics server each
+/// hold one (the server reads off the operator threads, on its own thread).
+#[derive(Debug)]
+pub(crate) struct ProgressReader {
+    pub(crate) name: String,
+    pub(crate) control: Arc<RunControl>,
+    pub(crate) threads: usize,
+    pub(crate) operators: Vec<OperatorInfo>,
+    pub(crate) started: Instant,
+    pub(crate) checkpoint: Option<Arc<Mutex<CheckpointStats>>>,
+    /// The plan's edges between operators, `(from, to)` by name.
+    pub(crate) edges: Vec<(String, String)>,
+}
+
+impl ProgressReader {
+    /// The query's progress now; rates over the time since `last`, which becomes now.
+    pub(crate) fn read(&self, last: &mut LastReport) -> QueryProgress {
+        let operators: Vec<OperatorProgress> = self
+            .operators
+            .iter()
+            .map(|op| {
+                let instances: Vec<(u64, u64)> = op
+                    .instances
+                    .iter()
+                    .map(|m| (m.records_in.get(), m.records_out.get()))
+                    .collect();
+                let mut counters = std::collections::BTreeMap::new();
+                for metrics in &op.instances {
+                    for (name, value) in metrics.named.values() {
+                        *counters.entry(name.to_string()).or_insert(0) += value;
+                    }
+                }
+                OperatorProgress {
+                    name: op.name.to_string(),
+                    kind: op.kind,
+                    parallelism: instances.len(),
+                    records_in: instances.iter().map(|i| i.0).sum(),
+                    records_out: instances.iter().map(|i| i.1).sum(),
+                    instances,
+                    counters,
+                }
+            })
+            .collect();
+        let input_rows: u64 = operators
+            .iter()
+            .filter(|op| op.kind == OperatorKind::Source)
+            .map(|op| op.records_out)
+            .sum();
+        let output_rows: u64 = operators
+            .iter()
+            .filter(|op| op.kind == OperatorKind::Sink)
+            .map(|op| op.records_in)
+            .sum();
+        let now = Instant::now();
+        let seconds = now.duration_since(last.at).as_secs_f64().max(1e-9);
+        let input_rate = input_rows.saturating_sub(last.input_rows) as f64 / seconds;
+        let output_rate = output_rows.saturating_sub(last.output_rows) as f64 / seconds;
+        *last = LastReport {
+            at: now,
+            input_rows,
+            output_rows,
+        };
+        QueryProgress {
+            name: self.name.clone(),
+            elapsed: now.duration_since(self.started),
+            is_active: self.control.running_threads() > 0,
+            threads: self.threads,
+            input_rows,
+            output_rows,
+            input_rows_per_second: input_rate,
+            output_rows_per_second: output_rate,
+            operators,
+            checkpoint: self
+                .checkpoint
+                .as_ref()
+                .map(|checkpoint| checkpoint.lock().unwrap().clone()),
+        }
     }
 }
