@@ -48,6 +48,10 @@ pub(crate) struct Config {
     pub(crate) output_mode: OutputMode,
     pub(crate) max_batch_records: usize,
     pub(crate) clock: Clock,
+    /// One record in this many is followed by a latency marker (0: none).
+    pub(crate) latency_sample_every: u32,
+    /// Progress reports the query keeps.
+    pub(crate) recent_progress: usize,
 }
 
 impl Default for Config {
@@ -61,6 +65,8 @@ impl Default for Config {
             output_mode: OutputMode::Update,
             max_batch_records: 1 << 20,
             clock: Clock::system(),
+            latency_sample_every: crate::metrics::latency::DEFAULT_SAMPLE_EVERY,
+            recent_progress: crate::metrics::history::DEFAULT_RECENT_PROGRESS,
         }
     }
 }
@@ -252,6 +258,8 @@ pub(crate) struct Graph {
     /// that progress endpoints draw.
     pub(crate) edges: Vec<(OpId, OpId)>,
     participants: u32,
+    /// The query's listeners, started with it.
+    pub(crate) listeners: Vec<Box<dyn crate::query::QueryListener>>,
 }
 
 impl Graph {
@@ -271,6 +279,7 @@ impl Graph {
             deferred: Vec::new(),
             edges: Vec::new(),
             participants: 0,
+            listeners: Vec::new(),
         }
     }
 

@@ -10,7 +10,7 @@ mod common;
 
 use common::{http_get, wait_until, HANG_GUARD};
 use rivulet::serve::{PlanView, ServeOptions};
-use rivulet::{Query, QueryProgress, Trigger};
+use rivulet::{Query, Trigger};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -135,14 +135,17 @@ fn check_rendered(dom: &str, plan: &PlanView) -> Result<(), String> {
             "the page refreshed {updates} times, not at least twice"
         ));
     }
-    for chart in ["chart-rates", "chart-epochs"] {
+    for chart in [
+        "chart-rates",
+        "chart-epochs",
+        "chart-watermark",
+        "chart-state",
+        "chart-latency",
+    ] {
         let points = chart_points(dom, chart)?;
         if points < 2 {
             return Err(format!("chart {chart} has {points} points"));
         }
-    }
-    for chart in ["chart-watermark", "chart-state", "chart-latency"] {
-        chart_points(dom, chart)?;
     }
     for node in &plan.nodes {
         let marker = format!("data-name=\"{}\"", node.name);
@@ -189,7 +192,7 @@ fn broken_endpoint(
                     Some(rivulet::serve::dashboard_script()),
                     "text/javascript",
                 ),
-                "/progress/recent" => (200, recent, "application/json"),
+                "/progress/recent" | "/live/recent" => (200, recent, "application/json"),
                 "/plan" => (200, plan, "application/json"),
                 _ => (404, Some(""), "text/plain"),
             };
@@ -210,11 +213,16 @@ fn the_dashboard_renders_a_running_query() {
         return;
     };
     let mut builder = Query::builder();
-    builder.name("dashboard").trigger(Trigger::MicroBatch {
-        interval: Duration::from_millis(20),
-    });
+    builder
+        .name("dashboard")
+        .trigger(Trigger::MicroBatch {
+            interval: Duration::from_millis(20),
+        })
+        .latency_sampling(64);
     builder
         .rate("rate", 20_000)
+        .with_event_time(|row| row.timestamp)
+        .with_watermark(Duration::from_millis(50))
         .map(|row| row.value)
         .key_by(|x| x % 16)
         .count()
@@ -228,21 +236,26 @@ fn the_dashboard_renders_a_running_query() {
         )
         .unwrap();
     let addr = server.local_addr();
-    wait_until("a history with rows and epochs", || {
-        let (_, body) = http_get(addr, "/progress/recent");
-        let recent: Vec<QueryProgress> = serde_json::from_str(&body).unwrap();
-        recent.len() >= 4
-            && recent.iter().filter(|p| p.input_rows > 0).count() >= 2
-            && recent
-                .last()
-                .and_then(|p| p.checkpoint.as_ref())
-                .is_some_and(|c| c.recent.len() >= 2)
+    wait_until("epochs with rows, state, a watermark and latency", || {
+        let recent = query.recent_progress();
+        let full = recent
+            .iter()
+            .filter(|p| {
+                p.num_input_rows > 0
+                    && p.event_time.contains_key("watermark")
+                    && !p.state_operators.is_empty()
+                    && p.latency.end_to_end.epoch.count > 0
+            })
+            .count();
+        full >= 3 && query.progress_history().recent().len() >= 4
     });
+    let (status, _) = http_get(addr, "/live/recent");
+    assert_eq!(status, 200);
 
     let dom = dump_dom(&browser, &server.url(), 2_500);
     let (_, body) = http_get(addr, "/plan");
     let plan: PlanView = serde_json::from_str(&body).unwrap();
-    assert_eq!(plan.nodes.len(), 5, "{plan:?}");
+    assert_eq!(plan.nodes.len(), 6, "{plan:?}");
     if let Err(problem) = check_rendered(&dom, &plan) {
         panic!("the dashboard did not render: {problem}\n{dom}");
     }

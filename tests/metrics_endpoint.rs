@@ -5,9 +5,11 @@
 mod common;
 
 use common::{finish_ok, http_get, http_request, wait_until};
+use rivulet::metrics::StreamingQueryProgress;
+use rivulet::query::QueryStatus;
 use rivulet::serve::{PlanEdge, PlanView, ServeOptions};
 use rivulet::{Error, Query, QueryProgress, Trigger};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 const ROWS: u64 = 1_000;
@@ -16,9 +18,12 @@ const ROWS: u64 = 1_000;
 /// Micro-batches, so there are epochs to report.
 fn bounded_query(name: &str) -> (Query, rivulet::sink::MemoryTable<(u64, u64)>) {
     let mut builder = Query::builder();
-    builder.name(name).trigger(Trigger::MicroBatch {
-        interval: Duration::from_millis(5),
-    });
+    builder
+        .name(name)
+        .trigger(Trigger::MicroBatch {
+            interval: Duration::from_millis(5),
+        })
+        .latency_sampling(16);
     let table = builder
         .from_iter("numbers", 0..ROWS)
         .filter(|x| x % 2 == 1)
@@ -227,9 +232,56 @@ fn prometheus_text_parses_and_carries_the_query_figures() {
         value_of(&samples, "rivulet_epochs_triggered_total", &[q]),
         checkpoint.epochs_triggered as f64
     );
+
+    // The newest epoch's figures: Spark's lastProgress.
+    let last = query.last_progress().expect("epochs completed");
     assert_eq!(
-        value_of(&samples, "rivulet_last_complete_epoch", &[q]),
-        checkpoint.last_complete_epoch.expect("epochs completed") as f64
+        value_of(&samples, "rivulet_batch_id", &[q]),
+        last.batch_id as f64
+    );
+    assert_eq!(
+        value_of(&samples, "rivulet_batch_input_rows", &[q]),
+        last.num_input_rows as f64
+    );
+    assert_eq!(
+        value_of(
+            &samples,
+            "rivulet_batch_duration_seconds",
+            &[q, ("phase", "triggerExecution")]
+        ),
+        last.duration_ms["triggerExecution"] as f64 / 1e3
+    );
+    // State rows: one per key, as many keys as odd numbers have residues mod 7.
+    let keys: HashSet<u64> = (0..ROWS).filter(|x| x % 2 == 1).map(|x| x % 7).collect();
+    assert_eq!(
+        value_of(&samples, "rivulet_state_rows", &[q, ("operator", "count")]),
+        keys.len() as f64
+    );
+    let latency = &last.latency.end_to_end.cumulative;
+    assert!(latency.count > 0, "latency markers reached the sink");
+    let e2e = "rivulet_end_to_end_latency_seconds";
+    let window = ("window", "cumulative");
+    assert_eq!(
+        value_of(&samples, e2e, &[q, window, ("quantile", "0.5")]),
+        latency.p50 / 1e6
+    );
+    assert_eq!(
+        value_of(&samples, e2e, &[q, window, ("quantile", "0.99")]),
+        latency.p99 / 1e6
+    );
+    let sink = last.operator("counts").expect("the sink's progress");
+    let sink_latency = &sink
+        .latency
+        .as_ref()
+        .expect("the sink's latency")
+        .cumulative;
+    assert_eq!(
+        value_of(
+            &samples,
+            "rivulet_operator_latency_seconds",
+            &[q, ("operator", "counts"), window, ("quantile", "1")]
+        ),
+        sink_latency.max / 1e6
     );
     query.stop().unwrap();
 }
@@ -246,7 +298,32 @@ fn json_round_trips_into_the_progress_types() {
         .expect("serve");
     let addr = server.local_addr();
 
+    // Spark's lastProgress, recentProgress and status.
     let (status, body) = http_get(addr, "/progress");
+    assert_eq!(status, 200);
+    let last: StreamingQueryProgress = serde_json::from_str(&body).expect("progress JSON");
+    assert_eq!(last, *query.last_progress().expect("epochs completed"));
+    assert_eq!(last.json(), body);
+    let (_, body) = http_get(addr, "/progress/recent");
+    let recent: Vec<StreamingQueryProgress> = serde_json::from_str(&body).expect("a JSON list");
+    let expected: Vec<StreamingQueryProgress> = query
+        .recent_progress()
+        .iter()
+        .map(|progress| (**progress).clone())
+        .collect();
+    assert_eq!(recent, expected);
+    assert_eq!(
+        recent.iter().map(|p| p.num_input_rows).sum::<u64>(),
+        ROWS,
+        "the epochs hold every row once"
+    );
+    let (_, body) = http_get(addr, "/status");
+    let status: QueryStatus = serde_json::from_str(&body).expect("status JSON");
+    assert_eq!(status, query.status());
+    assert_eq!(status.message, "Stopped");
+
+    // The live counters and their sampled history.
+    let (status, body) = http_get(addr, "/live");
     assert_eq!(status, 200);
     let served: QueryProgress = serde_json::from_str(&body).expect("QueryProgress JSON");
     let local = query.progress();
@@ -260,18 +337,18 @@ fn json_round_trips_into_the_progress_types() {
     assert_eq!(serde_json::to_string(&served).unwrap(), body);
 
     wait_until("two samples in the history", || {
-        let (_, body) = http_get(addr, "/progress/recent");
+        let (_, body) = http_get(addr, "/live/recent");
         serde_json::from_str::<Vec<QueryProgress>>(&body)
             .expect("Vec<QueryProgress> JSON")
             .len()
             >= 2
     });
-    let (_, body) = http_get(addr, "/progress/recent");
-    let recent: Vec<QueryProgress> = serde_json::from_str(&body).unwrap();
-    for sample in &recent {
+    let (_, body) = http_get(addr, "/live/recent");
+    let samples: Vec<QueryProgress> = serde_json::from_str(&body).unwrap();
+    for sample in &samples {
         assert_eq!(sample.operators, local.operators);
     }
-    assert!(recent.windows(2).all(|w| w[0].elapsed <= w[1].elapsed));
+    assert!(samples.windows(2).all(|w| w[0].elapsed <= w[1].elapsed));
 
     let (status, body) = http_get(addr, "/plan");
     assert_eq!(status, 200);
@@ -313,8 +390,20 @@ fn pages_and_errors() {
     assert_eq!(status, 200);
     assert_eq!(script, rivulet::serve::dashboard_script());
     assert_eq!(http_get(addr, "/nothing").0, 404);
-    assert_eq!(http_request(addr, "POST", "/metrics").0, 405);
     finish_ok(&query, "the bounded query");
+    // Without epochs there is no per-epoch progress: `null`, as Spark's lastProgress.
+    let mut builder = Query::builder();
+    builder.from_iter("n", 0..3u64).for_each(|_| {});
+    let plain = builder.start().unwrap();
+    finish_ok(&plain, "the query without epochs");
+    let plain_server = plain.serve_metrics("127.0.0.1:0").unwrap();
+    assert_eq!(http_get(plain_server.local_addr(), "/progress").1, "null");
+    assert_eq!(
+        http_get(plain_server.local_addr(), "/progress/recent").1,
+        "[]"
+    );
+    plain.stop().unwrap();
+    assert_eq!(http_request(addr, "POST", "/metrics").0, 405);
     query.stop().unwrap();
 }
 

@@ -1,6 +1,8 @@
 //! The handle of a running query.
 
-use super::progress::{LastReport, OperatorKind, ProgressReader, QueryProgress};
+use super::listener::{BusEvent, ListenerBus, QueryStartedEvent};
+use super::progress::{LastReport, OperatorKind, ProgressReader, QueryProgress, QueryStatus};
+use crate::checkpoint::coordinator::progress::ProgressOut;
 use crate::checkpoint::coordinator::{
     AckTracker, CheckpointShared, CheckpointStats, Coordinator, Message,
 };
@@ -9,6 +11,8 @@ use crate::checkpoint::log::{DirLock, LogConfig, LogWriter};
 use crate::checkpoint::recovery;
 use crate::checkpoint::CheckpointError;
 use crate::error::{Error, Result};
+use crate::metrics::assemble::{Assembler, PlanOperator, ProgressPlan};
+use crate::metrics::{ProgressHistory, StreamingQueryProgress};
 use crate::plan::{CheckpointBuild, Graph};
 use crate::runtime::affinity;
 use crate::runtime::worker::Worker;
@@ -40,6 +44,86 @@ pub struct Query {
     checkpoint: Option<CheckpointHandle>,
     /// Metrics servers started by [`Query::serve_metrics`], stopped with the query.
     servers: Mutex<Vec<MetricsServer>>,
+    /// The query's id (kept across restarts) and this run's.
+    id: String,
+    run_id: String,
+    /// The progress of recent epochs.
+    history: ProgressHistory,
+    /// The listener thread, if the query has listeners.
+    listeners: Option<ListenerBus>,
+}
+
+/// The progress side of a start: the plan as progress shows it, the history, the
+/// listener thread.
+struct ProgressSetup {
+    id: String,
+    run_id: String,
+    history: ProgressHistory,
+    listeners: Option<ListenerBus>,
+}
+
+impl ProgressSetup {
+    /// Starts the listener thread (if there are listeners) for a query whose id is
+    /// `id`; `coordinator`: whether the query has a coordinator.
+    fn new(graph: &mut Graph, id: String, coordinator: bool) -> Result<ProgressSetup> {
+        let run_id = entries::new_query_id();
+        let listeners = std::mem::take(&mut graph.listeners);
+        let listeners = if listeners.is_empty() {
+            None
+        } else {
+            Some(
+                ListenerBus::start(
+                    listeners,
+                    coordinator,
+                    graph.control.clone(),
+                    (id.clone(), run_id.clone()),
+                )
+                .map_err(|error| Error::Spawn {
+                    operator: "listeners".to_string(),
+                    source: std::sync::Arc::new(error),
+                })?,
+            )
+        };
+        Ok(ProgressSetup {
+            id,
+            run_id,
+            history: ProgressHistory::new(graph.config.recent_progress),
+            listeners,
+        })
+    }
+
+    /// What the coordinator publishes progress with.
+    fn out(&self, graph: &Graph) -> ProgressOut {
+        let plan = ProgressPlan {
+            id: self.id.clone(),
+            run_id: self.run_id.clone(),
+            name: graph.config.name.clone(),
+            operators: graph
+                .operators
+                .iter()
+                .map(|op| PlanOperator {
+                    name: op.name.to_string(),
+                    kind: op.kind,
+                    base: op.participant_base as usize,
+                    instances: op.instances.len(),
+                })
+                .collect(),
+        };
+        ProgressOut {
+            assembler: Assembler::new(plan, Instant::now()),
+            history: self.history.clone(),
+            listeners: self.listeners.as_ref().map(|bus| bus.sender.clone()),
+            ids: (self.id.clone(), self.run_id.clone()),
+        }
+    }
+
+    /// `start()` failed: the listener thread ends without calling anything.
+    fn abandon(&self) {
+        if let Some(bus) = &self.listeners {
+            let _ = bus.sender.send(BusEvent::Abandon);
+            bus.join();
+        }
+    }
 }
 
 /// The query's side of checkpointing: the epoch clock and the coordinator thread.
@@ -136,6 +220,7 @@ fn start_coordinator(
     shared: Arc<CheckpointShared>,
     graph: &Graph,
     lock: Option<DirLock>,
+    progress: ProgressOut,
 ) -> Result<CheckpointHandle> {
     let plan = plan_shape(graph);
     let fingerprint = plan.fingerprint();
@@ -212,6 +297,7 @@ fn start_coordinator(
         next_trigger: Instant::now(),
         drained: Default::default(),
         idle_batch: None,
+        progress: Some(progress),
     };
     let thread = std::thread::Builder::new()
         .name("rivulet:checkpoint".to_string())
@@ -374,22 +460,37 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
         None => None,
     };
     let undo = lock.as_ref().map(DirLock::undo);
+    let mut setup = None;
     let prepared = prepare(&mut graph).and_then(|()| {
+        // The id recovery found, or the new one.
+        let id = graph
+            .checkpoint
+            .as_ref()
+            .map_or_else(entries::new_query_id, |build| build.query_id.clone());
+        let coordinator = graph.checkpoint.is_some();
+        let progress = setup.insert(ProgressSetup::new(&mut graph, id, coordinator)?);
         let shared = graph.epochs();
         match (graph.checkpoint.take(), shared) {
-            (Some(build), Some(shared)) => start_coordinator(build, shared, &graph, lock).map(Some),
+            (Some(build), Some(shared)) => {
+                let out = progress.out(&graph);
+                start_coordinator(build, shared, &graph, lock, out).map(Some)
+            }
             _ => Ok(None),
         }
     });
     let checkpoint = match prepared {
         Ok(checkpoint) => checkpoint,
         Err(error) => {
+            if let Some(setup) = &setup {
+                setup.abandon();
+            }
             if let Some(undo) = undo {
                 undo.run();
             }
             return Err(error);
         }
     };
+    let setup = setup.expect("set when the start succeeds");
     let control = graph.control.clone();
     let mut workers = Vec::new();
     for group in &mut graph.groups {
@@ -440,6 +541,7 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
                 if let Some(checkpoint) = &checkpoint {
                     checkpoint.shut_down();
                 }
+                setup.abandon();
                 return Err(control.failure().expect("just recorded"));
             }
         }
@@ -456,7 +558,33 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
             .as_ref()
             .map(|checkpoint| checkpoint.stats.clone()),
         edges,
+        shared: checkpoint
+            .as_ref()
+            .map(|checkpoint| checkpoint.shared.clone()),
+        history: setup.history.clone(),
     });
+    if let Some(bus) = &setup.listeners {
+        let _ = bus.sender.send(BusEvent::Started(QueryStartedEvent {
+            id: setup.id.clone(),
+            run_id: setup.run_id.clone(),
+            name: config.name.clone(),
+            timestamp: crate::metrics::assemble::wall_clock(started),
+        }));
+    }
+    // Once every operator thread ended, the coordinator writes what is left and ends,
+    // and the listeners hear of it, even if nobody waits for the query.
+    let coordinator = checkpoint
+        .as_ref()
+        .map(|checkpoint| checkpoint.shared.sender.clone());
+    let bus = setup.listeners.as_ref().map(|bus| bus.sender.clone());
+    control.when_threads_finish(Box::new(move || {
+        if let Some(coordinator) = coordinator {
+            let _ = coordinator.send(Message::Shutdown);
+        }
+        if let Some(bus) = bus {
+            let _ = bus.send(BusEvent::ThreadsDone);
+        }
+    }));
     Ok(Query {
         name: config.name,
         control,
@@ -467,6 +595,10 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
         last_report: Mutex::new(LastReport::starting_at(started)),
         checkpoint,
         servers: Mutex::new(Vec::new()),
+        id: setup.id,
+        run_id: setup.run_id,
+        history: setup.history,
+        listeners: setup.listeners,
     })
 }
 
@@ -538,6 +670,9 @@ impl Query {
         }
         if let Some(checkpoint) = &self.checkpoint {
             checkpoint.shut_down();
+        }
+        if let Some(listeners) = &self.listeners {
+            listeners.join();
         }
         drop(threads);
         match self.control.failure() {
@@ -667,6 +802,51 @@ impl Query {
     }
 }
 
+impl Query {
+    /// The query's id: the same across restarts from one checkpoint directory (Spark's
+    /// `id`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// This run's id: new at every start (Spark's `runId`).
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The progress of the newest completed epoch (Spark's `lastProgress`); `None` before
+    /// the first, and always for a query without epochs (no trigger, no checkpointing).
+    pub fn last_progress(&self) -> Option<Arc<StreamingQueryProgress>> {
+        self.history.last()
+    }
+
+    /// The progress of the recent epochs, oldest first (Spark's `recentProgress`): at
+    /// most [`QueryBuilder::recent_progress_capacity`](crate::QueryBuilder::recent_progress_capacity).
+    pub fn recent_progress(&self) -> Vec<Arc<StreamingQueryProgress>> {
+        self.history.recent()
+    }
+
+    /// A shared handle on this query's recent progress, to read from another thread (a
+    /// metrics endpoint) without the `Query`; it keeps the reports after the query ends.
+    pub fn progress_history(&self) -> ProgressHistory {
+        self.history.clone()
+    }
+
+    /// What the query is doing now (Spark's `status`).
+    pub fn status(&self) -> QueryStatus {
+        self.reader.status()
+    }
+
+    /// What the query's listeners' panics said, if any panicked (each is also printed
+    /// to standard error). A panicking listener does not stop the query.
+    pub fn listener_failures(&self) -> Vec<String> {
+        self.listeners
+            .as_ref()
+            .map(ListenerBus::failures)
+            .unwrap_or_default()
+    }
+}
+
 impl Drop for Query {
     fn drop(&mut self) {
         if self.is_active() {
@@ -680,5 +860,8 @@ impl Drop for Query {
             checkpoint.shut_down();
         }
         self.stop_servers();
+        if let Some(listeners) = &self.listeners {
+            listeners.join();
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! Progress reports: what a running query has done so far (Spark's
 //! `StreamingQueryProgress`, for a continuous engine).
 
+use crate::checkpoint::coordinator::CheckpointShared;
 use crate::checkpoint::CheckpointStats;
+use crate::metrics::ProgressHistory;
 use crate::plan::OperatorInfo;
 pub use crate::plan::OperatorKind;
 use crate::runtime::RunControl;
@@ -31,8 +33,28 @@ pub struct OperatorProgress {
     pub counters: std::collections::BTreeMap<String, u64>,
 }
 
+/// What a query is doing now (Spark's `StreamingQueryStatus`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryStatus {
+    /// In words: `Waiting for next trigger`, `Processing new data`, `Stopped`,
+    /// `Terminated with exception: …`.
+    pub message: String,
+    /// Whether the newest completed epoch had input.
+    pub is_data_available: bool,
+    /// Whether an epoch is running (triggered, not complete).
+    pub is_trigger_active: bool,
+}
+
 /// A snapshot of a query's progress. Counters are read without stopping the query, so
-/// operators may be a few records apart.
+/// operators may be a few records apart. This is the live view of the counters at any
+/// moment; [`Query::last_progress`](crate::Query::last_progress) and
+/// [`Query::recent_progress`](crate::Query::recent_progress) give exact figures per
+/// completed epoch in Spark's format.
+///
+/// `input_rows_per_second` and `output_rows_per_second` are measured over the time
+/// since the previous report; once the query ended, over the time it ran since then,
+/// and a report with nothing new after the end shows the whole run's averages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueryProgress {
     /// The query's name.
@@ -147,6 +169,10 @@ pub(crate) struct ProgressReader {
     pub(crate) checkpoint: Option<Arc<Mutex<CheckpointStats>>>,
     /// The plan's edges between operators, `(from, to)` by name.
     pub(crate) edges: Vec<(String, String)>,
+    /// The epoch clock, if the query has epochs.
+    pub(crate) shared: Option<Arc<CheckpointShared>>,
+    /// The progress of recent epochs.
+    pub(crate) history: ProgressHistory,
 }
 
 impl ProgressReader {
@@ -189,11 +215,21 @@ impl ProgressReader {
             .map(|op| op.records_in)
             .sum();
         let now = Instant::now();
-        let seconds = now.duration_since(last.at).as_secs_f64().max(1e-9);
-        let input_rate = input_rows.saturating_sub(last.input_rows) as f64 / seconds;
-        let output_rate = output_rows.saturating_sub(last.output_rows) as f64 / seconds;
+        let ended = self.control.ended_at();
+        // Rates over the time the query ran since the previous report; a report after
+        // the end with nothing new since (the stream ended before it) shows the whole
+        // run's averages rather than zero.
+        let until = ended.unwrap_or(now).max(last.at);
+        let moved = input_rows > last.input_rows || output_rows > last.output_rows;
+        let (since, base) = match ended {
+            Some(end) if !moved || end <= last.at => (self.started, (0, 0)),
+            _ => (last.at, (last.input_rows, last.output_rows)),
+        };
+        let seconds = until.duration_since(since).as_secs_f64().max(1e-9);
+        let input_rate = input_rows.saturating_sub(base.0) as f64 / seconds;
+        let output_rate = output_rows.saturating_sub(base.1) as f64 / seconds;
         *last = LastReport {
-            at: now,
+            at: now.max(until),
             input_rows,
             output_rows,
         };
@@ -211,6 +247,30 @@ impl ProgressReader {
                 .checkpoint
                 .as_ref()
                 .map(|checkpoint| checkpoint.lock().unwrap().clone()),
+        }
+    }
+
+    /// What the query is doing now (Spark's `status`).
+    pub(crate) fn status(&self) -> QueryStatus {
+        let active = self.control.running_threads() > 0;
+        let trigger_active = self.shared.as_ref().is_some_and(|shared| {
+            let clock = &shared.clock;
+            active && clock.current() > clock.last_complete()
+        });
+        let message = match self.control.failure() {
+            Some(error) => format!("Terminated with exception: {error}"),
+            None if !active => "Stopped".to_string(),
+            None if self.shared.is_none() => "Processing records (no epochs)".to_string(),
+            None if trigger_active => "Processing new data".to_string(),
+            None => "Waiting for next trigger".to_string(),
+        };
+        QueryStatus {
+            message,
+            is_data_available: self
+                .history
+                .last()
+                .is_some_and(|progress| progress.num_input_rows > 0),
+            is_trigger_active: trigger_active,
         }
     }
 }

@@ -1,8 +1,10 @@
-//! What the endpoint serves, read from the query: the one module that knows the
-//! progress type. It turns "the latest progress and the recent history" into the JSON
-//! bodies; [`prometheus`](super::prometheus) renders the same progress as text.
+//! What the endpoint serves, read from the query: the one module that knows where the
+//! progress comes from. It turns "the latest progress and the recent history" (the
+//! per-epoch [`StreamingQueryProgress`] reports, the live counters, the status) into the
+//! JSON bodies; [`prometheus`](super::prometheus) renders the same figures as text.
 
-use crate::query::progress::{LastReport, ProgressReader};
+use crate::metrics::StreamingQueryProgress;
+use crate::query::progress::{LastReport, ProgressReader, QueryStatus};
 use crate::query::{OperatorKind, QueryProgress};
 use crate::sync::Arc;
 use serde::{Deserialize, Serialize};
@@ -45,8 +47,10 @@ pub struct PlanView {
     pub edges: Vec<PlanEdge>,
 }
 
-/// The query's progress as the server reads it: fresh reads for `/metrics` and
-/// `/progress`, a bounded history of samples for `/progress/recent`.
+/// The query's progress as the server reads it: the per-epoch reports the query keeps
+/// (`/progress`, `/progress/recent`), its status, fresh reads of the live counters
+/// (`/live`) and a bounded history of samples of them (`/live/recent`: the only history
+/// a query without epochs has).
 #[derive(Debug)]
 pub(crate) struct Feed {
     reader: Arc<ProgressReader>,
@@ -84,20 +88,20 @@ impl Feed {
         state.samples.push_back(progress);
     }
 
-    /// The progress now, its rates since the last sample (the history is unchanged).
-    pub(crate) fn latest(&self) -> QueryProgress {
+    /// The live counters now, rates since the last sample (the history is unchanged).
+    pub(crate) fn live(&self) -> QueryProgress {
         let mut last = self.state.lock().unwrap().last;
         self.reader.read(&mut last)
     }
 
-    /// The samples, oldest first.
-    pub(crate) fn recent(&self) -> Vec<QueryProgress> {
+    /// The samples of the live counters, oldest first.
+    pub(crate) fn live_recent(&self) -> Vec<QueryProgress> {
         self.state.lock().unwrap().samples.iter().cloned().collect()
     }
 
     /// The plan with the counters as they are now.
     pub(crate) fn plan(&self) -> PlanView {
-        let progress = self.latest();
+        let progress = self.live();
         PlanView {
             name: progress.name,
             nodes: progress
@@ -123,14 +127,37 @@ impl Feed {
         }
     }
 
-    /// `/progress` as JSON.
-    pub(crate) fn latest_json(&self) -> String {
-        serde_json::to_string(&self.latest()).expect("progress serializes")
+    /// The newest epoch's report (Spark's `lastProgress`), if any.
+    pub(crate) fn last_progress(&self) -> Option<std::sync::Arc<StreamingQueryProgress>> {
+        self.reader.history.last()
     }
 
-    /// `/progress/recent` as JSON.
-    pub(crate) fn recent_json(&self) -> String {
-        serde_json::to_string(&self.recent()).expect("progress serializes")
+    /// `/progress` as JSON: the newest epoch's report, or `null` before the first.
+    pub(crate) fn last_progress_json(&self) -> String {
+        match self.last_progress() {
+            Some(progress) => progress.json(),
+            None => "null".to_string(),
+        }
+    }
+
+    /// `/progress/recent` as JSON: the reports the query keeps, oldest first.
+    pub(crate) fn recent_progress_json(&self) -> String {
+        self.reader.history.json()
+    }
+
+    /// `/status` as JSON.
+    pub(crate) fn status_json(&self) -> String {
+        serde_json::to_string(&self.reader.status()).expect("the status serializes")
+    }
+
+    /// `/live` as JSON.
+    pub(crate) fn live_json(&self) -> String {
+        serde_json::to_string(&self.live()).expect("progress serializes")
+    }
+
+    /// `/live/recent` as JSON.
+    pub(crate) fn live_recent_json(&self) -> String {
+        serde_json::to_string(&self.live_recent()).expect("progress serializes")
     }
 
     /// `/plan` as JSON.
@@ -140,6 +167,7 @@ impl Feed {
 
     /// `/metrics`.
     pub(crate) fn prometheus(&self) -> String {
-        super::prometheus::render(&self.latest())
+        let status: QueryStatus = self.reader.status();
+        super::prometheus::render(&self.live(), self.last_progress().as_deref(), &status)
     }
 }

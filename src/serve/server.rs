@@ -40,8 +40,9 @@ impl Default for ServeOptions {
 }
 
 impl ServeOptions {
-    /// How often the serving thread samples the progress into the history that
-    /// `/progress/recent` returns (and the dashboard charts); at least 1 ms.
+    /// How often the serving thread samples the live counters into the history that
+    /// `/live/recent` returns (what the dashboard charts for a query without epochs);
+    /// at least 1 ms.
     pub fn sample_every(mut self, interval: Duration) -> Self {
         self.sample_every = interval.max(Duration::from_millis(1));
         self
@@ -213,13 +214,17 @@ fn respond(feed: &Feed, request: Request) {
             feed.prometheus(),
             "text/plain; version=0.0.4; charset=utf-8",
         ),
-        "/progress" => (feed.latest_json(), "application/json"),
-        "/progress/recent" => (feed.recent_json(), "application/json"),
+        "/progress" => (feed.last_progress_json(), "application/json"),
+        "/progress/recent" => (feed.recent_progress_json(), "application/json"),
+        "/status" => (feed.status_json(), "application/json"),
+        "/live" => (feed.live_json(), "application/json"),
+        "/live/recent" => (feed.live_recent_json(), "application/json"),
         "/plan" => (feed.plan_json(), "application/json"),
         _ => {
             let _ = request.respond(
                 Response::from_string(format!(
-                    "no such page: {path} (try /, /metrics, /progress, /progress/recent, /plan)\n"
+                    "no such page: {path} (try /, /metrics, /progress, /progress/recent, /status, \
+                     /live, /live/recent, /plan)\n"
                 ))
                 .with_status_code(404),
             );

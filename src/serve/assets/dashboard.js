@@ -1,29 +1,41 @@
 // rivulet's live dashboard: polls the endpoint beside it and draws hand-made SVG.
 "use strict";
 
-// ---- What the charts read from one progress report (the only place that knows the
-// ---- JSON's shape; /progress/recent returns an array of these, oldest first).
+// ---- What the charts read from the endpoint's JSON: the only place that knows its
+// ---- shape. `epochs` is /progress/recent (Spark's StreamingQueryProgress per epoch,
+// ---- oldest first); `live` is /live/recent (samples of the live counters, the only
+// ---- history of a query without epochs).
 const feed = {
-  seconds: (p) => p.elapsed.secs + p.elapsed.nanos / 1e9,
-  inputRate: (p) => p.input_rows_per_second,
-  processedRate: (p) => p.output_rows_per_second,
-  // [epoch, milliseconds] of the epochs the report lists.
-  epochs: (p) => (p.checkpoint ? p.checkpoint.recent : []).map(
-    (e) => [e.epoch, e.duration.secs * 1e3 + e.duration.nanos / 1e6]),
-  // Event time behind processing time, in milliseconds (null: not known).
-  watermarkLagMs: (p) => (p.watermark_lag_ms === undefined ? null : p.watermark_lag_ms),
-  // Rows held in state over all stateful operators (null: not known).
-  stateRows: (p) => (p.state_rows === undefined ? null : p.state_rows),
-  // {operator: {p50, p99, ...}} in microseconds.
-  latency: (p) => p.latency || {},
-  name: (p) => p.name,
-  active: (p) => p.is_active,
-  inputRows: (p) => p.input_rows,
-  outputRows: (p) => p.output_rows,
+  // Seconds since the Unix epoch of an epoch's trigger.
+  epochTime: (p) => Date.parse(p.timestamp) / 1000,
+  liveTime: (s) => s.elapsed.secs + s.elapsed.nanos / 1e9,
+  // [x, y] series of rates: from the epochs if there are any, else the live samples.
+  rates: (epochs, live) => epochs.length > 0
+    ? { x: "seconds", input: epochs.map((p) => [feed.epochTime(p), p.inputRowsPerSecond]),
+        processed: epochs.map((p) => [feed.epochTime(p), p.processedRowsPerSecond]) }
+    : { x: "seconds since start", input: live.map((s) => [feed.liveTime(s), s.input_rows_per_second]),
+        processed: live.map((s) => [feed.liveTime(s), s.output_rows_per_second]) },
+  duration: (p) => [p.batchId, p.durationMs.triggerExecution],
+  // Event time behind the epoch's trigger, in milliseconds (null: no watermark).
+  watermarkLag: (p) => p.eventTime && p.eventTime.watermark
+    ? [feed.epochTime(p), Date.parse(p.timestamp) - Date.parse(p.eventTime.watermark)] : null,
+  // Rows held in state by each stateful operator: {operator: rows}.
+  stateRows: (p) => Object.fromEntries(p.stateOperators.map((op) => [op.operatorName, op.numRowsTotal])),
+  // Latency over the epoch per operator (and end to end), microseconds: {name: {p50, p99}}.
+  latency: (p) => {
+    const out = {};
+    for (const op of p.operators) {
+      if (op.latency && op.latency.epoch.count > 0) out[op.name] = op.latency.epoch;
+    }
+    if (p.latency.endToEnd.epoch.count > 0) out["end to end"] = p.latency.endToEnd.epoch;
+    return out;
+  },
+  name: (live, epochs) => (live.length ? live[live.length - 1].name : epochs.length ? epochs[epochs.length - 1].name : ""),
+  status: (live) => live.length ? live[live.length - 1] : null,
 };
 
 const SVG = "http://www.w3.org/2000/svg";
-const W = 460, H = 170, M = { l: 56, r: 10, t: 8, b: 34 };
+const W = 460, H = 160, M = { l: 56, r: 10, t: 8, b: 24 };
 
 function el(name, attrs, parent) {
   const node = document.createElementNS(SVG, name);
@@ -51,10 +63,15 @@ function drawChart(id, title, xLabel, series) {
     cap.textContent = title;
     fig.appendChild(cap);
     fig.appendChild(el("svg", { width: W, height: H, class: "chart" }));
+    const div = document.createElement("div");
+    div.className = "legend";
+    fig.appendChild(div);
     document.getElementById("charts").appendChild(fig);
   }
   const svg = fig.querySelector("svg");
   while (svg.firstChild) svg.removeChild(svg.firstChild);
+  const legend = fig.querySelector(".legend");
+  legend.textContent = "";
   const drawn = series.map((s) => ({
     name: s.name,
     points: s.points.filter((p) => p[1] !== null && isFinite(p[0]) && isFinite(p[1])),
@@ -89,44 +106,49 @@ function drawChart(id, title, xLabel, series) {
     if (s.points.length === 1) {
       el("circle", { cx: sx(s.points[0][0]), cy: sy(s.points[0][1]), r: 2.5, class: "f" + (i % 6) }, svg);
     }
-    const lx = M.l + 8 + i * 110;
-    el("rect", { x: lx, y: H - 12, width: 10, height: 3, class: "f" + (i % 6) }, svg);
-    el("text", { x: lx + 14, y: H - 8 }, svg).textContent = s.name;
+    const key = document.createElement("span");
+    key.className = "c" + (i % 6);
+    key.textContent = "▬ " + s.name;
+    legend.appendChild(key);
   });
 }
 
-function drawCharts(history) {
-  const t = (p) => feed.seconds(p);
-  drawChart("chart-rates", "Input and processing rate (rows/s)", "seconds since start", [
-    { name: "input", points: history.map((p) => [t(p), feed.inputRate(p)]) },
-    { name: "processed", points: history.map((p) => [t(p), feed.processedRate(p)]) },
+function drawCharts(epochs, live) {
+  const rates = feed.rates(epochs, live);
+  const t0 = Math.min(...rates.input.map((p) => p[0]));
+  const rel = (points) => points.map(([x, y]) => [x - t0, y]);
+  drawChart("chart-rates", "Input and processing rate (rows/s)", rates.x === "seconds" ? "seconds (epoch triggers)" : rates.x, [
+    { name: "input", points: rel(rates.input) },
+    { name: "processed", points: rel(rates.processed) },
   ]);
-  const epochs = new Map();
-  history.forEach((p) => feed.epochs(p).forEach(([e, ms]) => epochs.set(e, ms)));
-  drawChart("chart-epochs", "Epoch / batch duration (ms)", "epoch", [
-    { name: "duration", points: [...epochs.entries()].sort((a, b) => a[0] - b[0]) },
+  drawChart("chart-epochs", "Epoch / batch duration (ms)", "batch id", [
+    { name: "duration", points: epochs.map(feed.duration) },
   ]);
-  drawChart("chart-watermark", "Watermark lag (ms)", "seconds since start", [
-    { name: "lag", points: history.map((p) => [t(p), feed.watermarkLagMs(p)]) },
+  const e0 = epochs.length ? feed.epochTime(epochs[0]) : 0;
+  drawChart("chart-watermark", "Watermark lag (ms)", "seconds (epoch triggers)", [
+    { name: "lag", points: epochs.map(feed.watermarkLag).filter((p) => p !== null).map(([x, y]) => [x - e0, y]) },
   ]);
-  drawChart("chart-state", "State rows", "seconds since start", [
-    { name: "rows", points: history.map((p) => [t(p), feed.stateRows(p)]) },
-  ]);
+  const stateOps = new Set();
+  epochs.forEach((p) => Object.keys(feed.stateRows(p)).forEach((op) => stateOps.add(op)));
+  drawChart("chart-state", "State rows", "seconds (epoch triggers)", [...stateOps].map((op) => ({
+    name: op,
+    points: epochs.map((p) => [feed.epochTime(p) - e0, op in feed.stateRows(p) ? feed.stateRows(p)[op] : null]),
+  })));
   const operators = new Set();
-  history.forEach((p) => Object.keys(feed.latency(p)).forEach((op) => operators.add(op)));
+  epochs.forEach((p) => Object.keys(feed.latency(p)).forEach((op) => operators.add(op)));
   const latency = [];
   for (const op of operators) {
     for (const q of ["p50", "p99"]) {
       latency.push({
         name: op + " " + q,
-        points: history.map((p) => {
+        points: epochs.map((p) => {
           const l = feed.latency(p)[op];
-          return [t(p), l && l[q] !== undefined ? l[q] : null];
+          return [feed.epochTime(p) - e0, l ? l[q] : null];
         }),
       });
     }
   }
-  drawChart("chart-latency", "Latency percentiles per operator (µs)", "seconds since start", latency);
+  drawChart("chart-latency", "Latency percentiles per operator, per epoch (µs)", "seconds (epoch triggers)", latency);
 }
 
 function drawPlan(plan) {
@@ -190,19 +212,21 @@ async function getJson(path) {
 let updates = 0;
 async function refresh() {
   try {
-    const [history, plan] = await Promise.all([getJson("progress/recent"), getJson("plan")]);
-    if (!Array.isArray(history) || !plan || !Array.isArray(plan.nodes)) {
+    const [epochs, live, plan] = await Promise.all(
+      [getJson("progress/recent"), getJson("live/recent"), getJson("plan")]);
+    if (!Array.isArray(epochs) || !Array.isArray(live) || !plan || !Array.isArray(plan.nodes)) {
       throw new Error("unexpected data from the endpoint");
     }
-    drawCharts(history);
+    drawCharts(epochs, live);
     drawPlan(plan);
-    const last = history[history.length - 1];
-    if (last) {
-      document.getElementById("query-name").textContent = feed.name(last);
+    const now = feed.status(live);
+    document.getElementById("query-name").textContent = feed.name(live, epochs);
+    if (now) {
+      const last = epochs[epochs.length - 1];
       document.getElementById("status").textContent =
-        (feed.active(last) ? "running" : "ended") + " · " + feed.inputRows(last) + " rows in · " +
-        feed.outputRows(last) + " rows out · " + history.length + " samples · updated " +
-        new Date().toLocaleTimeString();
+        (now.is_active ? "running" : "ended") + " · " + now.input_rows + " rows in · " +
+        now.output_rows + " rows out" + (last ? " · batch " + last.batchId : "") +
+        " · updated " + new Date().toLocaleTimeString();
     }
     updates += 1;
     document.body.dataset.updates = updates;
