@@ -103,9 +103,7 @@ impl Assembler {
             .unwrap_or(0);
         let mut operator_of = vec![0; participants];
         for (index, op) in plan.operators.iter().enumerate() {
-            for participant in op.base..op.base + op.instances {
-                operator_of[participant] = index;
-            }
+            operator_of[op.base..op.base + op.instances].fill(index);
         }
         Assembler {
             cumulative: plan.operators.iter().map(|_| None).collect(),
