@@ -745,12 +745,14 @@ impl Query {
     }
 
     /// Serves the query's progress over HTTP on `addr` (`"127.0.0.1:9184"`; port `0`
-    /// picks a free one): Prometheus text at `/metrics`, the progress JSON at
-    /// `/progress` and `/progress/recent`, the plan at `/plan` and a live dashboard at
-    /// `/`. See [`serve`](crate::serve) for what each shows.
+    /// picks a free one): Prometheus text at `/metrics`, the per-epoch progress JSON at
+    /// `/progress` and `/progress/recent` (as [`last_progress`](Self::last_progress) and
+    /// [`recent_progress`](Self::recent_progress)), the status, the live counters, the
+    /// plan, and a live dashboard at `/`. See [`serve`](crate::serve) for every page.
     ///
     /// The server runs on a thread of its own, never on an operator thread; it reads
-    /// the same counters as [`progress`](Self::progress). It keeps serving after the
+    /// what [`progress`](Self::progress), [`status`](Self::status) and
+    /// [`recent_progress`](Self::recent_progress) read. It keeps serving after the
     /// query's streams end (the final figures stay readable) and stops with
     /// [`stop`](Self::stop), [`abort`](Self::abort), when the `Query` is dropped, or
     /// with [`MetricsServer::stop`].

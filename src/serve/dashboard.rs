@@ -1,7 +1,7 @@
 //! The dashboard's files, compiled into the library.
 
 /// The dashboard page (`/`): HTML and CSS; it loads [`dashboard_script`] from
-/// `dashboard.js` beside it and polls `progress/recent` and `plan` (relative URLs, so
+/// `dashboard.js` beside it and polls `progress/recent`, `live/recent` and `plan` (relative URLs, so
 /// the page also works behind a path prefix).
 pub fn dashboard_html() -> &'static str {
     include_str!("assets/dashboard.html")

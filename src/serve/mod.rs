@@ -7,10 +7,13 @@
 //! | path | what | type |
 //! |---|---|---|
 //! | `/` | the live dashboard: charts over time and the plan as a graph | `text/html` |
-//! | `/metrics` | Prometheus text exposition (format 0.0.4) of the progress figures | `text/plain` |
-//! | `/progress` | the latest progress, as JSON ([`QueryProgress`]) | `application/json` |
-//! | `/progress/recent` | the recent history the dashboard charts, oldest first (JSON array) | `application/json` |
-//! | `/plan` | operators (kind, parallelism, records in/out) and the edges between them | `application/json` |
+//! | `/metrics` | Prometheus text exposition (format 0.0.4): see [`prometheus_text`] | `text/plain` |
+//! | `/progress` | the newest epoch's report (Spark's `lastProgress`, [`StreamingQueryProgress`]), `null` before the first | `application/json` |
+//! | `/progress/recent` | the reports the query keeps, oldest first (Spark's `recentProgress`) | `application/json` |
+//! | `/status` | what the query is doing ([`QueryStatus`]) | `application/json` |
+//! | `/live` | the live counters now ([`QueryProgress`], as [`Query::progress`](crate::Query::progress) reads them) | `application/json` |
+//! | `/live/recent` | samples of the live counters, one per [`ServeOptions::sample_every`]: the only history of a query without epochs | `application/json` |
+//! | `/plan` | operators (kind, parallelism, records in/out) and the edges between them ([`PlanView`]) | `application/json` |
 //!
 //! ```
 //! use rivulet::Query;
@@ -36,11 +39,12 @@
 //! threads. An embedded engine should not bring an async runtime into its users'
 //! programs for a status page, and hyper-based servers without one are young and
 //! little used. One thread of rivulet's (`rivulet:metrics`) answers every request and
-//! takes a sample of the progress every [`ServeOptions::sample_every`] into a bounded
-//! history (what `/progress/recent` returns and the dashboard charts); tiny_http adds an
-//! accept thread and a small pool of connection threads. None of them is an operator
-//! thread, and they read the operators' counters (relaxed atomic loads) without
-//! stopping or slowing the query: the cost is in `BENCHMARKS.md`.
+//! takes a sample of the live counters every [`ServeOptions::sample_every`] into a
+//! bounded history (`/live/recent`); tiny_http adds an accept thread and a small pool of
+//! connection threads. None of them is an operator thread. They read the operators'
+//! counters (relaxed atomic loads) and the per-epoch reports the coordinator keeps in
+//! the query's [`ProgressHistory`](crate::metrics::ProgressHistory), without stopping the
+//! query: the cost is in `BENCHMARKS.md`.
 //!
 //! [`MetricsServer::stop`] (and [`Query::stop`](crate::Query::stop),
 //! [`Query::abort`](crate::Query::abort), dropping the `Query`) joins the serving
@@ -64,4 +68,4 @@ pub use prometheus::render as prometheus_text;
 pub use server::{MetricsServer, ServeOptions};
 
 #[cfg(doc)]
-use crate::QueryProgress;
+use crate::{metrics::StreamingQueryProgress, query::QueryStatus, QueryProgress};
