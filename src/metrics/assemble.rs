@@ -83,9 +83,10 @@ pub(crate) struct Assembler {
     watermarks: Vec<Option<i64>>,
     /// Reports of epochs not completed yet: `(epoch, participant, report)`.
     pending: Vec<(u64, usize, Box<EpochMetrics>)>,
-    /// Latency since the start, per operator and end to end.
-    cumulative: Vec<Option<Histogram<u64>>>,
-    end_to_end: Option<Histogram<u64>>,
+    /// Latency since the start, per operator and end to end, with their percentiles
+    /// (recomputed only when samples arrive).
+    cumulative: Vec<Option<(Histogram<u64>, Percentiles)>>,
+    end_to_end: Option<(Histogram<u64>, Percentiles)>,
     /// Each source participant's offset after the previous epoch.
     offsets: BTreeMap<usize, Vec<u8>>,
     previous_trigger: Instant,
@@ -155,10 +156,11 @@ impl Assembler {
         };
         self.previous_trigger = triggered;
         self.previous_completion = facts.completed;
+        // Rounded to thousandths, so the JSON text parses back to the same value.
         let rate = |rows: u64, over: Duration| {
             let seconds = over.as_secs_f64();
             if seconds > 0.0 {
-                rows as f64 / seconds
+                (rows as f64 / seconds * 1_000.0).round() / 1_000.0
             } else {
                 0.0
             }
@@ -171,8 +173,10 @@ impl Assembler {
         let mut end_to_end_epoch: Option<Histogram<u64>> = None;
         for (index, (plan, op)) in self.plan.operators.iter().zip(ops).enumerate() {
             let latency = op.latency.map(|epoch| {
-                let cumulative = self.cumulative[index].get_or_insert_with(new_histogram);
+                let (cumulative, percentiles) = self.cumulative[index]
+                    .get_or_insert_with(|| (new_histogram(), Percentiles::default()));
                 let _ = cumulative.add(&epoch);
+                *percentiles = Percentiles::of(cumulative);
                 if plan.kind == OperatorKind::Sink {
                     let _ = end_to_end_epoch
                         .get_or_insert_with(new_histogram)
@@ -180,15 +184,15 @@ impl Assembler {
                 }
                 LatencyWindow {
                     epoch: Percentiles::of(&epoch),
-                    cumulative: Percentiles::of(cumulative),
+                    cumulative: percentiles.clone(),
                 }
             });
             let latency = latency.or_else(|| {
                 self.cumulative[index]
                     .as_ref()
-                    .map(|cumulative| LatencyWindow {
+                    .map(|(_, cumulative)| LatencyWindow {
                         epoch: Percentiles::default(),
-                        cumulative: Percentiles::of(cumulative),
+                        cumulative: cumulative.clone(),
                     })
             });
             let participants = plan.base..plan.base + plan.instances;
@@ -259,11 +263,14 @@ impl Assembler {
         }
         let end_to_end = match end_to_end_epoch {
             Some(epoch) => {
-                let cumulative = self.end_to_end.get_or_insert_with(new_histogram);
+                let (cumulative, percentiles) = self
+                    .end_to_end
+                    .get_or_insert_with(|| (new_histogram(), Percentiles::default()));
                 let _ = cumulative.add(&epoch);
+                *percentiles = Percentiles::of(cumulative);
                 LatencyWindow {
                     epoch: Percentiles::of(&epoch),
-                    cumulative: Percentiles::of(cumulative),
+                    cumulative: percentiles.clone(),
                 }
             }
             None => LatencyWindow {
@@ -271,7 +278,7 @@ impl Assembler {
                 cumulative: self
                     .end_to_end
                     .as_ref()
-                    .map(Percentiles::of)
+                    .map(|(_, percentiles)| percentiles.clone())
                     .unwrap_or_default(),
             },
         };

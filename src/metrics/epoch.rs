@@ -29,8 +29,9 @@ use hdrhistogram::Histogram;
 /// .with_custom("slices", 2);
 /// assert_eq!(metrics.custom, [("slices", 2)]);
 /// ```
+/// Build it with `..StateMetrics::default()` for the fields an operator does not track,
+/// so it keeps compiling when fields are added.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct StateMetrics {
     /// Rows (keys, windows × keys, sessions) held now.
     pub rows_total: u64,

@@ -60,7 +60,8 @@ pub struct StreamingQueryProgress {
     pub execution_mode: ExecutionMode,
     /// Records all sources emitted in the epoch.
     pub num_input_rows: u64,
-    /// `num_input_rows` over the time since the previous epoch was triggered.
+    /// `num_input_rows` over the time since the previous epoch was triggered (rates are
+    /// rounded to thousandths, so they survive a JSON round trip exactly).
     pub input_rows_per_second: f64,
     /// `num_input_rows` over the time the epoch took to process (see the module docs
     /// for continuous epochs).

@@ -206,7 +206,7 @@ impl QueryBuilder {
 
     /// Registers a [`QueryListener`]: it hears the query start, each epoch's progress,
     /// idle triggers and the termination, on a thread of its own (see
-    /// [`listener`](crate::query::listener)). Progress comes per epoch, so a query without
+    /// [its docs](crate::query::listener)). Progress comes per epoch, so a query without
     /// epochs (no [`trigger`](Self::trigger), no checkpointing) reports only its start
     /// and termination.
     pub fn listener(&mut self, listener: impl QueryListener) -> &mut Self {
