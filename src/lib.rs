@@ -51,6 +51,7 @@
 //! | [`expr`] | expressions over rows (`col("psi").lt(lit(0.5))`, `CASE`, `IN`, `LIKE`, `CAST`) bound once to a schema, with Spark SQL's null, coercion and ANSI semantics |
 //! | [`row`] | rows with a schema ([`row::Row`], [`row::Schema`], [`row::Value`]): the untyped layer under DataFrames and SQL; serde conversions to and from typed records |
 //! | [`format`](mod@format) | decoding text, CSV and JSON lines into serde records; dates and timestamps from text; malformed-record modes |
+//! | [`serve`] | the opt-in metrics endpoint: Prometheus text, progress JSON, a live dashboard |
 //! | [`event`], [`metrics`], [`error`] | shared vocabulary |
 
 #![deny(unsafe_code)]
@@ -69,6 +70,7 @@ pub(crate) mod plan;
 pub mod query;
 pub mod row;
 pub mod runtime;
+pub mod serve;
 pub mod sink;
 pub mod source;
 pub mod state;
