@@ -43,6 +43,7 @@ mod chain;
 mod connect;
 mod dstream;
 mod event_time;
+mod join;
 mod keyed;
 mod socket;
 mod window;
@@ -50,6 +51,7 @@ mod window;
 pub use chain::{Chain, InputChain, KeyedInput, SourceChain, Then};
 pub use connect::{ConnectedStreams, TwoInputChain};
 pub use event_time::{EventTimeStream, Watermarked};
+pub use join::{EventTimeJoin, JoinBuilder};
 pub use keyed::KeyedStream;
 pub use window::{GlobalWindowedStream, WindowedStream};
 
