@@ -80,7 +80,10 @@
 //!   emits it in the batch whose watermark evicts it). At the end of a finite input the
 //!   final watermark (`max event time − delay`, the minimum over both inputs) evicts what
 //!   it covers; rows it does not cover stay in the state and are not emitted (Spark does
-//!   not advance the watermark to the end of time either).
+//!   not advance the watermark to the end of time either). An input that has ended no
+//!   longer holds the join's watermark back (as at any multi-input operator in rivulet: no
+//!   row of it can come any more), so from then on the watermark follows the other input
+//!   alone. Spark's streaming sources do not end, so it has no such case.
 //! * **Left semi joins** emit a left row once, at its first match.
 //! * **What is refused** (by `start()`, as Spark's analyzer refuses it): outer and semi
 //!   joins without a time condition, or without watermarks on both inputs. rivulet needs
