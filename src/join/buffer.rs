@@ -2,10 +2,11 @@
 //! finds the rows a state watermark evicts without walking every key (the role of Spark's
 //! `SymmetricHashJoinStateManager` for one side).
 
+use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::hash::Hash;
 
 /// A buffered row: its event time, whether it has matched a row of the other side (outer
@@ -37,7 +38,7 @@ struct KeyRows<K, T> {
 /// stale entry, which is harmless: evicting rows up to `t` is right for any key.
 #[derive(Debug)]
 pub(crate) struct SideBuffer<K, T> {
-    index: HashMap<K, usize>,
+    index: FxHashMap<K, usize>,
     slots: Vec<Option<KeyRows<K, T>>>,
     free: Vec<usize>,
     queue: BinaryHeap<Reverse<(i64, usize)>>,
@@ -47,7 +48,7 @@ pub(crate) struct SideBuffer<K, T> {
 impl<K, T> Default for SideBuffer<K, T> {
     fn default() -> Self {
         SideBuffer {
-            index: HashMap::new(),
+            index: FxHashMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
             queue: BinaryHeap::new(),
