@@ -16,7 +16,8 @@
 //!
 //! * micro-batch: exactly that multiset (the offset log replays an interrupted batch
 //!   identically, the join's state is a consistent cut, the sink skips what it committed);
-//! * continuous: exactly that set, rows possibly more than once (at-least-once).
+//! * continuous, or runs alternating between the two modes: exactly that set, rows
+//!   possibly more than once (at-least-once).
 //!
 //! The child is this test binary itself, re-run with `--ignored --exact
 //! join_crash_worker` and the `RIVULET_JOIN_CRASH_WORKER` environment variable.
@@ -192,7 +193,27 @@ fn reference() -> Vec<(i64, i64)> {
     out
 }
 
-fn run_crash_test(micro_batch: bool, kills: usize, seed: u64) {
+/// How the runs of a crash test are triggered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Modes {
+    MicroBatch,
+    Continuous,
+    /// Alternating, starting with continuous; the final run is a micro-batch run.
+    Alternating,
+}
+
+impl Modes {
+    /// Whether run `run` (0-based; `None` for the final run) uses micro-batches.
+    fn micro_batch(self, run: Option<usize>) -> bool {
+        match self {
+            Modes::MicroBatch => true,
+            Modes::Continuous => false,
+            Modes::Alternating => run.is_none_or(|run| run % 2 == 1),
+        }
+    }
+}
+
+fn run_crash_test(modes: Modes, kills: usize, seed: u64) {
     // RIVULET_KEEP=1 keeps the directories for a post-mortem.
     let keep = std::env::var("RIVULET_KEEP").is_ok();
     let dir = tempfile::Builder::new()
@@ -204,15 +225,15 @@ fn run_crash_test(micro_batch: bool, kills: usize, seed: u64) {
     }
     let mut random = common::Rng::new(seed);
     let started = Instant::now();
-    for _ in 0..kills {
-        let mut child = spawn_worker(dir.path(), micro_batch);
+    for run in 0..kills {
+        let mut child = spawn_worker(dir.path(), modes.micro_batch(Some(run)));
         std::thread::sleep(Duration::from_millis(40 + random.next_u64() % 350));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
         }
         child.wait().unwrap();
     }
-    let mut last = spawn_worker(dir.path(), micro_batch);
+    let mut last = spawn_worker(dir.path(), modes.micro_batch(None));
     let deadline = Instant::now() + Duration::from_secs(120);
     let status = loop {
         if let Some(status) = last.try_wait().unwrap() {
@@ -272,14 +293,14 @@ fn run_crash_test(micro_batch: bool, kills: usize, seed: u64) {
         "rows never committed (first 10): {missing:?}"
     );
     let duplicated: Vec<_> = copies.iter().filter(|(_, n)| **n > 1).take(10).collect();
-    if micro_batch {
+    if modes == Modes::MicroBatch {
         assert!(
             duplicated.is_empty(),
             "rows committed twice (first 10): {duplicated:?}"
         );
     }
     eprintln!(
-        "micro-batch {micro_batch}: {kills} kills, {} runs, {resumed} resumed, {} rows for {} \
+        "{modes:?}: {kills} kills, {} runs, {resumed} resumed, {} rows for {} \
          expected ({unmatched} unmatched), {:?}",
         runs.len(),
         rows.len(),
@@ -290,10 +311,15 @@ fn run_crash_test(micro_batch: bool, kills: usize, seed: u64) {
 
 #[test]
 fn micro_batch_join_is_exactly_once_across_kills() {
-    run_crash_test(true, 5, 0x5eed_0101);
+    run_crash_test(Modes::MicroBatch, 5, 0x5eed_0101);
 }
 
 #[test]
 fn continuous_join_is_at_least_once_across_kills() {
-    run_crash_test(false, 5, 0x5eed_0102);
+    run_crash_test(Modes::Continuous, 5, 0x5eed_0102);
+}
+
+#[test]
+fn join_loses_nothing_across_kills_that_switch_triggers() {
+    run_crash_test(Modes::Alternating, 4, 0x5eed_0103);
 }
