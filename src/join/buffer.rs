@@ -6,6 +6,7 @@ use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
+use std::collections::binary_heap::PeekMut;
 use std::collections::{BinaryHeap, VecDeque};
 use std::hash::Hash;
 
@@ -140,17 +141,16 @@ impl<K: Hash + Eq + Clone, T> SideBuffer<K, T> {
 
     /// Removes every row at or before `time`, handing each to `f` with its key.
     pub(crate) fn evict_until<F: FnMut(&K, Row<T>)>(&mut self, time: i64, mut f: F) {
-        while let Some(&Reverse((at, slot))) = self.queue.peek() {
+        while let Some(mut top) = self.queue.peek_mut() {
+            let Reverse((at, slot)) = *top;
             if at > time {
                 break;
             }
-            self.queue.pop();
-            let Some(entry) = self.slots[slot].as_mut() else {
-                continue; // stale: the slot was freed
+            let Some(entry) = self.slots[slot].as_mut().filter(|e| e.queued_at == at) else {
+                // Stale: the slot was freed or requeued since.
+                PeekMut::pop(top);
+                continue;
             };
-            if entry.queued_at != at {
-                continue; // stale: requeued since
-            }
             while entry.rows.front().is_some_and(|r| r.time <= time) {
                 let row = entry.rows.pop_front().expect("checked");
                 self.rows -= 1;
@@ -158,10 +158,12 @@ impl<K: Hash + Eq + Clone, T> SideBuffer<K, T> {
             }
             match entry.rows.front() {
                 Some(first) => {
+                    // Requeued in place: one sift down instead of a pop and a push.
                     entry.queued_at = first.time;
-                    self.queue.push(Reverse((first.time, slot)));
+                    *top = Reverse((first.time, slot));
                 }
                 None => {
+                    PeekMut::pop(top);
                     let entry = self.slots[slot].take().expect("checked");
                     self.index.remove(&entry.key);
                     self.free.push(slot);
