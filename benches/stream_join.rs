@@ -1,7 +1,7 @@
 //! The stream–stream inner join (issue #13): peak throughput against a hand-written join
 //! of the same records on one thread, and open-loop latency and state size at a fixed
-//! rate per side against a hand-written three-thread join (two producers on raw `rtrb`
-//! rings, one joining thread) in the same run.
+//! rate per side against a hand-written one-thread join fed by the same schedule, in the
+//! same run.
 //!
 //! ```text
 //! cargo bench --bench stream_join                   # everything
@@ -28,10 +28,11 @@
 //! instant as its event time; a pair's latency is the sink's clock minus the later of its
 //! two rows' scheduled times (coordinated-omission free: a source that falls behind still
 //! stamps the schedule), into an HDR histogram. The state size is the join's `state_rows`
-//! gauge, read from progress every 100 ms. The hand-written side: two threads pushing the
-//! same schedule into two raw `rtrb` rings (sleeping while the next record is more than
-//! 200 µs away, spinning otherwise), one thread joining as above (spinning, then yielding
-//! when idle), same histogram; its state size is sampled every 100 ms.
+//! gauge, read from progress every 100 ms. The hand-written side: one thread generating
+//! the same schedule for both sides and joining each record as it falls due (the floor:
+//! no rings, no threads; caught up, it waits as the engine's default wait policy does:
+//! 8 spins, 100 yields, then a sleep until the next record is due), same histogram; its
+//! state size is sampled every 100 ms.
 
 use hdrhistogram::Histogram;
 use rivulet::join::{TimeRange, STATE_ROWS};
@@ -401,82 +402,47 @@ fn latency_engine(rate: u64, seconds: u64) -> LatencyRun {
     }
 }
 
-/// Pushes one side's schedule into a ring: each record once due (sleeping while the next
-/// is more than 200 µs away, spinning otherwise, as the engine's wait policy does).
-fn produce(mut tx: rtrb::Producer<Ev>, schedule: Scheduled) {
-    let mut i = 0;
-    while i < schedule.total {
-        let (due, event) = schedule.record(i);
-        let now = Instant::now();
-        if now < due {
-            let ahead = due - now;
-            if ahead > Duration::from_micros(200) {
-                std::thread::sleep(ahead - Duration::from_micros(100));
-            } else {
-                std::hint::spin_loop();
-            }
-            continue;
-        }
-        if tx.push(event).is_ok() {
-            i += 1;
-        } else {
-            std::hint::spin_loop();
-        }
-    }
-}
-
+/// The same join by hand on one thread, fed by the same schedule: whatever both sides have
+/// due is joined at once; caught up, it waits as the engine's default wait policy does (8
+/// spins, 100 yields, then a sleep until the next record is due).
 fn latency_by_hand(rate: u64, seconds: u64) -> LatencyRun {
     let (start, start_us) = (Instant::now(), Timestamp::now().0);
-    let (left_tx, mut left) = rtrb::RingBuffer::<Ev>::new(RING);
-    let (right_tx, mut right) = rtrb::RingBuffer::<Ev>::new(RING);
-    let a = std::thread::spawn(move || {
-        produce(left_tx, Scheduled::new(start, start_us, rate, seconds))
-    });
-    let b = std::thread::spawn(move || {
-        produce(right_tx, Scheduled::new(start, start_us, rate, seconds))
-    });
+    let schedule = Scheduled::new(start, start_us, rate, seconds);
     let mut h = histogram();
     let mut join = HandJoin::default();
     let mut pairs = 0u64;
     let mut state = Vec::new();
-    let mut next_sample = Instant::now() + Duration::from_millis(100);
-    let total = rate * seconds;
-    let (mut seen_left, mut seen_right) = (0, 0);
-    let mut idle_rounds = 0u32;
-    while seen_left < total || seen_right < total {
-        let mut idle = true;
-        let mut record = |l: i64, r: i64| {
-            let now = Timestamp::now().0;
-            h.saturating_record(now.saturating_sub(l.max(r)).max(0) as u64);
-            pairs += 1;
-        };
-        while let Ok(e) = left.pop() {
-            join.left(e, &mut record);
-            seen_left += 1;
-            idle = false;
+    let mut next_sample = start + Duration::from_millis(100);
+    let mut idle = 0u32;
+    let mut i = 0;
+    while i < schedule.total {
+        let now = Instant::now();
+        let (due, event) = schedule.record(i);
+        if due <= now {
+            let mut record = |l: i64, r: i64| {
+                let now = Timestamp::now().0;
+                h.saturating_record(now.saturating_sub(l.max(r)).max(0) as u64);
+                pairs += 1;
+            };
+            join.left(event, &mut record);
+            join.right(event, &mut record);
+            i += 1;
+            idle = 0;
+            continue;
         }
-        while let Ok(e) = right.pop() {
-            join.right(e, &mut record);
-            seen_right += 1;
-            idle = false;
+        if now >= next_sample {
+            state.push(join.len() as u64);
+            next_sample += Duration::from_millis(100);
         }
-        if idle {
-            if Instant::now() >= next_sample {
-                state.push(join.len() as u64);
-                next_sample += Duration::from_millis(100);
-            }
-            idle_rounds += 1;
-            if idle_rounds > 100 {
-                std::thread::yield_now();
-            } else {
-                std::hint::spin_loop();
-            }
+        idle += 1;
+        if idle <= 8 {
+            std::hint::spin_loop();
+        } else if idle <= 108 {
+            std::thread::yield_now();
         } else {
-            idle_rounds = 0;
+            std::thread::sleep(due - now);
         }
     }
-    a.join().unwrap();
-    b.join().unwrap();
     LatencyRun {
         histogram: h,
         pairs,
