@@ -43,10 +43,13 @@
 //! | [`source`], [`sink`] | where records enter and leave |
 //! | [`operator`] | the [`Operator`](operator::Operator) trait and built-in operators |
 //! | [`join`] | stream–stream joins with Spark's semantics (event-time conditions, outer joins, state bounded by the watermark) |
+//! | [`state`] | keyed state with expiry; `map_groups_with_state`, `update_state_by_key` |
 //! | [`edge`] | rings, edges, wait policies and the wake-up protocol |
 //! | [`runtime`] | threads, pinning, stop/abort; the heads that drive each thread's chain |
 //! | [`sync`] | the std/loom concurrency shim |
 //! | [`time`] | the processing-time clock (system or manual, for tests) |
+//! | [`expr`] | expressions over rows (`col("psi").lt(lit(0.5))`, `CASE`, `IN`, `LIKE`, `CAST`) bound once to a schema, with Spark SQL's null, coercion and ANSI semantics |
+//! | [`row`] | rows with a schema ([`row::Row`], [`row::Schema`], [`row::Value`]): the untyped layer under DataFrames and SQL; serde conversions to and from typed records |
 //! | [`format`](mod@format) | decoding text, CSV and JSON lines into serde records; dates and timestamps from text; malformed-record modes |
 //! | [`event`], [`metrics`], [`error`] | shared vocabulary |
 
@@ -58,15 +61,18 @@ pub mod checkpoint;
 pub mod edge;
 pub mod error;
 pub mod event;
+pub mod expr;
 pub mod format;
 pub mod join;
 pub mod metrics;
 pub mod operator;
 pub(crate) mod plan;
 pub mod query;
+pub mod row;
 pub mod runtime;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod stream;
 pub mod sync;
 pub mod time;

@@ -163,8 +163,22 @@ pub enum OperatorKind {
     WindowAggregate,
     /// Joins two inputs (a stream–stream or per-batch join), holding state per key.
     Join,
+    /// `map_groups_with_state` / `flat_map_groups_with_state`: arbitrary state per key,
+    /// under Spark's output-mode rules for them.
+    GroupsWithState,
     /// Consumes records.
     Sink,
+}
+
+/// A `map_groups_with_state` or `flat_map_groups_with_state` operator, as `start()`
+/// checks it against the output mode.
+#[derive(Debug)]
+pub(crate) struct GroupStateUse {
+    /// The operator's name.
+    pub(crate) name: String,
+    /// `None` for `map_groups_with_state`; the operator's own output mode for
+    /// `flat_map_groups_with_state`.
+    pub(crate) output: Option<OutputMode>,
 }
 
 /// An operator as progress reports show it.
@@ -237,6 +251,8 @@ pub(crate) struct Graph {
     pub(crate) errors: Vec<String>,
     /// Window aggregates whose input carries no watermark (append mode refuses them).
     pub(crate) unwatermarked_windows: Vec<String>,
+    /// The groups-with-state operators, for the output-mode rules checked at start.
+    pub(crate) group_state_ops: Vec<GroupStateUse>,
     /// Memory tables by name, for `Query::memory_table`. Erased: the record type is the
     /// one the caller of `memory_table` names, checked by a downcast there.
     pub(crate) tables: Vec<(String, Box<dyn Any + Send + Sync>)>,
@@ -261,6 +277,7 @@ impl Graph {
             operators: Vec::new(),
             errors: Vec::new(),
             unwatermarked_windows: Vec::new(),
+            group_state_ops: Vec::new(),
             tables: Vec::new(),
             checkpoint: None,
             fatal: None,

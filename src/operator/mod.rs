@@ -44,6 +44,7 @@
 //! assert_eq!(sums.rows(), vec![1, 3, 6, 10]);
 //! ```
 
+pub mod batch_join;
 pub(crate) mod exchange;
 pub use exchange::partition_of;
 pub(crate) mod context;

@@ -267,6 +267,9 @@ fn open_tasks(graph: &mut Graph) -> std::result::Result<(), String> {
 
 /// Spark's output-mode rules, checked at start.
 fn check_output_mode(graph: &Graph) -> Option<String> {
+    if let Some(message) = check_groups_with_state(graph) {
+        return Some(message);
+    }
     let running = graph
         .operators
         .iter()
@@ -302,6 +305,56 @@ fn check_output_mode(graph: &Graph) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// Spark's output-mode rules for `mapGroupsWithState` and `flatMapGroupsWithState`
+/// (its `UnsupportedOperationChecker`): the first is allowed in update mode without
+/// aggregation only; the second, without aggregation, in the query's output mode, and
+/// with an aggregation in append mode only.
+fn check_groups_with_state(graph: &Graph) -> Option<String> {
+    let query = graph.config.output_mode;
+    let aggregation = graph
+        .operators
+        .iter()
+        .find(|op| {
+            matches!(
+                op.kind,
+                OperatorKind::Aggregate | OperatorKind::WindowAggregate
+            )
+        })
+        .map(|op| op.name.to_string());
+    let mode = |mode: OutputMode| format!("{mode:?}").to_lowercase();
+    for op in &graph.group_state_ops {
+        let name = &op.name;
+        let problem = match (op.output, &aggregation) {
+            (None, Some(agg)) => format!(
+                "map_groups_with_state `{name}` is not supported with an aggregation in the \
+                 query (`{agg}`), as in Spark"
+            ),
+            (None, None) if query != OutputMode::Update => format!(
+                "map_groups_with_state `{name}` is supported in update output mode only (the \
+                 query's is {}), as in Spark",
+                mode(query)
+            ),
+            (Some(OutputMode::Complete), _) => format!(
+                "flat_map_groups_with_state `{name}`: its output mode must be append or \
+                 update, not complete"
+            ),
+            (Some(own), None) if own != query => format!(
+                "flat_map_groups_with_state `{name}` in {} mode is not supported with {} \
+                 output mode (without an aggregation they must be the same, as in Spark)",
+                mode(own),
+                mode(query)
+            ),
+            (Some(OutputMode::Update), Some(agg)) => format!(
+                "flat_map_groups_with_state `{name}` in update mode is not supported with an \
+                 aggregation in the query (`{agg}`); use its append mode, as in Spark"
+            ),
+            _ => continue,
+        };
+        return Some(problem);
+    }
+    None
 }
 
 impl fmt::Debug for Query {
