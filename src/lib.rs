@@ -42,6 +42,7 @@
 //! | [`stream`] | [`Stream`] and its combinators, [`KeyedStream`] and the keyed aggregates, the chain types, thread boundaries |
 //! | [`source`], [`sink`] | where records enter and leave |
 //! | [`operator`] | the [`Operator`](operator::Operator) trait and built-in operators |
+//! | [`join`] | stream–stream joins with Spark's semantics (event-time conditions, outer joins, state bounded by the watermark) |
 //! | [`state`] | keyed state with expiry; `map_groups_with_state`, `update_state_by_key` |
 //! | [`edge`] | rings, edges, wait policies and the wake-up protocol |
 //! | [`runtime`] | threads, pinning, stop/abort; the heads that drive each thread's chain |
@@ -64,6 +65,7 @@ pub mod error;
 pub mod event;
 pub mod expr;
 pub mod format;
+pub mod join;
 pub mod metrics;
 pub mod operator;
 pub(crate) mod plan;

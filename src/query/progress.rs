@@ -29,7 +29,9 @@ pub struct OperatorProgress {
     /// `(records_in, records_out)` of each instance.
     pub instances: Vec<(u64, u64)>,
     /// The operator's named counters ([`Context::count`](crate::operator::Context::count):
-    /// late rows, malformed rows, `side_output_discarded`, …), summed over its instances.
+    /// late rows, malformed rows, `side_output_discarded`, …) and gauges
+    /// ([`Context::gauge`](crate::operator::Context::gauge): a join's `state_rows`), each
+    /// summed over its instances.
     pub counters: std::collections::BTreeMap<String, u64>,
 }
 

@@ -23,7 +23,7 @@ pub type TwoInputChain<L, R, O> = Then<InputChain<Either<L, R>>, TwoInput<O>>;
 /// [`Stream::connect`] and [`KeyedStream::connect`].
 #[must_use = "connected streams need an operator"]
 pub struct ConnectedStreams<L: Send + 'static, R: Send + 'static> {
-    merged: Stream<InputChain<Either<L, R>>>,
+    pub(super) merged: Stream<InputChain<Either<L, R>>>,
 }
 
 impl<L: Send + 'static, R: Send + 'static> fmt::Debug for ConnectedStreams<L, R> {

@@ -46,6 +46,7 @@ mod connect;
 mod dstream;
 mod dstream_join;
 mod event_time;
+mod join;
 mod keyed;
 mod socket;
 mod state;
@@ -55,6 +56,7 @@ mod window;
 pub use chain::{Chain, InputChain, KeyedInput, SourceChain, Then};
 pub use connect::{ConnectedStreams, TwoInputChain};
 pub use event_time::{EventTimeStream, Watermarked};
+pub use join::{EventTimeJoin, JoinBuilder};
 pub use keyed::KeyedStream;
 pub use window::{GlobalWindowedStream, WindowedStream};
 
