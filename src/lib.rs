@@ -42,6 +42,7 @@
 //! | [`stream`] | [`Stream`] and its combinators, [`KeyedStream`] and the keyed aggregates, the chain types, thread boundaries |
 //! | [`source`], [`sink`] | where records enter and leave |
 //! | [`operator`] | the [`Operator`](operator::Operator) trait and built-in operators |
+//! | [`join`] | stream–stream joins with Spark's semantics (event-time conditions, outer joins, state bounded by the watermark) |
 //! | [`state`] | keyed state with expiry; `map_groups_with_state`, `update_state_by_key` |
 //! | [`edge`] | rings, edges, wait policies and the wake-up protocol |
 //! | [`runtime`] | threads, pinning, stop/abort; the heads that drive each thread's chain |
@@ -52,6 +53,7 @@
 //! | [`ml`] | streaming machine learning: MLlib's streaming k-means and linear/logistic regression, trained and applied on streams |
 //! | [`row`] | rows with a schema ([`row::Row`], [`row::Schema`], [`row::Value`]): the untyped layer under DataFrames and SQL; serde conversions to and from typed records |
 //! | [`format`](mod@format) | decoding text, CSV and JSON lines into serde records; dates and timestamps from text; malformed-record modes |
+//! | [`serve`] | the opt-in metrics endpoint: Prometheus text, progress JSON, a live dashboard |
 //! | [`event`], [`metrics`], [`error`] | shared vocabulary |
 
 #![deny(unsafe_code)]
@@ -64,6 +66,7 @@ pub mod error;
 pub mod event;
 pub mod expr;
 pub mod format;
+pub mod join;
 pub mod metrics;
 pub mod ml;
 pub mod operator;
@@ -71,6 +74,7 @@ pub(crate) mod plan;
 pub mod query;
 pub mod row;
 pub mod runtime;
+pub mod serve;
 pub mod sink;
 pub mod source;
 pub mod state;
