@@ -11,11 +11,30 @@
 //! what the epoch after the restore point held, that epoch is replayed with exactly those
 //! records ([`Recovered::replay`]), so sinks can recognise it and skip what they already
 //! published.
+//!
+//! # Damage
+//!
+//! Damage (anything but a torn tail: a corrupt entry, a cut file, a bad segment header, a
+//! segment missing from the range the log's `MANIFEST` records, an undecodable entry) is
+//! never silent. While an epoch whose entries are all intact is left, [`recover`] restores
+//! the newest such epoch and reports the damage (in the query's progress and in `rivulet
+//! inspect`, which reports the same decision, since it calls [`recover`]); with none left it
+//! refuses with [`CheckpointError::NoIntactEpoch`], saying what was found and what was
+//! lost. A directory whose segments were all deleted is such a refusal, never a fresh
+//! start.
+//!
+//! Spark's `HDFSMetadataLog` refuses to start when batch files are missing from its offset
+//! log; rivulet restores the newest intact epoch instead, since its log also holds the
+//! state and a refusal would leave deleting the directory (losing the intact epochs too)
+//! as the only way forward. The replay from that epoch is at-least-once, as after any
+//! fallback to an older epoch.
 
 use super::codec;
 use super::entries::{self, CommitEntry, CompleteEntry, MetaEntry, OffsetsEntry, StateEntry};
 use super::error::CheckpointError;
-use super::log::{self, Problem};
+use super::log;
+#[cfg(doc)]
+use super::log::Problem;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
@@ -68,6 +87,8 @@ pub struct DirectoryReport {
     pub problems: Vec<String>,
     /// Whether any problem is more than a torn tail.
     corrupt: bool,
+    /// Per problem, whether it is damage (not a torn tail).
+    damage_flags: Vec<bool>,
     states: HashMap<(u64, u64, String, u32), Vec<u8>>,
     /// The states written in a segment of a format before stage snapshots.
     legacy_states: std::collections::HashSet<(u64, u64, String, u32)>,
@@ -75,16 +96,25 @@ pub struct DirectoryReport {
 
 impl DirectoryReport {
     /// `true` if the log is damaged anywhere, beyond a torn tail (which a crash during a
-    /// write leaves behind and recovery is built to ignore).
+    /// write leaves behind and recovery is built to ignore): corrupt or cut entries,
+    /// missing segments (see [`Problem::is_damage`]), undecodable entries.
     pub fn is_corrupt(&self) -> bool {
-        !self
-            .problems
+        self.corrupt
+    }
+
+    /// The problems that are damage (all but torn tails), as [`is_corrupt`](Self::is_corrupt)
+    /// counts them.
+    pub fn damage(&self) -> impl Iterator<Item = &String> {
+        self.problems
             .iter()
-            .all(|problem| problem.starts_with("torn tail"))
+            .zip(&self.damage_flags)
+            .filter(|(_, damage)| **damage)
+            .map(|(problem, _)| problem)
     }
 
     fn problem(&mut self, message: String) {
         self.problems.push(message);
+        self.damage_flags.push(true);
         self.corrupt = true;
     }
 
@@ -162,9 +192,8 @@ pub fn inspect(dir: &Path) -> Result<DirectoryReport, CheckpointError> {
     report.segments = scan.segments.clone();
     for problem in &scan.problems {
         report.problems.push(problem.to_string());
-        if !matches!(problem, Problem::TornTail { .. }) {
-            report.corrupt = true;
-        }
+        report.damage_flags.push(problem.is_damage());
+        report.corrupt |= problem.is_damage();
     }
     let mut completes = Vec::new();
     let mut epochs_with_state = std::collections::BTreeSet::new();
@@ -270,7 +299,7 @@ pub fn inspect(dir: &Path) -> Result<DirectoryReport, CheckpointError> {
             Ok(())
         } else {
             Err(format!(
-                "epoch {}: snapshots missing or damaged: {}",
+                "epoch {} cannot be restored: the snapshots of {} are missing or damaged",
                 complete.epoch,
                 missing.join(", ")
             ))
@@ -284,15 +313,27 @@ pub fn inspect(dir: &Path) -> Result<DirectoryReport, CheckpointError> {
 
 /// Chooses the epoch to restore from `dir`.
 ///
-/// Returns `Ok(None)` for a directory without complete epochs and without damage (a
-/// fresh start).
+/// Returns a [`Recovered`] with epoch 0 for a directory without complete epochs and
+/// without damage (a fresh start), else the newest restorable epoch (see
+/// [`DirectoryReport::newest_restorable`]).
+///
+/// Damage does not stop recovery while an epoch whose entries are all intact is left:
+/// that epoch is restored (an older one than the newest, if the damage took the newest's
+/// entries or the segment that held them), and the damage is in the returned report's
+/// [`problems`](DirectoryReport::problems), which the query's progress shows as
+/// [`CheckpointStats::recovery_damage`](super::CheckpointStats::recovery_damage) and
+/// `rivulet inspect` lists. This is the same rule for every kind of damage (a damaged
+/// entry, a cut file, a missing segment): refusing would leave the query no way forward
+/// but deleting the directory, which loses the intact epochs too.
 ///
 /// # Errors
 ///
-/// [`CheckpointError::NoIntactEpoch`] if complete epochs exist but none is intact, or the
-/// log is damaged (beyond a torn tail) and no intact complete epoch is left: a fresh start
-/// would silently drop state and, for sources with an ingest log, input. A log error if
-/// the directory cannot be read.
+/// [`CheckpointError::NoIntactEpoch`] if there is damage (beyond a torn tail) and no
+/// restorable epoch is left: a fresh start would silently drop state and, for sources
+/// with an ingest log, input. That includes a directory whose segments were all deleted
+/// (its `MANIFEST` still records them). Also when complete epochs exist but none can be
+/// restored, or the log no longer goes back to the first epoch. A log error if the
+/// directory cannot be read.
 pub fn recover(dir: &Path) -> Result<(Recovered, DirectoryReport), CheckpointError> {
     let report = inspect(dir)?;
     let attempt = report.newest_attempt + 1;
@@ -320,28 +361,7 @@ pub fn recover(dir: &Path) -> Result<(Recovered, DirectoryReport), CheckpointErr
         return Ok((recovered, report));
     }
     let Some(chosen) = report.newest_restorable().cloned() else {
-        return Err(CheckpointError::NoIntactEpoch {
-            dir: dir.display().to_string(),
-            epochs: report
-                .complete
-                .iter()
-                .map(|(entry, _)| entry.epoch.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            reason: report
-                .complete
-                .iter()
-                .filter_map(|(_, verdict)| verdict.as_ref().err().cloned())
-                .chain(report.problems.iter().cloned())
-                .chain((!holds_the_beginning).then(|| {
-                    "no complete epoch is restorable (a completed epoch whose sink commit \
-                     is not recorded cannot be restored, nor can any epoch completed \
-                     after it), and the epochs before them are no longer in the log"
-                        .to_string()
-                }))
-                .collect::<Vec<_>>()
-                .join("; "),
-        });
+        return Err(no_intact_epoch(dir, &report, holds_the_beginning));
     };
     let states = chosen
         .states
@@ -371,6 +391,59 @@ pub fn recover(dir: &Path) -> Result<(Recovered, DirectoryReport), CheckpointErr
         },
         report,
     ))
+}
+
+/// The error for a directory with checkpoints (or damage) but no restorable epoch: what
+/// was found and what was lost.
+fn no_intact_epoch(
+    dir: &Path,
+    report: &DirectoryReport,
+    holds_the_beginning: bool,
+) -> CheckpointError {
+    let mut lost: Vec<String> = Vec::new();
+    if report.segments.is_empty() && report.is_corrupt() {
+        lost.push(
+            "no checkpoint segment is left in it, although it held some (its MANIFEST \
+             records them): they were deleted"
+                .to_string(),
+        );
+    }
+    lost.extend(
+        report
+            .complete
+            .iter()
+            .filter_map(|(_, verdict)| verdict.as_ref().err().cloned()),
+    );
+    for (entry, verdict) in &report.complete {
+        if verdict.is_ok() && !report.is_committed(entry) {
+            lost.push(format!(
+                "epoch {} published output but its commit record is missing",
+                entry.epoch
+            ));
+        }
+    }
+    lost.extend(report.damage().cloned());
+    if !holds_the_beginning {
+        lost.push(
+            "the epochs before those are no longer in the log (retention removed them), \
+             so the query cannot start over from an older one either"
+                .to_string(),
+        );
+    }
+    let epochs = report
+        .complete
+        .iter()
+        .map(|(entry, _)| entry.epoch.to_string())
+        .collect::<Vec<_>>();
+    CheckpointError::NoIntactEpoch {
+        dir: dir.display().to_string(),
+        epochs: if epochs.is_empty() {
+            "none".to_string()
+        } else {
+            epochs.join(", ")
+        },
+        reason: lost.join("; "),
+    }
 }
 
 #[cfg(all(test, not(loom)))]

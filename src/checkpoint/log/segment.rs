@@ -108,26 +108,26 @@ impl Segment {
     ///
     /// # Torn writes
     ///
-    /// The frame is written payload first, then `kind` and `crc`, then `len` last. The
-    /// bytes being written were all zero before (the segment was preallocated with zeros
-    /// and no byte is written twice), so any torn state is a mix of the intended bytes
-    /// and zeros:
+    /// The frame is written payload first, then `len`, `kind`, `crc` and `hcrc`, then
+    /// the sync marker last. The bytes being written were all zero before (the segment
+    /// was preallocated with zeros and no byte is written twice), so any torn state is a
+    /// mix of the intended bytes and zeros:
     ///
     /// * Process crash (`kill -9`): the page cache keeps every store made before the
     ///   crash, in program order (the fence keeps the compiler and CPU from moving the
-    ///   `len` store ahead of the others). If `len` is still zero, the frame reads as
-    ///   the end marker (when `kind` is zero too, with non-zero payload bytes after it,
-    ///   reported as a torn tail) or as an empty entry whose CRC, computed over the kind
-    ///   and the full payload, does not match. If `len` is partly written, the CRC is
-    ///   checked over the wrong span.
+    ///   marker's store ahead of the others). If the marker is still zero, the frame reads
+    ///   as the end of the entries (when nothing else was written yet) or as non-zero
+    ///   bytes after it with no valid frame following, which the reader reports as a torn
+    ///   tail. A partly written marker is no marker.
     /// * Power loss: pages reach the disk in any order, so any subset of the frame's
-    ///   bytes may be missing (zero). The reader accepts a frame only if `len` fits,
-    ///   `kind` is not zero and crc32 over `kind` and the `len` payload bytes equals the
-    ///   stored CRC. Missing bytes in the payload, `kind` or `len` change that input (a
-    ///   genuinely zero byte that went missing is no change at all), so the CRC
+    ///   bytes may be missing (zero). The reader accepts a frame only if it starts with the
+    ///   marker, the header CRC matches `len`, `kind` and `crc`, `len` fits, `kind` is not
+    ///   zero and crc32 over `kind` and the `len` payload bytes equals `crc`. Missing bytes
+    ///   in the header change the header CRC's input, missing payload bytes the payload
+    ///   CRC's (a genuinely zero byte that went missing is no change at all), so a CRC
     ///   mismatches unless the change collides with crc32 (all changes within 32
     ///   consecutive bits are detected; others slip through with probability about
-    ///   2^-32). A missing CRC field cannot match either, except by that same chance.
+    ///   2^-32).
     ///
     /// So a crash mid-write never yields a valid frame with wrong content, short of a
     /// CRC collision. An entry is guaranteed durable only after [`Segment::flush`].
@@ -136,9 +136,10 @@ impl Segment {
         let payload_at = offset + FRAME_HEADER_LEN;
         let next = payload_at + payload.len();
         self.map[payload_at..next].copy_from_slice(payload);
-        self.map[offset + 4..payload_at].copy_from_slice(&frame::encode_kind_crc(kind, payload));
+        self.map[offset + 4..payload_at]
+            .copy_from_slice(&frame::encode_frame_header(kind, payload));
         fence(Ordering::Release);
-        self.map[offset..offset + 4].copy_from_slice(&frame::encode_len(payload));
+        self.map[offset..offset + 4].copy_from_slice(&frame::SYNC);
         self.end = next;
         offset as u64
     }
@@ -211,7 +212,7 @@ fn preallocate(
         .truncate(true)
         .open(temp)
         .map_err(|e| ("create", e))?;
-    let header = frame::encode_header(number);
+    let header = frame::encode_header(number, size as u64);
     let zeros = vec![0u8; ZERO_CHUNK.min(size)];
     file.write_all(&header)
         .map_err(|e| ("write header to", e))?;
@@ -265,9 +266,12 @@ mod tests {
         segment.flush().unwrap();
         let bytes = std::fs::read(dir::segment_path(dir.path(), 5)).unwrap();
         assert_eq!(bytes.len() as u64, size);
-        assert_eq!(frame::check_header(&bytes, 5), Ok(()));
+        assert_eq!(
+            frame::check_header(&bytes, 5).map(|header| header.size),
+            Ok(Some(size))
+        );
         assert!(matches!(
-            frame::read_frame(&bytes, HEADER_LEN),
+            frame::read_frame(frame::Format::V2, &bytes, HEADER_LEN),
             frame::Read::Entry {
                 kind: 3,
                 payload: b"hello",
@@ -296,7 +300,7 @@ mod tests {
         }
         let bytes = std::fs::read(dir::segment_path(dir.path(), 1)).unwrap();
         for (payload, offset) in payloads.iter().zip(offsets) {
-            match frame::read_frame(&bytes, offset as usize) {
+            match frame::read_frame(frame::Format::V2, &bytes, offset as usize) {
                 frame::Read::Entry {
                     kind: 2,
                     payload: read,
