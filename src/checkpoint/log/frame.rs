@@ -10,8 +10,10 @@
 //!   magic    8 bytes   b"RIVLOG02"
 //!   segment  u64 LE    the segment number, equal to the one in the file name
 //!   size     u64 LE    the file's length as created (a shorter file was truncated)
-//!   crc      u32 LE    crc32 over the 24 bytes above
-//!   reserved 4 bytes   zero
+//!   flags    u32 LE    bit 0: ROLLED, the writer that filled the segment before this one
+//!                      went on here (so that segment cannot end in a torn write);
+//!                      other bits zero
+//!   crc      u32 LE    crc32 over the 28 bytes above
 //! frame (17-byte header, then the payload)
 //!   sync     4 bytes   SYNC, where the reader resumes after a damaged frame
 //!   len      u32 LE    payload length in bytes
@@ -93,6 +95,10 @@ impl Format {
     }
 }
 
+/// Header flag: the segment was created by a writer rolling over from the segment before
+/// it, which it had filled (not by a writer opening the directory).
+pub(super) const ROLLED: u32 = 1;
+
 /// What a valid segment header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct SegmentHeader {
@@ -100,16 +106,22 @@ pub(super) struct SegmentHeader {
     pub(super) format: Format,
     /// The file's length when it was created (format 2 only).
     pub(super) size: Option<u64>,
+    /// Whether the writer of the segment before this one went on here ([`ROLLED`];
+    /// format 2 only, `false` in format 1).
+    pub(super) rolled: bool,
 }
 
-/// The format-2 segment header for segment `number`, `size` bytes long in all.
-pub(super) fn encode_header(number: u64, size: u64) -> [u8; HEADER_LEN] {
+/// The format-2 segment header for segment `number`, `size` bytes long in all; `rolled`
+/// sets [`ROLLED`].
+pub(super) fn encode_header(number: u64, size: u64, rolled: bool) -> [u8; HEADER_LEN] {
     let mut header = [0u8; HEADER_LEN];
     header[..8].copy_from_slice(&MAGIC_V2);
     header[8..16].copy_from_slice(&number.to_le_bytes());
     header[16..24].copy_from_slice(&size.to_le_bytes());
-    let crc = crc32fast::hash(&header[..24]);
-    header[24..28].copy_from_slice(&crc.to_le_bytes());
+    let flags = if rolled { ROLLED } else { 0 };
+    header[24..28].copy_from_slice(&flags.to_le_bytes());
+    let crc = crc32fast::hash(&header[..28]);
+    header[28..32].copy_from_slice(&crc.to_le_bytes());
     header
 }
 
@@ -138,7 +150,11 @@ pub(super) fn check_header(bytes: &[u8], number: u64) -> Result<SegmentHeader, S
             bytes.len()
         ));
     };
-    let crc_at = header_len - 8;
+    // Format 1: crc at 16..20, then 4 reserved zero bytes. Format 2: crc at 28..32.
+    let crc_at = match format {
+        Format::V1 => 16,
+        Format::V2 => 28,
+    };
     let stored = u32::from_le_bytes(le4(&header[crc_at..crc_at + 4]));
     let computed = crc32fast::hash(&header[..crc_at]);
     if stored != computed {
@@ -152,11 +168,29 @@ pub(super) fn check_header(bytes: &[u8], number: u64) -> Result<SegmentHeader, S
             "the header names segment {in_header}, the file name segment {number}"
         ));
     }
-    if header[header_len - 4..] != [0; 4] {
-        return Err("reserved header bytes are not zero".to_string());
+    match format {
+        Format::V1 => {
+            if header[20..24] != [0; 4] {
+                return Err("reserved header bytes are not zero".to_string());
+            }
+            Ok(SegmentHeader {
+                format,
+                size: None,
+                rolled: false,
+            })
+        }
+        Format::V2 => {
+            let flags = u32::from_le_bytes(le4(&header[24..28]));
+            if flags & !ROLLED != 0 {
+                return Err(format!("unknown header flags {flags:#x}"));
+            }
+            Ok(SegmentHeader {
+                format,
+                size: Some(u64::from_le_bytes(le8(&header[16..24]))),
+                rolled: flags & ROLLED != 0,
+            })
+        }
     }
-    let size = (format == Format::V2).then(|| u64::from_le_bytes(le8(&header[16..24])));
-    Ok(SegmentHeader { format, size })
 }
 
 /// The CRC stored in a frame: crc32 over the kind byte, then the payload.
@@ -446,7 +480,7 @@ mod tests {
     }
 
     fn segment_with(frames: &[(u8, &[u8])], size: usize) -> Vec<u8> {
-        let mut bytes = encode_header(7, size as u64).to_vec();
+        let mut bytes = encode_header(7, size as u64, false).to_vec();
         for (kind, payload) in frames {
             bytes.extend_from_slice(&frame(*kind, payload));
         }
@@ -475,13 +509,19 @@ mod tests {
 
     #[test]
     fn header_round_trips_and_checks_the_number() {
-        let header = encode_header(42, 4096);
+        let header = encode_header(42, 4096, true);
         assert_eq!(
             check_header(&header, 42),
             Ok(SegmentHeader {
                 format: Format::V2,
-                size: Some(4096)
+                size: Some(4096),
+                rolled: true,
             })
+        );
+        assert!(
+            !check_header(&encode_header(42, 4096, false), 42)
+                .unwrap()
+                .rolled
         );
         assert!(check_header(&header, 43)
             .unwrap_err()
@@ -500,7 +540,8 @@ mod tests {
             check_header(&old, 42),
             Ok(SegmentHeader {
                 format: Format::V1,
-                size: None
+                size: None,
+                rolled: false,
             })
         );
     }

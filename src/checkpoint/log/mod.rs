@@ -174,6 +174,15 @@ pub enum Problem {
         /// Offset of the incomplete frame.
         offset: u64,
     },
+    /// Like a torn tail, but in a segment whose writer went on to the next segment (its
+    /// header says it was rolled over to), so the segment was whole when it was left: the
+    /// bytes from `offset` on were damaged afterwards, and any entries there are lost.
+    DamagedTail {
+        /// The segment.
+        segment: u64,
+        /// Offset of the first invalid frame.
+        offset: u64,
+    },
     /// An invalid frame followed by a valid one: a frame that was once complete was
     /// damaged (a crash does not do that; a disk or another program does). The bytes from
     /// `offset` to `resumed_at` are skipped; reading resumed at the valid frame at
@@ -246,6 +255,13 @@ impl fmt::Display for Problem {
                 f,
                 "segment {segment}: an incomplete entry at offset {offset}, as a crash during a \
                  write leaves it (not damage: that entry was never complete)"
+            ),
+            Problem::DamagedTail { segment, offset } => write!(
+                f,
+                "segment {segment}: the bytes from offset {offset} to its end are damaged (its \
+                 writer went on to segment {}, so this is no torn write); any entries there \
+                 are lost",
+                segment.saturating_add(1)
             ),
             Problem::Corrupt {
                 segment,

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::frame::{self, Read};
+use super::frame::{self, Read, SegmentHeader};
 use super::manifest::{self, Manifest};
 use super::{dir, Entry, EntryKind, Location, LogError, Problem, Scan};
 
@@ -28,10 +28,11 @@ use super::{dir, Entry, EntryKind, Location, LogError, Problem, Scan};
 ///   checks out) or, in format 2, at the next sync marker that starts a valid frame.
 ///   The skipped bytes are [`Problem::Corrupt`]. A bad frame with no valid frame after it
 ///   ends the segment's entries: [`Problem::TornTail`], what a crash mid-append leaves
-///   (not reported in a truncated segment, where the cut explains it). The
-///   classification does not depend on whether the segment is the last one: a writer
-///   that restarts after a crash starts a new segment, leaving the torn tail in what is
-///   then an older segment.
+///   (not reported in a truncated segment, where the cut explains it). A torn tail can
+///   be in any segment, not only the last: a writer that restarts after a crash starts a
+///   new segment, leaving the torn tail in what is then an older segment. But if the next
+///   segment's header says the writer rolled over to it, the segment was whole when its
+///   writer left it, and the bad tail is [`Problem::DamagedTail`].
 /// * Segments that should be there but are not are [`Problem::MissingSegments`], one per
 ///   run of missing numbers: with a `MANIFEST` (written by every writer since format 2),
 ///   every number from its `first` to the newest of its `last` and the segments present;
@@ -67,13 +68,30 @@ pub fn scan(dir: &Path) -> Result<Scan, LogError> {
     for (first, last) in missing(&scan.segments, manifest) {
         scan.problems.push(Problem::MissingSegments { first, last });
     }
+    let mut rolled_to = std::collections::BTreeSet::new();
     for (number, path) in listing.segments {
         match std::fs::read(&path) {
-            Ok(bytes) => scan_segment(number, &bytes, &mut scan),
+            Ok(bytes) => {
+                if scan_segment(number, &bytes, &mut scan).is_some_and(|header| header.rolled) {
+                    rolled_to.insert(number);
+                }
+            }
             Err(error) => scan.problems.push(Problem::Unreadable {
                 path,
                 reason: error.to_string(),
             }),
+        }
+    }
+    // A crash leaves a torn tail only in the segment its writer was filling; a writer
+    // that went on to the next segment had left this one whole.
+    for problem in &mut scan.problems {
+        if let Problem::TornTail { segment, offset } = *problem {
+            if segment
+                .checked_add(1)
+                .is_some_and(|next| rolled_to.contains(&next))
+            {
+                *problem = Problem::DamagedTail { segment, offset };
+            }
         }
     }
     Ok(scan)
@@ -102,8 +120,8 @@ fn missing(present: &[u64], manifest: Option<Manifest>) -> Vec<(u64, u64)> {
     runs
 }
 
-/// Scans one segment's bytes into `scan`.
-pub(super) fn scan_segment(number: u64, bytes: &[u8], scan: &mut Scan) {
+/// Scans one segment's bytes into `scan`; returns its header if it is valid.
+pub(super) fn scan_segment(number: u64, bytes: &[u8], scan: &mut Scan) -> Option<SegmentHeader> {
     let header = match frame::check_header(bytes, number) {
         Ok(header) => header,
         Err(reason) => {
@@ -111,7 +129,7 @@ pub(super) fn scan_segment(number: u64, bytes: &[u8], scan: &mut Scan) {
                 segment: number,
                 reason,
             });
-            return;
+            return None;
         }
     };
     let truncated = header.size.is_some_and(|size| (bytes.len() as u64) < size);
@@ -140,7 +158,7 @@ pub(super) fn scan_segment(number: u64, bytes: &[u8], scan: &mut Scan) {
                 });
                 offset = next;
             }
-            Read::End => return,
+            Read::End => return Some(header),
             Read::Bad(bad) => match frame::resync(header.format, bytes, offset, &bad) {
                 Some(resumed_at) => {
                     scan.problems.push(Problem::Corrupt {
@@ -158,7 +176,7 @@ pub(super) fn scan_segment(number: u64, bytes: &[u8], scan: &mut Scan) {
                             offset: offset as u64,
                         });
                     }
-                    return;
+                    return Some(header);
                 }
             },
         }

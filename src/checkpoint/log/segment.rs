@@ -32,7 +32,8 @@ pub(super) struct Segment {
 
 impl Segment {
     /// Creates segment `number` in `dir`, `size` bytes long in all (header included), and
-    /// maps it.
+    /// maps it. `rolled`: the writer filled the segment before it and goes on here (the
+    /// header's `ROLLED` flag).
     ///
     /// The file is written in full (header, then zeros) under a temporary name, so that
     /// every block is allocated before it is mapped: on a full disk this fails here with
@@ -44,6 +45,7 @@ impl Segment {
         dir_path: &Path,
         number: u64,
         size: u64,
+        rolled: bool,
         durability: Durability,
     ) -> Result<Segment, LogError> {
         let path = dir::segment_path(dir_path, number);
@@ -54,7 +56,7 @@ impl Segment {
         })?;
         debug_assert!(size_usize >= HEADER_LEN + FRAME_HEADER_LEN);
 
-        let file = match preallocate(&temp, number, size_usize, durability) {
+        let file = match preallocate(&temp, number, size_usize, rolled, durability) {
             Ok(file) => file,
             Err((operation, source)) => {
                 // Best effort: the partial file must not be left behind, but the error
@@ -201,6 +203,7 @@ fn preallocate(
     temp: &Path,
     number: u64,
     size: usize,
+    rolled: bool,
     durability: Durability,
 ) -> Result<File, (&'static str, std::io::Error)> {
     // A leftover temp file of this number belongs to a writer that crashed while
@@ -212,7 +215,7 @@ fn preallocate(
         .truncate(true)
         .open(temp)
         .map_err(|e| ("create", e))?;
-    let header = frame::encode_header(number, size as u64);
+    let header = frame::encode_header(number, size as u64, rolled);
     let zeros = vec![0u8; ZERO_CHUNK.min(size)];
     file.write_all(&header)
         .map_err(|e| ("write header to", e))?;
@@ -259,7 +262,7 @@ mod tests {
     fn created_segment_is_full_size_with_header_and_zeros() {
         let dir = tempfile::tempdir().unwrap();
         let size = 3 * ZERO_CHUNK as u64 / 2;
-        let mut segment = Segment::create(dir.path(), 5, size, Durability::Msync).unwrap();
+        let mut segment = Segment::create(dir.path(), 5, size, false, Durability::Msync).unwrap();
         assert_eq!(segment.number(), 5);
         assert_eq!(segment.remaining(), size as usize - HEADER_LEN);
         assert_eq!(segment.append(3, b"hello"), HEADER_LEN as u64);
@@ -289,8 +292,14 @@ mod tests {
     #[test]
     fn appends_continue_across_flushes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut segment =
-            Segment::create(dir.path(), 1, 2 * ZERO_CHUNK as u64, Durability::Msync).unwrap();
+        let mut segment = Segment::create(
+            dir.path(),
+            1,
+            2 * ZERO_CHUNK as u64,
+            false,
+            Durability::Msync,
+        )
+        .unwrap();
         let payloads: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i + 1; 5000]).collect();
         let mut offsets = Vec::new();
         for payload in &payloads {

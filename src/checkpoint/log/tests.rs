@@ -336,6 +336,33 @@ fn zeroed_end_of_last_entry_is_a_torn_tail() {
     );
 }
 
+/// A bad tail in a segment its writer rolled over from was whole when the writer left
+/// it: damage, not a torn write.
+#[test]
+fn a_bad_tail_before_a_rolled_segment_is_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = LogWriter::open(dir.path(), small(256)).unwrap();
+    let written = write_entries(&mut writer, 0, 40);
+    assert!(writer.current_segment() >= 2);
+    drop(writer);
+    let last_of_0 = written
+        .iter()
+        .filter(|w| w.0.segment == 0)
+        .last()
+        .unwrap()
+        .0;
+    flip(&seg(dir.path(), 0), last_of_0.offset + 20);
+    let found = scan(dir.path()).unwrap();
+    assert_eq!(
+        found.problems,
+        vec![Problem::DamagedTail {
+            segment: 0,
+            offset: last_of_0.offset
+        }]
+    );
+    assert!(found.problems[0].is_damage());
+}
+
 #[test]
 fn payload_written_but_no_header_is_a_torn_tail() {
     // What a kill -9 between the payload store and the header stores leaves: zero len and
@@ -767,7 +794,7 @@ proptest! {
         body in proptest::collection::vec(any::<u8>(), 0..600),
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let mut bytes = if with_header { frame::encode_header(0, 600).to_vec() } else { Vec::new() };
+        let mut bytes = if with_header { frame::encode_header(0, 600, false).to_vec() } else { Vec::new() };
         bytes.extend_from_slice(&body);
         fs::write(seg(dir.path(), 0), &bytes).unwrap();
         let found = scan(dir.path()).unwrap();

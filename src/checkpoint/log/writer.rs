@@ -189,7 +189,7 @@ impl LogWriter {
             None => 0,
             Some(last) => last.checked_add(1).ok_or(LogError::SegmentNumberOverflow)?,
         };
-        let current = Segment::create(dir, number, config.segment_bytes, config.durability)?;
+        let current = Segment::create(dir, number, config.segment_bytes, false, config.durability)?;
         let first = recorded
             .map(|manifest| manifest.first)
             .or(segments.first().copied())
@@ -265,7 +265,7 @@ impl LogWriter {
             .checked_add(1)
             .ok_or(LogError::SegmentNumberOverflow)?;
         let size = self.config.segment_bytes.max(HEADER_LEN as u64 + frame_len);
-        self.current = Segment::create(&self.dir, number, size, self.config.durability)?;
+        self.current = Segment::create(&self.dir, number, size, true, self.config.durability)?;
         self.segments.insert(number);
         self.write_manifest()
     }
