@@ -58,6 +58,8 @@ pub mod edge;
 pub mod error;
 pub mod event;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 pub mod operator;
 pub(crate) mod plan;

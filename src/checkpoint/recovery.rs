@@ -658,4 +658,143 @@ mod tests {
         report.problem("segment 1 offset 4096: corrupt entry".into());
         assert_eq!(report.newest_restorable().map(|entry| entry.epoch), Some(3));
     }
+
+    /// Epochs 1 to `epochs`, none needing a commit, in segments of `segment_bytes`;
+    /// returns the segment files, oldest first.
+    fn write_epochs(dir: &Path, epochs: u64, segment_bytes: u64) -> Vec<std::path::PathBuf> {
+        let config = LogConfig {
+            segment_bytes,
+            durability: crate::checkpoint::Durability::OsBuffered,
+        };
+        let mut log = Log(LogWriter::open(dir, config).unwrap());
+        for epoch in 1..=epochs {
+            log.offsets(epoch, 1);
+            log.complete(epoch, 1, false);
+        }
+        drop(log);
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// Issue #15.1: a directory whose segments were all deleted still says it held
+    /// checkpoints (its MANIFEST), and recovery refuses instead of starting afresh.
+    #[test]
+    fn a_wiped_log_is_refused_not_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        for path in write_epochs(dir.path(), 3, 512) {
+            std::fs::remove_file(path).unwrap();
+        }
+        match recover(dir.path()) {
+            Err(error @ CheckpointError::NoIntactEpoch { .. }) => {
+                let message = error.to_string();
+                assert!(
+                    message.contains("no checkpoint segment is left"),
+                    "{message}"
+                );
+                assert!(
+                    message.contains("is missing") || message.contains("are missing"),
+                    "{message}"
+                );
+                assert!(message.contains("Nothing was changed"), "{message}");
+            }
+            other => panic!("expected NoIntactEpoch, got {other:?}"),
+        }
+    }
+
+    /// Issue #15.2: deleting the newest segment loses the newest epochs; recovery
+    /// restores the newest intact one and reports the missing segment as damage.
+    #[test]
+    fn a_deleted_newest_segment_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_epochs(dir.path(), 12, 512);
+        assert!(files.len() >= 3, "{files:?}");
+        let intact = inspect(dir.path()).unwrap();
+        assert!(!intact.is_corrupt(), "{:?}", intact.problems);
+        std::fs::remove_file(files.last().unwrap()).unwrap();
+        let (recovered, report) = recover(dir.path()).unwrap();
+        assert!(
+            recovered.epoch > 0 && recovered.epoch < 12,
+            "{}",
+            recovered.epoch
+        );
+        assert!(report.is_corrupt());
+        let damage: Vec<&String> = report.damage().collect();
+        assert_eq!(damage.len(), 1, "{damage:?}");
+        assert!(damage[0].contains("is missing"), "{}", damage[0]);
+    }
+
+    /// Issue #15.3: one damaged entry loses that entry only; the reader resumes after it
+    /// and the newest epoch, later in the same segment, is restored.
+    #[test]
+    fn a_damaged_entry_does_not_hide_the_entries_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_epochs(dir.path(), 16, 1 << 20);
+        assert_eq!(files.len(), 1);
+        let found = log::scan(dir.path()).unwrap();
+        let victim = found
+            .entries
+            .iter()
+            .find(|entry| entry.kind == entries::STATE)
+            .unwrap()
+            .location;
+        let mut bytes = std::fs::read(&files[0]).unwrap();
+        bytes[victim.offset as usize + 20] ^= 0x5a;
+        std::fs::write(&files[0], bytes).unwrap();
+        let (recovered, report) = recover(dir.path()).unwrap();
+        assert_eq!(recovered.epoch, 16, "{:?}", report.problems);
+        assert!(report.is_corrupt());
+        // Epoch 2 on are intact; epoch 1 lost its snapshot.
+        let restorable: Vec<u64> = report
+            .complete
+            .iter()
+            .filter(|(_, verdict)| verdict.is_ok())
+            .map(|(entry, _)| entry.epoch)
+            .collect();
+        assert_eq!(restorable, (2..=16).collect::<Vec<_>>());
+    }
+
+    /// A segment cut short is damage (a crash never shortens one), even when the cut
+    /// keeps every complete epoch.
+    #[test]
+    fn a_cut_segment_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_epochs(dir.path(), 3, 1 << 20);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&files[0])
+            .unwrap();
+        file.set_len(4096).unwrap();
+        let (recovered, report) = recover(dir.path()).unwrap();
+        assert_eq!(recovered.epoch, 3);
+        assert!(report.is_corrupt(), "{:?}", report.problems);
+    }
+
+    /// Issue #15.4: the refusal says what was found and what was lost.
+    #[test]
+    fn the_refusal_says_what_was_found_and_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_epochs(dir.path(), 2, 1 << 20);
+        let found = log::scan(dir.path()).unwrap();
+        let mut bytes = std::fs::read(&files[0]).unwrap();
+        for entry in found.entries.iter().filter(|e| e.kind == entries::STATE) {
+            bytes[entry.location.offset as usize + 20] ^= 0x5a;
+        }
+        std::fs::write(&files[0], bytes).unwrap();
+        let message = recover(dir.path()).unwrap_err().to_string();
+        for part in [
+            "cannot restore from checkpoint directory",
+            "epoch 2 cannot be restored: the snapshots of numbers#0 are missing or damaged",
+            "are damaged",
+            "the entries there are lost",
+            "Complete epochs found: 1, 2",
+            "move this directory away or use a new one",
+        ] {
+            assert!(message.contains(part), "{part:?} not in {message}");
+        }
+    }
 }

@@ -265,6 +265,9 @@ pub(crate) fn print(inspection: &Inspection) {
 }
 
 #[cfg(test)]
+mod damage_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use rivulet::checkpoint::CheckpointConfig;

@@ -22,18 +22,40 @@
 //! # Files
 //!
 //! A log directory holds segment files named `segment-{:016x}.log` (the number in
-//! sixteen lower-case hex digits) and a `LOCK` file. Each segment starts with a 24-byte
-//! header: the magic `b"RIVLOG01"`, the segment number (`u64` LE, equal to the one in
-//! the name), a crc32 of those 16 bytes (`u32` LE) and four zero bytes. Frames follow:
+//! sixteen lower-case hex digits), a `MANIFEST` and a `LOCK` file.
+//!
+//! A segment (format 2, `RIVLOG02`) starts with a 32-byte header: the magic, the segment
+//! number (equal to the one in the name), the file's size as created, a flag saying
+//! whether the writer rolled over to it from the segment before, and a crc32 of all that.
+//! Frames follow:
 //!
 //! ```text
-//! len: u32 LE | kind: u8 | crc32: u32 LE (over the kind byte, then the payload) | payload
+//! sync: 4 bytes | len: u32 LE | kind: u8 | crc32: u32 LE (kind, then payload)
+//!   | hcrc: u32 LE (the 13 header bytes before it) | payload
 //! ```
 //!
-//! A segment is preallocated to its full size with zeros, so the first frame header with
-//! zero `len` and `kind` marks the end of its entries. See [`LogWriter::append`] for how
-//! a crash in the middle of an append is detected, and [`scan`] for how the log is read
-//! back.
+//! A segment is preallocated to its full size with zeros, so a frame header that starts
+//! with zeros, followed by nothing but zeros, marks the end of its entries. The `sync`
+//! marker and the header CRC let [`scan`] find the next intact frame after a damaged one:
+//! one damaged entry loses that entry, not the rest of its segment. See
+//! [`LogWriter::append`] for how a crash in the middle of an append is detected, and
+//! [`scan`] for how the log is read back and which [`Problem`]s it reports.
+//!
+//! The `MANIFEST` (28 bytes: magic `RIVMAN01`, the oldest segment not removed, the newest
+//! created, a crc32) records outside the segments which segments should exist. The writer
+//! replaces it after creating a segment and before removing old ones, so deleted segments,
+//! the newest or all of them, are reported missing instead of read as a shorter log or a
+//! fresh directory.
+//!
+//! ## Versions
+//!
+//! Format 1 (`RIVLOG01`, before issue #15) had a 24-byte header without size or flags,
+//! 9-byte frames without `sync` or `hcrc`, and no `MANIFEST`. Its segments are still
+//! read, in the same directory as format-2 ones: a writer opened on such a directory adds
+//! format-2 segments and a `MANIFEST`. In a format-1 segment the reader can resume after a
+//! damaged frame only where that frame's length says, if a valid frame is there; after a
+//! damaged length the rest of the segment is lost, as before. Gaps are found between the
+//! segments present until the first `MANIFEST` is written.
 //!
 //! # Safety of the memory map
 //!
@@ -49,7 +71,8 @@
 //! | file | job |
 //! |---|---|
 //! | `mod.rs` | the public vocabulary: config, locations, entries, problems, errors |
-//! | `frame.rs` | byte layout of headers and frames, pure functions |
+//! | `frame.rs` | byte layout of headers and frames (both formats), resync, pure functions |
+//! | `manifest.rs` | the `MANIFEST`: which segments should exist |
 //! | `dir.rs` | file names and directory listing |
 //! | `segment.rs` | preallocating and mapping one segment, appending frames to it (the only `unsafe`) |
 //! | `writer.rs` | [`LogWriter`]: lock, rolling, sync, retention |
