@@ -9,3 +9,11 @@
 pub fn socket_lines(data: &[u8]) {
     crate::source::socket::lines_oracle::check(data);
 }
+
+/// The checkpoint log's reader on one segment file's bytes, in memory: what
+/// [`scan`](crate::checkpoint::log::scan) returns for a directory holding only segment 0
+/// with these bytes (the unit tests check that it is the same), without the file system,
+/// so a fuzzer runs it many times faster.
+pub fn scan_segment(bytes: &[u8]) -> crate::checkpoint::log::Scan {
+    crate::checkpoint::log::scan_one(0, bytes)
+}

@@ -189,7 +189,9 @@ fn a_wiped_directory_is_refused_not_started_afresh() {
     for path in segments(dir.path()) {
         std::fs::remove_file(path).unwrap();
     }
-    let error = start(dir.path()).err().expect("a wiped log is refused");
+    let Err(error) = start(dir.path()) else {
+        panic!("a wiped log is refused")
+    };
     assert!(
         matches!(&error, Error::Checkpoint(inner) if matches!(**inner, CheckpointError::NoIntactEpoch { .. })),
         "{error}"

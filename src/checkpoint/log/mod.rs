@@ -91,6 +91,7 @@ mod tests;
 mod writer;
 
 pub use reader::scan;
+pub(crate) use reader::scan_one;
 pub use writer::{DirLock, LockUndo, LogWriter, MIN_SEGMENT_BYTES};
 
 /// What an entry is, as a byte the log stores but does not interpret. `EntryKind(0)` is

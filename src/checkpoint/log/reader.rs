@@ -97,6 +97,17 @@ pub fn scan(dir: &Path) -> Result<Scan, LogError> {
     Ok(scan)
 }
 
+/// What [`scan`] returns for a directory holding one segment file, segment `number`
+/// with `bytes`, without touching files (for `rivulet::fuzzing`).
+pub(crate) fn scan_one(number: u64, bytes: &[u8]) -> Scan {
+    let mut scan = Scan {
+        segments: vec![number],
+        ..Scan::default()
+    };
+    scan_segment(number, bytes, &mut scan);
+    scan
+}
+
 /// The runs of segment numbers that should be present but are not, as `(first, last)`,
 /// given the segments present (ascending) and the manifest.
 fn missing(present: &[u64], manifest: Option<Manifest>) -> Vec<(u64, u64)> {

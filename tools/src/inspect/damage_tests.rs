@@ -120,7 +120,6 @@ fn write_log(dir: &Path, epochs: u64) -> Vec<Written> {
             append(entries::COMMIT, epoch, &CommitEntry { epoch, attempt: 1 });
         }
     }
-    drop(append);
     drop(writer);
     written
 }
@@ -170,8 +169,11 @@ fn reference(written: &[Written], lost: impl Fn(&Written) -> bool, looks_torn: b
     }
 }
 
+/// Segment files by number: path and intact bytes.
+type Files = BTreeMap<u64, (PathBuf, Vec<u8>)>;
+
 /// The log's segment files, by number.
-fn segment_files(dir: &Path) -> BTreeMap<u64, (PathBuf, Vec<u8>)> {
+fn segment_files(dir: &Path) -> Files {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|entry| entry.unwrap().path())
@@ -242,7 +244,7 @@ fn check(dir: &Path, case: &str, expected: Expected, must_be_damage: bool) {
     }
 }
 
-fn restore(files: &BTreeMap<u64, (PathBuf, Vec<u8>)>) {
+fn restore(files: &Files) {
     for (path, bytes) in files.values() {
         std::fs::write(path, bytes).unwrap();
     }
@@ -252,13 +254,7 @@ fn restore(files: &BTreeMap<u64, (PathBuf, Vec<u8>)>) {
 /// damage leaves nothing to restore, in the second an older epoch or the newest.
 const SHAPES: [u64; 2] = [1, 4];
 
-fn setup(
-    epochs: u64,
-) -> (
-    tempfile::TempDir,
-    Vec<Written>,
-    BTreeMap<u64, (PathBuf, Vec<u8>)>,
-) {
+fn setup(epochs: u64) -> (tempfile::TempDir, Vec<Written>, Files) {
     let dir = tempfile::tempdir().unwrap();
     let written = write_log(dir.path(), epochs);
     let files = segment_files(dir.path());
