@@ -46,6 +46,8 @@
 //! | [`runtime`] | threads, pinning, stop/abort; the heads that drive each thread's chain |
 //! | [`sync`] | the std/loom concurrency shim |
 //! | [`time`] | the processing-time clock (system or manual, for tests) |
+//! | [`expr`] | expressions over rows (`col("psi").lt(lit(0.5))`, `CASE`, `IN`, `LIKE`, `CAST`) bound once to a schema, with Spark SQL's null, coercion and ANSI semantics |
+//! | [`row`] | rows with a schema ([`row::Row`], [`row::Schema`], [`row::Value`]): the untyped layer under DataFrames and SQL; serde conversions to and from typed records |
 //! | [`format`](mod@format) | decoding text, CSV and JSON lines into serde records; dates and timestamps from text; malformed-record modes |
 //! | [`event`], [`metrics`], [`error`] | shared vocabulary |
 
@@ -57,6 +59,7 @@ pub mod checkpoint;
 pub mod edge;
 pub mod error;
 pub mod event;
+pub mod expr;
 pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -64,6 +67,7 @@ pub mod metrics;
 pub mod operator;
 pub(crate) mod plan;
 pub mod query;
+pub mod row;
 pub mod runtime;
 pub mod sink;
 pub mod source;

@@ -134,6 +134,11 @@ impl<T> Port<T> {
         self.id
     }
 
+    /// The number of instances of the group behind the port.
+    pub(crate) fn instances(&self) -> usize {
+        self.receivers.borrow().len()
+    }
+
     /// Takes the receiving ends addressed to `instance` of the port's group.
     pub(crate) fn take_receivers(&self, instance: usize) -> Vec<EdgeReceiver<T>> {
         std::mem::take(&mut self.receivers.borrow_mut()[instance])
@@ -156,6 +161,8 @@ pub enum OperatorKind {
     /// An aggregate over event-time windows or sessions: its rows become final once the
     /// watermark passes their end, so append mode allows it on a watermarked stream.
     WindowAggregate,
+    /// Joins two inputs (a stream–stream or per-batch join), holding state per key.
+    Join,
     /// Consumes records.
     Sink,
 }

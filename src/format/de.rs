@@ -686,9 +686,9 @@ pub(crate) enum Shape {
 
 /// Asks `T` how it deserializes. `Err` for shapes rows cannot fill (maps, sequences of
 /// unknown length).
-pub(crate) fn shape_of<T: de::DeserializeOwned>() -> Result<Shape, String> {
+pub(crate) fn shape_of<S: super::seed::RecordSeed>(seed: &S) -> Result<Shape, String> {
     let found = Cell::new(None);
-    let _ = T::deserialize(Probe { found: &found });
+    let _ = seed.deserialize(Probe { found: &found });
     match found.take() {
         Some(Ok(shape)) => Ok(shape),
         Some(Err(message)) => Err(message),
@@ -792,6 +792,7 @@ impl<'de> de::Deserializer<'de> for Probe<'_> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::format::seed::Typed;
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize, PartialEq)]
@@ -830,18 +831,27 @@ mod tests {
     #[test]
     fn probes_shapes() {
         assert_eq!(
-            shape_of::<Reading>().unwrap(),
+            shape_of(&Typed::<Reading>::new()).unwrap(),
             Shape::Struct(&["id", "psi", "ok", "_corrupt_record", "count"])
         );
-        assert_eq!(shape_of::<(u32, String)>().unwrap(), Shape::Tuple(2));
-        assert_eq!(shape_of::<String>().unwrap(), Shape::Single);
-        assert_eq!(shape_of::<Option<u64>>().unwrap(), Shape::Single);
-        assert!(shape_of::<std::collections::HashMap<String, String>>().is_err());
+        assert_eq!(
+            shape_of(&Typed::<(u32, String)>::new()).unwrap(),
+            Shape::Tuple(2)
+        );
+        assert_eq!(shape_of(&Typed::<String>::new()).unwrap(), Shape::Single);
+        assert_eq!(
+            shape_of(&Typed::<Option<u64>>::new()).unwrap(),
+            Shape::Single
+        );
+        assert!(shape_of(&Typed::<std::collections::HashMap<String, String>>::new()).is_err());
     }
 
     #[test]
     fn fills_structs_in_column_order_around_the_corrupt_field() {
-        let layout = Layout::new(&shape_of::<Reading>().unwrap(), "_corrupt_record");
+        let layout = Layout::new(
+            &shape_of(&Typed::<Reading>::new()).unwrap(),
+            "_corrupt_record",
+        );
         assert_eq!(layout.columns, Some(4));
         let nulls = [false; 5];
         let columns = ["p1", " 0.5 ", "TRUE", "7"];
@@ -864,7 +874,10 @@ mod tests {
 
     #[test]
     fn errors_name_their_field() {
-        let layout = Layout::new(&shape_of::<Reading>().unwrap(), "_corrupt_record");
+        let layout = Layout::new(
+            &shape_of(&Typed::<Reading>::new()).unwrap(),
+            "_corrupt_record",
+        );
         let nulls = [false; 5];
         let error = with_row(&layout, &["p1", "x", "true", "7"], &nulls, |r| {
             Reading::deserialize(r)

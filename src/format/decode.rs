@@ -4,6 +4,7 @@
 use super::csv::{CsvOptions, Tokenizer};
 use super::de::{shape_of, FieldError, Layout, RowDe, Shape, Slot};
 use super::lines::PREVIEW_BYTES;
+use super::seed::{BySeed, RecordSeed, Typed};
 use serde::de::DeserializeOwned;
 use std::borrow::Cow;
 use std::fmt;
@@ -245,7 +246,8 @@ enum Kind {
 /// # Ok::<(), rivulet::format::FormatError>(())
 /// ```
 #[derive(Debug)]
-pub struct Decoder<T> {
+pub struct Decoder<T, S = Typed<T>> {
+    seed: S,
     kind: Kind,
     layout: Layout,
     mode: ParseMode,
@@ -267,7 +269,7 @@ pub struct Decoder<T> {
 #[error("{0}")]
 pub struct FormatError(pub String);
 
-impl<T: DeserializeOwned> Decoder<T> {
+impl<T: DeserializeOwned + 'static> Decoder<T> {
     /// A decoder for `format` with `options`.
     ///
     /// # Errors
@@ -275,8 +277,24 @@ impl<T: DeserializeOwned> Decoder<T> {
     /// The record type cannot be filled from the format: a map (or a struct with
     /// `#[serde(flatten)]`) for CSV or text, a type of more than one field for text.
     pub fn new(format: &Format, options: &DecodeOptions) -> Result<Self, FormatError> {
-        let type_name = std::any::type_name::<T>();
-        let shape = match shape_of::<T>() {
+        Decoder::with_seed(Typed::new(), format, options)
+    }
+}
+
+impl<T, S: RecordSeed<Value = T>> Decoder<T, S> {
+    /// A decoder for `format` with `options` that builds its records with `seed` (a
+    /// [`RowSeed`](crate::row::RowSeed) for rows of a schema known at run time).
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Decoder::new), for the records the seed builds.
+    pub fn with_seed(
+        seed: S,
+        format: &Format,
+        options: &DecodeOptions,
+    ) -> Result<Self, FormatError> {
+        let type_name = seed.describe();
+        let shape = match shape_of(&seed) {
             Ok(shape) => shape,
             Err(what) if *format == Format::JsonLines => {
                 // JSON decodes maps fine; only permissive repairs need the fields.
@@ -314,6 +332,7 @@ impl<T: DeserializeOwned> Decoder<T> {
             },
         };
         Ok(Decoder {
+            seed,
             kind,
             nulls: vec![false; layout.slots.len()],
             layout,
@@ -420,7 +439,7 @@ impl<T: DeserializeOwned> Decoder<T> {
                         if let Some(name) = corrupt {
                             map.insert(name.clone(), malformed.record.clone().into());
                         }
-                        T::deserialize(&serde_json::Value::Object(map)).ok()
+                        self.seed.deserialize(&serde_json::Value::Object(map)).ok()
                     }
                     _ => {
                         self.nulls.fill(true);
@@ -434,7 +453,7 @@ impl<T: DeserializeOwned> Decoder<T> {
                             nulls: &self.nulls,
                             corrupt: Some(&malformed.record),
                         };
-                        let value = T::deserialize(&row).ok();
+                        let value = self.seed.deserialize(&row).ok();
                         self.nulls.fill(false);
                         value
                     }
@@ -458,6 +477,7 @@ impl<T: DeserializeOwned> Decoder<T> {
     #[inline]
     fn decode_columns(&mut self, text: &str, split: bool) -> Verdict<T> {
         let Decoder {
+            seed,
             kind,
             layout,
             nulls,
@@ -487,7 +507,7 @@ impl<T: DeserializeOwned> Decoder<T> {
                     nulls: &[],
                     corrupt: None,
                 };
-                match T::deserialize(&row) {
+                match seed.deserialize(&row) {
                     Ok(value) => return Verdict::Row(value),
                     Err(error) => error,
                 }
@@ -497,17 +517,26 @@ impl<T: DeserializeOwned> Decoder<T> {
                 if count == 1 { "" } else { "s" }
             )),
         };
-        malformed_columns(layout, nulls, *mode, base, ranges, text, first_error)
+        malformed_columns(
+            &*seed,
+            layout,
+            nulls,
+            *mode,
+            base,
+            ranges,
+            text,
+            first_error,
+        )
     }
 
     #[inline(never)]
     fn decode_json(&mut self, text: &str) -> Verdict<T> {
-        if let Ok(value) = serde_json::from_str::<T>(text) {
+        if let Ok(value) = json_record(&self.seed, text) {
             return Verdict::Row(value);
         }
         // The slow path: find the failing field for the message.
         let mut deserializer = serde_json::Deserializer::from_str(text);
-        let malformed = match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        let malformed = match tracked(&self.seed, &mut deserializer) {
             // The value parses; what failed above is what follows it.
             Ok(_) => Malformed {
                 field: None,
@@ -544,7 +573,7 @@ impl<T: DeserializeOwned> Decoder<T> {
                 }
                 let mut value = serde_json::Value::Object(map);
                 for _ in 0..64 {
-                    match serde_path_to_error::deserialize::<_, T>(&value) {
+                    match tracked(&self.seed, &value) {
                         Ok(row) => return Verdict::repaired(row, malformed),
                         Err(error) => {
                             let key = match error.path().iter().next() {
@@ -580,7 +609,9 @@ impl<T: DeserializeOwned> Decoder<T> {
 /// [`Decoder::decode`]).
 #[cold]
 #[inline(never)]
-fn malformed_columns<T: DeserializeOwned>(
+#[allow(clippy::too_many_arguments)]
+fn malformed_columns<T, S: RecordSeed<Value = T>>(
+    seed: &S,
     layout: &Layout,
     nulls: &mut [bool],
     mode: ParseMode,
@@ -621,7 +652,7 @@ fn malformed_columns<T: DeserializeOwned>(
                     nulls,
                     corrupt: Some(text),
                 };
-                match T::deserialize(&row) {
+                match seed.deserialize(&row) {
                     Ok(value) => {
                         repaired = Some(value);
                         break;
@@ -642,6 +673,25 @@ fn malformed_columns<T: DeserializeOwned>(
             }
         }
     }
+}
+
+/// One JSON record: `text` holds exactly one value that `seed` accepts.
+fn json_record<S: RecordSeed>(seed: &S, text: &str) -> Result<S::Value, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = seed.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
+}
+
+/// Deserializes with `seed`, tracking the path to a failure (which field failed).
+fn tracked<'de, S: RecordSeed, D: serde::Deserializer<'de>>(
+    seed: &S,
+    deserializer: D,
+) -> Result<S::Value, serde_path_to_error::Error<D::Error>> {
+    let mut track = serde_path_to_error::Track::new();
+    let tracked = serde_path_to_error::Deserializer::new(deserializer, &mut track);
+    serde::de::DeserializeSeed::deserialize(BySeed(seed), tracked)
+        .map_err(|error| serde_path_to_error::Error::new(track.path(), error))
 }
 
 /// `malformed`, noting that Permissive mode could not keep it.

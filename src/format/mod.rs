@@ -83,6 +83,7 @@ pub mod date;
 pub(crate) mod de;
 mod decode;
 pub mod lines;
+mod seed;
 
 pub use self::csv::CsvOptions;
 pub use decode::{
@@ -90,3 +91,4 @@ pub use decode::{
     DEFAULT_MAX_RECORD_BYTES,
 };
 pub use lines::{Line, LineReader, PREVIEW_BYTES};
+pub use seed::{RecordSeed, Typed};

@@ -52,6 +52,31 @@ impl<T: Send> Downstream<T> for ForwardOut<T> {
     }
 }
 
+/// Tags each record on its way into `inner` (a two-input operator's input edges carry
+/// its left and right records as one type).
+pub(crate) struct Tagged<D, G> {
+    pub(crate) inner: D,
+    pub(crate) tag: G,
+}
+
+impl<T, W, D, G> Downstream<T> for Tagged<D, G>
+where
+    D: Downstream<W>,
+    G: FnMut(T) -> W,
+{
+    #[inline(always)]
+    fn push(&mut self, record: T) {
+        self.inner.push((self.tag)(record));
+    }
+    fn signal(&mut self, signal: Signal) {
+        self.inner.signal(signal);
+    }
+    #[inline]
+    fn flush(&mut self) {
+        self.inner.flush();
+    }
+}
+
 /// The chain ends in several edges that each receive every record (fan-out).
 pub(crate) struct BroadcastOut<T: Send> {
     pub(crate) senders: Vec<EdgeSender<T>>,
@@ -102,19 +127,23 @@ pub fn partition_of<K: Hash + ?Sized>(key: &K, partitions: usize) -> usize {
 }
 
 /// The chain ends in a keyed exchange: record `r` goes to instance
-/// `partition_of(key(&r), n)` as `(key, r)`.
-pub(crate) struct ExchangeOut<K: Send, T: Send, F> {
-    pub(crate) senders: Vec<EdgeSender<(K, T)>>,
+/// `partition_of(key(&r), n)` as `wrap(key, r)`: `(key, r)` for a keyed aggregate's
+/// input, tagged with its side for a keyed two-input operator's.
+pub(crate) struct ExchangeOut<K, W: Send, F, G> {
+    pub(crate) senders: Vec<EdgeSender<W>>,
     pub(crate) key: F,
+    pub(crate) wrap: G,
     pub(crate) control: Arc<RunControl>,
     pub(crate) name: std::sync::Arc<str>,
+    pub(crate) _key: std::marker::PhantomData<fn() -> K>,
 }
 
-impl<K, T, F> Downstream<T> for ExchangeOut<K, T, F>
+impl<K, T, W, F, G> Downstream<T> for ExchangeOut<K, W, F, G>
 where
-    K: Hash + Send,
-    T: Send,
+    K: Hash,
+    W: Send,
     F: FnMut(&T) -> K,
+    G: FnMut(K, T) -> W,
 {
     #[inline]
     fn push(&mut self, record: T) {
@@ -132,7 +161,7 @@ where
         let target = partition_of(&key, self.senders.len());
         send(
             &mut self.senders[target],
-            Event::Record((key, record)),
+            Event::Record((self.wrap)(key, record)),
             &self.control,
             &self.name,
         );

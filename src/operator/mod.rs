@@ -44,6 +44,7 @@
 //! assert_eq!(sums.rows(), vec![1, 3, 6, 10]);
 //! ```
 
+pub mod batch_join;
 pub(crate) mod exchange;
 pub use exchange::partition_of;
 pub(crate) mod context;
@@ -52,11 +53,13 @@ pub mod keyed;
 pub(crate) mod stage;
 pub mod stateless;
 pub mod timer;
+pub mod two_input;
 pub(crate) mod watermark;
 
 pub use context::Context;
 pub use harness::Harness;
 pub use timer::{TimeDomain, Timer, TimerKey, TimerService};
+pub use two_input::{Either, TwoInput, TwoInputOperator};
 
 use crate::error::BoxError;
 use crate::event::{Epoch, Timestamp};

@@ -1,7 +1,7 @@
 //! A stage: one operator instance on a thread, wrapped with its counters, panic guard,
 //! context (watermark, timers, named counters, side output) and checkpoint duties.
 
-use super::context::{CounterCache, StageContext};
+use super::context::{CounterCache, StageClock, StageContext};
 use super::exchange::ForwardOut;
 use super::timer::{TimeDomain, TimerService};
 use super::Operator;
@@ -131,7 +131,7 @@ pub(crate) struct Stage<In, O: Operator<In>, C, D> {
     counters: CounterCache,
     watermark: Timestamp,
     epoch: u64,
-    clock: Clock,
+    clock: StageClock,
     metrics: Arc<OperatorMetrics>,
     name: std::sync::Arc<str>,
     control: Arc<RunControl>,
@@ -176,7 +176,11 @@ impl<In, O: Operator<In>, C, D> Stage<In, O, C, D> {
             epoch: parts.first_epoch,
             committed: parts.first_epoch.saturating_sub(1),
             published_timer: std::cell::Cell::new(i64::MAX),
-            clock: parts.clock,
+            clock: StageClock::new(
+                parts.clock,
+                parts.participant.as_ref().map(|p| p.shared.clone()),
+                parts.participant.is_some() && parts.mode.execution == ExecutionMode::MicroBatch,
+            ),
             mode: parts.mode,
             metrics: parts.metrics,
             name: parts.name,
@@ -339,7 +343,8 @@ where
         // epoch's output, and the marker follows that output downstream. In a
         // micro-batch, the processing-time timers due by now fire first, as part of it.
         if self.timers_wait_for_batches() {
-            let now = self.clock.now();
+            // The batch's time, recorded when it was planned (and again by a replay).
+            let now = self.clock.now(self.epoch);
             self.fire_due(TimeDomain::ProcessingTime, now);
         }
         let op = &mut self.op;
@@ -353,6 +358,8 @@ where
             if next != self.mode {
                 self.mode = next;
                 self.op.set_emit_mode(next);
+                self.clock
+                    .set_micro_batch(next.execution == ExecutionMode::MicroBatch);
             }
             self.batch_starting =
                 self.batch_watermark && next.execution == ExecutionMode::MicroBatch;

@@ -1,9 +1,12 @@
 //! [`QueryBuilder::read_dir`]: the file directory source.
 
 use super::QueryBuilder;
+use crate::format::RecordSeed;
+use crate::row::{Row, RowSeed, Schema};
 use crate::source::{FileSource, FileSourceConfig};
 use crate::stream::{SourceChain, Stream};
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 
 impl QueryBuilder {
     /// Reads the files that appear in a directory as records of `T`: Spark's
@@ -45,7 +48,56 @@ impl QueryBuilder {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let source = FileSource::new(config);
+        self.file_source(name, FileSource::new(config))
+    }
+
+    /// Reads the files that appear in a directory as [`Row`]s of `schema`, a schema known
+    /// only at run time (Spark's `readStream.schema(userSchema).csv(dir)` with a
+    /// `StructType`): CSV columns fill the schema's columns by position, JSON objects by
+    /// name (ignoring case); see [`RowSeed`]. Everything else is as
+    /// [`read_dir`](Self::read_dir).
+    ///
+    /// ```
+    /// use rivulet::row::{DataType, Field, Schema, Value};
+    /// use rivulet::source::FileSourceConfig;
+    /// use std::sync::Arc;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// std::fs::write(dir.path().join("a.csv"), "COHUTTA,0.4\nNANTAHALA,\n")?;
+    /// let schema = Arc::new(Schema::new([
+    ///     Field::new("resid", DataType::String),
+    ///     Field::new("psi", DataType::Double),
+    /// ])?);
+    /// let mut query = rivulet::Query::builder();
+    /// let rows = query
+    ///     .read_dir_rows("sensor", FileSourceConfig::csv(dir.path()), schema)
+    ///     .to_memory("rows");
+    /// let running = query.start()?;
+    /// while rows.rows().len() < 2 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(5));
+    /// }
+    /// running.stop()?;
+    /// assert_eq!(rows.rows()[1].values(), &[Value::string("NANTAHALA"), Value::Null]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_dir_rows(
+        &mut self,
+        name: &str,
+        config: FileSourceConfig,
+        schema: Arc<Schema>,
+    ) -> Stream<SourceChain<FileSource<Row, RowSeed>>> {
+        self.file_source(name, FileSource::with_schema(schema, config))
+    }
+
+    fn file_source<T, S>(
+        &mut self,
+        name: &str,
+        source: FileSource<T, S>,
+    ) -> Stream<SourceChain<FileSource<T, S>>>
+    where
+        T: Send + 'static,
+        S: RecordSeed<Value = T>,
+    {
         if let Err(message) = source.check() {
             self.graph
                 .borrow_mut()

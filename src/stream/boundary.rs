@@ -9,7 +9,7 @@
 //! builds it.
 
 use super::{Chain, InputChain, KeyedInput, Stream, Then};
-use crate::operator::exchange::{BroadcastOut, ExchangeOut, ForwardOut};
+use crate::operator::exchange::{BroadcastOut, ExchangeOut, ForwardOut, Tagged};
 use crate::operator::Operator;
 use crate::plan::{GroupId, OperatorKind, Port, PortKind};
 use std::hash::Hash;
@@ -248,17 +248,8 @@ impl<S: Chain> Stream<S> {
             let group = g.add_group("keyed", parallelism);
             (group, g.add_port::<(K, S::Out)>(group, PortKind::Exchange))
         };
-        let from = self.group;
-        graph.borrow_mut().add_producer(port.id(), from);
         let input = InputChain::new(port.clone(), "keyed");
-        self.terminate(move |g, instance| ExchangeOut {
-            senders: (0..parallelism)
-                .map(|target| g.connect(from, instance, &port, target))
-                .collect(),
-            key: key.clone(),
-            control: g.control.clone(),
-            name: std::sync::Arc::from("key_by"),
-        });
+        self.exchange_into(port, key, |key, record| (key, record));
         Stream {
             graph,
             chain: KeyedInput::Exchanged(input),
@@ -267,5 +258,48 @@ impl<S: Chain> Stream<S> {
             last_op: None,
             watermarked,
         }
+    }
+
+    /// Ends every instance's chain in a keyed exchange into `port`: record `r` goes to
+    /// the instance its key hashes to, as `wrap(key(&r), r)`.
+    pub(super) fn exchange_into<K, W, F, G>(self, port: Port<W>, key: F, wrap: G)
+    where
+        W: Send + 'static,
+        F: FnMut(&S::Out) -> K + Clone + Send + 'static,
+        G: FnMut(K, S::Out) -> W + Clone + Send + 'static,
+        K: Hash + 'static,
+    {
+        let from = self.group;
+        let parallelism = port.instances();
+        self.graph.borrow_mut().add_producer(port.id(), from);
+        self.terminate(move |g, instance| ExchangeOut {
+            senders: (0..parallelism)
+                .map(|target| g.connect(from, instance, &port, target))
+                .collect(),
+            key: key.clone(),
+            wrap: wrap.clone(),
+            control: g.control.clone(),
+            name: std::sync::Arc::from("key_by"),
+            _key: std::marker::PhantomData,
+        });
+    }
+
+    /// Ends every instance's chain in one edge to instance 0 of `port`, tagging each
+    /// record with `tag`.
+    pub(super) fn tagged_forward_into<W, G>(self, port: Port<W>, tag: G)
+    where
+        W: Send + 'static,
+        G: FnMut(S::Out) -> W + Clone + Send + 'static,
+    {
+        let from = self.group;
+        self.graph.borrow_mut().add_producer(port.id(), from);
+        self.terminate(move |g, instance| Tagged {
+            inner: ForwardOut {
+                sender: g.connect(from, instance, &port, 0),
+                control: g.control.clone(),
+                name: std::sync::Arc::from(g.groups[from].name.as_str()),
+            },
+            tag: tag.clone(),
+        });
     }
 }

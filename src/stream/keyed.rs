@@ -74,8 +74,8 @@ impl<S: Chain> Stream<S> {
 #[must_use = "a keyed stream needs an aggregate (count, fold, reduce)"]
 pub struct KeyedStream<S, F> {
     pub(super) stream: Stream<S>,
-    key: F,
-    parallelism: usize,
+    pub(super) key: F,
+    pub(super) parallelism: usize,
 }
 
 impl<S, F> fmt::Debug for KeyedStream<S, F> {

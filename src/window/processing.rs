@@ -49,11 +49,13 @@
 //! must be multiples of the trigger interval `I` (the query refuses to start otherwise,
 //! with the message Spark gives); a window covers exactly `length / I` batch slots and is
 //! emitted at the end of the batch of its last slot, so the rows depend on batch
-//! boundaries only, never on when within a batch a record arrived. A batch's slot is
-//! read from the clock once, at its end (the marker): with `h` the marker's time rounded
-//! down to a multiple of `I`, the batch fills the slot `[h − I, h)` (it holds what
-//! arrived during the interval before it started, as Spark's batch of time `h` does) and
-//! then every window ending at or before `h` is emitted.
+//! boundaries only, never on when within a batch a record arrived. A batch's slot comes
+//! from its *batch time* ([`Context::processing_time`] in a micro-batch: the clock's
+//! reading when the batch was planned, recorded in the offset log), read at its end
+//! (the marker): with `h` the batch time rounded down to a multiple of `I`, the batch
+//! fills the slot `[h − I, h)` (it holds what arrived during the interval before it
+//! started, as Spark's batch of time `h` does) and then every window ending at or
+//! before `h` is emitted.
 //!
 //! * **Skipped batches.** rivulet runs no batch when no source has data, so slots are
 //!   counted by batch time, not batch number: a skipped batch is an empty slot and the
@@ -74,9 +76,9 @@
 //!   emitted by the timer's batch, at most one batch late. Switching to continuous
 //!   epochs puts records in slices by arrival time from the next epoch on; switching
 //!   back, by batch again. Windows already emitted never change.
-//! * **Replays.** As for every processing-time timer (ARCHITECTURE.md), a batch replayed
-//!   after a restore reads the clock anew, so its slot can differ from the original
-//!   run's.
+//! * **Replays.** A batch replayed after a restore runs at the batch time the offset log
+//!   recorded for it, so it fills the slot and emits the windows the original run did
+//!   (a log of format 4 or older recorded none: the replay then reads the clock anew).
 //!
 //! # End of stream and checkpoints
 //!

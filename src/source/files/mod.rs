@@ -118,7 +118,9 @@ use crate::format::{
     CsvOptions, DecodeOptions, Decoder, Format, InvalidUtf8, LineReader, Malformed, ParseMode,
     Verdict,
 };
+use crate::format::{RecordSeed, Typed};
 use crate::metrics::Counter;
+use crate::row::{Row, RowSeed, Schema};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -394,9 +396,9 @@ const LINES_PER_POLL: usize = 4096;
 /// [`QueryBuilder::read_dir`](crate::QueryBuilder::read_dir); several instances
 /// ([`QueryBuilder::source_instances`](crate::QueryBuilder::source_instances)) share the
 /// files by a hash of their names, each instance with its own order and offset.
-pub struct FileSource<T> {
+pub struct FileSource<T, S = Typed<T>> {
     config: FileSourceConfig,
-    decoder: Result<Decoder<T>, String>,
+    decoder: Result<Decoder<T, S>, String>,
     glob: Option<Glob>,
     /// Every file taken, in reading order; `known` holds their names.
     discovered: Vec<Entry>,
@@ -421,7 +423,7 @@ pub struct FileSource<T> {
     quarantine: Option<BufWriter<File>>,
 }
 
-impl<T> fmt::Debug for FileSource<T> {
+impl<T, S> fmt::Debug for FileSource<T, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FileSource")
             .field("config", &self.config)
@@ -436,7 +438,22 @@ impl<T: DeserializeOwned + Send + 'static> FileSource<T> {
     /// A source reading `config`'s directory. Nothing is touched until the query
     /// starts; a record type the format cannot fill, or a bad glob, fails `start()`.
     pub fn new(config: FileSourceConfig) -> Self {
-        let decoder = Decoder::new(&config.format, &config.decode).map_err(|e| e.0);
+        FileSource::with_seed(Typed::new(), config)
+    }
+}
+
+impl FileSource<Row, RowSeed> {
+    /// A source reading `config`'s directory as rows of `schema` (Spark's
+    /// `readStream.schema(userSchema)`): see [`RowSeed`] for how columns are filled.
+    pub fn with_schema(schema: Arc<Schema>, config: FileSourceConfig) -> Self {
+        FileSource::with_seed(RowSeed::new(schema), config)
+    }
+}
+
+impl<T: Send + 'static, S: RecordSeed<Value = T>> FileSource<T, S> {
+    /// A source reading `config`'s directory, building records with `seed`.
+    pub fn with_seed(seed: S, config: FileSourceConfig) -> Self {
+        let decoder = Decoder::with_seed(seed, &config.format, &config.decode).map_err(|e| e.0);
         let glob = config.glob.as_deref().map(Glob::new);
         let (glob, decoder) = match glob {
             Some(Err(message)) => (None, Err(format!("bad path_glob_filter: {message}"))),
@@ -805,7 +822,7 @@ impl<T: DeserializeOwned + Send + 'static> FileSource<T> {
     }
 }
 
-impl<T: DeserializeOwned + Send + 'static> Source for FileSource<T> {
+impl<T: Send + 'static, S: RecordSeed<Value = T>> Source for FileSource<T, S> {
     type Item = T;
 
     /// Checks the directory (it must exist and be listable), reads the discovery log
@@ -911,7 +928,7 @@ impl<T: DeserializeOwned + Send + 'static> Source for FileSource<T> {
     }
 }
 
-impl<T> Drop for FileSource<T> {
+impl<T, S> Drop for FileSource<T, S> {
     fn drop(&mut self) {
         if let Some(writer) = &mut self.quarantine {
             // Best effort: errors were reported at checkpoints.

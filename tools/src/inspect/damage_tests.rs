@@ -93,6 +93,7 @@ fn write_log(dir: &Path, epochs: u64) -> Vec<Written> {
                 records: 10,
                 end_offset: (epoch * 10).to_le_bytes().to_vec(),
             }],
+            batch_time: Some(epoch as i64 * 1_000),
         };
         append(entries::OFFSETS, epoch, &offsets);
         for (operator, instance) in &states {
