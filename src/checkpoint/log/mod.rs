@@ -43,7 +43,7 @@
 //!
 //! The `MANIFEST` (28 bytes: magic `RIVMAN01`, the oldest segment not removed, the newest
 //! created, a crc32) records outside the segments which segments should exist. The writer
-//! replaces it after creating a segment and before removing old ones, so deleted segments,
+//! rewrites it in place after creating a segment and before removing old ones, so deleted segments,
 //! the newest or all of them, are reported missing instead of read as a shorter log or a
 //! fresh directory.
 //!

@@ -6,7 +6,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
 use super::frame::{FRAME_HEADER_LEN, HEADER_LEN, MAX_PAYLOAD};
-use super::manifest::{self, Manifest};
+use super::manifest::{self, Manifest, ManifestFile};
 use super::segment::Segment;
 use super::{dir, Durability, EntryKind, Location, LogConfig, LogError};
 
@@ -32,6 +32,8 @@ pub struct LogWriter {
     segments: BTreeSet<u64>,
     /// The oldest segment the `MANIFEST` says should exist.
     first: u64,
+    /// The `MANIFEST`, rewritten after each new segment and before removals.
+    manifest: ManifestFile,
     /// Held for the writer's life; the lock is released when the file is closed.
     _lock: File,
 }
@@ -190,6 +192,7 @@ impl LogWriter {
             Some(last) => last.checked_add(1).ok_or(LogError::SegmentNumberOverflow)?,
         };
         let current = Segment::create(dir, number, config.segment_bytes, false, config.durability)?;
+        let manifest = ManifestFile::open(dir, config.durability)?;
         let first = recorded
             .map(|manifest| manifest.first)
             .or(segments.first().copied())
@@ -200,6 +203,7 @@ impl LogWriter {
             current,
             segments,
             first,
+            manifest,
             _lock: lock,
         };
         writer.segments.insert(number);
@@ -208,12 +212,12 @@ impl LogWriter {
     }
 
     /// Records the segments that should exist, `first..=current`, in the `MANIFEST`.
-    fn write_manifest(&self) -> Result<(), LogError> {
+    fn write_manifest(&mut self) -> Result<(), LogError> {
         let manifest = Manifest {
             first: self.first,
             last: self.current.number(),
         };
-        manifest::write(&self.dir, manifest, self.config.durability)
+        self.manifest.write(manifest)
     }
 
     /// Appends one entry and returns where it starts.
