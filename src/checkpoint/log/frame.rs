@@ -19,7 +19,7 @@
 //!   len      u32 LE    payload length in bytes
 //!   kind     u8        entry kind, never 0
 //!   crc      u32 LE    crc32 over the kind byte followed by the payload
-//!   hcrc     u32 LE    crc32 over the 13 header bytes before it (sync to crc)
+//!   nlen     u32 LE    !len, the bitwise complement of len (as DEFLATE's NLEN)
 //!   payload  len bytes
 //!
 //! format 1 (read only)
@@ -39,10 +39,12 @@
 //! frame header that starts with zeros (format 2: a zero `sync`; format 1: zero `len` and
 //! `kind`) followed by nothing but zeros marks the end of the entries.
 //!
-//! Format 2's `sync` marker and header CRC let the reader find the next intact frame
-//! after a damaged one: it searches for the marker and accepts a candidate only if both
-//! CRCs match, checking the header (and so the length) in constant time before it reads
-//! any payload. Format 1 has neither; after a damaged frame its reader can resume only
+//! Format 2's `sync` marker and `nlen` let the reader find the next intact frame after a
+//! damaged one: it searches for the marker and accepts a candidate only if `nlen` matches
+//! `len` (checked in constant time, before any payload is read) and the CRC matches. Only
+//! `len` needs the check: damage to `kind` or `crc` fails the CRC, and a trusted `len`
+//! says where the next frame starts. (A crc32 over the header would check it as well, but
+//! cost a 64-byte append a quarter more; see `benches/log_write.rs`.) Format 1 has neither; after a damaged frame its reader can resume only
 //! where the damaged frame's own length says the next one starts, if a valid frame is
 //! there (a payload flip); a damaged length loses the rest of the segment, since finding
 //! the next frame by trying every offset would cost a CRC over up to the whole segment per
@@ -58,7 +60,7 @@ pub(super) const MAGIC_V2: [u8; 8] = *b"RIVLOG02";
 pub(super) const HEADER_LEN: usize = 32;
 /// Length of a format-1 segment header.
 pub(super) const HEADER_LEN_V1: usize = 24;
-/// Length of a format-2 frame header (`sync`, `len`, `kind`, `crc`, `hcrc`).
+/// Length of a format-2 frame header (`sync`, `len`, `kind`, `crc`, `nlen`).
 pub(super) const FRAME_HEADER_LEN: usize = 17;
 /// Length of a format-1 frame header (`len`, `kind`, `crc`).
 pub(super) const FRAME_HEADER_LEN_V1: usize = 9;
@@ -74,7 +76,7 @@ pub(super) const SYNC: [u8; 4] = [0xE5, 0x9A, 0x17, 0xC3];
 pub(super) enum Format {
     /// `RIVLOG01`: frames without sync marker, no size in the header.
     V1,
-    /// `RIVLOG02`: sync markers, header CRCs, the size in the header.
+    /// `RIVLOG02`: sync markers, checked lengths, the size in the header.
     V2,
 }
 
@@ -201,20 +203,16 @@ pub(super) fn frame_crc(kind: u8, payload: &[u8]) -> u32 {
     hasher.finalize()
 }
 
-/// Bytes 4..17 of a format-2 frame header (`len`, `kind`, `crc`, `hcrc`), for a payload
+/// Bytes 4..17 of a format-2 frame header (`len`, `kind`, `crc`, `nlen`), for a payload
 /// the caller has checked against [`MAX_PAYLOAD`]. The writer stores them before the
 /// [`SYNC`] marker, which it writes last.
 pub(super) fn encode_frame_header(kind: u8, payload: &[u8]) -> [u8; FRAME_HEADER_LEN - 4] {
     let len = u32::try_from(payload.len()).expect("payload length checked against MAX_PAYLOAD");
-    let mut header = [0u8; FRAME_HEADER_LEN];
-    header[..4].copy_from_slice(&SYNC);
-    header[4..8].copy_from_slice(&len.to_le_bytes());
-    header[8] = kind;
-    header[9..13].copy_from_slice(&frame_crc(kind, payload).to_le_bytes());
-    let hcrc = crc32fast::hash(&header[..13]);
-    header[13..17].copy_from_slice(&hcrc.to_le_bytes());
     let mut out = [0u8; FRAME_HEADER_LEN - 4];
-    out.copy_from_slice(&header[4..]);
+    out[..4].copy_from_slice(&len.to_le_bytes());
+    out[4] = kind;
+    out[5..9].copy_from_slice(&frame_crc(kind, payload).to_le_bytes());
+    out[9..13].copy_from_slice(&(!len).to_le_bytes());
     out
 }
 
@@ -248,8 +246,8 @@ pub(super) enum BadFrame {
     GarbageAfterEnd,
     /// Format 2: the frame does not start with the sync marker.
     NoSync,
-    /// Format 2: the header CRC does not match, so its length cannot be trusted.
-    HeaderCrc,
+    /// Format 2: `nlen` is not the complement of `len`, so the length cannot be trusted.
+    BadLength,
     /// The payload would run past the end of the segment.
     PastEnd {
         /// The `len` field.
@@ -275,14 +273,14 @@ pub(super) enum BadFrame {
 
 impl BadFrame {
     /// Where the next frame would start if this frame's `len` can be trusted, that is,
-    /// if it fits in the segment (and, in format 2, the header CRC matched).
+    /// if it fits in the segment (and, in format 2, `nlen` matched it).
     pub(super) fn claimed_next(&self) -> Option<usize> {
         match *self {
             BadFrame::ReservedKind { next } | BadFrame::Crc { next, .. } => Some(next),
             BadFrame::ShortHeader { .. }
             | BadFrame::GarbageAfterEnd
             | BadFrame::NoSync
-            | BadFrame::HeaderCrc
+            | BadFrame::BadLength
             | BadFrame::PastEnd { .. } => None,
         }
     }
@@ -302,7 +300,7 @@ impl fmt::Display for BadFrame {
                 )
             }
             BadFrame::NoSync => write!(f, "no frame starts here (no sync marker)"),
-            BadFrame::HeaderCrc => write!(f, "the frame header's CRC does not match"),
+            BadFrame::BadLength => write!(f, "the frame's length field is damaged"),
             BadFrame::PastEnd { len, available } => write!(
                 f,
                 "frame length {len} runs past the end of the segment ({available} bytes left)"
@@ -356,9 +354,8 @@ pub(super) fn read_frame(format: Format, segment: &[u8], offset: usize) -> Read<
         if rest[..4] != SYNC {
             return Read::Bad(BadFrame::NoSync);
         }
-        let stored = u32::from_le_bytes(le4(&rest[13..17]));
-        if stored != crc32fast::hash(&rest[..13]) {
-            return Read::Bad(BadFrame::HeaderCrc);
+        if le4(&rest[4..8]) != (!u32::from_le_bytes(le4(&rest[13..17]))).to_le_bytes() {
+            return Read::Bad(BadFrame::BadLength);
         }
     }
     let len = u32::from_le_bytes(le4(&rest[fields..fields + 4]));
@@ -395,7 +392,7 @@ pub(super) fn read_frame(format: Format, segment: &[u8], offset: usize) -> Read<
 /// the bad frame says its successor starts (when its length can be trusted); then, in
 /// format 2, at each later sync marker, in order.
 ///
-/// Linear in the bytes searched, plus a payload CRC for each candidate whose header CRC
+/// Linear in the bytes searched, plus a payload CRC for each candidate whose length checks
 /// matches.
 pub(super) fn resync(
     format: Format,
@@ -412,7 +409,7 @@ pub(super) fn resync(
     if format == Format::V1 {
         return None;
     }
-    // A frame whose header CRC matched has a trustworthy length: a frame inside its
+    // A frame whose length checked out has a trustworthy length: a frame inside its
     // payload (an entry that holds log bytes) is not one of this segment's.
     let mut from = claimed.unwrap_or(offset + 1).max(offset + 1);
     let finder = memchr::memmem::Finder::new(&SYNC);
@@ -595,20 +592,19 @@ mod tests {
 
         let mut bytes = good.clone();
         bytes[HEADER_LEN + 4] ^= 0x01;
-        assert_eq!(read(&bytes), Read::Bad(BadFrame::HeaderCrc));
+        assert_eq!(read(&bytes), Read::Bad(BadFrame::BadLength));
 
         let mut bytes = good.clone();
         bytes[HEADER_LEN + 1] ^= 0x01;
         assert_eq!(read(&bytes), Read::Bad(BadFrame::NoSync));
 
-        // A length that runs past the end, with a header CRC that matches it.
+        // A length that runs past the end, with an `nlen` that matches it.
         let mut bytes = good[..HEADER_LEN].to_vec();
         let mut header = [0u8; FRAME_HEADER_LEN];
         header[..4].copy_from_slice(&SYNC);
         header[4..8].copy_from_slice(&1000u32.to_le_bytes());
         header[8] = 1;
-        let hcrc = crc32fast::hash(&header[..13]);
-        header[13..].copy_from_slice(&hcrc.to_le_bytes());
+        header[13..].copy_from_slice(&(!1000u32).to_le_bytes());
         bytes.extend_from_slice(&header);
         bytes.resize(80, 0);
         assert!(matches!(

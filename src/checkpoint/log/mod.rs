@@ -31,12 +31,12 @@
 //!
 //! ```text
 //! sync: 4 bytes | len: u32 LE | kind: u8 | crc32: u32 LE (kind, then payload)
-//!   | hcrc: u32 LE (the 13 header bytes before it) | payload
+//!   | nlen: u32 LE (!len) | payload
 //! ```
 //!
 //! A segment is preallocated to its full size with zeros, so a frame header that starts
 //! with zeros, followed by nothing but zeros, marks the end of its entries. The `sync`
-//! marker and the header CRC let [`scan`] find the next intact frame after a damaged one:
+//! marker and `nlen` let [`scan`] find the next intact frame after a damaged one:
 //! one damaged entry loses that entry, not the rest of its segment. See
 //! [`LogWriter::append`] for how a crash in the middle of an append is detected, and
 //! [`scan`] for how the log is read back and which [`Problem`]s it reports.
@@ -50,7 +50,7 @@
 //! ## Versions
 //!
 //! Format 1 (`RIVLOG01`, before issue #15) had a 24-byte header without size or flags,
-//! 9-byte frames without `sync` or `hcrc`, and no `MANIFEST`. Its segments are still
+//! 9-byte frames without `sync` or `nlen`, and no `MANIFEST`. Its segments are still
 //! read, in the same directory as format-2 ones: a writer opened on such a directory adds
 //! format-2 segments and a `MANIFEST`. In a format-1 segment the reader can resume after a
 //! damaged frame only where that frame's length says, if a valid frame is there; after a

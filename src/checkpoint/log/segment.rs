@@ -110,7 +110,7 @@ impl Segment {
     ///
     /// # Torn writes
     ///
-    /// The frame is written payload first, then `len`, `kind`, `crc` and `hcrc`, then
+    /// The frame is written payload first, then `len`, `kind`, `crc` and `nlen`, then
     /// the sync marker last. The bytes being written were all zero before (the segment
     /// was preallocated with zeros and no byte is written twice), so any torn state is a
     /// mix of the intended bytes and zeros:
@@ -123,12 +123,13 @@ impl Segment {
     ///   tail. A partly written marker is no marker.
     /// * Power loss: pages reach the disk in any order, so any subset of the frame's
     ///   bytes may be missing (zero). The reader accepts a frame only if it starts with the
-    ///   marker, the header CRC matches `len`, `kind` and `crc`, `len` fits, `kind` is not
-    ///   zero and crc32 over `kind` and the `len` payload bytes equals `crc`. Missing bytes
-    ///   in the header change the header CRC's input, missing payload bytes the payload
-    ///   CRC's (a genuinely zero byte that went missing is no change at all), so a CRC
-    ///   mismatches unless the change collides with crc32 (all changes within 32
-    ///   consecutive bits are detected; others slip through with probability about
+    ///   marker, `nlen` is the complement of `len`, `len` fits, `kind` is not zero and
+    ///   crc32 over `kind` and the `len` payload bytes equals `crc`. A missing non-zero
+    ///   byte of `len` or `nlen` breaks the complement (a byte and its complement are
+    ///   never both zero; a missing byte that was meant to be zero is no change at all).
+    ///   Missing bytes of `kind`, `crc` or the payload change the CRC's input or value,
+    ///   so the CRC mismatches unless the change collides with crc32 (all changes within
+    ///   32 consecutive bits are detected; others slip through with probability about
     ///   2^-32).
     ///
     /// So a crash mid-write never yields a valid frame with wrong content, short of a

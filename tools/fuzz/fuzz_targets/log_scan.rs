@@ -6,10 +6,10 @@
 //! The first input byte picks a mode, the rest is the segment file:
 //!
 //! * bit 0 set: a valid header for segment 0 is put in front, so the frame parser is
-//!   reached (a fuzzer cannot easily guess the header CRC); format 2 (`RIVLOG02`), or
+//!   reached (a fuzzer cannot easily guess the segment header's CRC); format 2 (`RIVLOG02`), or
 //!   format 1 (`RIVLOG01`) with bit 2 set; bit 3 sets format 2's `ROLLED` flag;
-//! * bit 1 set (with bit 0): the frames in the body are repaired (sync marker and CRCs in
-//!   format 2, CRC in format 1) as far as their lengths fit, so inputs hold valid entries
+//! * bit 1 set (with bit 0): the frames in the body are repaired (sync marker, `nlen` and
+//!   CRC in format 2, CRC in format 1) as far as their lengths fit, so inputs hold valid entries
 //!   and the entry path is exercised. Then the scan must return those frames, with their
 //!   kinds and payloads, first (what follows them is garbage, in which a resyncing reader
 //!   may still find a frame).
@@ -69,8 +69,7 @@ fn repair(file: &mut [u8], mut offset: usize, v1: bool) -> Vec<(u64, u8, Vec<u8>
         file[offset + fields + 5..offset + fields + 9].copy_from_slice(&crc.to_le_bytes());
         if !v1 {
             file[offset..offset + 4].copy_from_slice(&SYNC);
-            let hcrc = crc32fast::hash(&file[offset..offset + 13]);
-            file[offset + 13..offset + 17].copy_from_slice(&hcrc.to_le_bytes());
+            file[offset + 13..offset + 17].copy_from_slice(&(!(len as u32)).to_le_bytes());
         }
         frames.push((offset as u64, kind, payload));
         offset = payload_at + len;
