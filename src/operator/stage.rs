@@ -10,6 +10,8 @@ use crate::checkpoint::coordinator::Participant;
 use crate::checkpoint::CheckpointError;
 use crate::error::{BoxError, Error};
 use crate::event::{Epoch, Signal, Timestamp};
+use crate::metrics::epoch::EpochMetrics;
+use crate::metrics::latency::LatencyRecorder;
 use crate::metrics::{Counter, NamedCounters, OperatorMetrics};
 use crate::runtime::{Downstream, RunControl};
 use crate::sync::Arc;
@@ -148,6 +150,8 @@ pub(crate) struct Stage<In, O: Operator<In>, C, D> {
     /// Whether the next event is the first of a micro-batch whose watermark is still to
     /// be applied.
     batch_starting: bool,
+    /// Latency markers' samples since the last epoch report.
+    latency: LatencyRecorder,
     _input: PhantomData<fn(In)>,
 }
 
@@ -186,6 +190,7 @@ impl<In, O: Operator<In>, C, D> Stage<In, O, C, D> {
             name: parts.name,
             control: parts.control,
             participant: parts.participant,
+            latency: LatencyRecorder::default(),
             _input: PhantomData,
         }
     }
@@ -226,6 +231,20 @@ where
     /// Encodes the operator's state and its timers for a checkpoint.
     fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {
         StageSnapshot::encode(self.op.snapshot()?, &self.timers)
+    }
+
+    /// Reports what this stage did up to the marker of `epoch` (or, at the end, in
+    /// `epoch`) for the epoch's progress.
+    fn report(&mut self, epoch: u64) {
+        if let Some(participant) = &self.participant {
+            participant.report(
+                epoch,
+                EpochMetrics {
+                    state: self.op.state_metrics(),
+                    ..EpochMetrics::of(&self.metrics, &mut self.latency)
+                },
+            );
+        }
     }
 
     /// Forwards a control signal to the main and side outputs.
@@ -333,6 +352,10 @@ where
             Signal::Watermark(time) => self.on_watermark(time),
             Signal::Marker(epoch) => self.on_marker(epoch),
             Signal::Status(_) => self.forward(signal),
+            Signal::Latency(stamp) => {
+                self.latency.record(stamp);
+                self.forward(signal);
+            }
             Signal::End => self.on_end(),
         }
     }
@@ -349,6 +372,7 @@ where
         }
         let op = &mut self.op;
         op.on_marker(epoch, &mut context!(self));
+        self.report(epoch.0);
         if let Some(participant) = &self.participant {
             if let Err(error) = participant.ack_state(epoch.0, || self.snapshot()) {
                 self.control
@@ -373,6 +397,7 @@ where
         op.on_end(&mut context!(self));
         // Report the final state before forwarding the end, so a downstream
         // participant's report always follows ours.
+        self.report(self.epoch);
         if let Some(participant) = &self.participant {
             if let Err(error) = participant.finish_state(|| self.snapshot()) {
                 self.control

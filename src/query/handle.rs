@@ -1,6 +1,8 @@
 //! The handle of a running query.
 
-use super::progress::{OperatorKind, OperatorProgress, QueryProgress};
+use super::listener::{BusEvent, ListenerBus, QueryStartedEvent};
+use super::progress::{LastReport, OperatorKind, ProgressReader, QueryProgress, QueryStatus};
+use crate::checkpoint::coordinator::progress::ProgressOut;
 use crate::checkpoint::coordinator::{
     AckTracker, CheckpointShared, CheckpointStats, Coordinator, Message,
 };
@@ -9,10 +11,13 @@ use crate::checkpoint::log::{DirLock, LogConfig, LogWriter};
 use crate::checkpoint::recovery;
 use crate::checkpoint::CheckpointError;
 use crate::error::{Error, Result};
-use crate::plan::{CheckpointBuild, Graph, OperatorInfo};
+use crate::metrics::assemble::{Assembler, PlanOperator, ProgressPlan};
+use crate::metrics::{ProgressHistory, StreamingQueryProgress};
+use crate::plan::{CheckpointBuild, Graph};
 use crate::runtime::affinity;
 use crate::runtime::worker::Worker;
 use crate::runtime::{RunControl, Task};
+use crate::serve::{MetricsServer, ServeOptions};
 use crate::sink::MemoryTable;
 use crate::sync::Arc;
 use crate::trigger::{OutputMode, Trigger};
@@ -31,12 +36,94 @@ pub struct Query {
     control: Arc<RunControl>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     thread_count: usize,
-    operators: Vec<OperatorInfo>,
     tables: Vec<(String, Box<dyn Any + Send + Sync>)>,
-    started: Instant,
+    /// What progress reports read (shared with metrics servers).
+    reader: Arc<ProgressReader>,
     /// Totals and time of the previous progress report, for rates.
-    last_report: Mutex<(Instant, u64, u64)>,
+    last_report: Mutex<LastReport>,
     checkpoint: Option<CheckpointHandle>,
+    /// Metrics servers started by [`Query::serve_metrics`], stopped with the query.
+    servers: Mutex<Vec<MetricsServer>>,
+    /// The query's id (kept across restarts) and this run's.
+    id: String,
+    run_id: String,
+    /// The progress of recent epochs.
+    history: ProgressHistory,
+    /// The listener thread, if the query has listeners.
+    listeners: Option<ListenerBus>,
+}
+
+/// The progress side of a start: the plan as progress shows it, the history, the
+/// listener thread.
+struct ProgressSetup {
+    id: String,
+    run_id: String,
+    history: ProgressHistory,
+    listeners: Option<ListenerBus>,
+}
+
+impl ProgressSetup {
+    /// Starts the listener thread (if there are listeners) for a query whose id is
+    /// `id`; `coordinator`: whether the query has a coordinator.
+    fn new(graph: &mut Graph, id: String, coordinator: bool) -> Result<ProgressSetup> {
+        let run_id = entries::new_query_id();
+        let listeners = std::mem::take(&mut graph.listeners);
+        let listeners = if listeners.is_empty() {
+            None
+        } else {
+            Some(
+                ListenerBus::start(
+                    listeners,
+                    coordinator,
+                    graph.control.clone(),
+                    (id.clone(), run_id.clone()),
+                )
+                .map_err(|error| Error::Spawn {
+                    operator: "listeners".to_string(),
+                    source: std::sync::Arc::new(error),
+                })?,
+            )
+        };
+        Ok(ProgressSetup {
+            id,
+            run_id,
+            history: ProgressHistory::new(graph.config.recent_progress),
+            listeners,
+        })
+    }
+
+    /// What the coordinator publishes progress with.
+    fn out(&self, graph: &Graph) -> ProgressOut {
+        let plan = ProgressPlan {
+            id: self.id.clone(),
+            run_id: self.run_id.clone(),
+            name: graph.config.name.clone(),
+            operators: graph
+                .operators
+                .iter()
+                .map(|op| PlanOperator {
+                    name: op.name.to_string(),
+                    kind: op.kind,
+                    base: op.participant_base as usize,
+                    instances: op.instances.len(),
+                })
+                .collect(),
+        };
+        ProgressOut {
+            assembler: Assembler::new(plan, Instant::now()),
+            history: self.history.clone(),
+            listeners: self.listeners.as_ref().map(|bus| bus.sender.clone()),
+            ids: (self.id.clone(), self.run_id.clone()),
+        }
+    }
+
+    /// `start()` failed: the listener thread ends without calling anything.
+    fn abandon(&self) {
+        if let Some(bus) = &self.listeners {
+            let _ = bus.sender.send(BusEvent::Abandon);
+            bus.join();
+        }
+    }
 }
 
 /// The query's side of checkpointing: the epoch clock and the coordinator thread.
@@ -133,6 +220,7 @@ fn start_coordinator(
     shared: Arc<CheckpointShared>,
     graph: &Graph,
     lock: Option<DirLock>,
+    progress: ProgressOut,
 ) -> Result<CheckpointHandle> {
     let plan = plan_shape(graph);
     let fingerprint = plan.fingerprint();
@@ -210,6 +298,7 @@ fn start_coordinator(
         next_trigger: Instant::now(),
         drained: Default::default(),
         idle_batch: None,
+        progress: Some(progress),
     };
     let thread = std::thread::Builder::new()
         .name("rivulet:checkpoint".to_string())
@@ -268,6 +357,9 @@ fn open_tasks(graph: &mut Graph) -> std::result::Result<(), String> {
 
 /// Spark's output-mode rules, checked at start.
 fn check_output_mode(graph: &Graph) -> Option<String> {
+    if let Some(message) = check_groups_with_state(graph) {
+        return Some(message);
+    }
     let running = graph
         .operators
         .iter()
@@ -303,6 +395,56 @@ fn check_output_mode(graph: &Graph) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// Spark's output-mode rules for `mapGroupsWithState` and `flatMapGroupsWithState`
+/// (its `UnsupportedOperationChecker`): the first is allowed in update mode without
+/// aggregation only; the second, without aggregation, in the query's output mode, and
+/// with an aggregation in append mode only.
+fn check_groups_with_state(graph: &Graph) -> Option<String> {
+    let query = graph.config.output_mode;
+    let aggregation = graph
+        .operators
+        .iter()
+        .find(|op| {
+            matches!(
+                op.kind,
+                OperatorKind::Aggregate | OperatorKind::WindowAggregate
+            )
+        })
+        .map(|op| op.name.to_string());
+    let mode = |mode: OutputMode| format!("{mode:?}").to_lowercase();
+    for op in &graph.group_state_ops {
+        let name = &op.name;
+        let problem = match (op.output, &aggregation) {
+            (None, Some(agg)) => format!(
+                "map_groups_with_state `{name}` is not supported with an aggregation in the \
+                 query (`{agg}`), as in Spark"
+            ),
+            (None, None) if query != OutputMode::Update => format!(
+                "map_groups_with_state `{name}` is supported in update output mode only (the \
+                 query's is {}), as in Spark",
+                mode(query)
+            ),
+            (Some(OutputMode::Complete), _) => format!(
+                "flat_map_groups_with_state `{name}`: its output mode must be append or \
+                 update, not complete"
+            ),
+            (Some(own), None) if own != query => format!(
+                "flat_map_groups_with_state `{name}` in {} mode is not supported with {} \
+                 output mode (without an aggregation they must be the same, as in Spark)",
+                mode(own),
+                mode(query)
+            ),
+            (Some(OutputMode::Update), Some(agg)) => format!(
+                "flat_map_groups_with_state `{name}` in update mode is not supported with an \
+                 aggregation in the query (`{agg}`); use its append mode, as in Spark"
+            ),
+            _ => continue,
+        };
+        return Some(problem);
+    }
+    None
 }
 
 impl fmt::Debug for Query {
@@ -372,22 +514,37 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
         None => None,
     };
     let undo = lock.as_ref().map(DirLock::undo);
+    let mut setup = None;
     let prepared = prepare(&mut graph).and_then(|()| {
+        // The id recovery found, or the new one.
+        let id = graph
+            .checkpoint
+            .as_ref()
+            .map_or_else(entries::new_query_id, |build| build.query_id.clone());
+        let coordinator = graph.checkpoint.is_some();
+        let progress = setup.insert(ProgressSetup::new(&mut graph, id, coordinator)?);
         let shared = graph.epochs();
         match (graph.checkpoint.take(), shared) {
-            (Some(build), Some(shared)) => start_coordinator(build, shared, &graph, lock).map(Some),
+            (Some(build), Some(shared)) => {
+                let out = progress.out(&graph);
+                start_coordinator(build, shared, &graph, lock, out).map(Some)
+            }
             _ => Ok(None),
         }
     });
     let checkpoint = match prepared {
         Ok(checkpoint) => checkpoint,
         Err(error) => {
+            if let Some(setup) = &setup {
+                setup.abandon();
+            }
             if let Some(undo) = undo {
                 undo.run();
             }
             return Err(error);
         }
     };
+    let setup = setup.expect("set when the start succeeds");
     let control = graph.control.clone();
     let mut workers = Vec::new();
     for group in &mut graph.groups {
@@ -438,21 +595,64 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
                 if let Some(checkpoint) = &checkpoint {
                     checkpoint.shut_down();
                 }
+                setup.abandon();
                 return Err(control.failure().expect("just recorded"));
             }
         }
     }
     let started = Instant::now();
+    let edges = graph.named_edges();
+    let reader = Arc::new(ProgressReader {
+        name: config.name.clone(),
+        control: control.clone(),
+        threads: thread_count,
+        operators: std::mem::take(&mut graph.operators),
+        started,
+        checkpoint: checkpoint
+            .as_ref()
+            .map(|checkpoint| checkpoint.stats.clone()),
+        edges,
+        shared: checkpoint
+            .as_ref()
+            .map(|checkpoint| checkpoint.shared.clone()),
+        history: setup.history.clone(),
+    });
+    if let Some(bus) = &setup.listeners {
+        let _ = bus.sender.send(BusEvent::Started(QueryStartedEvent {
+            id: setup.id.clone(),
+            run_id: setup.run_id.clone(),
+            name: config.name.clone(),
+            timestamp: crate::metrics::assemble::wall_clock(started),
+        }));
+    }
+    // Once every operator thread ended, the coordinator writes what is left and ends,
+    // and the listeners hear of it, even if nobody waits for the query.
+    let coordinator = checkpoint
+        .as_ref()
+        .map(|checkpoint| checkpoint.shared.sender.clone());
+    let bus = setup.listeners.as_ref().map(|bus| bus.sender.clone());
+    control.when_threads_finish(Box::new(move || {
+        if let Some(coordinator) = coordinator {
+            let _ = coordinator.send(Message::Shutdown);
+        }
+        if let Some(bus) = bus {
+            let _ = bus.send(BusEvent::ThreadsDone);
+        }
+    }));
     Ok(Query {
         name: config.name,
         control,
         threads: Mutex::new(threads),
         thread_count,
-        operators: std::mem::take(&mut graph.operators),
         tables: std::mem::take(&mut graph.tables),
-        started,
-        last_report: Mutex::new((started, 0, 0)),
+        reader,
+        last_report: Mutex::new(LastReport::starting_at(started)),
         checkpoint,
+        servers: Mutex::new(Vec::new()),
+        id: setup.id,
+        run_id: setup.run_id,
+        history: setup.history,
+        listeners: setup.listeners,
     })
 }
 
@@ -484,7 +684,9 @@ impl Query {
         // and the coordinator records one last epoch: a stopped query restarts without
         // replaying anything.
         self.control.request_stop();
-        self.await_termination()
+        let result = self.await_termination();
+        self.stop_servers();
+        result
     }
 
     /// Stops at once: threads end at their next check; records in flight are dropped.
@@ -494,7 +696,9 @@ impl Query {
     /// The query's failure, if it had failed before the abort.
     pub fn abort(&self) -> Result<()> {
         self.control.abort();
-        self.await_termination()
+        let result = self.await_termination();
+        self.stop_servers();
+        result
     }
 
     /// Waits until every thread has ended (the sources ended, `stop()`, or a failure).
@@ -520,6 +724,9 @@ impl Query {
         }
         if let Some(checkpoint) = &self.checkpoint {
             checkpoint.shut_down();
+        }
+        if let Some(listeners) = &self.listeners {
+            listeners.join();
         }
         drop(threads);
         match self.control.failure() {
@@ -585,70 +792,114 @@ impl Query {
             .find_map(|(_, table)| table.downcast_ref::<MemoryTable<T>>().cloned())
     }
 
-    /// What the query has done so far.
+    /// What the query has done so far. Rates are over the time since the previous call
+    /// (or the start).
     pub fn progress(&self) -> QueryProgress {
-        let operators: Vec<OperatorProgress> = self
-            .operators
-            .iter()
-            .map(|op| {
-                let instances: Vec<(u64, u64)> = op
-                    .instances
-                    .iter()
-                    .map(|m| (m.records_in.get(), m.records_out.get()))
-                    .collect();
-                let mut counters = std::collections::BTreeMap::new();
-                for metrics in &op.instances {
-                    for (name, value) in metrics.named.values() {
-                        *counters.entry(name.to_string()).or_insert(0) += value;
-                    }
-                }
-                OperatorProgress {
-                    name: op.name.to_string(),
-                    kind: op.kind,
-                    parallelism: instances.len(),
-                    records_in: instances.iter().map(|i| i.0).sum(),
-                    records_out: instances.iter().map(|i| i.1).sum(),
-                    instances,
-                    counters,
-                }
-            })
-            .collect();
-        let input_rows: u64 = operators
-            .iter()
-            .filter(|op| op.kind == OperatorKind::Source)
-            .map(|op| op.records_out)
-            .sum();
-        let output_rows: u64 = operators
-            .iter()
-            .filter(|op| op.kind == OperatorKind::Sink)
-            .map(|op| op.records_in)
-            .sum();
-        let now = Instant::now();
-        let (input_rate, output_rate) = {
-            let mut last = self.last_report.lock().unwrap();
-            let seconds = now.duration_since(last.0).as_secs_f64().max(1e-9);
-            let rates = (
-                input_rows.saturating_sub(last.1) as f64 / seconds,
-                output_rows.saturating_sub(last.2) as f64 / seconds,
-            );
-            *last = (now, input_rows, output_rows);
-            rates
-        };
-        QueryProgress {
-            name: self.name.clone(),
-            elapsed: now.duration_since(self.started),
-            is_active: self.is_active(),
-            threads: self.thread_count,
-            input_rows,
-            output_rows,
-            input_rows_per_second: input_rate,
-            output_rows_per_second: output_rate,
-            operators,
-            checkpoint: self
-                .checkpoint
-                .as_ref()
-                .map(|checkpoint| checkpoint.stats.lock().unwrap().clone()),
+        self.reader.read(&mut self.last_report.lock().unwrap())
+    }
+
+    /// Serves the query's progress over HTTP on `addr` (`"127.0.0.1:9184"`; port `0`
+    /// picks a free one): Prometheus text at `/metrics`, the per-epoch progress JSON at
+    /// `/progress` and `/progress/recent` (as [`last_progress`](Self::last_progress) and
+    /// [`recent_progress`](Self::recent_progress)), the status, the live counters, the
+    /// plan, and a live dashboard at `/`. See [`serve`](crate::serve) for every page.
+    ///
+    /// The server runs on a thread of its own, never on an operator thread; it reads
+    /// what [`progress`](Self::progress), [`status`](Self::status) and
+    /// [`recent_progress`](Self::recent_progress) read. It keeps serving after the
+    /// query's streams end (the final figures stay readable) and stops with
+    /// [`stop`](Self::stop), [`abort`](Self::abort), when the `Query` is dropped, or
+    /// with [`MetricsServer::stop`].
+    ///
+    /// ```
+    /// use rivulet::Query;
+    ///
+    /// let mut builder = Query::builder();
+    /// builder.from_iter("numbers", 0..10u64).to_memory("out");
+    /// let query = builder.start().unwrap();
+    /// let server = query.serve_metrics("127.0.0.1:0").unwrap();
+    /// println!("dashboard: {}", server.url());
+    /// query.stop().unwrap(); // also stops the server
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serve`] if `addr` is not an address or cannot be listened on.
+    pub fn serve_metrics(&self, addr: &str) -> Result<MetricsServer> {
+        self.serve_metrics_with(addr, ServeOptions::default())
+    }
+
+    /// [`serve_metrics`](Self::serve_metrics) with options (how often the history the
+    /// dashboard charts is sampled, how much of it is kept).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serve`] if `addr` is not an address or cannot be listened on.
+    pub fn serve_metrics_with(&self, addr: &str, options: ServeOptions) -> Result<MetricsServer> {
+        let server = MetricsServer::start(addr, self.reader.clone(), options)?;
+        self.servers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(server.clone());
+        Ok(server)
+    }
+
+    /// Stops every metrics server of the query and waits for their threads.
+    fn stop_servers(&self) {
+        let servers = std::mem::take(
+            &mut *self
+                .servers
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        for server in servers {
+            server.stop();
         }
+    }
+}
+
+impl Query {
+    /// The query's id: the same across restarts from one checkpoint directory (Spark's
+    /// `id`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// This run's id: new at every start (Spark's `runId`).
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The progress of the newest completed epoch (Spark's `lastProgress`); `None` before
+    /// the first, and always for a query without epochs (no trigger, no checkpointing).
+    pub fn last_progress(&self) -> Option<Arc<StreamingQueryProgress>> {
+        self.history.last()
+    }
+
+    /// The progress of the recent epochs, oldest first (Spark's `recentProgress`): at
+    /// most [`QueryBuilder::recent_progress_capacity`](crate::QueryBuilder::recent_progress_capacity).
+    pub fn recent_progress(&self) -> Vec<Arc<StreamingQueryProgress>> {
+        self.history.recent()
+    }
+
+    /// A shared handle on this query's recent progress, to read from another thread (a
+    /// metrics endpoint) without the `Query`; it keeps the reports after the query ends.
+    pub fn progress_history(&self) -> ProgressHistory {
+        self.history.clone()
+    }
+
+    /// What the query is doing now (Spark's `status`).
+    pub fn status(&self) -> QueryStatus {
+        self.reader.status()
+    }
+
+    /// What the query's listeners' panics said, if any panicked (each is also printed
+    /// to standard error). A panicking listener does not stop the query.
+    pub fn listener_failures(&self) -> Vec<String> {
+        self.listeners
+            .as_ref()
+            .map(ListenerBus::failures)
+            .unwrap_or_default()
     }
 }
 
@@ -663,6 +914,10 @@ impl Drop for Query {
         }
         if let Some(checkpoint) = &self.checkpoint {
             checkpoint.shut_down();
+        }
+        self.stop_servers();
+        if let Some(listeners) = &self.listeners {
+            listeners.join();
         }
     }
 }

@@ -11,7 +11,7 @@
 use super::{Chain, InputChain, KeyedInput, Stream, Then};
 use crate::operator::exchange::{BroadcastOut, ExchangeOut, ForwardOut, Tagged};
 use crate::operator::Operator;
-use crate::plan::{GroupId, OperatorKind, Port, PortKind};
+use crate::plan::{GroupId, OpId, OperatorKind, Port, PortKind};
 use std::hash::Hash;
 
 impl<S: Chain> Stream<S> {
@@ -100,6 +100,7 @@ impl<S: Chain> Stream<S> {
             group,
             parallelism,
             last_op: None,
+            upstream: main.upstream.clone(),
             watermarked,
         };
         (main, side)
@@ -113,6 +114,12 @@ impl<S: Chain> Stream<S> {
         S2: Chain<Out = S::Out>,
     {
         let watermarked = self.watermarked && other.watermarked;
+        let upstream: Vec<OpId> = self
+            .upstream
+            .iter()
+            .chain(&other.upstream)
+            .copied()
+            .collect();
         let existing = self
             .chain
             .bare_port()
@@ -125,6 +132,7 @@ impl<S: Chain> Stream<S> {
                     group: self.group,
                     parallelism: 1,
                     last_op: None,
+                    upstream: upstream.clone(),
                     watermarked,
                 };
                 (bare, port)
@@ -142,6 +150,7 @@ impl<S: Chain> Stream<S> {
                     group,
                     parallelism: 1,
                     last_op: None,
+                    upstream: upstream.clone(),
                     watermarked,
                 };
                 (stream, port)
@@ -177,6 +186,7 @@ impl<S: Chain> Stream<S> {
                 .collect()
         };
         let from = self.group;
+        let upstream = self.upstream.clone();
         let ports: Vec<Port<S::Out>> = targets.iter().map(|(_, port)| port.clone()).collect();
         for port in &ports {
             graph.borrow_mut().add_producer(port.id(), from);
@@ -197,6 +207,7 @@ impl<S: Chain> Stream<S> {
                 group,
                 parallelism,
                 last_op: None,
+                upstream: upstream.clone(),
                 watermarked,
             })
             .collect()
@@ -213,6 +224,7 @@ impl<S: Chain> Stream<S> {
             let group = g.add_group("thread", parallelism);
             (group, g.add_port::<S::Out>(group, PortKind::Forward))
         };
+        let upstream = self.upstream.clone();
         self.forward_into(port.clone(), |instance| instance);
         Stream {
             graph,
@@ -220,6 +232,7 @@ impl<S: Chain> Stream<S> {
             group,
             parallelism,
             last_op: None,
+            upstream,
             watermarked,
         }
     }
@@ -249,6 +262,7 @@ impl<S: Chain> Stream<S> {
             (group, g.add_port::<(K, S::Out)>(group, PortKind::Exchange))
         };
         let input = InputChain::new(port.clone(), "keyed");
+        let upstream = self.upstream.clone();
         self.exchange_into(port, key, |key, record| (key, record));
         Stream {
             graph,
@@ -256,6 +270,7 @@ impl<S: Chain> Stream<S> {
             group,
             parallelism,
             last_op: None,
+            upstream,
             watermarked,
         }
     }

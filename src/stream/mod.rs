@@ -36,6 +36,7 @@
 //! | `window.rs` | window aggregates: [`KeyedStream::window`], [`Stream::window`], [`WindowedStream`] |
 //! | `boundary.rs` | thread boundaries: `union`, `fan_out`, `new_thread`, the keyed exchange, side outputs |
 //! | `connect.rs` | two streams into one two-input operator: [`Stream::connect`], [`KeyedStream::connect`], [`ConnectedStreams`] |
+//! | `static_join.rs` | stream–static joins: [`Stream::join_static`], [`Stream::left_outer_join_static`] and their `_with` variants |
 //! | `dstream.rs` | Spark Streaming's window operations by processing time (`window_by_processing_time`, `count_by_window`, `reduce_by_key_and_window`, …) |
 //! | `dstream_join.rs` | Spark Streaming's joins per batch of two keyed streams (`join_per_batch`, `left_outer_join_per_batch`, …, `cogroup_per_batch`) |
 
@@ -45,13 +46,17 @@ mod connect;
 mod dstream;
 mod dstream_join;
 mod event_time;
+mod join;
 mod keyed;
 mod socket;
+mod state;
+mod static_join;
 mod window;
 
 pub use chain::{Chain, InputChain, KeyedInput, SourceChain, Then};
 pub use connect::{ConnectedStreams, TwoInputChain};
 pub use event_time::{EventTimeStream, Watermarked};
+pub use join::{EventTimeJoin, JoinBuilder};
 pub use keyed::KeyedStream;
 pub use window::{GlobalWindowedStream, WindowedStream};
 
@@ -83,6 +88,9 @@ pub struct Stream<S> {
     group: GroupId,
     parallelism: usize,
     last_op: Option<OpId>,
+    /// The operators whose records this stream carries (several after a union): the
+    /// next operator's upstream in the plan's edges.
+    upstream: Vec<OpId>,
     /// Whether every record reaching the end of the chain comes with watermarks
     /// ([`with_watermark`](Stream::with_watermark) upstream on every path): what append
     /// mode on a window aggregate needs.
@@ -120,6 +128,7 @@ impl<S: Source> Stream<SourceChain<S>> {
             group,
             parallelism,
             last_op: Some(op),
+            upstream: vec![op],
             watermarked: false,
         }
     }
@@ -151,7 +160,9 @@ impl<S: Chain> Stream<S> {
         let id = {
             let mut g = self.graph.borrow_mut();
             let name = g.unique_name(name);
-            g.add_operator(&name, kind, self.parallelism)
+            let id = g.add_operator(&name, kind, self.parallelism);
+            g.add_edges(&self.upstream, id);
+            id
         };
         Stream {
             graph: self.graph,
@@ -166,6 +177,7 @@ impl<S: Chain> Stream<S> {
             group: self.group,
             parallelism: self.parallelism,
             last_op: Some(id),
+            upstream: vec![id],
             watermarked: self.watermarked,
         }
     }
@@ -297,7 +309,9 @@ impl<S: Chain> Stream<S> {
         let op = {
             let mut g = self.graph.borrow_mut();
             let name = g.unique_name(name);
-            g.add_operator(&name, OperatorKind::Sink, self.parallelism)
+            let op = g.add_operator(&name, OperatorKind::Sink, self.parallelism);
+            g.add_edges(&self.upstream, op);
+            op
         };
         let parallelism = self.parallelism;
         self.terminate(move |g, instance| {

@@ -329,6 +329,9 @@ where
     fn count(&mut self, name: &'static str, n: u64) {
         self.0.count(name, n);
     }
+    fn gauge(&mut self, name: &'static str, value: u64) {
+        self.0.gauge(name, value);
+    }
 }
 
 impl<T, V, O> Operator<((), T)> for Unkeyed<O>
@@ -383,6 +386,10 @@ where
 
     fn on_end<C: Context<Self::Out, Self::Key, Self::Side>>(&mut self, ctx: &mut C) {
         self.0.on_end(&mut DropKey(ctx));
+    }
+
+    fn state_metrics(&self) -> Option<crate::metrics::StateMetrics> {
+        self.0.state_metrics()
     }
 
     fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {

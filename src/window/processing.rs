@@ -904,6 +904,29 @@ where
         self.mode = mode.execution;
     }
 
+    fn state_metrics(&self) -> Option<crate::metrics::StateMetrics> {
+        use crate::metrics::StateMetrics;
+        let state = &self.state;
+        let rows = state.slices.iter().map(|(_, map)| map.len()).sum::<usize>()
+            + state.pending.len()
+            + state.running.len();
+        let memory = state
+            .slices
+            .iter()
+            .map(|(_, map)| StateMetrics::table_bytes::<K, A>(map.capacity()))
+            .sum::<u64>()
+            + StateMetrics::table_bytes::<K, A>(state.pending.capacity())
+            + StateMetrics::table_bytes::<K, (A, u32)>(state.running.capacity());
+        Some(
+            StateMetrics {
+                rows_total: rows as u64,
+                memory_used_bytes: memory,
+                ..StateMetrics::default()
+            }
+            .with_custom("slices", state.slices.len() as u64),
+        )
+    }
+
     fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {
         Ok(Some(codec::encode(&self.state)?))
     }

@@ -139,6 +139,7 @@ impl<C: QueryControl> Coordinator<C> {
             // next interval, and never sooner than the polling delay (an interval of
             // zero would otherwise re-plan, and sync the sources' logs, in a loop).
             self.idle_batch = Some(epoch);
+            self.publish_idle();
             self.next_trigger = self.next_trigger.max(Instant::now() + IDLE_POLLING_DELAY);
             return Ok(());
         }

@@ -2,11 +2,11 @@
 //! progress, with an [`EpochReport`] for each recently completed epoch.
 
 use crate::trigger::ExecutionMode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// One completed epoch, as progress reports show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochReport {
     /// The epoch (in micro-batch mode: the batch id).
     pub epoch: u64,
@@ -27,7 +27,7 @@ pub struct EpochReport {
 }
 
 /// Epoch and checkpoint progress of a query.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointStats {
     /// The trigger in effect (as text, e.g. `micro-batch every 100ms`).
     pub trigger: String,
