@@ -66,6 +66,8 @@ pub mod error;
 pub mod event;
 pub mod expr;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod join;
 pub mod metrics;
 pub mod ml;

@@ -260,6 +260,7 @@ fn start_coordinator(
         trigger: build.trigger.to_string(),
         persistent: log.is_some(),
         recovered_epoch,
+        recovery_damage: build.report.damage().cloned().collect(),
         last_complete_epoch: recovered_epoch,
         ..CheckpointStats::default()
     }));

@@ -35,6 +35,12 @@ pub struct CheckpointStats {
     pub persistent: bool,
     /// The epoch restored at start, if any.
     pub recovered_epoch: Option<u64>,
+    /// Damage recovery found in the checkpoint directory at start (problems beyond a torn
+    /// tail, such as a corrupt entry or a missing segment, each saying what was lost).
+    /// Recovery restored `recovered_epoch`, the newest epoch whose entries are all intact,
+    /// despite it; `rivulet inspect` on the directory shows the same. Empty when the
+    /// directory was intact.
+    pub recovery_damage: Vec<String>,
     /// The epoch replayed with the records the offset log recorded, if any.
     pub replayed_epoch: Option<u64>,
     /// The newest complete epoch.
