@@ -24,7 +24,7 @@
 //! let kmeans = StreamingKMeans::new(2).initial_centers(vec![vec![0.0], vec![10.0]], vec![0.0, 0.0]);
 //! let mut query = rivulet::Query::builder();
 //! let training = query.from_iter("train", vec![vec![1.0], vec![9.0], vec![11.0]]);
-//! let models = training.train_kmeans(&kmeans);
+//! let models = kmeans.train_on(training); // or training.train_kmeans(&kmeans)
 //! let test = query.from_iter("test", vec![vec![-5.0], vec![20.0]]);
 //! let clusters = kmeans.predict_on(models, test).to_memory("clusters");
 //! query.start()?.await_termination()?;
@@ -164,6 +164,36 @@ impl<S: Chain<Out = LabeledPoint>> Stream<S> {
                 "train_regression",
                 RegressionTrainer::new(regression.clone()),
             )
+    }
+}
+
+impl StreamingKMeans {
+    /// Trains this configuration on `points` (MLlib's `trainOn`); the same as
+    /// [`points.train_kmeans(self)`](Stream::train_kmeans).
+    ///
+    /// # Panics
+    ///
+    /// As [`Stream::train_kmeans`].
+    pub fn train_on<S: Chain<Out = Vec<f64>>>(
+        &self,
+        points: Stream<S>,
+    ) -> Stream<impl Chain<Out = KMeansModel>> {
+        points.train_kmeans(self)
+    }
+}
+
+impl StreamingRegression {
+    /// Trains this configuration on `points` (MLlib's `trainOn`); the same as
+    /// [`points.train_regression(self)`](Stream::train_regression).
+    ///
+    /// # Panics
+    ///
+    /// As [`Stream::train_regression`].
+    pub fn train_on<S: Chain<Out = LabeledPoint>>(
+        &self,
+        points: Stream<S>,
+    ) -> Stream<impl Chain<Out = LinearModel>> {
+        points.train_regression(self)
     }
 }
 
