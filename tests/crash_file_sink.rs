@@ -14,15 +14,16 @@
 //! The child is this test binary itself, re-run with `--ignored --exact
 //! file_crash_worker` and the `RIVULET_FILE_CRASH_WORKER` environment variable.
 
+mod common;
+
 use rivulet::checkpoint::{CheckpointConfig, Durability};
 use rivulet::sink::file::read_committed;
 use rivulet::sink::FileFormat;
 use rivulet::source::RateSource;
 use rivulet::{Query, Trigger};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// Ids per source; two sources (even and odd ids) make `2 * IDS_PER_SOURCE` ids.
@@ -72,32 +73,13 @@ fn file_crash_worker() {
         .map(|id| (id, id % 7))
         .to_files(dir.join("out"), FileFormat::Csv);
     let running = query.start().unwrap();
-    let recovered = running
-        .progress()
-        .checkpoint
-        .and_then(|checkpoint| checkpoint.recovered_epoch);
-    let mut runs = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("runs.txt"))
-        .unwrap();
-    writeln!(runs, "{}", recovered.map_or(-1, |epoch| epoch as i64)).unwrap();
+    common::note_run(&running, dir);
     running.await_termination().unwrap();
 }
 
 fn spawn_worker(dir: &Path, micro_batch: bool) -> Child {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "--ignored",
-            "--exact",
-            "file_crash_worker",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("RIVULET_FILE_CRASH_WORKER", dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+    let mut command = common::worker_command("file_crash_worker");
+    command.env("RIVULET_FILE_CRASH_WORKER", dir);
     if micro_batch {
         command.env_remove("RIVULET_FILE_CRASH_CONTINUOUS");
     } else {

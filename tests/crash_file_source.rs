@@ -19,7 +19,6 @@ use rivulet::source::FileSourceConfig;
 use rivulet::{Query, Trigger};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -67,16 +66,7 @@ fn files_crash_worker() {
         )
         .to_files(dir.join("out"), FileFormat::Csv);
     let running = query.start().unwrap();
-    let recovered = running
-        .progress()
-        .checkpoint
-        .and_then(|checkpoint| checkpoint.recovered_epoch);
-    let mut runs = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("runs.txt"))
-        .unwrap();
-    writeln!(runs, "{}", recovered.map_or(-1, |epoch| epoch as i64)).unwrap();
+    common::note_run(&running, dir);
     let out = dir.join("out");
     loop {
         if let Some(result) = running.await_termination_timeout(Duration::from_millis(20)) {

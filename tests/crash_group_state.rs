@@ -32,9 +32,8 @@ use rivulet::source::RateSource;
 use rivulet::state::{GroupState, GroupStateTimeout, Values};
 use rivulet::{OutputMode, Query, Timestamp, Trigger};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// Rows of the source.
@@ -168,32 +167,13 @@ fn group_state_crash_worker() {
         )
         .to_files(dir.join("out"), FileFormat::Csv);
     let running = query.start().unwrap();
-    let recovered = running
-        .progress()
-        .checkpoint
-        .and_then(|checkpoint| checkpoint.recovered_epoch);
-    let mut runs = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("runs.txt"))
-        .unwrap();
-    writeln!(runs, "{}", recovered.map_or(-1, |epoch| epoch as i64)).unwrap();
+    common::note_run(&running, dir);
     running.await_termination().unwrap();
 }
 
 fn spawn_worker(dir: &Path, micro_batch: bool) -> Child {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "--ignored",
-            "--exact",
-            "group_state_crash_worker",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("RIVULET_GROUP_STATE_CRASH_WORKER", dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+    let mut command = common::worker_command("group_state_crash_worker");
+    command.env("RIVULET_GROUP_STATE_CRASH_WORKER", dir);
     if micro_batch {
         command.env_remove("RIVULET_GROUP_STATE_CRASH_CONTINUOUS");
     } else {

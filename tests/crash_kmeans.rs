@@ -28,7 +28,6 @@ use rivulet::sink::FileFormat;
 use rivulet::source::RateSource;
 use rivulet::{OutputMode, Query, Trigger};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -177,16 +176,7 @@ fn kmeans_crash_worker() {
         .train_kmeans(&kmeans())
         .to_files(dir.join("models"), FileFormat::JsonLines);
     let running = query.start().unwrap();
-    let recovered = running
-        .progress()
-        .checkpoint
-        .and_then(|checkpoint| checkpoint.recovered_epoch);
-    let mut runs = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("runs.txt"))
-        .unwrap();
-    writeln!(runs, "{}", recovered.map_or(-1, |epoch| epoch as i64)).unwrap();
+    common::note_run(&running, dir);
     running.await_termination().unwrap();
 }
 

@@ -7,6 +7,8 @@
 //! The child is this test binary itself, re-run with `--ignored --exact crash_worker` and
 //! the `RIVULET_CRASH_WORKER` environment variable.
 
+mod common;
+
 use rivulet::checkpoint::{CheckpointConfig, CheckpointMode, Durability};
 use rivulet::error::BoxError;
 use rivulet::sink::Sink;
@@ -16,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// Ids per source; two sources (even and odd ids) make `2 * IDS_PER_SOURCE` ids.
@@ -120,18 +122,8 @@ fn crash_worker() {
 }
 
 fn spawn_worker(dir: &Path, aligned: bool) -> Child {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "--ignored",
-            "--exact",
-            "crash_worker",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("RIVULET_CRASH_WORKER", dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+    let mut command = common::worker_command("crash_worker");
+    command.env("RIVULET_CRASH_WORKER", dir);
     if aligned {
         command.env("RIVULET_CRASH_ALIGNED", "1");
     } else {

@@ -32,9 +32,8 @@ use rivulet::sink::FileFormat;
 use rivulet::source::RateSource;
 use rivulet::{OutputMode, Query, Trigger};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// Rows of the source.
@@ -131,32 +130,13 @@ fn update_state_crash_worker() {
         .map(|(key, (last, n, sum, hash)): (u64, State)| (key, last, n, sum, hash))
         .to_files(dir.join("out"), FileFormat::Csv);
     let running = query.start().unwrap();
-    let recovered = running
-        .progress()
-        .checkpoint
-        .and_then(|checkpoint| checkpoint.recovered_epoch);
-    let mut runs = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("runs.txt"))
-        .unwrap();
-    writeln!(runs, "{}", recovered.map_or(-1, |epoch| epoch as i64)).unwrap();
+    common::note_run(&running, dir);
     running.await_termination().unwrap();
 }
 
 fn spawn_worker(dir: &Path, micro_batch: bool) -> Child {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "--ignored",
-            "--exact",
-            "update_state_crash_worker",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("RIVULET_UPDATE_STATE_CRASH_WORKER", dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+    let mut command = common::worker_command("update_state_crash_worker");
+    command.env("RIVULET_UPDATE_STATE_CRASH_WORKER", dir);
     if micro_batch {
         command.env_remove("RIVULET_UPDATE_STATE_CRASH_CONTINUOUS");
     } else {

@@ -35,9 +35,8 @@ use rivulet::source::RateSource;
 use rivulet::window::{TimeWindows, Window};
 use rivulet::{OutputMode, Query, Timestamp, Trigger};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// Rows of the source.
@@ -147,33 +146,15 @@ fn window_crash_worker() {
         .map(|(key, window, count)| (key, window.start.0, window.end.0, count))
         .to_files(dir.join("out"), FileFormat::Csv);
     let running = query.start().unwrap();
-    let recovered = running
-        .progress()
-        .checkpoint
-        .and_then(|checkpoint| checkpoint.recovered_epoch);
-    let mut runs = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("runs.txt"))
-        .unwrap();
-    writeln!(runs, "{}", recovered.map_or(-1, |epoch| epoch as i64)).unwrap();
+    common::note_run(&running, dir);
     running.await_termination().unwrap();
 }
 
 fn spawn_worker(dir: &Path, micro_batch: bool, rate: u64) -> Child {
-    let mut command = Command::new(std::env::current_exe().unwrap());
+    let mut command = common::worker_command("window_crash_worker");
     command
-        .args([
-            "--ignored",
-            "--exact",
-            "window_crash_worker",
-            "--nocapture",
-            "--test-threads=1",
-        ])
         .env("RIVULET_WINDOW_CRASH_WORKER", dir)
-        .env("RIVULET_WINDOW_CRASH_RATE", rate.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+        .env("RIVULET_WINDOW_CRASH_RATE", rate.to_string());
     if micro_batch {
         command.env_remove("RIVULET_WINDOW_CRASH_CONTINUOUS");
     } else {

@@ -182,14 +182,17 @@ fn old_segments_are_removed_behind_retained_epochs() {
         std::thread::sleep(Duration::from_millis(2));
     }
     let ingest = dir.path().join("ingest-ids");
-    let during = (log_segments(dir.path()), log_segments(&ingest));
     running.stop().unwrap();
     drop(handle);
     let stats = running.progress().checkpoint.unwrap();
     assert!(stats.last_complete_epoch.unwrap() > 20, "{stats:?}");
-    // Without retention: one checkpoint segment per epoch or two, hundreds of ingest ones.
-    assert!(during.0 < 20, "checkpoint segments kept: {}", during.0);
-    assert!(during.1 < 40, "ingest segments kept: {}", during.1);
+    // Counted once the query has stopped (its last epoch complete and retention applied
+    // behind it), not while it runs: how far retention lags a busy writer depends on the
+    // machine's load, what it leaves behind at the end does not. Without retention: one
+    // checkpoint segment per epoch or two, hundreds of ingest ones.
+    let after = (log_segments(dir.path()), log_segments(&ingest));
+    assert!(after.0 < 20, "checkpoint segments kept: {}", after.0);
+    assert!(after.1 < 40, "ingest segments kept: {}", after.1);
 }
 
 #[test]

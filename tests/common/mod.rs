@@ -126,3 +126,37 @@ pub(crate) fn http_request(addr: std::net::SocketAddr, method: &str, path: &str)
         .unwrap_or_else(|| panic!("no status in {head:?}"));
     (status, body.to_string())
 }
+
+/// The child side of a crash test: appends the epoch this run of the query recovered
+/// (`-1` for a fresh start) to `dir/runs.txt`, for the parent to check that runs resumed.
+pub(crate) fn note_run(running: &Query, dir: impl AsRef<std::path::Path>) {
+    use std::io::Write;
+    let recovered = running
+        .progress()
+        .checkpoint
+        .and_then(|checkpoint| checkpoint.recovered_epoch);
+    let mut runs = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.as_ref().join("runs.txt"))
+        .unwrap();
+    writeln!(runs, "{}", recovered.map_or(-1, |epoch| epoch as i64)).unwrap();
+}
+
+/// The parent side of a crash test: this test binary, set to run only the ignored test
+/// `worker` (the child that runs the query until it is killed), its standard output
+/// discarded and its errors shown.
+pub(crate) fn worker_command(worker: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "--ignored",
+            "--exact",
+            worker,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit());
+    command
+}
