@@ -224,6 +224,43 @@ impl<S: Chain> Stream<S> {
         }
     }
 
+    /// Opens a union thread fed by this stream, for callers that hold their inputs
+    /// erased (the DataFrame layer, which cannot name `S2` for [`union`](Self::union)):
+    /// further inputs join it with [`union_add`](Self::union_add).
+    pub(crate) fn union_open(self) -> (Stream<InputChain<S::Out>>, Port<S::Out>) {
+        let watermarked = self.watermarked;
+        let graph = self.graph.clone();
+        let (group, port) = {
+            let mut g = graph.borrow_mut();
+            let group = g.add_group("union", 1);
+            (group, g.add_port::<S::Out>(group, PortKind::Union))
+        };
+        self.forward_into(port.clone(), |_| 0);
+        let stream = Stream {
+            graph,
+            chain: InputChain::new(port.clone(), "union"),
+            group,
+            parallelism: 1,
+            last_op: None,
+            watermarked,
+        };
+        (stream, port)
+    }
+
+    /// Sends this stream into the union thread of `port` (see
+    /// [`union_open`](Self::union_open)); returns whether it carries watermarks.
+    pub(crate) fn union_add(self, port: Port<S::Out>) -> bool {
+        let watermarked = self.watermarked;
+        self.forward_into(port, |_| 0);
+        watermarked
+    }
+
+    /// Marks the stream as carrying watermarks only if it did and `watermarked` holds.
+    pub(crate) fn and_watermarked(mut self, watermarked: bool) -> Self {
+        self.watermarked &= watermarked;
+        self
+    }
+
     /// Ends every instance's chain in one edge to `port`, instance `target(instance)`.
     fn forward_into(self, port: Port<S::Out>, target: impl Fn(usize) -> usize + 'static) {
         let from = self.group;

@@ -129,6 +129,11 @@ impl<S: Chain> Stream<S> {
         self.parallelism
     }
 
+    /// The plan this stream is part of (the DataFrame layer keeps its views there).
+    pub(crate) fn graph(&self) -> &Rc<RefCell<Graph>> {
+        &self.graph
+    }
+
     /// Appends `op`, named `name`, to the chain (on the same thread).
     ///
     /// This is how custom operators join a query; `map`, `filter` and the rest are
