@@ -45,62 +45,123 @@ pub(crate) fn event_time(row: &Row, column: usize) -> Timestamp {
     }
 }
 
-/// The operations of an erased row stream (see the module docs).
+/// What a DataFrame appends on the stream's thread before its next stateful step or
+/// sink: row steps, a watermark generator, more row steps.
+#[derive(Debug, Default)]
+pub(crate) struct Prelude {
+    pub(crate) before: Option<RowSteps>,
+    pub(crate) watermark: Option<(usize, Duration)>,
+    pub(crate) after: Option<RowSteps>,
+}
+
+/// The operations of an erased row stream (see the module docs). Each takes the
+/// [`Prelude`] to append first.
+///
+/// The types stay finite: a method that continues the stream returns either a stream
+/// starting at a thread boundary (`InputChain<Row>`, one type) or, after an aggregate,
+/// a [`Tail`], whose own aggregate starts on a new thread. (A stream type that grew with
+/// every DataFrame operation would make the compiler instantiate this trait without
+/// end.)
 pub(crate) trait RowStream {
     /// The plan the stream belongs to.
     fn graph(&self) -> Rc<RefCell<Graph>>;
-    /// Appends the row steps as one operator named `name`.
-    fn steps(self: Box<Self>, name: &str, steps: RowSteps) -> Box<dyn RowStream>;
-    /// Event time from `column`, watermarks `delay` behind the newest.
-    fn with_watermark(self: Box<Self>, column: usize, delay: Duration) -> Box<dyn RowStream>;
     /// The grouped aggregate of `plan`; rows of keys (window start and end where the
     /// window goes) then aggregate values.
-    fn aggregate(self: Box<Self>, plan: GroupPlan) -> Box<dyn RowStream>;
+    fn aggregate(self: Box<Self>, prelude: Prelude, plan: GroupPlan) -> Box<dyn RowStream>;
     /// Opens a union thread fed by this stream.
-    fn union_open(self: Box<Self>) -> (Box<dyn RowStream>, Port<Row>);
+    fn union_open(self: Box<Self>, prelude: Prelude) -> (Box<dyn RowStream>, Port<Row>);
     /// Feeds the union thread of `port`; whether this stream carries watermarks.
-    fn union_add(self: Box<Self>, port: Port<Row>) -> bool;
+    fn union_add(self: Box<Self>, prelude: Prelude, port: Port<Row>) -> bool;
     /// Carries watermarks only if it did and `watermarked` holds (a union's other input).
     fn and_watermarked(self: Box<Self>, watermarked: bool) -> Box<dyn RowStream>;
     /// A typed stream on a thread of its own.
-    fn into_input(self: Box<Self>) -> Stream<InputChain<Row>>;
+    fn into_input(self: Box<Self>, prelude: Prelude) -> Stream<InputChain<Row>>;
     /// Into a memory table.
-    fn to_memory(self: Box<Self>, name: &str) -> MemoryTable<Row>;
+    fn to_memory(self: Box<Self>, prelude: Prelude, name: &str) -> MemoryTable<Row>;
     /// Into the console sink, columns named `names`.
-    fn to_console(self: Box<Self>, names: Arc<[Arc<str>]>, sink: ConsoleSink);
+    fn to_console(self: Box<Self>, prelude: Prelude, names: Arc<[Arc<str>]>, sink: ConsoleSink);
     /// Into part files, columns named `names`.
-    fn to_files(self: Box<Self>, names: Arc<[Arc<str>]>, dir: std::path::PathBuf, format: FileFormat);
+    fn to_files(
+        self: Box<Self>,
+        prelude: Prelude,
+        names: Arc<[Arc<str>]>,
+        dir: std::path::PathBuf,
+        format: FileFormat,
+    );
 }
 
-impl<S: Chain<Out = Row>> RowStream for Stream<S> {
-    fn graph(&self) -> Rc<RefCell<Graph>> {
-        Stream::graph(self).clone()
-    }
+/// A stream a DataFrame starts from (a source's, or one after a thread boundary).
+pub(crate) struct Base<S>(pub(crate) Stream<S>);
 
-    fn steps(self: Box<Self>, name: &str, steps: RowSteps) -> Box<dyn RowStream> {
-        Box::new(self.operator(name, steps))
-    }
+/// A stream that ends in a DataFrame aggregate.
+pub(crate) struct Tail<S>(Stream<S>);
 
-    fn with_watermark(self: Box<Self>, column: usize, delay: Duration) -> Box<dyn RowStream> {
-        Box::new(
-            self.with_event_time(move |row: &Row| event_time(row, column))
+/// What to do with a stream once its prelude is appended (a generic continuation:
+/// the prelude's shape is known only at run time).
+trait Continue {
+    type Out;
+    fn run<S: Chain<Out = Row>>(self, stream: Stream<S>) -> Self::Out;
+}
+
+fn apply<S: Chain<Out = Row>, K: Continue>(stream: Stream<S>, prelude: Prelude, k: K) -> K::Out {
+    let Prelude {
+        before,
+        watermark,
+        after,
+    } = prelude;
+    match before {
+        Some(steps) => apply_watermark(stream.operator("select", steps), watermark, after, k),
+        None => apply_watermark(stream, watermark, after, k),
+    }
+}
+
+fn apply_watermark<S: Chain<Out = Row>, K: Continue>(
+    stream: Stream<S>,
+    watermark: Option<(usize, Duration)>,
+    after: Option<RowSteps>,
+    k: K,
+) -> K::Out {
+    match watermark {
+        Some((column, delay)) => apply_after(
+            stream
+                .with_event_time(move |row: &Row| event_time(row, column))
                 .with_watermark(delay),
-        )
+            after,
+            k,
+        ),
+        None => apply_after(stream, after, k),
     }
+}
 
-    fn aggregate(self: Box<Self>, plan: GroupPlan) -> Box<dyn RowStream> {
-        let GroupPlan { keys, window, agg } = plan;
+fn apply_after<S: Chain<Out = Row>, K: Continue>(
+    stream: Stream<S>,
+    after: Option<RowSteps>,
+    k: K,
+) -> K::Out {
+    match after {
+        Some(steps) => k.run(stream.operator("select", steps)),
+        None => k.run(stream),
+    }
+}
+
+struct Aggregating(GroupPlan);
+
+impl Continue for Aggregating {
+    type Out = Box<dyn RowStream>;
+    fn run<S: Chain<Out = Row>>(self, stream: Stream<S>) -> Box<dyn RowStream> {
+        let GroupPlan { keys, window, agg } = self.0;
         let key = move |row: &Row| -> Vec<Value> { keys.iter().map(|k| k.eval(row)).collect() };
         match window {
-            None => Box::new(self.key_by(key).agg(agg).map(|(key, values)| {
+            None => Box::new(Tail(stream.key_by(key).agg(agg).map(|(key, values)| {
                 let mut row = key;
                 row.extend(values);
                 Row::new(row)
-            })),
-            Some((column, windows, position)) => Box::new(
+            }))),
+            Some((column, windows, position)) => Box::new(Tail(
                 // Spark's `window()` of a null time is null, and the row falls in no
                 // window that can close: rivulet drops it here.
-                self.filter(move |row: &Row| !row.values()[column].is_null())
+                stream
+                    .filter(move |row: &Row| !row.values()[column].is_null())
                     .named("window_time_not_null")
                     .key_by(key)
                     .window(windows, move |row: &Row| event_time(row, column))
@@ -115,45 +176,136 @@ impl<S: Chain<Out = Row>> RowStream for Stream<S> {
                         row.extend(values);
                         Row::new(row)
                     }),
-            ),
+            )),
         }
     }
+}
 
-    fn union_open(self: Box<Self>) -> (Box<dyn RowStream>, Port<Row>) {
-        let (stream, port) = Stream::union_open(*self);
-        (Box::new(stream), port)
+struct UnionOpen;
+
+impl Continue for UnionOpen {
+    type Out = (Box<dyn RowStream>, Port<Row>);
+    fn run<S: Chain<Out = Row>>(self, stream: Stream<S>) -> Self::Out {
+        let (stream, port) = Stream::union_open(stream);
+        (Box::new(Base(stream)), port)
     }
+}
 
-    fn union_add(self: Box<Self>, port: Port<Row>) -> bool {
-        Stream::union_add(*self, port)
+struct UnionAdd(Port<Row>);
+
+impl Continue for UnionAdd {
+    type Out = bool;
+    fn run<S: Chain<Out = Row>>(self, stream: Stream<S>) -> bool {
+        Stream::union_add(stream, self.0)
     }
+}
 
-    fn and_watermarked(self: Box<Self>, watermarked: bool) -> Box<dyn RowStream> {
-        Box::new(Stream::and_watermarked(*self, watermarked))
+struct IntoInput;
+
+impl Continue for IntoInput {
+    type Out = Stream<InputChain<Row>>;
+    fn run<S: Chain<Out = Row>>(self, stream: Stream<S>) -> Self::Out {
+        stream.new_thread()
     }
+}
 
-    fn into_input(self: Box<Self>) -> Stream<InputChain<Row>> {
-        self.new_thread()
+struct ToMemory<'a>(&'a str);
+
+impl Continue for ToMemory<'_> {
+    type Out = MemoryTable<Row>;
+    fn run<S: Chain<Out = Row>>(self, stream: Stream<S>) -> Self::Out {
+        stream.to_memory(self.0)
     }
+}
 
-    fn to_memory(self: Box<Self>, name: &str) -> MemoryTable<Row> {
-        Stream::to_memory(*self, name)
-    }
+struct ToConsole(Arc<[Arc<str>]>, ConsoleSink);
 
-    fn to_console(self: Box<Self>, names: Arc<[Arc<str>]>, sink: ConsoleSink) {
-        self.map(move |row| Named {
+impl Continue for ToConsole {
+    type Out = ();
+    fn run<S: Chain<Out = Row>>(self, stream: Stream<S>) {
+        let ToConsole(names, sink) = self;
+        stream.map(move |row| Named {
             names: names.clone(),
             row,
         })
         .sink("console", sink);
     }
+}
 
-    fn to_files(self: Box<Self>, names: Arc<[Arc<str>]>, dir: std::path::PathBuf, format: FileFormat) {
-        self.map(move |row| Named {
+struct ToFiles(Arc<[Arc<str>]>, std::path::PathBuf, FileFormat);
+
+impl Continue for ToFiles {
+    type Out = ();
+    fn run<S: Chain<Out = Row>>(self, stream: Stream<S>) {
+        let ToFiles(names, dir, format) = self;
+        stream.map(move |row| Named {
             names: names.clone(),
             row,
         })
         .to_files(dir, format);
+    }
+}
+
+macro_rules! row_stream_common {
+    () => {
+        fn graph(&self) -> Rc<RefCell<Graph>> {
+            Stream::graph(&self.0).clone()
+        }
+
+        fn union_open(self: Box<Self>, prelude: Prelude) -> (Box<dyn RowStream>, Port<Row>) {
+            apply(self.0, prelude, UnionOpen)
+        }
+
+        fn union_add(self: Box<Self>, prelude: Prelude, port: Port<Row>) -> bool {
+            apply(self.0, prelude, UnionAdd(port))
+        }
+
+        fn into_input(self: Box<Self>, prelude: Prelude) -> Stream<InputChain<Row>> {
+            apply(self.0, prelude, IntoInput)
+        }
+
+        fn to_memory(self: Box<Self>, prelude: Prelude, name: &str) -> MemoryTable<Row> {
+            apply(self.0, prelude, ToMemory(name))
+        }
+
+        fn to_console(self: Box<Self>, prelude: Prelude, names: Arc<[Arc<str>]>, sink: ConsoleSink) {
+            apply(self.0, prelude, ToConsole(names, sink))
+        }
+
+        fn to_files(
+            self: Box<Self>,
+            prelude: Prelude,
+            names: Arc<[Arc<str>]>,
+            dir: std::path::PathBuf,
+            format: FileFormat,
+        ) {
+            apply(self.0, prelude, ToFiles(names, dir, format))
+        }
+    };
+}
+
+impl<S: Chain<Out = Row>> RowStream for Base<S> {
+    row_stream_common!();
+
+    fn aggregate(self: Box<Self>, prelude: Prelude, plan: GroupPlan) -> Box<dyn RowStream> {
+        apply(self.0, prelude, Aggregating(plan))
+    }
+
+    fn and_watermarked(self: Box<Self>, watermarked: bool) -> Box<dyn RowStream> {
+        Box::new(Base(self.0.and_watermarked(watermarked)))
+    }
+}
+
+impl<S: Chain<Out = Row>> RowStream for Tail<S> {
+    row_stream_common!();
+
+    fn aggregate(self: Box<Self>, prelude: Prelude, plan: GroupPlan) -> Box<dyn RowStream> {
+        // An aggregate of an aggregate starts on a new thread (see the trait docs).
+        Box::new(Base(self.0.new_thread())).aggregate(prelude, plan)
+    }
+
+    fn and_watermarked(self: Box<Self>, watermarked: bool) -> Box<dyn RowStream> {
+        Box::new(Base(self.0.new_thread().and_watermarked(watermarked)))
     }
 }
 

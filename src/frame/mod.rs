@@ -89,7 +89,7 @@ use crate::sink::{ConsoleSink, FileFormat, MemoryTable};
 use crate::stream::{Chain, InputChain, Stream};
 use crate::window::TimeWindows;
 use compiled::{Compiled, RowSteps, Step};
-use erased::{GroupPlan, RowStream};
+use erased::{GroupPlan, Prelude, RowStream};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,8 +115,12 @@ pub enum FrameError {
 pub struct DataFrame {
     stream: Box<dyn RowStream>,
     schema: Arc<Schema>,
-    /// Row steps not yet appended to the stream (run as one operator).
-    pending: Vec<Step>,
+    /// Row steps before the watermark, not yet appended (run as one operator).
+    before: Vec<Step>,
+    /// The watermark, not yet appended.
+    watermark: Option<(usize, Duration)>,
+    /// Row steps after the watermark, not yet appended.
+    after: Vec<Step>,
 }
 
 impl fmt::Debug for DataFrame {
@@ -131,10 +135,16 @@ impl DataFrame {
     /// A DataFrame over `stream`, whose rows are rows of `schema` (as
     /// [`QueryBuilder::read_dir_rows`](crate::QueryBuilder::read_dir_rows) makes them).
     pub fn new<S: Chain<Out = Row>>(stream: Stream<S>, schema: Arc<Schema>) -> DataFrame {
+        DataFrame::from_erased(Box::new(erased::Base(stream)), schema)
+    }
+
+    fn from_erased(stream: Box<dyn RowStream>, schema: Arc<Schema>) -> DataFrame {
         DataFrame {
-            stream: Box::new(stream),
+            stream,
             schema,
-            pending: Vec::new(),
+            before: Vec::new(),
+            watermark: None,
+            after: Vec::new(),
         }
     }
 
@@ -161,30 +171,28 @@ impl DataFrame {
     }
 
     fn push(mut self, step: Step, schema: Arc<Schema>) -> DataFrame {
-        self.pending.push(step);
+        if self.watermark.is_some() {
+            self.after.push(step);
+        } else {
+            self.before.push(step);
+        }
         self.schema = schema;
         self
     }
 
-    /// The stream with the pending row steps appended as one operator.
-    fn flush(self) -> (Box<dyn RowStream>, Arc<Schema>) {
-        let DataFrame {
-            stream,
-            schema,
-            pending,
-        } = self;
-        if pending.is_empty() {
-            return (stream, schema);
-        }
-        let name = if pending.iter().all(|s| matches!(s, Step::Filter(_))) {
-            "filter"
-        } else {
-            "select"
+    /// The stream and what to append to it before the next stateful step or sink.
+    fn flush(self) -> (Box<dyn RowStream>, Prelude, Arc<Schema>) {
+        let steps = |steps: Vec<Step>| {
+            (!steps.is_empty()).then(|| RowSteps {
+                steps: steps.into(),
+            })
         };
-        let steps = RowSteps {
-            steps: pending.into(),
+        let prelude = Prelude {
+            before: steps(self.before),
+            watermark: self.watermark,
+            after: steps(self.after),
         };
-        (stream.steps(name, steps), schema)
+        (self.stream, prelude, self.schema)
     }
 
     fn bind(&self, expr: &Expr) -> Result<Compiled, FrameError> {
@@ -291,12 +299,15 @@ impl DataFrame {
     pub fn with_watermark(self, column: &str, delay: &str) -> Result<DataFrame, FrameError> {
         let index = self.time_column(column)?;
         let delay = parse_duration(delay)?;
-        let (stream, schema) = self.flush();
-        Ok(DataFrame {
-            stream: stream.with_watermark(index, delay),
-            schema,
-            pending: Vec::new(),
-        })
+        let mut frame = if self.watermark.is_some() {
+            // A second watermark: the first one's stream continues on a new thread.
+            let (stream, prelude, schema) = self.flush();
+            DataFrame::from_erased(Box::new(erased::Base(stream.into_input(prelude))), schema)
+        } else {
+            self
+        };
+        frame.watermark = Some((index, delay));
+        Ok(frame)
     }
 
     fn time_column(&self, column: &str) -> Result<usize, FrameError> {
@@ -375,15 +386,14 @@ impl DataFrame {
                 self.schema, other.schema
             )));
         }
-        let (left, schema) = self.flush();
-        let (right, _) = other.flush();
-        let (stream, port) = left.union_open();
-        let watermarked = right.union_add(port);
-        Ok(DataFrame {
-            stream: stream.and_watermarked(watermarked),
+        let (left, left_prelude, schema) = self.flush();
+        let (right, right_prelude, _) = other.flush();
+        let (stream, port) = left.union_open(left_prelude);
+        let watermarked = right.union_add(right_prelude, port);
+        Ok(DataFrame::from_erased(
+            stream.and_watermarked(watermarked),
             schema,
-            pending: Vec::new(),
-        })
+        ))
     }
 
     /// Registers the frame under `name` (ignoring case) for [`QueryBuilder::sql`] on
@@ -405,8 +415,8 @@ impl DataFrame {
 
     /// Collects the rows into a memory table named `name` (Spark's `memory` sink).
     pub fn to_memory(self, name: &str) -> MemoryTable<Row> {
-        let (stream, _) = self.flush();
-        stream.to_memory(name)
+        let (stream, prelude, _) = self.flush();
+        stream.to_memory(prelude, name)
     }
 
     /// Prints the rows on standard output as Spark's console sink does (a table per
@@ -419,23 +429,23 @@ impl DataFrame {
     /// another writer).
     pub fn to_console_with(self, sink: ConsoleSink) {
         let names = self.names();
-        let (stream, _) = self.flush();
-        stream.to_console(names, sink);
+        let (stream, prelude, _) = self.flush();
+        stream.to_console(prelude, names, sink);
     }
 
     /// Writes the rows to part files in `dir` (Spark's `file` sink), columns named by
     /// the schema; see [`Stream::to_files`].
     pub fn to_files(self, dir: impl AsRef<std::path::Path>, format: FileFormat) {
         let names = self.names();
-        let (stream, _) = self.flush();
-        stream.to_files(names, dir.as_ref().to_path_buf(), format);
+        let (stream, prelude, _) = self.flush();
+        stream.to_files(prelude, names, dir.as_ref().to_path_buf(), format);
     }
 
     /// The rows as a typed stream, to continue with the typed API (any sink or
     /// operator). The stream starts on a thread of its own.
     pub fn into_stream(self) -> Stream<InputChain<Row>> {
-        let (stream, _) = self.flush();
-        stream.into_input()
+        let (stream, prelude, _) = self.flush();
+        stream.into_input(prelude)
     }
 }
 
@@ -545,17 +555,13 @@ impl GroupedData {
             fields.push(field);
         }
         let schema = Arc::new(Schema::new(fields)?);
-        let (stream, _) = frame.flush();
+        let (stream, prelude, _) = frame.flush();
         let plan = GroupPlan {
             keys: keys.into(),
             window,
             agg: agg::RowAggregate::new(calls),
         };
-        Ok(DataFrame {
-            stream: stream.aggregate(plan),
-            schema,
-            pending: Vec::new(),
-        })
+        Ok(DataFrame::from_erased(stream.aggregate(prelude, plan), schema))
     }
 
     /// `agg([count_all()])`: the number of rows per group, in column `count` (as
