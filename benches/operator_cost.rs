@@ -13,12 +13,18 @@
 //! * `timers/*`: an event-time timer set per record and fired by a watermark every 64
 //!   records, through the operator context and timer service (`harness`) and by a
 //!   hand-written loop over a `BTreeSet` (`hand-written`).
+//! * `group_state/*`: a running sum per key (1,000 keys), by `map_groups_with_state`'s
+//!   operator (`FlatMapGroupsWithState`, continuous mode: a call per record with a
+//!   `GroupState` handle, state in `KeyedState`) and by a hand-written loop over an
+//!   `FxHashMap` (`hand-written`), both emitting `(key, sum)` per record.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rivulet::operator::keyed::KeyedFold;
 use rivulet::operator::stateless::{Filter, Map};
 use rivulet::operator::{Collector, Context, Harness, Operator, Timer, TimerKey};
+use rivulet::state::{FlatMapGroupsWithState, GroupState, GroupStateTimeout, Values};
 use rivulet::{Epoch, Query, Timestamp};
+use rustc_hash::FxHashMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -250,5 +256,43 @@ fn timers(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, operators, chains, timers);
+/// A running sum per key: `map_groups_with_state`'s operator against a hand-written
+/// `FxHashMap` loop doing the same update and emitting the same row.
+fn group_state(c: &mut Criterion) {
+    let mut group = c.benchmark_group("group_state");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(3));
+    group.warm_up_time(Duration::from_secs(1));
+    group.bench_function("hand-written", |b| {
+        b.iter_custom(|n| {
+            let mut sums: FxHashMap<u64, u64> = FxHashMap::default();
+            let mut out = Discard;
+            let start = Instant::now();
+            for i in 0..n {
+                let i = black_box(i);
+                let (key, value) = (i % KEYS, i);
+                let sum = sums.entry(key).or_insert(0);
+                *sum += value;
+                out.push((key, *sum));
+            }
+            start.elapsed()
+        })
+    });
+    group.bench_function("map_groups_with_state", |b| {
+        b.iter_custom(|n| {
+            let op = FlatMapGroupsWithState::new(
+                GroupStateTimeout::NoTimeout,
+                |key: &u64, values: Values<'_, u64>, state: &mut GroupState<u64>| {
+                    let sum = state.get_option().copied().unwrap_or(0) + values.sum::<u64>();
+                    state.update(sum);
+                    std::iter::once((*key, sum))
+                },
+            );
+            drive_keyed(op, n)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, operators, chains, timers, group_state);
 criterion_main!(benches);

@@ -13,9 +13,17 @@
 //! * `rivulet/2_threads_busy_spin`: the same with `WaitPolicy::BusySpin`.
 //! * `rivulet/3_stages`: source → map → thread → filter → thread → sink (three threads on
 //!   however many cores the machine has).
+//! * `rivulet/2_threads_epochs_latency_{off,on}` and `rivulet/3_stages_epochs_latency_{off,on}`:
+//!   the same with continuous epochs every 100 ms, latency sampling off
+//!   (`latency_sampling(0)`) and at its default (one record in 1024 followed by a latency
+//!   marker). The cost of latency measurement is the ratio of the two.
+//!
+//! `RIVULET_LATENCY_COST=ROUNDS` skips criterion and runs the latency-off and latency-on
+//! pipelines alternately, `ROUNDS` times each, printing the medians and their ratio
+//! (alternating keeps the machine's drift out of the ratio).
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use rivulet::{Query, WaitPolicy};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use rivulet::{Query, Trigger, WaitPolicy};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -104,8 +112,44 @@ fn rivulet_two_threads(records: u64, policy: WaitPolicy) -> Duration {
 
 /// source → map → thread → filter → thread → sink.
 fn rivulet_three_stages(records: u64) -> Duration {
+    three_stages(records, None)
+}
+
+/// Continuous epochs every 100 ms with latency sampling every `every` records (0: off).
+fn epochs(query: &mut rivulet::QueryBuilder, every: u32) {
+    query
+        .trigger(Trigger::Continuous {
+            checkpoint_interval: Duration::from_millis(100),
+        })
+        .latency_sampling(every);
+}
+
+/// source → thread boundary → sink with epochs, latency sampling every `every`.
+fn two_threads_epochs(records: u64, every: u32) -> Duration {
     let mut query = Query::builder();
     query.ring_capacity(RING);
+    epochs(&mut query, every);
+    let mut sum = 0u64;
+    query
+        .from_iter("numbers", 0..records)
+        .new_thread()
+        .for_each(move |value| {
+            sum = sum.wrapping_add(value);
+            black_box(sum);
+        });
+    let start = Instant::now();
+    let running = query.start().unwrap();
+    running.await_termination().unwrap();
+    start.elapsed()
+}
+
+/// [`rivulet_three_stages`], with epochs and latency sampling every `every` if set.
+fn three_stages(records: u64, sampling: Option<u32>) -> Duration {
+    let mut query = Query::builder();
+    query.ring_capacity(RING);
+    if let Some(every) = sampling {
+        epochs(&mut query, every);
+    }
     let mut sum = 0u64;
     query
         .from_iter("numbers", 0..records)
@@ -153,8 +197,60 @@ fn pipelines(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("rivulet", "3_stages"), |b| {
         b.iter_custom(|iters| total(iters, &|| rivulet_three_stages(RECORDS)))
     });
+    let every = rivulet::metrics::latency::DEFAULT_SAMPLE_EVERY;
+    for (name, sampling) in [("off", 0), ("on", every)] {
+        group.bench_function(
+            BenchmarkId::new("rivulet", format!("2_threads_epochs_latency_{name}")),
+            |b| b.iter_custom(|iters| total(iters, &|| two_threads_epochs(RECORDS, sampling))),
+        );
+        group.bench_function(
+            BenchmarkId::new("rivulet", format!("3_stages_epochs_latency_{name}")),
+            |b| b.iter_custom(|iters| total(iters, &|| three_stages(RECORDS, Some(sampling)))),
+        );
+    }
     group.finish();
 }
 
+/// `RIVULET_LATENCY_COST=ROUNDS`: latency off and on, alternately, medians and ratios.
+fn latency_cost(rounds: usize) {
+    let every = rivulet::metrics::latency::DEFAULT_SAMPLE_EVERY;
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    type Pipeline = fn(u64, u32) -> Duration;
+    let pipelines: [(&str, Pipeline); 2] = [
+        ("2_threads_epochs", two_threads_epochs),
+        ("3_stages_epochs", |records, every| {
+            three_stages(records, Some(every))
+        }),
+    ];
+    for (name, run) in pipelines {
+        let (mut off, mut on) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let rate = |elapsed: Duration| RECORDS as f64 / elapsed.as_secs_f64() / 1e6;
+            off.push(rate(run(RECORDS, 0)));
+            on.push(rate(run(RECORDS, every)));
+        }
+        let (off, on) = (median(off), median(on));
+        println!(
+            "{name}: latency off {off:.2} M rec/s, on (1 in {every}) {on:.2} M rec/s, \
+             on/off {:.3} (medians of {rounds})",
+            on / off
+        );
+    }
+}
+
+fn main() {
+    if let Some(rounds) = std::env::var("RIVULET_LATENCY_COST")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        latency_cost(rounds);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
+
 criterion_group!(benches, pipelines);
-criterion_main!(benches);

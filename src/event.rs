@@ -59,6 +59,11 @@ pub enum Event<T> {
     /// The edge went idle (it stops holding back the watermark of operators with several
     /// inputs) or became active again. See [`WatermarkStatus`].
     Status(WatermarkStatus),
+    /// A latency marker (Flink's): the source handed a record to the engine at this
+    /// instant, nanoseconds on the process's latency clock
+    /// ([`metrics::latency`](crate::metrics::latency)). It follows that record on every
+    /// edge, so the operators it reaches record how long the record took to get there.
+    Latency(u64),
     /// Nothing follows on this edge.
     End,
 }
@@ -92,6 +97,7 @@ impl<T> Event<T> {
             Event::Watermark(time) => Err(Signal::Watermark(time)),
             Event::Marker(epoch) => Err(Signal::Marker(epoch)),
             Event::Status(status) => Err(Signal::Status(status)),
+            Event::Latency(stamp) => Err(Signal::Latency(stamp)),
             Event::End => Err(Signal::End),
         }
     }
@@ -106,6 +112,8 @@ pub enum Signal {
     Marker(Epoch),
     /// See [`Event::Status`].
     Status(WatermarkStatus),
+    /// See [`Event::Latency`].
+    Latency(u64),
     /// See [`Event::End`].
     End,
 }
@@ -117,6 +125,7 @@ impl<T> From<Signal> for Event<T> {
             Signal::Watermark(time) => Event::Watermark(time),
             Signal::Marker(epoch) => Event::Marker(epoch),
             Signal::Status(status) => Event::Status(status),
+            Signal::Latency(stamp) => Event::Latency(stamp),
             Signal::End => Event::End,
         }
     }

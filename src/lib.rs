@@ -42,6 +42,7 @@
 //! | [`stream`] | [`Stream`] and its combinators, [`KeyedStream`] and the keyed aggregates, the chain types, thread boundaries |
 //! | [`source`], [`sink`] | where records enter and leave |
 //! | [`operator`] | the [`Operator`](operator::Operator) trait and built-in operators |
+//! | [`state`] | keyed state with expiry; `map_groups_with_state`, `update_state_by_key` |
 //! | [`edge`] | rings, edges, wait policies and the wake-up protocol |
 //! | [`runtime`] | threads, pinning, stop/abort; the heads that drive each thread's chain |
 //! | [`sync`] | the std/loom concurrency shim |
@@ -71,6 +72,7 @@ pub mod runtime;
 pub mod sink;
 pub mod source;
 pub mod sql;
+pub mod state;
 pub mod stream;
 pub mod sync;
 pub mod time;
@@ -80,7 +82,8 @@ pub mod window;
 pub use edge::WaitPolicy;
 pub use error::{Error, Result};
 pub use event::{Epoch, Event, Signal, Timestamp};
-pub use query::{Query, QueryBuilder, QueryProgress};
+pub use metrics::StreamingQueryProgress;
+pub use query::{Query, QueryBuilder, QueryListener, QueryProgress};
 pub use runtime::Pinning;
 pub use source::{PushHandle, RateRow};
 pub use stream::{KeyedStream, Stream};

@@ -48,6 +48,10 @@ pub(crate) struct Config {
     pub(crate) output_mode: OutputMode,
     pub(crate) max_batch_records: usize,
     pub(crate) clock: Clock,
+    /// One record in this many is followed by a latency marker (0: none).
+    pub(crate) latency_sample_every: u32,
+    /// Progress reports the query keeps.
+    pub(crate) recent_progress: usize,
 }
 
 impl Default for Config {
@@ -61,6 +65,8 @@ impl Default for Config {
             output_mode: OutputMode::Update,
             max_batch_records: 1 << 20,
             clock: Clock::system(),
+            latency_sample_every: crate::metrics::latency::DEFAULT_SAMPLE_EVERY,
+            recent_progress: crate::metrics::history::DEFAULT_RECENT_PROGRESS,
         }
     }
 }
@@ -149,7 +155,7 @@ impl<T> Port<T> {
 ///
 /// Defined with the graph that records it, and shown by progress reports
 /// ([`OperatorProgress::kind`](crate::query::OperatorProgress::kind)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum OperatorKind {
     /// Produces records.
@@ -163,8 +169,22 @@ pub enum OperatorKind {
     WindowAggregate,
     /// Joins two inputs (a stream–stream or per-batch join), holding state per key.
     Join,
+    /// `map_groups_with_state` / `flat_map_groups_with_state`: arbitrary state per key,
+    /// under Spark's output-mode rules for them.
+    GroupsWithState,
     /// Consumes records.
     Sink,
+}
+
+/// A `map_groups_with_state` or `flat_map_groups_with_state` operator, as `start()`
+/// checks it against the output mode.
+#[derive(Debug)]
+pub(crate) struct GroupStateUse {
+    /// The operator's name.
+    pub(crate) name: String,
+    /// `None` for `map_groups_with_state`; the operator's own output mode for
+    /// `flat_map_groups_with_state`.
+    pub(crate) output: Option<OutputMode>,
 }
 
 /// An operator as progress reports show it.
@@ -237,6 +257,8 @@ pub(crate) struct Graph {
     pub(crate) errors: Vec<String>,
     /// Window aggregates whose input carries no watermark (append mode refuses them).
     pub(crate) unwatermarked_windows: Vec<String>,
+    /// The groups-with-state operators, for the output-mode rules checked at start.
+    pub(crate) group_state_ops: Vec<GroupStateUse>,
     /// Memory tables by name, for `Query::memory_table`. Erased: the record type is the
     /// one the caller of `memory_table` names, checked by a downcast there.
     pub(crate) tables: Vec<(String, Box<dyn Any + Send + Sync>)>,
@@ -253,6 +275,8 @@ pub(crate) struct Graph {
     /// What `start()` runs to build the tasks, in the order the chains were ended.
     pub(crate) deferred: Vec<Deferred>,
     participants: u32,
+    /// The query's listeners, started with it.
+    pub(crate) listeners: Vec<Box<dyn crate::query::QueryListener>>,
 }
 
 impl Graph {
@@ -265,6 +289,7 @@ impl Graph {
             operators: Vec::new(),
             errors: Vec::new(),
             unwatermarked_windows: Vec::new(),
+            group_state_ops: Vec::new(),
             tables: Vec::new(),
             views: Vec::new(),
             checkpoint: None,
@@ -272,6 +297,7 @@ impl Graph {
             unreplayable: Vec::new(),
             deferred: Vec::new(),
             participants: 0,
+            listeners: Vec::new(),
         }
     }
 

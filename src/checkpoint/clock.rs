@@ -1,8 +1,9 @@
 //! The epoch clock: what the coordinator publishes to sources (and operators) about
 //! epochs: the newest epoch started, the newest micro-batch released, the newest epoch
-//! complete, and how each epoch runs.
+//! complete, how each epoch runs, and the batch time of the newest micro-batches.
 
 use crate::edge::WakeSignal;
+use crate::event::Timestamp;
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{Arc, Mutex};
 use crate::trigger::ExecutionMode;
@@ -30,6 +31,9 @@ pub struct EpochClock {
     last_complete: AtomicU64,
     /// `(first epoch, mode)` for every change of mode, oldest first.
     modes: Mutex<Vec<(u64, ExecutionMode)>>,
+    /// `(epoch, batch time)` of the newest released micro-batches, oldest first (at most
+    /// [`BATCH_TIMES_KEPT`]).
+    batch_times: Mutex<std::collections::VecDeque<(u64, Timestamp)>>,
     sources: Mutex<Vec<Arc<WakeSignal>>>,
 }
 
@@ -48,6 +52,7 @@ impl EpochClock {
             round: AtomicU64::new(0),
             last_complete: AtomicU64::new(start),
             modes: Mutex::new(vec![(start + 1, mode)]),
+            batch_times: Mutex::new(std::collections::VecDeque::new()),
             sources: Mutex::new(Vec::new()),
         }
     }
@@ -120,6 +125,31 @@ impl EpochClock {
         epoch
     }
 
+    /// Records `time` as micro-batch `epoch`'s batch time (Spark's `batchTimestampMs`:
+    /// the query clock's reading when the batch was planned, kept in the offset log so
+    /// that a replay runs at the same time). Call before [`release`](Self::release), so
+    /// that every stage seeing a record or marker of the batch finds it.
+    pub fn set_batch_time(&self, epoch: u64, time: Timestamp) {
+        let mut times = self.batch_times.lock().unwrap();
+        times.retain(|(known, _)| *known != epoch);
+        times.push_back((epoch, time));
+        while times.len() > BATCH_TIMES_KEPT {
+            times.pop_front();
+        }
+    }
+
+    /// The batch time of micro-batch `epoch`, if it is one of the newest released.
+    /// Stages look it up once per batch (see
+    /// [`Context::processing_time`](crate::operator::Context::processing_time)).
+    pub fn batch_time(&self, epoch: u64) -> Option<Timestamp> {
+        let times = self.batch_times.lock().unwrap();
+        times
+            .iter()
+            .rev()
+            .find(|(known, _)| *known == epoch)
+            .map(|(_, time)| *time)
+    }
+
     /// Lets sources emit micro-batch `epoch` (its offsets are logged) and wakes them.
     pub fn release(&self, epoch: u64) {
         self.released.fetch_max(epoch, Ordering::AcqRel);
@@ -140,6 +170,11 @@ impl EpochClock {
         }
     }
 }
+
+/// How many batch times the clock keeps. Batches run one after another (batch *e + 1*
+/// is released once every stage passed the marker of *e*), so a stage only ever asks
+/// for the newest; a few more cost nothing.
+const BATCH_TIMES_KEPT: usize = 4;
 
 #[cfg(all(test, not(loom)))]
 mod tests {
@@ -162,6 +197,20 @@ mod tests {
             1,
             "no-op changes are not kept"
         );
+    }
+
+    #[test]
+    fn batch_times_are_kept_for_the_newest_batches() {
+        let clock = EpochClock::with_mode(0, ExecutionMode::MicroBatch);
+        assert_eq!(clock.batch_time(1), None);
+        for epoch in 1..=6 {
+            clock.set_batch_time(epoch, Timestamp(epoch as i64 * 100));
+        }
+        // A replay records its epoch again: the newest record wins.
+        clock.set_batch_time(6, Timestamp(7));
+        assert_eq!(clock.batch_time(6), Some(Timestamp(7)));
+        assert_eq!(clock.batch_time(3), Some(Timestamp(300)));
+        assert_eq!(clock.batch_time(2), None, "older batches are forgotten");
     }
 
     #[test]

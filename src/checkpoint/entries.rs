@@ -7,7 +7,7 @@
 //! | `COMPLETE` (3) | [`CompleteEntry`]: the epoch and every state it needs | after every participant acknowledged |
 //! | `INGEST` (4) | a push source's record (in its own ingest log directory) | before the record is emitted |
 //! | `COMMIT` (5) | [`CommitEntry`]: sinks published the epoch's output | after the epoch's sink commits ran |
-//! | `OFFSETS` (6) | [`OffsetsEntry`]: each source's records and end offset in the epoch | micro-batch: before the batch runs (and again when a restart replays it); never for a continuous epoch |
+//! | `OFFSETS` (6) | [`OffsetsEntry`]: each source's records and end offset in the epoch, and the batch time | micro-batch: before the batch runs (and again when a restart replays it); never for a continuous epoch |
 //!
 //! Every start of a query on a directory is an *attempt* (numbered from 1). After a crash,
 //! epoch numbers after the restored epoch are used again (a replayed batch keeps its
@@ -36,10 +36,11 @@ pub const COMMIT: EntryKind = EntryKind(5);
 pub const OFFSETS: EntryKind = EntryKind(6);
 
 /// Version of the entry payloads; a different version is refused on recovery, except
-/// versions 2 and 3: version 2's [`MetaEntry`] had no query id (see
-/// [`MetaEntry::decode`]), and before [`STAGE_SNAPSHOT_VERSION`] an operator's `STATE`
-/// held its own bytes alone, without its timers. Their other entries are the same.
-pub const FORMAT_VERSION: u32 = 4;
+/// versions 2 to 4: version 2's [`MetaEntry`] had no query id (see
+/// [`MetaEntry::decode`]), before [`STAGE_SNAPSHOT_VERSION`] an operator's `STATE` held
+/// its own bytes alone, without its timers, and before version 5 an [`OffsetsEntry`]
+/// had no batch time (see [`OffsetsEntry::decode`]). Their other entries are the same.
+pub const FORMAT_VERSION: u32 = 5;
 
 /// The first format whose operator `STATE`s are stage snapshots (the operator's bytes and
 /// its pending timers, encoded together).
@@ -213,6 +214,44 @@ pub struct OffsetsEntry {
     pub mode: ExecutionMode,
     /// Every source that emitted in the epoch.
     pub sources: Vec<SourceOffsets>,
+    /// The batch's time (µs since the Unix epoch): the query clock's reading when the
+    /// coordinator released the batch, Spark's `batchTimestampMs`. Operators see it as
+    /// [`Context::processing_time`](crate::operator::Context::processing_time) throughout
+    /// the batch and its processing-time timers fire by it, so a replayed batch runs at
+    /// the time the original did. `None` in logs of format 4 and older (a replay of such
+    /// an entry reads the clock and records that).
+    pub batch_time: Option<i64>,
+}
+
+impl OffsetsEntry {
+    /// Decodes an `OFFSETS` payload of this format version, or of versions 2 to 4
+    /// (without a batch time: `batch_time` is then `None`).
+    ///
+    /// # Errors
+    ///
+    /// The error of decoding the payload as this version's entry, if it is neither.
+    pub fn decode(payload: &[u8]) -> Result<OffsetsEntry, CodecError> {
+        /// The entry before version 5: the same fields, without the batch time.
+        #[derive(Deserialize)]
+        struct OffsetsEntryV4 {
+            epoch: u64,
+            attempt: u64,
+            mode: ExecutionMode,
+            sources: Vec<SourceOffsets>,
+        }
+        codec::decode::<OffsetsEntry>(payload).or_else(|error| {
+            match codec::decode::<OffsetsEntryV4>(payload) {
+                Ok(old) => Ok(OffsetsEntry {
+                    epoch: old.epoch,
+                    attempt: old.attempt,
+                    mode: old.mode,
+                    sources: old.sources,
+                    batch_time: None,
+                }),
+                Err(_) => Err(error),
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -264,6 +303,52 @@ mod tests {
         })
         .unwrap();
         assert!(MetaEntry::decode(&older).is_err());
+    }
+
+    #[test]
+    fn offsets_entries_of_version_4_are_read_without_a_batch_time() {
+        #[derive(Serialize)]
+        struct OffsetsEntryV4 {
+            epoch: u64,
+            attempt: u64,
+            mode: ExecutionMode,
+            sources: Vec<SourceOffsets>,
+        }
+        let sources = vec![SourceOffsets {
+            operator: "numbers".into(),
+            instance: 0,
+            records: 10,
+            end_offset: vec![1, 2, 3],
+        }];
+        let old = codec::encode(&OffsetsEntryV4 {
+            epoch: 3,
+            attempt: 2,
+            mode: ExecutionMode::MicroBatch,
+            sources: sources.clone(),
+        })
+        .unwrap();
+        let entry = OffsetsEntry::decode(&old).unwrap();
+        assert_eq!(
+            entry,
+            OffsetsEntry {
+                epoch: 3,
+                attempt: 2,
+                mode: ExecutionMode::MicroBatch,
+                sources: sources.clone(),
+                batch_time: None,
+            }
+        );
+        for batch_time in [None, Some(0), Some(-5), Some(1_700_000_000_000_000)] {
+            let new = OffsetsEntry {
+                batch_time,
+                ..entry.clone()
+            };
+            assert_eq!(
+                OffsetsEntry::decode(&codec::encode(&new).unwrap()).unwrap(),
+                new
+            );
+        }
+        assert!(OffsetsEntry::decode(&old[..old.len() - 1]).is_err());
     }
 
     #[test]

@@ -228,7 +228,7 @@ pub fn inspect(dir: &Path) -> Result<DirectoryReport, CheckpointError> {
                 }
                 Err(error) => report.problem(format!("{at}: undecodable commit: {error}")),
             },
-            entries::OFFSETS => match codec::decode::<OffsetsEntry>(&entry.payload) {
+            entries::OFFSETS => match OffsetsEntry::decode(&entry.payload) {
                 Ok(offsets) => {
                     report.newest_epoch = report.newest_epoch.max(offsets.epoch);
                     report.newest_attempt = report.newest_attempt.max(offsets.attempt);
@@ -413,6 +413,7 @@ mod tests {
                     records: 10,
                     end_offset: (epoch * 10).to_le_bytes().to_vec(),
                 }],
+                batch_time: Some(epoch as i64 * 1_000),
             };
             self.append(entries::OFFSETS, &entry);
         }
@@ -514,7 +515,8 @@ mod tests {
             "epoch 3 leapfrogged uncommitted epoch 2"
         );
         // Epoch 2 runs again with the records it held.
-        assert_eq!(recovered.replay.map(|replay| replay.epoch), Some(2));
+        let replay = recovered.replay.expect("epoch 2 is replayed");
+        assert_eq!((replay.epoch, replay.batch_time), (2, Some(2_000)));
         // The inspector can say why epoch 3 is passed over.
         let blocked: Vec<Option<u64>> = report
             .complete

@@ -13,7 +13,12 @@ use super::compiled::{Compiled, RowSteps};
 use crate::event::Timestamp;
 use crate::plan::{Graph, Port};
 use crate::row::{Row, Value};
-use crate::sink::{ConsoleSink, FileFormat, MemoryTable};
+use crate::event::Epoch;
+use crate::error::BoxError;
+use crate::sink::{
+    ConsoleSink, EpochCommit, FileFormat, FileSink, MemorySink, MemoryTable, Sink, SinkContext,
+};
+use crate::trigger::EmitMode;
 use crate::stream::{Chain, InputChain, Stream};
 use crate::window::TimeWindows;
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -46,12 +51,22 @@ pub(crate) fn event_time(row: &Row, column: usize) -> Timestamp {
 }
 
 /// What a DataFrame appends on the stream's thread before its next stateful step or
-/// sink: row steps, a watermark generator, more row steps.
-#[derive(Debug, Default)]
+/// sink: one row-step operator (empty when the frame had no steps), and where the frame
+/// has a watermark, the watermark generator and a second row-step operator.
+///
+/// The shape is one of two on purpose: every shape is a distinct chain type, and each
+/// chain type compiles the whole thread's code again for every continuation (see
+/// [`RowStream`]). An empty step operator costs one pass over no steps per row.
+#[derive(Debug)]
 pub(crate) struct Prelude {
-    pub(crate) before: Option<RowSteps>,
-    pub(crate) watermark: Option<(usize, Duration)>,
-    pub(crate) after: Option<RowSteps>,
+    pub(crate) before: RowSteps,
+    pub(crate) watermark: Option<(usize, Duration, RowSteps)>,
+}
+
+/// The event time of a row, as the watermark generator reads it. Defined outside the
+/// generic code so that its type is one type, whatever the stream and continuation.
+fn row_time(column: usize) -> impl FnMut(&Row) -> Timestamp + Clone + Send + 'static {
+    move |row: &Row| event_time(row, column)
 }
 
 /// The operations of an erased row stream (see the module docs). Each takes the
@@ -104,43 +119,16 @@ trait Continue {
 }
 
 fn apply<S: Chain<Out = Row>, K: Continue>(stream: Stream<S>, prelude: Prelude, k: K) -> K::Out {
-    let Prelude {
-        before,
-        watermark,
-        after,
-    } = prelude;
-    match before {
-        Some(steps) => apply_watermark(stream.operator("select", steps), watermark, after, k),
-        None => apply_watermark(stream, watermark, after, k),
-    }
-}
-
-fn apply_watermark<S: Chain<Out = Row>, K: Continue>(
-    stream: Stream<S>,
-    watermark: Option<(usize, Duration)>,
-    after: Option<RowSteps>,
-    k: K,
-) -> K::Out {
+    let Prelude { before, watermark } = prelude;
+    let stream = stream.operator("select", before);
     match watermark {
-        Some((column, delay)) => apply_after(
-            stream
-                .with_event_time(move |row: &Row| event_time(row, column))
-                .with_watermark(delay),
-            after,
-            k,
-        ),
-        None => apply_after(stream, after, k),
-    }
-}
-
-fn apply_after<S: Chain<Out = Row>, K: Continue>(
-    stream: Stream<S>,
-    after: Option<RowSteps>,
-    k: K,
-) -> K::Out {
-    match after {
-        Some(steps) => k.run(stream.operator("select", steps)),
         None => k.run(stream),
+        Some((column, delay, after)) => k.run(
+            stream
+                .with_event_time(row_time(column))
+                .with_watermark(delay)
+                .operator("select", after),
+        ),
     }
 }
 
@@ -209,40 +197,91 @@ impl Continue for IntoInput {
     }
 }
 
-struct ToMemory<'a>(&'a str);
+/// The sinks a DataFrame ends in, as one type: one chain type per stream for all of
+/// them (a `match` per row, no virtual call).
+#[derive(Clone)]
+enum RowSink {
+    Memory(MemorySink<Row>),
+    Console(Arc<[Arc<str>]>, ConsoleSink),
+    Files(Arc<[Arc<str>]>, FileSink<Named>),
+}
 
-impl Continue for ToMemory<'_> {
-    type Out = MemoryTable<Row>;
-    fn run<S: Chain<Out = Row>>(self, stream: Stream<S>) -> Self::Out {
-        stream.to_memory(self.0)
+impl RowSink {
+    /// The row with its column names, for the sinks that write named columns.
+    fn named(names: &Arc<[Arc<str>]>, row: Row) -> Named {
+        Named {
+            names: names.clone(),
+            row,
+        }
     }
 }
 
-struct ToConsole(Arc<[Arc<str>]>, ConsoleSink);
+impl Sink<Row> for RowSink {
+    fn open(&mut self, context: &SinkContext) -> Result<(), BoxError> {
+        match self {
+            RowSink::Memory(sink) => Sink::<Row>::open(sink, context),
+            RowSink::Console(_, sink) => Sink::<Named>::open(sink, context),
+            RowSink::Files(_, sink) => sink.open(context),
+        }
+    }
 
-impl Continue for ToConsole {
-    type Out = ();
-    fn run<S: Chain<Out = Row>>(self, stream: Stream<S>) {
-        let ToConsole(names, sink) = self;
-        stream.map(move |row| Named {
-            names: names.clone(),
-            row,
-        })
-        .sink("console", sink);
+    fn begin_epoch(&mut self, epoch: Epoch, mode: EmitMode) -> Result<(), BoxError> {
+        match self {
+            RowSink::Memory(sink) => Sink::<Row>::begin_epoch(sink, epoch, mode),
+            RowSink::Console(_, sink) => Sink::<Named>::begin_epoch(sink, epoch, mode),
+            RowSink::Files(_, sink) => sink.begin_epoch(epoch, mode),
+        }
+    }
+
+    #[inline]
+    fn write(&mut self, row: Row) -> Result<(), BoxError> {
+        match self {
+            RowSink::Memory(sink) => sink.write(row),
+            RowSink::Console(names, sink) => sink.write(RowSink::named(names, row)),
+            RowSink::Files(names, sink) => sink.write(RowSink::named(names, row)),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), BoxError> {
+        match self {
+            RowSink::Memory(sink) => Sink::<Row>::flush(sink),
+            RowSink::Console(_, sink) => Sink::<Named>::flush(sink),
+            RowSink::Files(_, sink) => sink.flush(),
+        }
+    }
+
+    fn on_committed(&mut self, epoch: Epoch) -> Result<(), BoxError> {
+        match self {
+            RowSink::Memory(sink) => Sink::<Row>::on_committed(sink, epoch),
+            RowSink::Console(_, sink) => Sink::<Named>::on_committed(sink, epoch),
+            RowSink::Files(_, sink) => sink.on_committed(epoch),
+        }
+    }
+
+    fn prepare_commit(&mut self, epoch: Epoch) -> Result<Option<EpochCommit>, BoxError> {
+        match self {
+            RowSink::Memory(sink) => Sink::<Row>::prepare_commit(sink, epoch),
+            RowSink::Console(_, sink) => Sink::<Named>::prepare_commit(sink, epoch),
+            RowSink::Files(_, sink) => sink.prepare_commit(epoch),
+        }
+    }
+
+    fn close(&mut self) -> Result<(), BoxError> {
+        match self {
+            RowSink::Memory(sink) => Sink::<Row>::close(sink),
+            RowSink::Console(_, sink) => Sink::<Named>::close(sink),
+            RowSink::Files(_, sink) => sink.close(),
+        }
     }
 }
 
-struct ToFiles(Arc<[Arc<str>]>, std::path::PathBuf, FileFormat);
+/// Ends the stream in a [`RowSink`] named `name`.
+struct ToSink<'a>(&'a str, RowSink);
 
-impl Continue for ToFiles {
+impl Continue for ToSink<'_> {
     type Out = ();
     fn run<S: Chain<Out = Row>>(self, stream: Stream<S>) {
-        let ToFiles(names, dir, format) = self;
-        stream.map(move |row| Named {
-            names: names.clone(),
-            row,
-        })
-        .to_files(dir, format);
+        stream.sink(self.0, self.1);
     }
 }
 
@@ -265,11 +304,18 @@ macro_rules! row_stream_common {
         }
 
         fn to_memory(self: Box<Self>, prelude: Prelude, name: &str) -> MemoryTable<Row> {
-            apply(self.0, prelude, ToMemory(name))
+            let table = MemoryTable::new();
+            Stream::graph(&self.0)
+                .borrow_mut()
+                .tables
+                .push((name.to_string(), Box::new(table.clone())));
+            let sink = RowSink::Memory(MemorySink::new(table.clone()));
+            apply(self.0, prelude, ToSink(name, sink));
+            table
         }
 
         fn to_console(self: Box<Self>, prelude: Prelude, names: Arc<[Arc<str>]>, sink: ConsoleSink) {
-            apply(self.0, prelude, ToConsole(names, sink))
+            apply(self.0, prelude, ToSink("console", RowSink::Console(names, sink)))
         }
 
         fn to_files(
@@ -279,7 +325,8 @@ macro_rules! row_stream_common {
             dir: std::path::PathBuf,
             format: FileFormat,
         ) {
-            apply(self.0, prelude, ToFiles(names, dir, format))
+            let sink = RowSink::Files(names, FileSink::new(dir, format));
+            apply(self.0, prelude, ToSink("files", sink))
         }
     };
 }

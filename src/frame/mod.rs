@@ -182,15 +182,15 @@ impl DataFrame {
 
     /// The stream and what to append to it before the next stateful step or sink.
     fn flush(self) -> (Box<dyn RowStream>, Prelude, Arc<Schema>) {
-        let steps = |steps: Vec<Step>| {
-            (!steps.is_empty()).then(|| RowSteps {
-                steps: steps.into(),
-            })
+        let steps = |steps: Vec<Step>| RowSteps {
+            steps: steps.into(),
         };
+        let after = steps(self.after);
         let prelude = Prelude {
             before: steps(self.before),
-            watermark: self.watermark,
-            after: steps(self.after),
+            watermark: self
+                .watermark
+                .map(|(column, delay)| (column, delay, after)),
         };
         (self.stream, prelude, self.schema)
     }

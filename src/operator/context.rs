@@ -3,10 +3,12 @@
 
 use super::timer::TimerService;
 use super::{Collector, TimerKey};
+use crate::checkpoint::coordinator::CheckpointShared;
 use crate::event::{Epoch, Timestamp};
 use crate::metrics::{Counter, NamedCounters};
 use crate::runtime::Downstream;
 use crate::time::Clock;
+use std::cell::Cell;
 
 /// What an operator sees and can do while it handles an event: emit (it is its
 /// [`Collector`]), set records aside on its side output, read the watermark and the
@@ -24,6 +26,14 @@ pub trait Context<Out, Key = (), Side = ()>: Collector<Out> {
     fn watermark(&self) -> Timestamp;
 
     /// The current processing time, from the query's [`Clock`].
+    ///
+    /// In a micro-batch epoch it is the *batch time*: the clock's reading when the batch
+    /// was planned, the same for every call and every operator throughout the batch, and
+    /// recorded in the offset log, so a batch replayed after a restart sees the time the
+    /// original run saw (Spark's `GroupState.getCurrentProcessingTimeMs`: "a constant
+    /// value throughout the duration of a trigger, even if the trigger is re-executed").
+    /// Processing-time timers in a micro-batch fire by it too. In a continuous epoch it is
+    /// the clock's reading at the call.
     fn processing_time(&self) -> Timestamp;
 
     /// The epoch the records being handled belong to.
@@ -87,13 +97,75 @@ impl CounterCache {
     }
 }
 
+/// Where a stage reads processing time: the query's clock in a continuous epoch, the
+/// batch time the coordinator recorded for a micro-batch (looked up in the epoch clock
+/// once per batch and cached), falling back to the clock for an epoch without one (the
+/// records a stop drained after the last planned batch).
+pub(crate) struct StageClock {
+    clock: Clock,
+    epochs: Option<crate::sync::Arc<CheckpointShared>>,
+    micro_batch: bool,
+    /// `(epoch, batch time)` last looked up; epoch 0 is never a batch.
+    cached: Cell<(u64, Timestamp)>,
+}
+
+impl StageClock {
+    /// Reads `clock`, or the batch times of `epochs` in micro-batch epochs.
+    pub(crate) fn new(
+        clock: Clock,
+        epochs: Option<crate::sync::Arc<CheckpointShared>>,
+        micro_batch: bool,
+    ) -> Self {
+        StageClock {
+            clock,
+            epochs,
+            micro_batch,
+            cached: Cell::new((0, Timestamp::MIN)),
+        }
+    }
+
+    /// Whether the epochs from now on are micro-batches (the stage tells at each marker
+    /// where the mode changes).
+    pub(crate) fn set_micro_batch(&mut self, micro_batch: bool) {
+        self.micro_batch = micro_batch;
+    }
+
+    /// The processing time for a call during `epoch`.
+    #[inline]
+    pub(crate) fn now(&self, epoch: u64) -> Timestamp {
+        if !self.micro_batch {
+            return self.clock.now();
+        }
+        let (known, time) = self.cached.get();
+        if known == epoch {
+            return time;
+        }
+        self.batch_time(epoch)
+    }
+
+    #[cold]
+    fn batch_time(&self, epoch: u64) -> Timestamp {
+        match self
+            .epochs
+            .as_ref()
+            .and_then(|shared| shared.clock.batch_time(epoch))
+        {
+            Some(time) => {
+                self.cached.set((epoch, time));
+                time
+            }
+            None => self.clock.now(),
+        }
+    }
+}
+
 /// The engine's context for one call into an operator on a stage.
 pub(crate) struct StageContext<'a, C, D, K> {
     pub(crate) out: &'a mut C,
     pub(crate) side: &'a mut D,
     pub(crate) timers: &'a mut TimerService<K>,
     pub(crate) counters: &'a mut CounterCache,
-    pub(crate) clock: &'a Clock,
+    pub(crate) clock: &'a StageClock,
     pub(crate) watermark: Timestamp,
     pub(crate) epoch: u64,
     pub(crate) records_out: &'a Counter,
@@ -128,7 +200,7 @@ where
 
     #[inline]
     fn processing_time(&self) -> Timestamp {
-        self.clock.now()
+        self.clock.now(self.epoch)
     }
 
     #[inline]

@@ -21,6 +21,7 @@ use crate::aggregate::Aggregate;
 use crate::checkpoint::codec;
 use crate::error::BoxError;
 use crate::event::Epoch;
+use crate::metrics::StateMetrics;
 use crate::trigger::{EmitMode, ExecutionMode, OutputMode};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::de::DeserializeOwned;
@@ -35,6 +36,8 @@ use std::marker::PhantomData;
 pub struct KeyedFold<K, A, I, F> {
     state: FxHashMap<K, A>,
     emit: Emission<K>,
+    /// Row writes so far (for progress).
+    writes: u64,
     init: I,
     fold: F,
 }
@@ -45,6 +48,7 @@ impl<K, A, I, F> KeyedFold<K, A, I, F> {
         KeyedFold {
             state: FxHashMap::default(),
             emit: Emission::default(),
+            writes: 0,
             init,
             fold,
         }
@@ -64,6 +68,7 @@ where
 
     #[inline]
     fn on_record<C: Context<(K, A)>>(&mut self, (key, record): (K, T), out: &mut C) {
+        self.writes += 1;
         if let Some(acc) = self.state.get_mut(&key) {
             (self.fold)(acc, record);
             self.emit.updated(key, || acc.clone(), out);
@@ -87,6 +92,10 @@ where
         self.emit.mode = mode;
     }
 
+    fn state_metrics(&self) -> Option<StateMetrics> {
+        Some(table_metrics::<K, A>(&self.state, self.writes))
+    }
+
     fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {
         Ok(Some(codec::encode(&self.state)?))
     }
@@ -103,6 +112,8 @@ where
 pub struct KeyedReduce<K, T, F> {
     state: FxHashMap<K, T>,
     emit: Emission<K>,
+    /// Row writes so far (for progress).
+    writes: u64,
     reduce: F,
 }
 
@@ -112,6 +123,7 @@ impl<K, T, F> KeyedReduce<K, T, F> {
         KeyedReduce {
             state: FxHashMap::default(),
             emit: Emission::default(),
+            writes: 0,
             reduce,
         }
     }
@@ -129,6 +141,7 @@ where
 
     #[inline]
     fn on_record<C: Context<(K, T)>>(&mut self, (key, record): (K, T), out: &mut C) {
+        self.writes += 1;
         if let Some(acc) = self.state.get_mut(&key) {
             (self.reduce)(acc, record);
             self.emit.updated(key, || acc.clone(), out);
@@ -148,6 +161,10 @@ where
 
     fn set_emit_mode(&mut self, mode: EmitMode) {
         self.emit.mode = mode;
+    }
+
+    fn state_metrics(&self) -> Option<StateMetrics> {
+        Some(table_metrics::<K, T>(&self.state, self.writes))
     }
 
     fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {
@@ -185,6 +202,8 @@ where
 pub struct KeyedAggregate<K, T, A: Aggregate<T>> {
     state: FxHashMap<K, A::Acc>,
     emit: Emission<K>,
+    /// Row writes so far (for progress).
+    writes: u64,
     agg: A,
     _records: PhantomData<fn(&T)>,
 }
@@ -195,6 +214,7 @@ impl<K, T, A: Aggregate<T>> KeyedAggregate<K, T, A> {
         KeyedAggregate {
             state: FxHashMap::default(),
             emit: Emission::default(),
+            writes: 0,
             agg,
             _records: PhantomData,
         }
@@ -206,6 +226,7 @@ impl<K: Clone, T, A: Aggregate<T>> Clone for KeyedAggregate<K, T, A> {
         KeyedAggregate {
             state: self.state.clone(),
             emit: self.emit.clone(),
+            writes: self.writes,
             agg: self.agg.clone(),
             _records: PhantomData,
         }
@@ -233,6 +254,7 @@ where
 
     #[inline]
     fn on_record<C: Context<(K, A::Out)>>(&mut self, (key, record): (K, T), out: &mut C) {
+        self.writes += 1;
         let agg = &self.agg;
         if let Some(acc) = self.state.get_mut(&key) {
             agg.add(acc, &record);
@@ -259,6 +281,10 @@ where
         self.emit.mode = mode;
     }
 
+    fn state_metrics(&self) -> Option<StateMetrics> {
+        Some(table_metrics::<K, A::Acc>(&self.state, self.writes))
+    }
+
     fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {
         Ok(Some(codec::encode(&self.state)?))
     }
@@ -266,6 +292,17 @@ where
     fn restore(&mut self, state: &[u8]) -> Result<(), BoxError> {
         self.state = codec::decode(state)?;
         Ok(())
+    }
+}
+
+/// What a keyed aggregate's table holds, for progress: its rows, the writes so far, the
+/// table's allocation.
+fn table_metrics<K, V>(state: &FxHashMap<K, V>, writes: u64) -> StateMetrics {
+    StateMetrics {
+        rows_total: state.len() as u64,
+        rows_updated: writes,
+        memory_used_bytes: StateMetrics::table_bytes::<K, V>(state.capacity()),
+        ..StateMetrics::default()
     }
 }
 

@@ -44,6 +44,7 @@
 //! assert_eq!(sums.rows(), vec![1, 3, 6, 10]);
 //! ```
 
+pub mod batch_join;
 pub(crate) mod exchange;
 pub use exchange::partition_of;
 pub(crate) mod context;
@@ -177,6 +178,49 @@ pub trait Operator<In>: Send + 'static {
     /// An error fails the query.
     fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {
         Ok(None)
+    }
+
+    /// What this operator's state holds, for progress reports' `stateOperators` (Spark's
+    /// `StateOperatorProgress`), or `None` if it keeps no state (the default). Called on
+    /// the operator's thread once per epoch, when the epoch's marker has arrived (after
+    /// [`on_marker`](Self::on_marker)), and at end of stream; never per record. Keep
+    /// running totals (`rows_updated`, `rows_removed`) in the operator; progress shows
+    /// their growth per epoch. Rows dropped by the watermark are counted with
+    /// [`Context::count`] as `rows_dropped_by_watermark`.
+    ///
+    /// ```
+    /// use rivulet::metrics::StateMetrics;
+    /// use rivulet::operator::{Context, Operator};
+    /// use std::collections::HashMap;
+    ///
+    /// /// Emits each word's count so far.
+    /// #[derive(Default)]
+    /// struct WordCount { counts: HashMap<String, u64>, writes: u64 }
+    ///
+    /// impl Operator<String> for WordCount {
+    ///     type Out = (String, u64);
+    ///     type Key = ();
+    ///     type Side = ();
+    ///     fn on_record<C: Context<(String, u64)>>(&mut self, word: String, ctx: &mut C) {
+    ///         let count = self.counts.entry(word.clone()).or_default();
+    ///         *count += 1;
+    ///         self.writes += 1;
+    ///         ctx.push((word, *count));
+    ///     }
+    ///     fn state_metrics(&self) -> Option<StateMetrics> {
+    ///         Some(StateMetrics {
+    ///             rows_total: self.counts.len() as u64,
+    ///             rows_updated: self.writes,
+    ///             memory_used_bytes: StateMetrics::table_bytes::<String, u64>(
+    ///                 self.counts.capacity(),
+    ///             ),
+    ///             ..StateMetrics::default()
+    ///         })
+    ///     }
+    /// }
+    /// ```
+    fn state_metrics(&self) -> Option<crate::metrics::StateMetrics> {
+        None
     }
 
     /// Replaces this operator's state with a snapshot taken by [`snapshot`](Self::snapshot)

@@ -1,7 +1,7 @@
 //! A stage: one operator instance on a thread, wrapped with its counters, panic guard,
 //! context (watermark, timers, named counters, side output) and checkpoint duties.
 
-use super::context::{CounterCache, StageContext};
+use super::context::{CounterCache, StageClock, StageContext};
 use super::exchange::ForwardOut;
 use super::timer::{TimeDomain, TimerService};
 use super::Operator;
@@ -10,6 +10,8 @@ use crate::checkpoint::coordinator::Participant;
 use crate::checkpoint::CheckpointError;
 use crate::error::{BoxError, Error};
 use crate::event::{Epoch, Signal, Timestamp};
+use crate::metrics::epoch::EpochMetrics;
+use crate::metrics::latency::LatencyRecorder;
 use crate::metrics::{Counter, NamedCounters, OperatorMetrics};
 use crate::runtime::{Downstream, RunControl};
 use crate::sync::Arc;
@@ -131,7 +133,7 @@ pub(crate) struct Stage<In, O: Operator<In>, C, D> {
     counters: CounterCache,
     watermark: Timestamp,
     epoch: u64,
-    clock: Clock,
+    clock: StageClock,
     metrics: Arc<OperatorMetrics>,
     name: std::sync::Arc<str>,
     control: Arc<RunControl>,
@@ -148,6 +150,8 @@ pub(crate) struct Stage<In, O: Operator<In>, C, D> {
     /// Whether the next event is the first of a micro-batch whose watermark is still to
     /// be applied.
     batch_starting: bool,
+    /// Latency markers' samples since the last epoch report.
+    latency: LatencyRecorder,
     _input: PhantomData<fn(In)>,
 }
 
@@ -176,12 +180,17 @@ impl<In, O: Operator<In>, C, D> Stage<In, O, C, D> {
             epoch: parts.first_epoch,
             committed: parts.first_epoch.saturating_sub(1),
             published_timer: std::cell::Cell::new(i64::MAX),
-            clock: parts.clock,
+            clock: StageClock::new(
+                parts.clock,
+                parts.participant.as_ref().map(|p| p.shared.clone()),
+                parts.participant.is_some() && parts.mode.execution == ExecutionMode::MicroBatch,
+            ),
             mode: parts.mode,
             metrics: parts.metrics,
             name: parts.name,
             control: parts.control,
             participant: parts.participant,
+            latency: LatencyRecorder::default(),
             _input: PhantomData,
         }
     }
@@ -222,6 +231,20 @@ where
     /// Encodes the operator's state and its timers for a checkpoint.
     fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {
         StageSnapshot::encode(self.op.snapshot()?, &self.timers)
+    }
+
+    /// Reports what this stage did up to the marker of `epoch` (or, at the end, in
+    /// `epoch`) for the epoch's progress.
+    fn report(&mut self, epoch: u64) {
+        if let Some(participant) = &self.participant {
+            participant.report(
+                epoch,
+                EpochMetrics {
+                    state: self.op.state_metrics(),
+                    ..EpochMetrics::of(&self.metrics, &mut self.latency)
+                },
+            );
+        }
     }
 
     /// Forwards a control signal to the main and side outputs.
@@ -329,6 +352,10 @@ where
             Signal::Watermark(time) => self.on_watermark(time),
             Signal::Marker(epoch) => self.on_marker(epoch),
             Signal::Status(_) => self.forward(signal),
+            Signal::Latency(stamp) => {
+                self.latency.record(stamp);
+                self.forward(signal);
+            }
             Signal::End => self.on_end(),
         }
     }
@@ -339,11 +366,13 @@ where
         // epoch's output, and the marker follows that output downstream. In a
         // micro-batch, the processing-time timers due by now fire first, as part of it.
         if self.timers_wait_for_batches() {
-            let now = self.clock.now();
+            // The batch's time, recorded when it was planned (and again by a replay).
+            let now = self.clock.now(self.epoch);
             self.fire_due(TimeDomain::ProcessingTime, now);
         }
         let op = &mut self.op;
         op.on_marker(epoch, &mut context!(self));
+        self.report(epoch.0);
         if let Some(participant) = &self.participant {
             if let Err(error) = participant.ack_state(epoch.0, || self.snapshot()) {
                 self.control
@@ -353,6 +382,8 @@ where
             if next != self.mode {
                 self.mode = next;
                 self.op.set_emit_mode(next);
+                self.clock
+                    .set_micro_batch(next.execution == ExecutionMode::MicroBatch);
             }
             self.batch_starting =
                 self.batch_watermark && next.execution == ExecutionMode::MicroBatch;
@@ -366,6 +397,7 @@ where
         op.on_end(&mut context!(self));
         // Report the final state before forwarding the end, so a downstream
         // participant's report always follows ours.
+        self.report(self.epoch);
         if let Some(participant) = &self.participant {
             if let Err(error) = participant.finish_state(|| self.snapshot()) {
                 self.control

@@ -139,6 +139,12 @@ pub trait TwoInputOperator<L, R>: Send + 'static {
         let _ = ctx;
     }
 
+    /// The size of the operator's state for progress reports; see
+    /// [`Operator::state_metrics`].
+    fn state_metrics(&self) -> Option<crate::metrics::StateMetrics> {
+        None
+    }
+
     /// Encodes the operator's state; see [`Operator::snapshot`].
     ///
     /// # Errors
@@ -257,6 +263,10 @@ where
 
     fn on_end<C: Context<O::Out, O::Key, O::Side>>(&mut self, ctx: &mut C) {
         self.0.on_end(ctx)
+    }
+
+    fn state_metrics(&self) -> Option<crate::metrics::StateMetrics> {
+        self.0.state_metrics()
     }
 
     fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {

@@ -14,6 +14,8 @@ use crate::checkpoint::coordinator::Participant;
 use crate::checkpoint::CheckpointError;
 use crate::error::{BoxError, Error};
 use crate::event::{Signal, Timestamp, WatermarkStatus};
+use crate::metrics::epoch::{EpochMetrics, EventTimeStats};
+use crate::metrics::latency::LatencyRecorder;
 use crate::metrics::OperatorMetrics;
 use crate::runtime::{Downstream, RunControl};
 use crate::sync::Arc;
@@ -84,6 +86,10 @@ pub(crate) struct WatermarkStage<T, F, C> {
     seen: bool,
     last_active: Option<i64>,
     parts: GeneratorParts,
+    /// Event times since the last epoch report (progress's `eventTime`).
+    event_times: EventTimeStats,
+    /// Latency markers' samples since the last epoch report.
+    latency: LatencyRecorder,
     _record: PhantomData<fn(T)>,
 }
 
@@ -135,6 +141,8 @@ where
             seen: false,
             last_active: None,
             parts,
+            event_times: EventTimeStats::default(),
+            latency: LatencyRecorder::default(),
             _record: PhantomData,
         })
     }
@@ -217,6 +225,15 @@ where
                 epoch,
                 self.state.max_event_time,
             );
+            participant.report(
+                epoch,
+                Self::epoch_metrics(
+                    &mut self.event_times,
+                    &mut self.latency,
+                    self.state.watermark,
+                    &self.parts.metrics,
+                ),
+            );
             if let Err(error) = participant.ack_state(epoch, || self.snapshot()) {
                 self.parts
                     .control
@@ -243,6 +260,15 @@ where
                 crate::time::watermark::FINISHED,
                 self.state.max_event_time,
             );
+            participant.report(
+                self.epoch,
+                Self::epoch_metrics(
+                    &mut self.event_times,
+                    &mut self.latency,
+                    self.state.watermark,
+                    &self.parts.metrics,
+                ),
+            );
             if let Err(error) = participant.finish_state(|| self.snapshot()) {
                 self.parts
                     .control
@@ -250,6 +276,22 @@ where
             }
         }
         self.next.signal(Signal::End);
+    }
+
+    /// What this generator reports for an epoch's progress: its counters, the event
+    /// times since the last report, its watermark.
+    fn epoch_metrics(
+        event_times: &mut EventTimeStats,
+        latency: &mut LatencyRecorder,
+        watermark: i64,
+        metrics: &OperatorMetrics,
+    ) -> EpochMetrics {
+        let event_time = std::mem::take(event_times);
+        EpochMetrics {
+            event_time: (event_time.count > 0).then_some(event_time),
+            watermark: Some(watermark),
+            ..EpochMetrics::of(metrics, latency)
+        }
     }
 
     #[cold]
@@ -281,6 +323,7 @@ where
         if event_time > self.state.max_event_time {
             self.state.max_event_time = event_time;
         }
+        self.event_times.observe(event_time);
         if self.mode == ExecutionMode::Continuous {
             if !self.active {
                 self.active = true;
@@ -301,6 +344,10 @@ where
         match signal {
             // This stage makes the stream's watermark: upstream's is replaced.
             Signal::Watermark(_) | Signal::Status(_) => {}
+            Signal::Latency(stamp) => {
+                self.latency.record(stamp);
+                self.next.signal(signal);
+            }
             Signal::Marker(epoch) => {
                 if self.epoch_starting {
                     self.start_epoch();

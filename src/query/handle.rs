@@ -1,6 +1,8 @@
 //! The handle of a running query.
 
-use super::progress::{OperatorKind, OperatorProgress, QueryProgress};
+use super::listener::{BusEvent, ListenerBus, QueryStartedEvent};
+use super::progress::{OperatorKind, OperatorProgress, QueryProgress, QueryStatus};
+use crate::checkpoint::coordinator::progress::ProgressOut;
 use crate::checkpoint::coordinator::{
     AckTracker, CheckpointShared, CheckpointStats, Coordinator, Message,
 };
@@ -9,6 +11,8 @@ use crate::checkpoint::log::{DirLock, LogConfig, LogWriter};
 use crate::checkpoint::recovery;
 use crate::checkpoint::CheckpointError;
 use crate::error::{Error, Result};
+use crate::metrics::assemble::{Assembler, PlanOperator, ProgressPlan};
+use crate::metrics::{ProgressHistory, StreamingQueryProgress};
 use crate::plan::{CheckpointBuild, Graph, OperatorInfo};
 use crate::runtime::affinity;
 use crate::runtime::worker::Worker;
@@ -37,6 +41,86 @@ pub struct Query {
     /// Totals and time of the previous progress report, for rates.
     last_report: Mutex<(Instant, u64, u64)>,
     checkpoint: Option<CheckpointHandle>,
+    /// The query's id (kept across restarts) and this run's.
+    id: String,
+    run_id: String,
+    /// The progress of recent epochs.
+    history: ProgressHistory,
+    /// The listener thread, if the query has listeners.
+    listeners: Option<ListenerBus>,
+}
+
+/// The progress side of a start: the plan as progress shows it, the history, the
+/// listener thread.
+struct ProgressSetup {
+    id: String,
+    run_id: String,
+    history: ProgressHistory,
+    listeners: Option<ListenerBus>,
+}
+
+impl ProgressSetup {
+    /// Starts the listener thread (if there are listeners) for a query whose id is
+    /// `id`; `coordinator`: whether the query has a coordinator.
+    fn new(graph: &mut Graph, id: String, coordinator: bool) -> Result<ProgressSetup> {
+        let run_id = entries::new_query_id();
+        let listeners = std::mem::take(&mut graph.listeners);
+        let listeners = if listeners.is_empty() {
+            None
+        } else {
+            Some(
+                ListenerBus::start(
+                    listeners,
+                    coordinator,
+                    graph.control.clone(),
+                    (id.clone(), run_id.clone()),
+                )
+                .map_err(|error| Error::Spawn {
+                    operator: "listeners".to_string(),
+                    source: std::sync::Arc::new(error),
+                })?,
+            )
+        };
+        Ok(ProgressSetup {
+            id,
+            run_id,
+            history: ProgressHistory::new(graph.config.recent_progress),
+            listeners,
+        })
+    }
+
+    /// What the coordinator publishes progress with.
+    fn out(&self, graph: &Graph) -> ProgressOut {
+        let plan = ProgressPlan {
+            id: self.id.clone(),
+            run_id: self.run_id.clone(),
+            name: graph.config.name.clone(),
+            operators: graph
+                .operators
+                .iter()
+                .map(|op| PlanOperator {
+                    name: op.name.to_string(),
+                    kind: op.kind,
+                    base: op.participant_base as usize,
+                    instances: op.instances.len(),
+                })
+                .collect(),
+        };
+        ProgressOut {
+            assembler: Assembler::new(plan, Instant::now()),
+            history: self.history.clone(),
+            listeners: self.listeners.as_ref().map(|bus| bus.sender.clone()),
+            ids: (self.id.clone(), self.run_id.clone()),
+        }
+    }
+
+    /// `start()` failed: the listener thread ends without calling anything.
+    fn abandon(&self) {
+        if let Some(bus) = &self.listeners {
+            let _ = bus.sender.send(BusEvent::Abandon);
+            bus.join();
+        }
+    }
 }
 
 /// The query's side of checkpointing: the epoch clock and the coordinator thread.
@@ -133,6 +217,7 @@ fn start_coordinator(
     shared: Arc<CheckpointShared>,
     graph: &Graph,
     lock: Option<DirLock>,
+    progress: ProgressOut,
 ) -> Result<CheckpointHandle> {
     let plan = plan_shape(graph);
     let fingerprint = plan.fingerprint();
@@ -209,6 +294,7 @@ fn start_coordinator(
         next_trigger: Instant::now(),
         drained: Default::default(),
         idle_batch: None,
+        progress: Some(progress),
     };
     let thread = std::thread::Builder::new()
         .name("rivulet:checkpoint".to_string())
@@ -267,6 +353,9 @@ fn open_tasks(graph: &mut Graph) -> std::result::Result<(), String> {
 
 /// Spark's output-mode rules, checked at start.
 fn check_output_mode(graph: &Graph) -> Option<String> {
+    if let Some(message) = check_groups_with_state(graph) {
+        return Some(message);
+    }
     let running = graph
         .operators
         .iter()
@@ -302,6 +391,56 @@ fn check_output_mode(graph: &Graph) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// Spark's output-mode rules for `mapGroupsWithState` and `flatMapGroupsWithState`
+/// (its `UnsupportedOperationChecker`): the first is allowed in update mode without
+/// aggregation only; the second, without aggregation, in the query's output mode, and
+/// with an aggregation in append mode only.
+fn check_groups_with_state(graph: &Graph) -> Option<String> {
+    let query = graph.config.output_mode;
+    let aggregation = graph
+        .operators
+        .iter()
+        .find(|op| {
+            matches!(
+                op.kind,
+                OperatorKind::Aggregate | OperatorKind::WindowAggregate
+            )
+        })
+        .map(|op| op.name.to_string());
+    let mode = |mode: OutputMode| format!("{mode:?}").to_lowercase();
+    for op in &graph.group_state_ops {
+        let name = &op.name;
+        let problem = match (op.output, &aggregation) {
+            (None, Some(agg)) => format!(
+                "map_groups_with_state `{name}` is not supported with an aggregation in the \
+                 query (`{agg}`), as in Spark"
+            ),
+            (None, None) if query != OutputMode::Update => format!(
+                "map_groups_with_state `{name}` is supported in update output mode only (the \
+                 query's is {}), as in Spark",
+                mode(query)
+            ),
+            (Some(OutputMode::Complete), _) => format!(
+                "flat_map_groups_with_state `{name}`: its output mode must be append or \
+                 update, not complete"
+            ),
+            (Some(own), None) if own != query => format!(
+                "flat_map_groups_with_state `{name}` in {} mode is not supported with {} \
+                 output mode (without an aggregation they must be the same, as in Spark)",
+                mode(own),
+                mode(query)
+            ),
+            (Some(OutputMode::Update), Some(agg)) => format!(
+                "flat_map_groups_with_state `{name}` in update mode is not supported with an \
+                 aggregation in the query (`{agg}`); use its append mode, as in Spark"
+            ),
+            _ => continue,
+        };
+        return Some(problem);
+    }
+    None
 }
 
 impl fmt::Debug for Query {
@@ -371,22 +510,37 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
         None => None,
     };
     let undo = lock.as_ref().map(DirLock::undo);
+    let mut setup = None;
     let prepared = prepare(&mut graph).and_then(|()| {
+        // The id recovery found, or the new one.
+        let id = graph
+            .checkpoint
+            .as_ref()
+            .map_or_else(entries::new_query_id, |build| build.query_id.clone());
+        let coordinator = graph.checkpoint.is_some();
+        let progress = setup.insert(ProgressSetup::new(&mut graph, id, coordinator)?);
         let shared = graph.epochs();
         match (graph.checkpoint.take(), shared) {
-            (Some(build), Some(shared)) => start_coordinator(build, shared, &graph, lock).map(Some),
+            (Some(build), Some(shared)) => {
+                let out = progress.out(&graph);
+                start_coordinator(build, shared, &graph, lock, out).map(Some)
+            }
             _ => Ok(None),
         }
     });
     let checkpoint = match prepared {
         Ok(checkpoint) => checkpoint,
         Err(error) => {
+            if let Some(setup) = &setup {
+                setup.abandon();
+            }
             if let Some(undo) = undo {
                 undo.run();
             }
             return Err(error);
         }
     };
+    let setup = setup.expect("set when the start succeeds");
     let control = graph.control.clone();
     let mut workers = Vec::new();
     for group in &mut graph.groups {
@@ -437,11 +591,34 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
                 if let Some(checkpoint) = &checkpoint {
                     checkpoint.shut_down();
                 }
+                setup.abandon();
                 return Err(control.failure().expect("just recorded"));
             }
         }
     }
     let started = Instant::now();
+    if let Some(bus) = &setup.listeners {
+        let _ = bus.sender.send(BusEvent::Started(QueryStartedEvent {
+            id: setup.id.clone(),
+            run_id: setup.run_id.clone(),
+            name: config.name.clone(),
+            timestamp: crate::metrics::assemble::wall_clock(started),
+        }));
+    }
+    // Once every operator thread ended, the coordinator writes what is left and ends,
+    // and the listeners hear of it, even if nobody waits for the query.
+    let coordinator = checkpoint
+        .as_ref()
+        .map(|checkpoint| checkpoint.shared.sender.clone());
+    let bus = setup.listeners.as_ref().map(|bus| bus.sender.clone());
+    control.when_threads_finish(Box::new(move || {
+        if let Some(coordinator) = coordinator {
+            let _ = coordinator.send(Message::Shutdown);
+        }
+        if let Some(bus) = bus {
+            let _ = bus.send(BusEvent::ThreadsDone);
+        }
+    }));
     Ok(Query {
         name: config.name,
         control,
@@ -452,6 +629,10 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
         started,
         last_report: Mutex::new((started, 0, 0)),
         checkpoint,
+        id: setup.id,
+        run_id: setup.run_id,
+        history: setup.history,
+        listeners: setup.listeners,
     })
 }
 
@@ -519,6 +700,9 @@ impl Query {
         }
         if let Some(checkpoint) = &self.checkpoint {
             checkpoint.shut_down();
+        }
+        if let Some(listeners) = &self.listeners {
+            listeners.join();
         }
         drop(threads);
         match self.control.failure() {
@@ -623,14 +807,24 @@ impl Query {
             .map(|op| op.records_in)
             .sum();
         let now = Instant::now();
+        let ended = self.control.ended_at();
         let (input_rate, output_rate) = {
             let mut last = self.last_report.lock().unwrap();
-            let seconds = now.duration_since(last.0).as_secs_f64().max(1e-9);
+            // Rates over the time the query ran since the previous report; a report after
+            // the end with nothing new since (the stream ended before it) shows the whole
+            // run's averages rather than zero.
+            let until = ended.unwrap_or(now).max(last.0);
+            let moved = input_rows > last.1 || output_rows > last.2;
+            let (since, base) = match ended {
+                Some(end) if !moved || end <= last.0 => (self.started, (0, 0)),
+                _ => (last.0, (last.1, last.2)),
+            };
+            let seconds = until.duration_since(since).as_secs_f64().max(1e-9);
             let rates = (
-                input_rows.saturating_sub(last.1) as f64 / seconds,
-                output_rows.saturating_sub(last.2) as f64 / seconds,
+                input_rows.saturating_sub(base.0) as f64 / seconds,
+                output_rows.saturating_sub(base.1) as f64 / seconds,
             );
-            *last = (now, input_rows, output_rows);
+            *last = (now.max(until), input_rows, output_rows);
             rates
         };
         QueryProgress {
@@ -651,6 +845,69 @@ impl Query {
     }
 }
 
+impl Query {
+    /// The query's id: the same across restarts from one checkpoint directory (Spark's
+    /// `id`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// This run's id: new at every start (Spark's `runId`).
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The progress of the newest completed epoch (Spark's `lastProgress`); `None` before
+    /// the first, and always for a query without epochs (no trigger, no checkpointing).
+    pub fn last_progress(&self) -> Option<Arc<StreamingQueryProgress>> {
+        self.history.last()
+    }
+
+    /// The progress of the recent epochs, oldest first (Spark's `recentProgress`): at
+    /// most [`QueryBuilder::recent_progress_capacity`](crate::QueryBuilder::recent_progress_capacity).
+    pub fn recent_progress(&self) -> Vec<Arc<StreamingQueryProgress>> {
+        self.history.recent()
+    }
+
+    /// A shared handle on this query's recent progress, to read from another thread (a
+    /// metrics endpoint) without the `Query`; it keeps the reports after the query ends.
+    pub fn progress_history(&self) -> ProgressHistory {
+        self.history.clone()
+    }
+
+    /// What the query is doing now (Spark's `status`).
+    pub fn status(&self) -> QueryStatus {
+        let active = self.is_active();
+        let trigger_active = self.checkpoint.as_ref().is_some_and(|checkpoint| {
+            let clock = &checkpoint.shared.clock;
+            active && clock.current() > clock.last_complete()
+        });
+        let message = match self.failure() {
+            Some(error) => format!("Terminated with exception: {error}"),
+            None if !active => "Stopped".to_string(),
+            None if self.checkpoint.is_none() => "Processing records (no epochs)".to_string(),
+            None if trigger_active => "Processing new data".to_string(),
+            None => "Waiting for next trigger".to_string(),
+        };
+        QueryStatus {
+            message,
+            is_data_available: self
+                .last_progress()
+                .is_some_and(|progress| progress.num_input_rows > 0),
+            is_trigger_active: trigger_active,
+        }
+    }
+
+    /// What the query's listeners' panics said, if any panicked (each is also printed
+    /// to standard error). A panicking listener does not stop the query.
+    pub fn listener_failures(&self) -> Vec<String> {
+        self.listeners
+            .as_ref()
+            .map(ListenerBus::failures)
+            .unwrap_or_default()
+    }
+}
+
 impl Drop for Query {
     fn drop(&mut self) {
         if self.is_active() {
@@ -662,6 +919,9 @@ impl Drop for Query {
         }
         if let Some(checkpoint) = &self.checkpoint {
             checkpoint.shut_down();
+        }
+        if let Some(listeners) = &self.listeners {
+            listeners.join();
         }
     }
 }

@@ -2,11 +2,13 @@
 
 mod files;
 pub mod handle;
+pub mod listener;
 pub mod progress;
 mod sockets;
 
 pub use handle::Query;
-pub use progress::{OperatorKind, OperatorProgress, QueryProgress};
+pub use listener::{QueryIdleEvent, QueryListener, QueryStartedEvent, QueryTerminatedEvent};
+pub use progress::{OperatorKind, OperatorProgress, QueryProgress, QueryStatus};
 
 use crate::checkpoint::CheckpointConfig;
 use crate::edge::{WaitPolicy, WakeSignal};
@@ -199,6 +201,33 @@ impl QueryBuilder {
     /// Spark's `maxOffsetsPerTrigger`). What is left over goes into the next batch.
     pub fn max_batch_records(&mut self, records: usize) -> &mut Self {
         self.graph.borrow_mut().config.max_batch_records = records;
+        self
+    }
+
+    /// Registers a [`QueryListener`]: it hears the query start, each epoch's progress,
+    /// idle triggers and the termination, on a thread of its own (see
+    /// [its docs](crate::query::listener)). Progress comes per epoch, so a query without
+    /// epochs (no [`trigger`](Self::trigger), no checkpointing) reports only its start
+    /// and termination.
+    pub fn listener(&mut self, listener: impl QueryListener) -> &mut Self {
+        self.graph.borrow_mut().listeners.push(Box::new(listener));
+        self
+    }
+
+    /// Follows one record in `every` with a latency marker (see
+    /// [`metrics::latency`](crate::metrics::latency)); 0 turns latency measurement off.
+    /// Default [`DEFAULT_SAMPLE_EVERY`](crate::metrics::latency::DEFAULT_SAMPLE_EVERY).
+    /// Latency is measured only in queries with epochs.
+    pub fn latency_sampling(&mut self, every: u32) -> &mut Self {
+        self.graph.borrow_mut().config.latency_sample_every = every;
+        self
+    }
+
+    /// How many epochs' progress [`Query::recent_progress`] keeps (default
+    /// [`DEFAULT_RECENT_PROGRESS`](crate::metrics::history::DEFAULT_RECENT_PROGRESS);
+    /// at least 1).
+    pub fn recent_progress_capacity(&mut self, epochs: usize) -> &mut Self {
+        self.graph.borrow_mut().config.recent_progress = epochs;
         self
     }
 

@@ -27,8 +27,28 @@ pub struct OperatorProgress {
     pub counters: std::collections::BTreeMap<String, u64>,
 }
 
+/// What a query is doing now (Spark's `StreamingQueryStatus`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryStatus {
+    /// In words: `Waiting for next trigger`, `Processing new data`, `Stopped`,
+    /// `Terminated with exception: …`.
+    pub message: String,
+    /// Whether the newest completed epoch had input.
+    pub is_data_available: bool,
+    /// Whether an epoch is running (triggered, not complete).
+    pub is_trigger_active: bool,
+}
+
 /// A snapshot of a query's progress. Counters are read without stopping the query, so
-/// operators may be a few records apart.
+/// operators may be a few records apart. This is the live view of the counters at any
+/// moment; [`Query::last_progress`](crate::Query::last_progress) and
+/// [`Query::recent_progress`](crate::Query::recent_progress) give exact figures per
+/// completed epoch in Spark's format.
+///
+/// `input_rows_per_second` and `output_rows_per_second` are measured over the time
+/// since the previous report; once the query ended, over the time it ran since then,
+/// and a report with nothing new after the end shows the whole run's averages.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueryProgress {
     /// The query's name.

@@ -84,6 +84,8 @@ impl FanIn {
                 seen[input] = true;
                 self.release_markers(out);
             }
+            // A latency marker belongs to no alignment: it passes as it comes.
+            Signal::Latency(_) => out.push(signal),
             Signal::Status(status) => {
                 self.idle[input] = status == WatermarkStatus::Idle;
                 self.update_status(out);

@@ -16,6 +16,8 @@ use crate::checkpoint::CheckpointError;
 use crate::edge::{EdgeReceiver, Event};
 use crate::error::Error;
 use crate::event::{Epoch, Signal};
+use crate::metrics::epoch::EpochMetrics;
+use crate::metrics::latency::{self, LatencySampler};
 use crate::metrics::OperatorMetrics;
 use crate::source::{Source, SourceContext, SourcePoll};
 use crate::sync::Arc;
@@ -42,6 +44,8 @@ pub(crate) struct SourceTask<S: Source, C> {
     pub(crate) time: ChainTime,
     /// What the source is opened with at start; `None` once opened.
     pub(crate) context: Option<SourceContext>,
+    /// Which records get a latency marker after them.
+    pub(crate) sampler: LatencySampler,
 }
 
 /// A source's part in epochs: it injects a marker for every epoch the coordinator
@@ -96,6 +100,21 @@ where
     S: Source,
     C: Downstream<S::Item>,
 {
+    /// Counts a record handed to the chain; every `N`th is followed by a latency marker
+    /// stamped now.
+    #[inline(always)]
+    fn sample(&mut self) {
+        if self.sampler.tick() {
+            self.mark_latency();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn mark_latency(&mut self) {
+        self.chain.signal(Signal::Latency(latency::now_nanos()));
+    }
+
     fn finish(&mut self) -> Step {
         if let Some(checkpoint) = &self.checkpoint {
             let (epoch, records) = checkpoint.epochs.final_epoch();
@@ -113,6 +132,10 @@ where
             } else {
                 None
             };
+            checkpoint.participant.report(
+                epoch,
+                EpochMetrics::of(&self.metrics, &mut Default::default()),
+            );
             checkpoint.participant.finish_source(state, epoch, records);
         }
         self.chain.signal(Signal::End);
@@ -145,6 +168,10 @@ where
         let Some(checkpoint) = &mut self.checkpoint else {
             return;
         };
+        checkpoint.participant.report(
+            epoch,
+            EpochMetrics::of(&self.metrics, &mut Default::default()),
+        );
         checkpoint
             .participant
             .ack_source(epoch, offset, took, checkpoint.epochs.records());
@@ -176,6 +203,7 @@ where
                     }
                     self.metrics.records_out.add(1);
                     self.chain.push(item);
+                    self.sample();
                 }
                 SourcePoll::Pending { until } => {
                     self.chain.flush();
@@ -258,6 +286,7 @@ where
         self.metrics.records_out.add(batch.records.len() as u64);
         for record in batch.records {
             self.chain.push(record);
+            self.sample();
         }
         self.emit_marker(batch.epoch, batch.offset, started.elapsed());
         if batch.exhausted {
@@ -374,6 +403,7 @@ where
                         checkpoint.epochs.emitted();
                     }
                     self.chain.push(item);
+                    self.sample();
                 }
                 SourcePoll::Pending { until } => {
                     self.chain.flush();

@@ -13,13 +13,29 @@ use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::{Arc, Mutex};
 
 /// The query-wide run flags. Cheap to check: one relaxed or acquire load.
-#[derive(Debug)]
 pub struct RunControl {
     stop: AtomicBool,
     abort: Arc<AtomicBool>,
     failure: Mutex<Option<Error>>,
     running_threads: AtomicUsize,
     signals: Mutex<Vec<Arc<WakeSignal>>>,
+    /// Run once when the last thread ended (see [`RunControl::when_threads_finish`]).
+    finished_hook: Mutex<Option<FinishedHook>>,
+    /// When the last thread ended.
+    ended_at: Mutex<Option<std::time::Instant>>,
+}
+
+/// What runs when a query's last operator thread ends.
+type FinishedHook = Box<dyn FnOnce() + Send>;
+
+impl std::fmt::Debug for RunControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunControl")
+            .field("stop", &self.stop)
+            .field("abort", &self.abort)
+            .field("running_threads", &self.running_threads)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for RunControl {
@@ -37,6 +53,8 @@ impl RunControl {
             failure: Mutex::new(None),
             running_threads: AtomicUsize::new(0),
             signals: Mutex::new(Vec::new()),
+            finished_hook: Mutex::new(None),
+            ended_at: Mutex::new(None),
         }
     }
 
@@ -95,9 +113,39 @@ impl RunControl {
         self.running_threads.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Counts a thread as ended (the last thing it does).
+    /// Counts a thread as ended (the last thing it does). The last one runs the hook
+    /// [`when_threads_finish`](Self::when_threads_finish) installed.
     pub fn thread_finished(&self) {
-        self.running_threads.fetch_sub(1, Ordering::AcqRel);
+        if self.running_threads.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.run_finished_hook();
+        }
+    }
+
+    /// Runs `hook` once every thread counted with [`thread_started`](Self::thread_started)
+    /// has finished: at once if none runs now, else in the last thread to finish. Install
+    /// it after every thread was counted in.
+    pub fn when_threads_finish(&self, hook: Box<dyn FnOnce() + Send>) {
+        *self.finished_hook.lock().unwrap() = Some(hook);
+        if self.running_threads() == 0 {
+            self.run_finished_hook();
+        }
+    }
+
+    /// When the last thread ended, if it has.
+    pub fn ended_at(&self) -> Option<std::time::Instant> {
+        *self.ended_at.lock().unwrap()
+    }
+
+    fn run_finished_hook(&self) {
+        // Taken under the lock: of an installer and a finishing thread racing, one runs it.
+        self.ended_at
+            .lock()
+            .unwrap()
+            .get_or_insert_with(std::time::Instant::now);
+        let hook = self.finished_hook.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
     }
 
     /// Threads still running.

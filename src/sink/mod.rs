@@ -31,6 +31,8 @@ use crate::checkpoint::commit::PendingCommit;
 use crate::checkpoint::coordinator::Participant;
 use crate::error::{BoxError, Error};
 use crate::event::{Epoch, Signal};
+use crate::metrics::epoch::EpochMetrics;
+use crate::metrics::latency::LatencyRecorder;
 use crate::metrics::OperatorMetrics;
 use crate::runtime::{Downstream, RunControl};
 use crate::sync::Arc;
@@ -288,6 +290,8 @@ pub(crate) struct SinkStage<S> {
     context: Option<SinkContext>,
     /// The newest epoch the sink was told is committed.
     committed: u64,
+    /// Latency markers' samples since the last epoch report.
+    latency: LatencyRecorder,
 }
 
 impl<S> SinkStage<S> {
@@ -314,6 +318,7 @@ impl<S> SinkStage<S> {
             epoch: first_epoch,
             mode,
             begun: false,
+            latency: LatencyRecorder::default(),
         }
     }
 
@@ -383,11 +388,13 @@ impl<T, S: Sink<T>> Downstream<T> for SinkStage<S> {
     fn signal(&mut self, signal: Signal) {
         match signal {
             Signal::Watermark(_) | Signal::Status(_) => {}
+            Signal::Latency(stamp) => self.latency.record(stamp),
             Signal::Marker(epoch) => {
                 // Acknowledge only once everything before the marker is flushed (and
                 // staged, for a sink with a commit).
                 let commit = self.prepare(epoch);
                 if let (false, Some(participant)) = (self.failed, &self.participant) {
+                    participant.report(epoch.0, EpochMetrics::of(&self.metrics, &mut self.latency));
                     participant.ack_sink(epoch.0, commit);
                     self.epoch = epoch.0 + 1;
                     self.mode = participant.shared.emit_mode(self.epoch);
@@ -403,7 +410,13 @@ impl<T, S: Sink<T>> Downstream<T> for SinkStage<S> {
                 }
                 match &self.participant {
                     // Published with the next epoch that completes.
-                    Some(participant) => participant.finish(None, commit),
+                    Some(participant) => {
+                        participant.report(
+                            self.epoch,
+                            EpochMetrics::of(&self.metrics, &mut self.latency),
+                        );
+                        participant.finish(None, commit)
+                    }
                     // No epochs: the whole run is one, complete now.
                     None => {
                         if let Some(commit) = commit {

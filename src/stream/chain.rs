@@ -9,6 +9,7 @@
 //! of one thread.
 
 use crate::error::run_guarded;
+use crate::metrics::latency::LatencySampler;
 use crate::operator::exchange::ForwardOut;
 use crate::operator::stage::{restore_stage, SideOut, Stage, StageParts};
 use crate::operator::stateless::KeyBy;
@@ -130,6 +131,12 @@ impl<S: Source> Chain for SourceChain<S> {
             name,
             draining: false,
             checkpoint,
+            // Only a query with epochs collects latency samples.
+            sampler: LatencySampler::new(if epochs.is_some() {
+                graph.config.latency_sample_every
+            } else {
+                0
+            }),
             time: ChainTime::new(graph.config.clock.clone(), epochs),
             context: Some(context),
         })

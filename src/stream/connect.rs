@@ -58,7 +58,6 @@ impl<L: Send + 'static, R: Send + 'static> ConnectedStreams<L, R> {
     }
 
     /// [`operator`](Self::operator) for an operator of a given kind (a join).
-    #[allow(dead_code)] // used by the joins
     pub(crate) fn operator_of_kind<O>(
         self,
         name: &str,

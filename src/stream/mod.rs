@@ -37,14 +37,17 @@
 //! | `boundary.rs` | thread boundaries: `union`, `fan_out`, `new_thread`, the keyed exchange, side outputs |
 //! | `connect.rs` | two streams into one two-input operator: [`Stream::connect`], [`KeyedStream::connect`], [`ConnectedStreams`] |
 //! | `dstream.rs` | Spark Streaming's window operations by processing time (`window_by_processing_time`, `count_by_window`, `reduce_by_key_and_window`, …) |
+//! | `dstream_join.rs` | Spark Streaming's joins per batch of two keyed streams (`join_per_batch`, `left_outer_join_per_batch`, …, `cogroup_per_batch`) |
 
 mod boundary;
 mod chain;
 mod connect;
 mod dstream;
+mod dstream_join;
 mod event_time;
 mod keyed;
 mod socket;
+mod state;
 mod window;
 
 pub use chain::{Chain, InputChain, KeyedInput, SourceChain, Then};

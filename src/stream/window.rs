@@ -385,6 +385,10 @@ where
         self.0.on_end(&mut DropKey(ctx));
     }
 
+    fn state_metrics(&self) -> Option<crate::metrics::StateMetrics> {
+        self.0.state_metrics()
+    }
+
     fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {
         self.0.snapshot()
     }

@@ -49,11 +49,13 @@
 //! must be multiples of the trigger interval `I` (the query refuses to start otherwise,
 //! with the message Spark gives); a window covers exactly `length / I` batch slots and is
 //! emitted at the end of the batch of its last slot, so the rows depend on batch
-//! boundaries only, never on when within a batch a record arrived. A batch's slot is
-//! read from the clock once, at its end (the marker): with `h` the marker's time rounded
-//! down to a multiple of `I`, the batch fills the slot `[h − I, h)` (it holds what
-//! arrived during the interval before it started, as Spark's batch of time `h` does) and
-//! then every window ending at or before `h` is emitted.
+//! boundaries only, never on when within a batch a record arrived. A batch's slot comes
+//! from its *batch time* ([`Context::processing_time`] in a micro-batch: the clock's
+//! reading when the batch was planned, recorded in the offset log), read at its end
+//! (the marker): with `h` the batch time rounded down to a multiple of `I`, the batch
+//! fills the slot `[h − I, h)` (it holds what arrived during the interval before it
+//! started, as Spark's batch of time `h` does) and then every window ending at or
+//! before `h` is emitted.
 //!
 //! * **Skipped batches.** rivulet runs no batch when no source has data, so slots are
 //!   counted by batch time, not batch number: a skipped batch is an empty slot and the
@@ -74,9 +76,9 @@
 //!   emitted by the timer's batch, at most one batch late. Switching to continuous
 //!   epochs puts records in slices by arrival time from the next epoch on; switching
 //!   back, by batch again. Windows already emitted never change.
-//! * **Replays.** As for every processing-time timer (ARCHITECTURE.md), a batch replayed
-//!   after a restore reads the clock anew, so its slot can differ from the original
-//!   run's.
+//! * **Replays.** A batch replayed after a restore runs at the batch time the offset log
+//!   recorded for it, so it fills the slot and emits the windows the original run did
+//!   (a log of format 4 or older recorded none: the replay then reads the clock anew).
 //!
 //! # End of stream and checkpoints
 //!
@@ -900,6 +902,29 @@ where
 
     fn set_emit_mode(&mut self, mode: EmitMode) {
         self.mode = mode.execution;
+    }
+
+    fn state_metrics(&self) -> Option<crate::metrics::StateMetrics> {
+        use crate::metrics::StateMetrics;
+        let state = &self.state;
+        let rows = state.slices.iter().map(|(_, map)| map.len()).sum::<usize>()
+            + state.pending.len()
+            + state.running.len();
+        let memory = state
+            .slices
+            .iter()
+            .map(|(_, map)| StateMetrics::table_bytes::<K, A>(map.capacity()))
+            .sum::<u64>()
+            + StateMetrics::table_bytes::<K, A>(state.pending.capacity())
+            + StateMetrics::table_bytes::<K, (A, u32)>(state.running.capacity());
+        Some(
+            StateMetrics {
+                rows_total: rows as u64,
+                memory_used_bytes: memory,
+                ..StateMetrics::default()
+            }
+            .with_custom("slices", state.slices.len() as u64),
+        )
     }
 
     fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {

@@ -260,6 +260,8 @@ pub(crate) struct SessionAggregate<K, T, A: Aggregate<T>, F> {
     /// since extended, merged away or evicted). Eviction pops entries in order and moves a
     /// stale one to its first session's true end, so sessions still leave in end order.
     by_end: BTreeSet<(i64, u32)>,
+    /// Records added to sessions so far (for progress; not checkpointed).
+    writes: u64,
     _records: PhantomData<fn(T)>,
 }
 
@@ -278,6 +280,7 @@ where
             store: self.store.clone(),
             slot_of: self.slot_of.clone(),
             by_end: self.by_end.clone(),
+            writes: self.writes,
             _records: PhantomData,
         }
     }
@@ -310,6 +313,7 @@ where
             store: Store::default(),
             slot_of: FxHashMap::default(),
             by_end: BTreeSet::new(),
+            writes: 0,
             _records: PhantomData,
         }
     }
@@ -585,6 +589,7 @@ where
             ctx.side_output(record);
             return;
         }
+        self.writes += 1;
         let slot = self.slot_of(key);
         let index = self.add(slot, t, end, &record);
         if output != OutputMode::Update {
@@ -629,6 +634,29 @@ where
 
     fn set_emit_mode(&mut self, mode: EmitMode) {
         self.mode = mode;
+    }
+
+    fn state_metrics(&self) -> Option<crate::metrics::StateMetrics> {
+        let sessions: usize = self
+            .store
+            .slots
+            .iter()
+            .flatten()
+            .map(|slot| slot.sessions.len())
+            .sum();
+        let slot_bytes = std::mem::size_of::<Option<Slot<K, A::Acc>>>();
+        let memory = (self.store.slots.capacity() * slot_bytes
+            + sessions * std::mem::size_of::<Session<A::Acc>>()) as u64
+            + crate::metrics::StateMetrics::table_bytes::<K, u32>(self.slot_of.capacity());
+        Some(
+            crate::metrics::StateMetrics {
+                rows_total: sessions as u64,
+                rows_updated: self.writes,
+                memory_used_bytes: memory,
+                ..Default::default()
+            }
+            .with_custom("keys", self.slot_of.len() as u64),
+        )
     }
 
     fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {

@@ -7,6 +7,7 @@ use crate::aggregate::Aggregate;
 use crate::checkpoint::codec;
 use crate::error::BoxError;
 use crate::event::{Epoch, Timestamp};
+use crate::metrics::StateMetrics;
 use crate::operator::{Context, Operator};
 use crate::trigger::{EmitMode, ExecutionMode, OutputMode};
 use rustc_hash::FxHashMap;
@@ -177,6 +178,9 @@ pub struct TimeWindowAggregate<K, T, A: Aggregate<T>, F> {
     late_open: i64,
     /// Where in `state.slices` the previous record's slice was.
     hint: usize,
+    /// Accumulator writes and evictions so far (for progress; not checkpointed).
+    writes: u64,
+    removed: u64,
     _input: PhantomData<fn(T)>,
 }
 
@@ -249,6 +253,8 @@ where
                 pending: false,
             },
             hint: 0,
+            writes: 0,
+            removed: 0,
             _input: PhantomData,
         }
     }
@@ -457,7 +463,9 @@ where
             .front()
             .is_some_and(|s| g.floor_m(s.idx) < self.first_open)
         {
-            slices.pop_front();
+            if let Some(slice) = slices.pop_front() {
+                self.removed += slice.accs.len() as u64;
+            }
             dropped += 1;
         }
         self.hint = self.hint.saturating_sub(dropped);
@@ -570,6 +578,7 @@ where
                 return;
             }
         }
+        self.writes += 1;
         let position = self.slice_position(idx);
         let slice = &mut self.state.slices[position];
         match (self.mode.output, self.mode.execution) {
@@ -634,6 +643,24 @@ where
         self.refresh_late_open();
     }
 
+    fn state_metrics(&self) -> Option<StateMetrics> {
+        let slices = &self.state.slices;
+        let memory = slices
+            .iter()
+            .map(|slice| StateMetrics::table_bytes::<K, Entry<A::Acc>>(slice.accs.capacity()))
+            .sum();
+        Some(
+            StateMetrics {
+                rows_total: self.stored_accumulators() as u64,
+                rows_updated: self.writes,
+                rows_removed: self.removed,
+                memory_used_bytes: memory,
+                ..StateMetrics::default()
+            }
+            .with_custom("slices", slices.len() as u64),
+        )
+    }
+
     fn snapshot(&self) -> Result<Option<Vec<u8>>, BoxError> {
         Ok(Some(codec::encode(&self.state)?))
     }
@@ -663,6 +690,8 @@ where
             first_open: self.first_open,
             late_open: self.late_open,
             hint: self.hint,
+            writes: self.writes,
+            removed: self.removed,
             _input: PhantomData,
         }
     }

@@ -1,11 +1,12 @@
 //! Micro-batches on the coordinator's side: collecting the sources' plans, writing the
-//! offset log (`OFFSETS`) before a batch runs, releasing it, planning an idle batch
-//! again, and replaying the restored batch at start.
+//! offset log (`OFFSETS`) with the batch time before a batch runs, releasing it, planning
+//! an idle batch again, and replaying the restored batch (at its recorded time) at start.
 
 use super::{Coordinator, QueryControl};
 use crate::checkpoint::codec;
 use crate::checkpoint::entries::{self, OffsetsEntry, SourceOffsets};
 use crate::checkpoint::error::CheckpointError;
+use crate::event::Timestamp;
 use crate::trigger::ExecutionMode;
 use std::time::{Duration, Instant};
 
@@ -43,17 +44,23 @@ impl<C: QueryControl> Coordinator<C> {
 
     /// Starts the epoch after the restored one with the records the offset log holds for
     /// it: the sources replay exactly those (they learned so when they were built), and
-    /// the batch is released at once.
+    /// the batch is released at once, at the batch time the log recorded (a log of format
+    /// 4 or older has none: the clock's time now is recorded instead).
     pub(super) fn start_replay(&mut self, replay: OffsetsEntry) -> Result<(), CheckpointError> {
         let epoch = replay.epoch;
         self.stats.lock().unwrap().replayed_epoch = Some(epoch);
+        let batch_time = replay
+            .batch_time
+            .map_or_else(|| self.shared.processing_clock.now(), Timestamp);
         let payload = codec::encode(&OffsetsEntry {
             attempt: self.attempt,
+            batch_time: Some(batch_time.0),
             ..replay.clone()
         })?;
         self.append(entries::OFFSETS, &payload, epoch)?;
         // The modes of this epoch and the next were fixed when the clock was built.
         debug_assert_eq!(self.shared.clock.mode_of(epoch), replay.mode);
+        self.shared.clock.set_batch_time(epoch, batch_time);
         self.shared.clock.advance();
         self.shared.clock.release(epoch);
         let sources: Vec<(usize, (u64, Vec<u8>))> = replay
@@ -132,19 +139,23 @@ impl<C: QueryControl> Coordinator<C> {
             // next interval, and never sooner than the polling delay (an interval of
             // zero would otherwise re-plan, and sync the sources' logs, in a loop).
             self.idle_batch = Some(epoch);
+            self.publish_idle();
             self.next_trigger = self.next_trigger.max(Instant::now() + IDLE_POLLING_DELAY);
             return Ok(());
         }
         self.release_batch(epoch)
     }
 
-    /// Logs micro-batch `epoch`'s offsets and lets the sources emit it.
+    /// Logs micro-batch `epoch`'s offsets and batch time (the clock's reading now, as
+    /// Spark's `batchTimestampMs`) and lets the sources emit it.
     pub(super) fn release_batch(&mut self, epoch: u64) -> Result<(), CheckpointError> {
+        let batch_time = self.shared.processing_clock.now();
         let entry = OffsetsEntry {
             epoch,
             attempt: self.attempt,
             mode: ExecutionMode::MicroBatch,
             sources: self.source_offsets(epoch),
+            batch_time: Some(batch_time.0),
         };
         let payload = codec::encode(&entry)?;
         // Logged before the batch runs (Spark's offset log). Not synced on its own: a
@@ -158,6 +169,7 @@ impl<C: QueryControl> Coordinator<C> {
         // take a trigger asked for while the batch was planned.
         let requested = self.adopt_requested_trigger();
         self.shared.clock.set_mode_from(epoch + 1, requested.mode());
+        self.shared.clock.set_batch_time(epoch, batch_time);
         self.shared.clock.release(epoch);
         Ok(())
     }

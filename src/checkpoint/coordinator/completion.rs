@@ -10,6 +10,7 @@ use crate::checkpoint::commit::PendingCommit;
 use crate::checkpoint::entries::{self, CommitEntry, CompleteEntry, StateEntry};
 use crate::checkpoint::error::CheckpointError;
 use crate::checkpoint::log::{EntryKind, Location};
+use crate::metrics::assemble::EpochFacts;
 
 impl<C: QueryControl> Coordinator<C> {
     /// Appends an entry (nothing without a log).
@@ -117,6 +118,7 @@ impl<C: QueryControl> Coordinator<C> {
             log.sync()?;
         }
         let commit_count = commits.len();
+        let commit_started = std::time::Instant::now();
         if !commits.is_empty() {
             if !self.run_commits(commits) {
                 // The query is failing (`halted` from now on): this epoch stays
@@ -131,7 +133,20 @@ impl<C: QueryControl> Coordinator<C> {
             })?;
             self.append(entries::COMMIT, &payload, epoch)?;
         }
+        let commit_time = commit_started.elapsed();
         let duration = open.triggered.map(|at| at.elapsed()).unwrap_or_default();
+        let facts = EpochFacts {
+            epoch,
+            mode: open.mode,
+            triggered: open.triggered,
+            completed: std::time::Instant::now(),
+            commit: commit_time,
+            offsets: open
+                .sources
+                .iter()
+                .map(|(participant, (_, offset))| (*participant, offset.clone()))
+                .collect(),
+        };
         self.stats.lock().unwrap().record_complete(EpochReport {
             epoch,
             mode: open.mode,
@@ -144,6 +159,7 @@ impl<C: QueryControl> Coordinator<C> {
         });
         self.completed.push_back(epoch);
         self.shared.clock.set_last_complete(epoch);
+        self.publish_progress(&facts);
         self.remove_old_segments(commit_count > 0)
     }
 

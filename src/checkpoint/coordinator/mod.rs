@@ -31,6 +31,7 @@ mod acks;
 mod batches;
 mod completion;
 mod participant;
+pub(crate) mod progress;
 mod retention;
 mod stats;
 
@@ -92,6 +93,8 @@ pub(crate) struct Coordinator<C> {
     /// The current micro-batch, if its plans found no records: it is planned again at
     /// the next interval instead of run.
     pub(crate) idle_batch: Option<u64>,
+    /// Where each completed epoch's progress goes.
+    pub(crate) progress: Option<progress::ProgressOut>,
 }
 
 /// An epoch that was triggered (or first acknowledged) but is not complete yet.
@@ -115,6 +118,9 @@ impl<C: QueryControl> Coordinator<C> {
         if let Err(error) = self.serve() {
             self.control
                 .fail(Error::Checkpoint(std::sync::Arc::new(error)));
+        }
+        if let Some(progress) = &self.progress {
+            progress.coordinator_done();
         }
     }
 
@@ -182,6 +188,18 @@ impl<C: QueryControl> Coordinator<C> {
                 commit,
                 tail,
             } => self.on_finished(participant as usize, state, commit, tail),
+            Message::Metrics {
+                epoch,
+                participant,
+                metrics,
+            } => {
+                if let Some(progress) = &mut self.progress {
+                    progress
+                        .assembler
+                        .receive(epoch, participant as usize, metrics);
+                }
+                Ok(())
+            }
             Message::TriggerChanged => {
                 // A shorter interval asked for applies to the wait already running.
                 let requested = *self.shared.requested.lock().unwrap();

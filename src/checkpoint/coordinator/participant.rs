@@ -49,6 +49,14 @@ pub(crate) enum Message {
         commit: Option<PendingCommit>,
         tail: Option<(u64, u64)>,
     },
+    /// A participant's report for the progress of `epoch`: sent as it passes the
+    /// epoch's marker (before its `Ack`), or at end of stream for the epoch its last
+    /// records belong to (before its `Finished`).
+    Metrics {
+        epoch: u64,
+        participant: u32,
+        metrics: Box<crate::metrics::epoch::EpochMetrics>,
+    },
     /// `Query::set_trigger` asked for another trigger.
     TriggerChanged,
     /// Every operator thread has ended: write what is left and end.
@@ -117,6 +125,16 @@ impl Participant {
         if let Some(slot) = self.shared.timer_deadlines.get(self.index as usize) {
             slot.store(deadline, std::sync::atomic::Ordering::Relaxed);
         }
+    }
+
+    /// Reports what this participant did up to the marker of `epoch` (or, at end of
+    /// stream, in `epoch`, the one its last records belong to), for the epoch's progress.
+    pub(crate) fn report(&self, epoch: u64, metrics: crate::metrics::epoch::EpochMetrics) {
+        let _ = self.shared.sender.send(Message::Metrics {
+            epoch,
+            participant: self.index,
+            metrics: Box::new(metrics),
+        });
     }
 
     /// Reports end-of-stream, with the participant's final state, after its last `ack`.

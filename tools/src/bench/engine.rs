@@ -208,6 +208,9 @@ pub(crate) fn run(
         reported == sinks,
         "{reported} of {sinks} sink instances reported their histograms"
     );
+    if let Some(progress) = running.last_progress() {
+        report_engine_latency(&progress.latency.end_to_end.cumulative, &recorded);
+    }
     let placement = rivulet::runtime::affinity::place(&settings.pinning, threads);
     Ok(Outcome {
         recorded,
@@ -215,6 +218,35 @@ pub(crate) fn run(
         pinning: super::describe_placement(&placement),
         wait: settings.wait_name.clone(),
     })
+}
+
+/// Prints the engine's own end-to-end percentiles (sampled latency markers, from a
+/// source's hand-off to the sink) beside the bench's, measured on every record from its
+/// actual send time (uncorrected), and their ratios: the accuracy of the engine's
+/// progress reports. Only queries with epochs (`--modes continuous:100ms`, micro-batch)
+/// report latency.
+fn report_engine_latency(engine: &rivulet::metrics::Percentiles, recorded: &Recorded) {
+    if engine.count == 0 || recorded.uncorrected.is_empty() {
+        return;
+    }
+    let bench = &recorded.uncorrected;
+    let us = |q: f64| bench.value_at_quantile(q) as f64 / 1_000.0;
+    let line: Vec<String> = [
+        ("p50", engine.p50, us(0.5)),
+        ("p90", engine.p90, us(0.9)),
+        ("p99", engine.p99, us(0.99)),
+        ("p99.9", engine.p999, us(0.999)),
+    ]
+    .iter()
+    .map(|(name, engine, bench)| {
+        format!("{name} {engine:.1}/{bench:.1} us ({:.2})", engine / bench)
+    })
+    .collect();
+    eprintln!(
+        "engine-reported vs measured end-to-end latency ({} markers): {}",
+        engine.count,
+        line.join(", ")
+    );
 }
 
 /// A directory under `parent` that no earlier run used (a used one would be recovered
