@@ -56,7 +56,8 @@ use crate::plan::Graph;
 use sqlparser::ast::{self, GroupByExpr, SelectItem, SetExpr, Spanned, Statement, TableFactor};
 use sqlparser::dialect::SparkSqlDialect;
 use sqlparser::parser::Parser;
-use sqlparser::tokenizer::{Span, Token};
+use sqlparser::keywords::Keyword;
+use sqlparser::tokenizer::{Span, Token, Tokenizer};
 use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
@@ -204,6 +205,22 @@ impl DataFrame {
     }
 }
 
+/// Where the last `keyword` before `span` starts: the clause keyword of a node whose
+/// span covers only its expressions (sqlparser's `ORDER BY` and `LIMIT`); the node's own
+/// start if the text holds no such keyword before it.
+fn keyword_before(text: &str, span: Span, keyword: Keyword) -> Position {
+    let dialect = SparkSqlDialect {};
+    let tokens = Tokenizer::new(&dialect, text)
+        .tokenize_with_location()
+        .unwrap_or_default();
+    tokens
+        .iter()
+        .take_while(|token| token.span.start < span.start)
+        .filter(|token| matches!(&token.token, Token::Word(word) if word.keyword == keyword))
+        .last()
+        .map_or_else(|| at(span), |token| at(token.span))
+}
+
 /// `SELECT …` on the views of `graph` (see the module docs).
 pub(crate) fn plan(graph: &Rc<RefCell<Graph>>, text: &str) -> Result<DataFrame, SqlError> {
     let dialect = SparkSqlDialect {};
@@ -227,10 +244,16 @@ pub(crate) fn plan(graph: &Rc<RefCell<Graph>>, text: &str) -> Result<DataFrame, 
         return Err(unsupported("WITH", with));
     }
     if let Some(order_by) = &query.order_by {
-        return Err(unsupported("ORDER BY (a stream has no end to sort by)", order_by));
+        return Err(SqlError::Unsupported {
+            construct: "ORDER BY (a stream has no end to sort by)".to_string(),
+            position: keyword_before(text, order_by.span(), Keyword::ORDER),
+        });
     }
     if let Some(limit) = &query.limit_clause {
-        return Err(unsupported("LIMIT", limit));
+        return Err(SqlError::Unsupported {
+            construct: "LIMIT".to_string(),
+            position: keyword_before(text, limit.span(), Keyword::LIMIT),
+        });
     }
     if query.fetch.is_some()
         || !query.locks.is_empty()
