@@ -209,7 +209,11 @@ fn sql_group_by_having_matches_the_reference() {
     let expected: Vec<Row> = reference_stats(&data)
         .into_iter()
         .filter(|r| {
-            let (rows, lo, hi) = (r.values()[1].as_i64(), r.values()[4].as_f64(), r.values()[5].as_f64());
+            let (rows, lo, hi) = (
+                r.values()[1].as_i64(),
+                r.values()[4].as_f64(),
+                r.values()[5].as_f64(),
+            );
             rows.unwrap() > 2 && lo.zip(hi).is_some_and(|(lo, hi)| hi - lo >= 0.0)
         })
         .collect();
@@ -265,7 +269,10 @@ fn windowed_counts_in_append_mode_match_the_windows_the_watermark_closed() {
     let out = query
         .sql("SELECT resid, WINDOW(ts, \"1 minute\"), COUNT(*) FROM events GROUP BY resid, window(ts, '1 minute')")
         .unwrap();
-    assert_eq!(out.columns(), ["resid", "window_start", "window_end", "count(1)"]);
+    assert_eq!(
+        out.columns(),
+        ["resid", "window_start", "window_end", "count(1)"]
+    );
     let table = out.to_memory("hourly");
     run(query);
     let newest = data.iter().map(|r| r.3).max().unwrap();
@@ -282,7 +289,12 @@ fn windowed_counts_in_append_mode_match_the_windows_the_watermark_closed() {
         expected
             .into_iter()
             .map(|((resid, start), n)| {
-                Row::new(vec![resid.into(), micros(start), micros(start + 60), Value::Long(n)])
+                Row::new(vec![
+                    resid.into(),
+                    micros(start),
+                    micros(start + 60),
+                    Value::Long(n),
+                ])
             })
             .collect(),
     );
@@ -295,7 +307,9 @@ fn dataframe_window_grouping_equals_the_sql_one() {
     let build = |sql: bool| {
         let mut query = Query::builder();
         query.output_mode(OutputMode::Append);
-        let frame = frame(&mut query, &data).with_watermark("ts", "0 seconds").unwrap();
+        let frame = frame(&mut query, &data)
+            .with_watermark("ts", "0 seconds")
+            .unwrap();
         let out = if sql {
             frame.create_or_replace_temp_view("e");
             query
@@ -304,7 +318,9 @@ fn dataframe_window_grouping_equals_the_sql_one() {
         } else {
             frame
                 .group_by([
-                    rivulet::frame::window_sliding("ts", "40 seconds", "20 seconds").unwrap().into(),
+                    rivulet::frame::window_sliding("ts", "40 seconds", "20 seconds")
+                        .unwrap()
+                        .into(),
                     rivulet::frame::Grouping::from(col("resid")),
                 ])
                 .unwrap()
@@ -348,7 +364,10 @@ fn console_output_is_headed_by_the_column_names() {
     run(query);
     let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
     assert!(text.contains("|pump|"), "{text}");
-    assert!(text.contains("|  n|") || text.contains("| n|") || text.contains("n|"), "{text}");
+    assert!(
+        text.contains("|  n|") || text.contains("| n|") || text.contains("n|"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -360,16 +379,24 @@ fn analysis_errors_name_the_columns_that_exist() {
         "no column `psi`; the columns are: resid, hz, n, ts"
     );
     let mut query = Query::builder();
-    let error = frame(&mut query, &[]).group_by([col("resid")]).unwrap().agg([sum(col("resid"))]).unwrap_err();
+    let error = frame(&mut query, &[])
+        .group_by([col("resid")])
+        .unwrap()
+        .agg([sum(col("resid"))])
+        .unwrap_err();
     assert!(error.to_string().contains("sum(resid)"), "{error}");
     let mut query = Query::builder();
-    let error = frame(&mut query, &[]).filter(col("hz") + lit(1)).unwrap_err();
+    let error = frame(&mut query, &[])
+        .filter(col("hz") + lit(1))
+        .unwrap_err();
     assert!(error.to_string().contains("boolean"), "{error}");
     let mut query = Query::builder();
     frame(&mut query, &[]).create_or_replace_temp_view("r");
     let error = query.sql("SELECT chlppm FROM r").unwrap_err();
     assert!(
-        error.to_string().contains("the columns are: resid, hz, n, ts"),
+        error
+            .to_string()
+            .contains("the columns are: resid, hz, n, ts"),
         "{error}"
     );
 }
@@ -384,35 +411,68 @@ fn a_runtime_error_fails_the_query_naming_the_expression() {
         .to_memory("out");
     let error = query.start().unwrap().await_termination().unwrap_err();
     let message = error.to_string();
-    assert!(message.contains("(n + 1)") && message.contains("overflow"), "{message}");
+    assert!(
+        message.contains("(n + 1)") && message.contains("overflow"),
+        "{message}"
+    );
 }
 
 fn refused(sql: &str) -> SqlError {
     let mut query = Query::builder();
     frame(&mut query, &[]).create_or_replace_temp_view("readings");
-    let error = query.sql(sql).expect_err(sql);
-    error
+    query.sql(sql).expect_err(sql)
 }
 
 #[test]
 fn unsupported_sql_names_the_construct_and_its_position() {
     let cases = [
-        ("SELECT resid FROM readings ORDER BY resid", "ORDER BY", (1, 28)),
-        ("SELECT resid FROM readings r JOIN readings s ON r.resid = s.resid", "JOIN", (1, 35)),
+        (
+            "SELECT resid FROM readings ORDER BY resid",
+            "ORDER BY",
+            (1, 28),
+        ),
+        (
+            "SELECT resid FROM readings r JOIN readings s ON r.resid = s.resid",
+            "JOIN",
+            (1, 35),
+        ),
         ("SELECT DISTINCT resid FROM readings", "DISTINCT", (1, 17)),
         ("SELECT upper(resid) FROM readings", "upper", (1, 8)),
         // A subquery is placed at its own SELECT (sqlparser's span of the query).
-        ("SELECT resid FROM readings\n  WHERE hz > (SELECT 1)", "(SELECT 1)", (2, 15)),
+        (
+            "SELECT resid FROM readings\n  WHERE hz > (SELECT 1)",
+            "(SELECT 1)",
+            (2, 15),
+        ),
         ("SELECT resid FROM readings LIMIT 3", "LIMIT", (1, 28)),
-        ("SELECT count(DISTINCT resid) FROM readings", "DISTINCT", (1, 8)),
-        ("SELECT resid FROM readings WHERE count(*) > 1", "WHERE", (1, 34)),
-        ("SELECT resid FROM readings GROUP BY hz + 1", "GROUP BY an expression", (1, 37)),
+        (
+            "SELECT count(DISTINCT resid) FROM readings",
+            "DISTINCT",
+            (1, 8),
+        ),
+        (
+            "SELECT resid FROM readings WHERE count(*) > 1",
+            "WHERE",
+            (1, 34),
+        ),
+        (
+            "SELECT resid FROM readings GROUP BY hz + 1",
+            "GROUP BY an expression",
+            (1, 37),
+        ),
     ];
     for (sql, construct, (line, column)) in cases {
         match refused(sql) {
-            SqlError::Unsupported { construct: what, position } => {
+            SqlError::Unsupported {
+                construct: what,
+                position,
+            } => {
                 assert!(what.contains(construct), "{sql}: {what}");
-                assert_eq!((position.line, position.column), (line, column), "{sql}: {what}");
+                assert_eq!(
+                    (position.line, position.column),
+                    (line, column),
+                    "{sql}: {what}"
+                );
             }
             other => panic!("{sql}: {other}"),
         }
@@ -424,7 +484,10 @@ fn unsupported_sql_names_the_construct_and_its_position() {
         }
         other => panic!("{other}"),
     }
-    assert!(matches!(refused("SELEC resid FROM readings"), SqlError::Parse(_)));
+    assert!(matches!(
+        refused("SELEC resid FROM readings"),
+        SqlError::Parse(_)
+    ));
 }
 
 #[test]

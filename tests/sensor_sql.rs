@@ -75,7 +75,11 @@ fn alerts_and_daily_statistics_match_the_typed_queries() {
         query.read_dir_rows("sensor", source(dir.path()), sensor_schema()),
         sensor_schema(),
     );
-    let alerts = sensor.select_expr(&["*"]).unwrap().where_("psi < 0.5").unwrap();
+    let alerts = sensor
+        .select_expr(&["*"])
+        .unwrap()
+        .where_("psi < 0.5")
+        .unwrap();
     let alerts = alerts.to_memory("alerts");
     run(query);
 
@@ -125,8 +129,16 @@ fn alerts_and_daily_statistics_match_the_typed_queries() {
 
     // The file's `M/d/yy` as the typed `Date`'s ISO text.
     let iso = |text: &Value| {
-        let parts: Vec<u32> = text.as_str().unwrap().split('/').map(|p| p.parse().unwrap()).collect();
-        Value::string(&format!("20{:02}-{:02}-{:02}", parts[2], parts[0], parts[1]))
+        let parts: Vec<u32> = text
+            .as_str()
+            .unwrap()
+            .split('/')
+            .map(|p| p.parse().unwrap())
+            .collect();
+        Value::string(&format!(
+            "20{:02}-{:02}-{:02}",
+            parts[2], parts[0], parts[1]
+        ))
     };
     let daily: HashMap<Vec<Value>, Row> = last_per_key(daily.rows(), 2)
         .into_values()
@@ -166,7 +178,12 @@ fn hourly_window_counts_match_the_typed_windows() {
     query.output_mode(OutputMode::Append);
     let events = query
         .read_dir::<Sensor>("sensor", source(dir.path()))
-        .map(|r| Row::new(vec![Value::string(&r.resid), Value::Timestamp(r.event_time())]));
+        .map(|r| {
+            Row::new(vec![
+                Value::string(&r.resid),
+                Value::Timestamp(r.event_time()),
+            ])
+        });
     DataFrame::new(events, events_schema)
         .with_watermark("time", "30 minutes")
         .unwrap()

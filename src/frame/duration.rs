@@ -50,9 +50,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, FrameError> {
             "week" => 604_800_000_000,
             other => return Err(bad(&format!("unknown unit `{other}`"))),
         };
-        let part = n
-            .checked_mul(micros)
-            .ok_or_else(|| bad("too long"))?;
+        let part = n.checked_mul(micros).ok_or_else(|| bad("too long"))?;
         total = total
             .checked_add(Duration::from_micros(part))
             .ok_or_else(|| bad("too long"))?;

@@ -10,16 +10,16 @@
 
 use super::agg::RowAggregate;
 use super::compiled::{Compiled, RowSteps};
+use crate::error::BoxError;
+use crate::event::Epoch;
 use crate::event::Timestamp;
 use crate::plan::{Graph, Port};
 use crate::row::{Row, Value};
-use crate::event::Epoch;
-use crate::error::BoxError;
 use crate::sink::{
     ConsoleSink, EpochCommit, FileFormat, FileSink, MemorySink, MemoryTable, Sink, SinkContext,
 };
-use crate::trigger::EmitMode;
 use crate::stream::{Chain, InputChain, Stream};
+use crate::trigger::EmitMode;
 use crate::window::TimeWindows;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::cell::RefCell;
@@ -314,8 +314,17 @@ macro_rules! row_stream_common {
             table
         }
 
-        fn to_console(self: Box<Self>, prelude: Prelude, names: Arc<[Arc<str>]>, sink: ConsoleSink) {
-            apply(self.0, prelude, ToSink("console", RowSink::Console(names, sink)))
+        fn to_console(
+            self: Box<Self>,
+            prelude: Prelude,
+            names: Arc<[Arc<str>]>,
+            sink: ConsoleSink,
+        ) {
+            apply(
+                self.0,
+                prelude,
+                ToSink("console", RowSink::Console(names, sink)),
+            )
         }
 
         fn to_files(

@@ -188,9 +188,7 @@ impl DataFrame {
         let after = steps(self.after);
         let prelude = Prelude {
             before: steps(self.before),
-            watermark: self
-                .watermark
-                .map(|(column, delay)| (column, delay, after)),
+            watermark: self.watermark.map(|(column, delay)| (column, delay, after)),
         };
         (self.stream, prelude, self.schema)
     }
@@ -405,7 +403,9 @@ impl DataFrame {
     pub fn create_or_replace_temp_view(self, name: &str) {
         let graph = self.stream.graph();
         let mut graph = graph.borrow_mut();
-        graph.views.retain(|(view, _)| !view.eq_ignore_ascii_case(name));
+        graph
+            .views
+            .retain(|(view, _)| !view.eq_ignore_ascii_case(name));
         graph.views.push((name.to_string(), Box::new(self)));
     }
 
@@ -561,7 +561,10 @@ impl GroupedData {
             window,
             agg: agg::RowAggregate::new(calls),
         };
-        Ok(DataFrame::from_erased(stream.aggregate(prelude, plan), schema))
+        Ok(DataFrame::from_erased(
+            stream.aggregate(prelude, plan),
+            schema,
+        ))
     }
 
     /// `agg([count_all()])`: the number of rows per group, in column `count` (as

@@ -407,7 +407,10 @@ impl QueryBuilder {
     ///
     /// Text that does not parse; SQL that is not supported (naming the construct and
     /// its position); an unknown view, column or a type error (naming those there are).
-    pub fn sql(&mut self, text: &str) -> std::result::Result<crate::frame::DataFrame, crate::sql::SqlError> {
+    pub fn sql(
+        &mut self,
+        text: &str,
+    ) -> std::result::Result<crate::frame::DataFrame, crate::sql::SqlError> {
         crate::sql::plan(&self.graph, text)
     }
 

@@ -105,9 +105,19 @@ pub(super) fn convert(expr: &ast::Expr, scope: &mut Scope<'_>) -> Result<Expr, S
                     ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => {
                         s.clone()
                     }
-                    _ => return Err(unsupported("LIKE with a pattern that is not a string constant", &**pattern)),
+                    _ => {
+                        return Err(unsupported(
+                            "LIKE with a pattern that is not a string constant",
+                            &**pattern,
+                        ))
+                    }
                 },
-                _ => return Err(unsupported("LIKE with a pattern that is not a string constant", &**pattern)),
+                _ => {
+                    return Err(unsupported(
+                        "LIKE with a pattern that is not a string constant",
+                        &**pattern,
+                    ))
+                }
             };
             Expr::Like {
                 expr: Box::new(convert(inner, scope)?),
@@ -155,11 +165,7 @@ pub(super) fn convert(expr: &ast::Expr, scope: &mut Scope<'_>) -> Result<Expr, S
 }
 
 /// `q.c`: a column of the table `q`, or `window.start` / `window.end`.
-fn compound(
-    parts: &[ast::Ident],
-    scope: &Scope<'_>,
-    expr: &ast::Expr,
-) -> Result<Expr, SqlError> {
+fn compound(parts: &[ast::Ident], scope: &Scope<'_>, expr: &ast::Expr) -> Result<Expr, SqlError> {
     match parts {
         [window, field]
             if window.value.eq_ignore_ascii_case("window")
@@ -188,7 +194,10 @@ fn compound(
 }
 
 fn number(text: &str, node: &impl Spanned) -> Result<Expr, SqlError> {
-    let is_integer = text.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit());
+    let is_integer = text
+        .trim_start_matches('-')
+        .bytes()
+        .all(|b| b.is_ascii_digit());
     if is_integer {
         if let Ok(n) = text.parse::<i32>() {
             return Ok(lit(n));
@@ -248,7 +257,10 @@ pub(super) fn plain_args<'f>(
         FunctionArguments::List(list) => list,
         FunctionArguments::None => return Ok(Some(Vec::new())),
         FunctionArguments::Subquery(_) => {
-            return Err(unsupported(format!("a subquery as `{name}`'s argument"), expr))
+            return Err(unsupported(
+                format!("a subquery as `{name}`'s argument"),
+                expr,
+            ))
         }
     };
     if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
@@ -264,7 +276,12 @@ pub(super) fn plain_args<'f>(
             FunctionArg::Unnamed(FunctionArgExpr::Wildcard) if list.args.len() == 1 => {
                 return Ok(None)
             }
-            _ => return Err(unsupported(format!("the argument `{arg}` of `{name}`"), expr)),
+            _ => {
+                return Err(unsupported(
+                    format!("the argument `{arg}` of `{name}`"),
+                    expr,
+                ))
+            }
         }
     }
     Ok(Some(args))

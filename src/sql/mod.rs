@@ -55,8 +55,8 @@ use crate::frame::{AggExpr, DataFrame, FrameError, Grouping, WindowSpec};
 use crate::plan::Graph;
 use sqlparser::ast::{self, GroupByExpr, SelectItem, SetExpr, Spanned, Statement, TableFactor};
 use sqlparser::dialect::SparkSqlDialect;
-use sqlparser::parser::Parser;
 use sqlparser::keywords::Keyword;
+use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Span, Token, Tokenizer};
 use std::cell::RefCell;
 use std::fmt;
@@ -269,7 +269,12 @@ pub(crate) fn plan(graph: &Rc<RefCell<Graph>>, text: &str) -> Result<DataFrame, 
     }
     let select = match &*query.body {
         SetExpr::Select(select) => select,
-        other => return Err(unsupported("set operations and VALUES (one SELECT only)", other)),
+        other => {
+            return Err(unsupported(
+                "set operations and VALUES (one SELECT only)",
+                other,
+            ))
+        }
     };
     plan_select(graph, select)
 }
@@ -327,7 +332,9 @@ fn plan_select(graph: &Rc<RefCell<Graph>>, select: &ast::Select) -> Result<DataF
             aggs: Err("GROUP BY"),
         };
         match item {
-            ast::Expr::Function(function) if function.name.to_string().eq_ignore_ascii_case("window") => {
+            ast::Expr::Function(function)
+                if function.name.to_string().eq_ignore_ascii_case("window") =>
+            {
                 let spec = window_spec(function, item, &qualifiers)?;
                 window = Some(spec.clone());
                 groupings.push(Grouping::Window(spec));
@@ -407,7 +414,10 @@ fn plan_select(graph: &Rc<RefCell<Graph>>, select: &ast::Select) -> Result<DataF
 
     let grouped = !groupings.is_empty() || !aggs.is_empty();
     if grouped {
-        if items.iter().any(|e| matches!(e, Expr::Column(c) if c == "*")) {
+        if items
+            .iter()
+            .any(|e| matches!(e, Expr::Column(c) if c == "*"))
+        {
             return Err(unsupported("`*` in an aggregate query", select));
         }
         frame = frame.group_by(groupings)?.agg(aggs)?;
@@ -415,7 +425,10 @@ fn plan_select(graph: &Rc<RefCell<Graph>>, select: &ast::Select) -> Result<DataF
             frame = frame.filter(condition)?;
         }
     } else if let Some((condition, _)) = having {
-        return Err(unsupported("HAVING without GROUP BY or aggregates", condition));
+        return Err(unsupported(
+            "HAVING without GROUP BY or aggregates",
+            condition,
+        ));
     }
     Ok(frame.select(items)?)
 }
@@ -428,7 +441,10 @@ fn check_wildcard(options: &ast::WildcardAdditionalOptions) -> Result<(), SqlErr
         || options.opt_rename.is_some()
         || options.opt_alias.is_some()
     {
-        return Err(unsupported("`*` with EXCEPT, EXCLUDE, REPLACE or RENAME", options));
+        return Err(unsupported(
+            "`*` with EXCEPT, EXCLUDE, REPLACE or RENAME",
+            options,
+        ));
     }
     Ok(())
 }
@@ -510,9 +526,7 @@ fn window_spec(
     let args = expr::plain_args(function, &as_expr)?.unwrap_or_default();
     let string = |e: &ast::Expr| match e {
         ast::Expr::Value(v) => match &v.value {
-            ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => {
-                Ok(s.clone())
-            }
+            ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => Ok(s.clone()),
             _ => Err(unsupported("a window length that is not a string", e)),
         },
         _ => Err(unsupported("a window length that is not a string", e)),
@@ -524,7 +538,10 @@ fn window_spec(
         };
         match expr::convert(e, &mut scope)? {
             Expr::Column(name) => Ok(name),
-            _ => Err(unsupported("window(..) over an expression (name a column)", e)),
+            _ => Err(unsupported(
+                "window(..) over an expression (name a column)",
+                e,
+            )),
         }
     };
     let (time, length, slide) = match args.as_slice() {
