@@ -42,7 +42,6 @@ use serde::Serialize;
 use std::error::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Spark's oil-pump sensor application on rivulet.
@@ -176,7 +175,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
 
     let app = App {
         dir,
-        tables: Arc::new(tables),
+        tables,
         trigger: Trigger::MicroBatch { interval },
         poll_interval,
         max_batch_records: None,

@@ -46,6 +46,7 @@
 //! | [`edge`] | rings, edges, wait policies and the wake-up protocol |
 //! | [`runtime`] | threads, pinning, stop/abort; the heads that drive each thread's chain |
 //! | [`sync`] | the std/loom concurrency shim |
+//! | [`table`] | static tables for stream–static joins: loaded from a `Vec`, an iterator or a CSV file, shared by every instance; reloadable at epoch boundaries |
 //! | [`time`] | the processing-time clock (system or manual, for tests) |
 //! | [`expr`] | expressions over rows (`col("psi").lt(lit(0.5))`, `CASE`, `IN`, `LIKE`, `CAST`) bound once to a schema, with Spark SQL's null, coercion and ANSI semantics |
 //! | [`row`] | rows with a schema ([`row::Row`], [`row::Schema`], [`row::Value`]): the untyped layer under DataFrames and SQL; serde conversions to and from typed records |
@@ -75,6 +76,7 @@ pub mod sql;
 pub mod state;
 pub mod stream;
 pub mod sync;
+pub mod table;
 pub mod time;
 pub mod trigger;
 pub mod window;

@@ -25,7 +25,6 @@ use rivulet::stream::Chain;
 use rivulet::{Stream, Trigger};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The outputs, collected.
@@ -60,7 +59,7 @@ const POLL: Duration = Duration::from_millis(20);
 fn app(dir: &Path, trigger: Trigger, max_batch_records: Option<usize>) -> App {
     App {
         dir: dir.to_path_buf(),
-        tables: Arc::new(Tables::load(&dir.join("_tables")).expect("the generated tables")),
+        tables: Tables::load(&dir.join("_tables")).expect("the generated tables"),
         trigger,
         poll_interval: POLL,
         max_batch_records,
@@ -416,6 +415,49 @@ fn generate(dir: &Path, data: &SensorData) -> Vec<PathBuf> {
 }
 
 #[test]
+fn pumps_missing_from_a_table_or_listed_twice_join_as_the_batch_join_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = generate(dir.path(), &SensorData::new(6000, 4));
+    // Edit the generated tables: BUTTE loses its maintenance events, CARGO its vendor
+    // row, and COHUTTA gets a second vendor row (two vendor rows × its events).
+    let tables = dir.path().join("_tables");
+    let edit = |name: &str, change: &dyn Fn(Vec<String>) -> Vec<String>| {
+        let path = tables.join(name);
+        let lines = std::fs::read_to_string(&path).unwrap();
+        let lines = change(lines.lines().map(str::to_string).collect());
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    };
+    edit("maint.csv", &|lines| {
+        lines
+            .into_iter()
+            .filter(|line| !line.starts_with("BUTTE,"))
+            .collect()
+    });
+    edit("vendor.csv", &|mut lines| {
+        let cohutta = lines.iter().find(|l| l.starts_with("COHUTTA,")).unwrap();
+        let second = cohutta.replacen(',', ",backup ", 1);
+        lines.push(second);
+        lines
+            .into_iter()
+            .filter(|line| !line.starts_with("CARGO,"))
+            .collect()
+    });
+    let memory = run_at_once(dir.path(), Some(500));
+    let (_, alerts) = check(dir.path(), &files, &memory);
+    assert!(
+        alerts > 10,
+        "only {alerts} alerts: the data should have some"
+    );
+    let joined = memory.joined.unwrap().rows();
+    assert!(joined
+        .iter()
+        .all(|row| row.resid != "BUTTE" && row.resid != "CARGO"));
+    assert!(joined
+        .iter()
+        .any(|row| row.pump_type.starts_with("backup ")));
+}
+
+#[test]
 fn all_files_in_one_batch_match_the_batch_computation() {
     let dir = tempfile::tempdir().unwrap();
     let data = SensorData::new(6000, 6);
@@ -562,7 +604,7 @@ fn a_missing_directory_fails_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let app = App {
         dir: dir.path().join("nowhere"),
-        tables: Arc::default(),
+        tables: Tables::default(),
         trigger: Trigger::AvailableNow,
         poll_interval: POLL,
         max_batch_records: None,

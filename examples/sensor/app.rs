@@ -18,6 +18,11 @@
 //! directory, as it would be in Spark: `sensor_alerts` in append mode (the alerts, the
 //! joined alerts and the hourly alert counts, which close with the watermark) and
 //! `sensor_daily` in complete mode (the daily statistics, the whole table each batch).
+//!
+//! (c) is two stream–static joins (`Stream::join_static`, then `join_static_with`)
+//! with `rivulet::table::StaticTable`s loaded from `vendor.csv` and `maint.csv` by
+//! rivulet's CSV decoder ([`Tables::load`]); a pump has several maintenance events, so
+//! an alert gives a row per (vendor row, event) of its pump, none if either table lacks it.
 
 // The example and the test each use part of this module.
 #![allow(dead_code)]
@@ -26,13 +31,12 @@ use rivulet::aggregate::{avg, max, min, Avg, Max, Min};
 use rivulet::format::date::Date;
 use rivulet::source::FileSourceConfig;
 use rivulet::stream::Chain;
+use rivulet::table::{StaticTable, TableError};
 use rivulet::window::TimeWindows;
 use rivulet::{OutputMode, Query, Stream, Timestamp, Trigger};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::error::Error;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 rivulet::date_format!(pub(crate) mod sensor_date = "M/d/yy");
@@ -97,50 +101,29 @@ pub(crate) struct Maint {
     pub(crate) description: String,
 }
 
-/// The static tables, by pump.
+/// The static tables, by pump: several rows per pump in `maint` (a pump has several
+/// maintenance events). Each is loaded once and shared, not copied, by every instance
+/// of the joins.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Tables {
-    pub(crate) vendors: HashMap<String, Vec<Vendor>>,
-    pub(crate) maint: HashMap<String, Vec<Maint>>,
+    pub(crate) vendors: StaticTable<String, Vendor>,
+    pub(crate) maint: StaticTable<String, Maint>,
 }
 
 impl Tables {
-    /// Reads `vendor.csv` and `maint.csv` (no header) from `dir`.
+    /// Reads `vendor.csv` and `maint.csv` (no header) from `dir`, with rivulet's CSV
+    /// decoder (the file source's), failing on the first malformed row.
     ///
     /// # Errors
     ///
     /// A missing or unreadable file, or a row that does not parse, with the file and
     /// line in the message.
-    pub(crate) fn load(dir: &Path) -> Result<Tables, Box<dyn Error>> {
-        let mut tables = Tables::default();
-        for vendor in read_table::<Vendor>(&dir.join("vendor.csv"))? {
-            tables
-                .vendors
-                .entry(vendor.resid.clone())
-                .or_default()
-                .push(vendor);
-        }
-        for event in read_table::<Maint>(&dir.join("maint.csv"))? {
-            tables
-                .maint
-                .entry(event.resid.clone())
-                .or_default()
-                .push(event);
-        }
-        Ok(tables)
+    pub(crate) fn load(dir: &Path) -> Result<Tables, TableError> {
+        Ok(Tables {
+            vendors: StaticTable::from_csv(dir.join("vendor.csv"), |v: &Vendor| v.resid.clone())?,
+            maint: StaticTable::from_csv(dir.join("maint.csv"), |m: &Maint| m.resid.clone())?,
+        })
     }
-}
-
-fn read_table<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, Box<dyn Error>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_path(path)
-        .map_err(|error| format!("cannot read the table {}: {error}", path.display()))?;
-    let mut rows = Vec::new();
-    for row in reader.deserialize() {
-        rows.push(row.map_err(|error| format!("{}: {error}", path.display()))?);
-    }
-    Ok(rows)
 }
 
 /// An alert joined with its pump's vendor row and one of its maintenance events
@@ -160,38 +143,6 @@ pub(crate) struct AlertInfo {
     pub(crate) event_date: Date,
     pub(crate) technician: String,
     pub(crate) description: String,
-}
-
-/// The inner join of one alert with the static tables on `resid`: a row per (vendor row,
-/// maintenance event) pair of its pump, none if the pump is in neither table.
-///
-/// The stream–static join (`Stream::join_static`) is a later issue; until it lands the
-/// lookup is this `flat_map` over maps loaded at start, which is what Spark's
-/// broadcast hash join of a stream with a small static table does per row.
-pub(crate) fn join(alert: &Sensor, tables: &Tables) -> Vec<AlertInfo> {
-    let (Some(vendors), Some(events)) = (
-        tables.vendors.get(&alert.resid),
-        tables.maint.get(&alert.resid),
-    ) else {
-        return Vec::new();
-    };
-    let mut rows = Vec::with_capacity(vendors.len() * events.len());
-    for vendor in vendors {
-        for event in events {
-            rows.push(AlertInfo {
-                resid: alert.resid.clone(),
-                date: alert.date,
-                time: alert.time,
-                psi: alert.psi,
-                pump_type: vendor.pump_type.clone(),
-                vendor: vendor.vendor.clone(),
-                event_date: event.event_date,
-                technician: event.technician.clone(),
-                description: event.description.clone(),
-            });
-        }
-    }
-    rows
 }
 
 /// The readings whose daily statistics are computed, with their column names.
@@ -268,7 +219,8 @@ pub(crate) trait Outputs {
 pub(crate) struct App {
     /// The directory the sensor files appear in.
     pub(crate) dir: PathBuf,
-    pub(crate) tables: Arc<Tables>,
+    /// The vendor and maintenance tables (cheap to clone: the rows are shared).
+    pub(crate) tables: Tables,
     pub(crate) trigger: Trigger,
     /// How often the source lists the directory.
     pub(crate) poll_interval: Duration,
@@ -310,8 +262,29 @@ impl App {
         let mut branches = alerts.fan_out(3).into_iter();
         let mut branch = || branches.next().ok_or("fan_out(3) gave fewer branches");
         outputs.alerts(branch()?);
-        let tables = self.tables.clone();
-        outputs.joined(branch()?.flat_map(move |alert| join(&alert, &tables)));
+        // (c) `alertsDF.join(vendorDF, "resid").join(maintDF, "resid")`: a row per
+        // (vendor row, maintenance event) of the alert's pump, none for a pump missing
+        // from either table.
+        let joined = branch()?
+            .join_static(&self.tables.vendors, |alert| alert.resid.as_str())
+            .named("join_vendor")
+            .join_static_with(
+                &self.tables.maint,
+                |(alert, _)| alert.resid.as_str(),
+                |(alert, vendor), event| AlertInfo {
+                    resid: alert.resid.clone(),
+                    date: alert.date,
+                    time: alert.time,
+                    psi: alert.psi,
+                    pump_type: vendor.pump_type.clone(),
+                    vendor: vendor.vendor.clone(),
+                    event_date: event.event_date,
+                    technician: event.technician.clone(),
+                    description: event.description.clone(),
+                },
+            )
+            .named("join_maint");
+        outputs.joined(joined);
         let hours = TimeWindows::tumbling(HOUR)?;
         outputs.hourly(
             branch()?

@@ -52,6 +52,7 @@ pub mod harness;
 pub mod keyed;
 pub(crate) mod stage;
 pub mod stateless;
+pub mod static_join;
 pub mod timer;
 pub mod two_input;
 pub(crate) mod watermark;

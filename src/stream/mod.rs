@@ -36,6 +36,7 @@
 //! | `window.rs` | window aggregates: [`KeyedStream::window`], [`Stream::window`], [`WindowedStream`] |
 //! | `boundary.rs` | thread boundaries: `union`, `fan_out`, `new_thread`, the keyed exchange, side outputs |
 //! | `connect.rs` | two streams into one two-input operator: [`Stream::connect`], [`KeyedStream::connect`], [`ConnectedStreams`] |
+//! | `static_join.rs` | stream–static joins: [`Stream::join_static`], [`Stream::left_outer_join_static`] and their `_with` variants |
 //! | `dstream.rs` | Spark Streaming's window operations by processing time (`window_by_processing_time`, `count_by_window`, `reduce_by_key_and_window`, …) |
 //! | `dstream_join.rs` | Spark Streaming's joins per batch of two keyed streams (`join_per_batch`, `left_outer_join_per_batch`, …, `cogroup_per_batch`) |
 
@@ -48,6 +49,7 @@ mod event_time;
 mod keyed;
 mod socket;
 mod state;
+mod static_join;
 mod window;
 
 pub use chain::{Chain, InputChain, KeyedInput, SourceChain, Then};
