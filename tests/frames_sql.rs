@@ -6,7 +6,7 @@ mod common;
 
 use common::{sorted, Rng};
 use rivulet::expr::{col, lit};
-use rivulet::frame::{avg, count, count_all, max, min, sum, DataFrame};
+use rivulet::frame::{avg, count, count_all, max, min, sum, DataFrame, JoinType, StaticFrame};
 use rivulet::row::{DataType, Field, Row, Schema, Value};
 use rivulet::sink::ConsoleSink;
 use rivulet::sql::SqlError;
@@ -510,5 +510,212 @@ fn arbitrary_text_is_refused_without_a_panic() {
             query.sql(&sql).map(|frame| frame.columns())
         }));
         assert!(result.is_ok(), "panicked on {sql}");
+    }
+}
+
+/// The static side of the join tests: `(resid, vendor, code)`, two rows for COHUTTA,
+/// none for MOJAVE, one with a null pump (which matches nothing).
+fn pumps() -> StaticFrame {
+    let schema = Arc::new(
+        Schema::new([
+            Field::new("resid", DataType::String),
+            Field::new("vendor", DataType::String),
+            Field::new("code", DataType::Long),
+        ])
+        .unwrap(),
+    );
+    let rows = PUMP_ROWS.iter().map(|&(resid, vendor, code)| {
+        Row::new(vec![resid.into(), Value::string(vendor), Value::Long(code)])
+    });
+    StaticFrame::new(schema, rows).unwrap()
+}
+
+const PUMP_ROWS: [(Option<&str>, &str, i64); 5] = [
+    (Some("COHUTTA"), "HydroPump", 7),
+    (Some("BUTTE"), "Pumps Inc", -3),
+    (Some("COHUTTA"), "Acme", 42),
+    (None, "Nobody", 0),
+    (Some("CARGO"), "Cargo Co", 7),
+];
+
+/// Nested loops: a row per (reading, pump row) whose keys are equal and not null, the
+/// reading's columns then the pump's; with `outer`, a reading without one gets nulls.
+fn reference_join<K: PartialEq>(
+    data: &[Reading],
+    left_key: impl Fn(&Reading) -> Option<K>,
+    right_key: impl Fn(&(Option<&'static str>, &'static str, i64)) -> Option<K>,
+    outer: bool,
+) -> Vec<Row> {
+    let mut out = Vec::new();
+    for reading in data {
+        let mut matched = false;
+        for pump in &PUMP_ROWS {
+            if let (Some(l), Some(r)) = (left_key(reading), right_key(pump)) {
+                if l == r {
+                    matched = true;
+                    let mut values = row(reading).into_values();
+                    values.extend([pump.0.into(), Value::string(pump.1), Value::Long(pump.2)]);
+                    out.push(Row::new(values));
+                }
+            }
+        }
+        if outer && !matched {
+            let mut values = row(reading).into_values();
+            values.extend([Value::Null, Value::Null, Value::Null]);
+            out.push(Row::new(values));
+        }
+    }
+    out
+}
+
+#[test]
+fn join_static_inner_and_left_outer_match_nested_loops() {
+    let data = readings(1_500, 21);
+    let renamed = |frame: StaticFrame| {
+        // The pump's columns renamed so that both sides' names differ.
+        let names = ["pump", "vendor", "code"];
+        let fields = frame
+            .schema()
+            .fields()
+            .iter()
+            .zip(names)
+            .map(|(f, n)| Field::new(n, f.data_type()));
+        StaticFrame::new(
+            Arc::new(Schema::new(fields).unwrap()),
+            frame.rows().to_vec(),
+        )
+        .unwrap()
+    };
+    let pumps = renamed(pumps());
+    for (how, outer) in [(JoinType::Inner, false), (JoinType::LeftOuter, true)] {
+        let mut query = Query::builder();
+        let joined = frame(&mut query, &data)
+            .join_static(&pumps, [(col("resid"), col("pump"))], how)
+            .unwrap();
+        assert_eq!(
+            joined.columns(),
+            ["resid", "hz", "n", "ts", "pump", "vendor", "code"]
+        );
+        let table = joined.to_memory("joined");
+        run(query);
+        let expected = reference_join(
+            &data,
+            |r| r.0,
+            |p: &(Option<&'static str>, &str, i64)| p.0,
+            outer,
+        );
+        assert!(expected.len() > data.len() / 4);
+        assert_eq!(table.rows(), expected, "{how:?}");
+    }
+
+    // An integer key against a long one (widened), after a filter, with a step after
+    // the join that reads a table column.
+    let mut query = Query::builder();
+    let out = frame(&mut query, &data)
+        .filter(col("n").lt(lit(50)))
+        .unwrap()
+        .join_static(&pumps, [(col("n"), col("code"))], JoinType::Inner)
+        .unwrap()
+        .filter(col("vendor").not_eq(lit("Cargo Co")))
+        .unwrap()
+        .to_memory("by_code");
+    run(query);
+    let small: Vec<Reading> = data
+        .iter()
+        .copied()
+        .filter(|r| r.2.is_some_and(|n| n < 50))
+        .collect();
+    let expected: Vec<Row> = reference_join(&small, |r| r.2.map(i64::from), |p| Some(p.2), false)
+        .into_iter()
+        .filter(|row| row.values()[5] != Value::string("Cargo Co"))
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(out.rows(), expected);
+}
+
+#[test]
+fn sql_join_with_a_static_view_matches_nested_loops() {
+    let data = readings(1_500, 22);
+    let mut query = Query::builder();
+    frame(&mut query, &data).create_or_replace_temp_view("readings");
+    pumps().create_or_replace_temp_view(&query, "pumps");
+    let out = query
+        .sql(
+            "SELECT r.resid, p.resid AS presid, vendor, code + 1 AS c FROM readings r \
+             LEFT OUTER JOIN pumps p ON r.resid = p.resid WHERE r.hz > 50",
+        )
+        .unwrap();
+    assert_eq!(out.columns(), ["resid", "presid", "vendor", "c"]);
+    let table = out.to_memory("out");
+    run(query);
+    let hot: Vec<Reading> = data
+        .iter()
+        .copied()
+        .filter(|r| r.1.is_some_and(|hz| hz > 50.0))
+        .collect();
+    let expected: Vec<Row> = reference_join(
+        &hot,
+        |r| r.0,
+        |p: &(Option<&'static str>, &str, i64)| p.0,
+        true,
+    )
+    .into_iter()
+    .map(|row| {
+        let v = row.into_values();
+        let c = match &v[6] {
+            Value::Long(code) => Value::Long(code + 1),
+            _ => Value::Null,
+        };
+        Row::new(vec![v[0].clone(), v[4].clone(), v[5].clone(), c])
+    })
+    .collect();
+    assert_eq!(table.rows(), expected);
+}
+
+#[test]
+fn sql_joins_that_are_not_planned_are_refused() {
+    let refused_join = |sql: &str| {
+        let mut query = Query::builder();
+        frame(&mut query, &[]).create_or_replace_temp_view("readings");
+        pumps().create_or_replace_temp_view(&query, "pumps");
+        query.sql(sql).expect_err(sql)
+    };
+    match refused_join("SELECT resid FROM readings r JOIN pumps p ON r.resid = p.resid") {
+        SqlError::Ambiguous { name, .. } => assert_eq!(name, "resid"),
+        other => panic!("{other}"),
+    }
+    let cases = [
+        (
+            "SELECT r.n FROM readings r RIGHT JOIN pumps p ON r.resid = p.resid",
+            "JOIN",
+            (1, 39),
+        ),
+        (
+            "SELECT r.n FROM readings r JOIN pumps p ON r.hz > p.code",
+            "ON condition",
+            (1, 44),
+        ),
+        (
+            "SELECT r.n FROM readings r JOIN pumps p USING (resid)",
+            "without ON",
+            (1, 33),
+        ),
+        ("SELECT vendor FROM pumps", "static view first", (1, 20)),
+    ];
+    for (sql, construct, (line, column)) in cases {
+        match refused_join(sql) {
+            SqlError::Unsupported {
+                construct: what,
+                position,
+            } => {
+                assert!(what.contains(construct), "{sql}: {what}");
+                assert_eq!(
+                    (position.line, position.column),
+                    (line, column),
+                    "{sql}: {what}"
+                );
+            }
+            other => panic!("{sql}: {other}"),
+        }
     }
 }

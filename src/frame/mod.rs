@@ -73,15 +73,18 @@
 //! | `agg.rs` | [`AggExpr`] and its constructors; the [`Aggregate`] over rows they plan to |
 //! | `compiled.rs` | bound expressions with their text; the per-row step operator |
 //! | `erased.rs` | the row stream with its chain type erased |
+//! | `join.rs` | [`StaticFrame`], [`DataFrame::join_static`] and [`JoinType`]: stream–static joins as a row step |
 //! | `duration.rs` | Spark's interval strings (`"1 hour"`, `"30 minutes"`) |
 
 mod agg;
 mod compiled;
 mod duration;
 mod erased;
+mod join;
 
 pub use agg::{avg, count, count_all, max, min, sum, AggExpr, AggFunc};
 pub use duration::parse_duration;
+pub use join::{JoinType, StaticFrame};
 
 use crate::expr::{Expr, ExprError};
 use crate::row::{DataType, Field, Row, Schema, SchemaError};
@@ -182,9 +185,7 @@ impl DataFrame {
 
     /// The stream and what to append to it before the next stateful step or sink.
     fn flush(self) -> (Box<dyn RowStream>, Prelude, Arc<Schema>) {
-        let steps = |steps: Vec<Step>| RowSteps {
-            steps: steps.into(),
-        };
+        let steps = RowSteps::new;
         let after = steps(self.after);
         let prelude = Prelude {
             before: steps(self.before),

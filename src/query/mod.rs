@@ -414,6 +414,17 @@ impl QueryBuilder {
         crate::sql::plan(&self.graph, text)
     }
 
+    /// Registers `frame` as the static view `name` (what
+    /// [`StaticFrame::create_or_replace_temp_view`](crate::frame::StaticFrame::create_or_replace_temp_view)
+    /// does), replacing a static view of that name.
+    pub(crate) fn register_static_view(&self, name: &str, frame: crate::frame::StaticFrame) {
+        let mut graph = self.graph.borrow_mut();
+        graph
+            .static_views
+            .retain(|(view, _)| !view.eq_ignore_ascii_case(name));
+        graph.static_views.push((name.to_string(), frame));
+    }
+
     /// Checks the query and starts its threads.
     ///
     /// # Errors

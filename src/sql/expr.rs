@@ -9,10 +9,36 @@ use sqlparser::ast::{
     UnaryOperator,
 };
 
+/// A relation of the FROM clause: the names that qualify its columns (`s` in `s.psi`:
+/// the view's name and alias), and its columns as the statement names them with the
+/// names they have in the planned frame (different where an earlier relation of a join
+/// has a column of the same name: `p.resid`).
+#[derive(Debug, Clone)]
+pub(super) struct Relation {
+    pub(super) qualifiers: Vec<String>,
+    pub(super) columns: Vec<(String, String)>,
+}
+
+impl Relation {
+    /// Whether `name` qualifies this relation's columns.
+    pub(super) fn is(&self, name: &str) -> bool {
+        self.qualifiers.iter().any(|q| q.eq_ignore_ascii_case(name))
+    }
+
+    /// The planned name of the column `name`, if the relation has one.
+    pub(super) fn column(&self, name: &str) -> Option<&str> {
+        self.columns
+            .iter()
+            .find(|(column, _)| column.eq_ignore_ascii_case(name))
+            .map(|(_, planned)| planned.as_str())
+    }
+}
+
 /// What an expression may refer to, and where its aggregate calls go.
 pub(super) struct Scope<'a> {
-    /// Names that may qualify a column (`s` in `s.psi`): the table's name and alias.
-    pub(super) qualifiers: &'a [String],
+    /// The relations of the FROM clause (none for a lone expression); with one, names
+    /// are the frame's own.
+    pub(super) relations: &'a [Relation],
     /// Where aggregate calls are collected (each becomes a column named as Spark names
     /// it, `max(hz)`); `None` where aggregates are not allowed, with the clause's name.
     pub(super) aggs: Result<&'a mut Vec<AggExpr>, &'static str>,
@@ -28,7 +54,7 @@ fn unsupported(what: impl Into<String>, node: &impl Spanned) -> SqlError {
 /// `expr` as a rivulet expression.
 pub(super) fn convert(expr: &ast::Expr, scope: &mut Scope<'_>) -> Result<Expr, SqlError> {
     Ok(match expr {
-        ast::Expr::Identifier(ident) => col(&ident.value),
+        ast::Expr::Identifier(ident) => identifier(ident, scope, expr)?,
         ast::Expr::CompoundIdentifier(parts) => compound(parts, scope, expr)?,
         ast::Expr::Value(value) => literal(&value.value, expr)?,
         ast::Expr::Nested(inner) => convert(inner, scope)?,
@@ -175,21 +201,55 @@ fn compound(parts: &[ast::Ident], scope: &Scope<'_>, expr: &ast::Expr) -> Result
             Ok(col(&format!("window_{}", field.value.to_ascii_lowercase())))
         }
         [table, column] => {
-            if scope
-                .qualifiers
-                .iter()
-                .any(|q| q.eq_ignore_ascii_case(&table.value))
-            {
-                Ok(col(&column.value))
-            } else {
-                Err(SqlError::UnknownName {
+            let qualifiers = || {
+                scope
+                    .relations
+                    .iter()
+                    .flat_map(|r| r.qualifiers.iter().cloned())
+                    .collect()
+            };
+            match scope.relations.iter().find(|r| r.is(&table.value)) {
+                None => Err(SqlError::UnknownName {
                     name: table.value.clone(),
                     position: at(expr.span()),
-                    known: scope.qualifiers.to_vec(),
-                })
+                    known: qualifiers(),
+                }),
+                Some(relation) => match relation.column(&column.value) {
+                    // One relation: binding reports the unknown column, listing those
+                    // there are.
+                    None if scope.relations.len() == 1 => Ok(col(&column.value)),
+                    Some(planned) => Ok(col(planned)),
+                    None => Err(SqlError::UnknownName {
+                        name: format!("{}.{}", table.value, column.value),
+                        position: at(expr.span()),
+                        known: relation.columns.iter().map(|(c, _)| c.clone()).collect(),
+                    }),
+                },
             }
         }
         _ => Err(unsupported(format!("the name `{expr}`"), expr)),
+    }
+}
+
+/// An unqualified column: the frame's own name with one relation; in a join, the
+/// column of the one relation that has it.
+fn identifier(ident: &ast::Ident, scope: &Scope<'_>, expr: &ast::Expr) -> Result<Expr, SqlError> {
+    if let [relation] = scope.relations {
+        return Ok(col(relation.column(&ident.value).unwrap_or(&ident.value)));
+    }
+    let mut found = scope
+        .relations
+        .iter()
+        .filter_map(|r| r.column(&ident.value).map(|planned| (r, planned)));
+    match (found.next(), found.next()) {
+        (Some((_, planned)), None) => Ok(col(planned)),
+        // Unknown: binding names the columns there are.
+        (None, _) => Ok(col(&ident.value)),
+        (Some((first, _)), Some((second, _))) => Err(SqlError::Ambiguous {
+            name: ident.value.clone(),
+            position: at(expr.span()),
+            qualifiers: vec![first.qualifiers[0].clone(), second.qualifiers[0].clone()],
+        }),
     }
 }
 
@@ -308,7 +368,7 @@ fn call(
         Some([arg]) => {
             // Spark's count(1) (any non-null constant) counts rows, as count(*).
             let mut inner = Scope {
-                qualifiers: scope.qualifiers,
+                relations: scope.relations,
                 aggs: Err("the argument of an aggregate"),
             };
             let arg = convert(arg, &mut inner)?;

@@ -51,9 +51,13 @@
 mod expr;
 
 use crate::expr::{col, Expr};
-use crate::frame::{AggExpr, DataFrame, FrameError, Grouping, WindowSpec};
+use crate::frame::{AggExpr, DataFrame, FrameError, Grouping, JoinType, StaticFrame, WindowSpec};
 use crate::plan::Graph;
-use sqlparser::ast::{self, GroupByExpr, SelectItem, SetExpr, Spanned, Statement, TableFactor};
+use expr::Relation;
+use sqlparser::ast::{
+    self, GroupByExpr, JoinConstraint, JoinOperator, SelectItem, SetExpr, Spanned, Statement,
+    TableFactor,
+};
 use sqlparser::dialect::SparkSqlDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
@@ -110,6 +114,16 @@ pub enum SqlError {
         /// The names that are known there (views, or the table's name and alias).
         known: Vec<String>,
     },
+    /// An unqualified column that more than one relation of a join has.
+    #[error("ambiguous column `{name}` at {position}: qualify it ({})", qualifiers.join(", "))]
+    Ambiguous {
+        /// The name.
+        name: String,
+        /// Where it is.
+        position: Position,
+        /// Relations that have it.
+        qualifiers: Vec<String>,
+    },
     /// The statement does not fit the data: unknown columns (the message lists those
     /// there are), type errors.
     #[error(transparent)]
@@ -148,7 +162,7 @@ pub fn parse_expr(text: &str) -> Result<Expr, SqlError> {
         )));
     }
     let mut scope = expr::Scope {
-        qualifiers: &[],
+        relations: &[],
         aggs: Err("a row expression"),
     };
     expr::convert(&parsed, &mut scope)
@@ -189,7 +203,7 @@ impl DataFrame {
                 _ => return Err(SqlError::Parse(format!("`{text}` is not one expression"))),
             };
             let mut scope = expr::Scope {
-                qualifiers: &[],
+                relations: &[],
                 aggs: Err("a row expression"),
             };
             converted.push(match item {
@@ -305,13 +319,14 @@ fn plan_select(graph: &Rc<RefCell<Graph>>, select: &ast::Select) -> Result<DataF
             select,
         ));
     }
-    let (frame, qualifiers) = from(graph, select)?;
+    let (frame, relations) = from(graph, select)?;
+    let joined = relations.len() > 1;
 
     // WHERE
     let mut frame = match &select.selection {
         Some(condition) => {
             let mut scope = expr::Scope {
-                qualifiers: &qualifiers,
+                relations: &relations,
                 aggs: Err("WHERE (use HAVING)"),
             };
             frame.filter(expr::convert(condition, &mut scope)?)?
@@ -328,14 +343,14 @@ fn plan_select(graph: &Rc<RefCell<Graph>>, select: &ast::Select) -> Result<DataF
     let mut window: Option<WindowSpec> = None;
     for item in group_exprs {
         let mut scope = expr::Scope {
-            qualifiers: &qualifiers,
+            relations: &relations,
             aggs: Err("GROUP BY"),
         };
         match item {
             ast::Expr::Function(function)
                 if function.name.to_string().eq_ignore_ascii_case("window") =>
             {
-                let spec = window_spec(function, item, &qualifiers)?;
+                let spec = window_spec(function, item, &relations)?;
                 window = Some(spec.clone());
                 groupings.push(Grouping::Window(spec));
             }
@@ -356,14 +371,14 @@ fn plan_select(graph: &Rc<RefCell<Graph>>, select: &ast::Select) -> Result<DataF
     let mut items = Vec::with_capacity(select.projection.len());
     for item in &select.projection {
         let mut scope = expr::Scope {
-            qualifiers: &qualifiers,
+            relations: &relations,
             aggs: Ok(&mut aggs),
         };
         match item {
             SelectItem::UnnamedExpr(ast::Expr::Function(function))
                 if function.name.to_string().eq_ignore_ascii_case("window") =>
             {
-                let spec = window_spec(function, item, &qualifiers)?;
+                let spec = window_spec(function, item, &relations)?;
                 if window.as_ref() != Some(&spec) {
                     return Err(unsupported(
                         "window(..) in SELECT that is not the window of the GROUP BY",
@@ -373,13 +388,29 @@ fn plan_select(graph: &Rc<RefCell<Graph>>, select: &ast::Select) -> Result<DataF
                 items.push(col("window_start"));
                 items.push(col("window_end"));
             }
-            SelectItem::UnnamedExpr(e) => items.push(expr::convert(e, &mut scope)?),
+            SelectItem::UnnamedExpr(e) => {
+                let converted = expr::convert(e, &mut scope)?;
+                // A column renamed for the join keeps the name the statement gave it.
+                items.push(match (&converted, e) {
+                    (Expr::Column(_), ast::Expr::CompoundIdentifier(parts)) if joined => {
+                        converted.alias(&parts[parts.len() - 1].value)
+                    }
+                    (Expr::Column(_), ast::Expr::Identifier(ident)) if joined => {
+                        converted.alias(&ident.value)
+                    }
+                    _ => converted,
+                })
+            }
             SelectItem::ExprWithAlias { expr: e, alias } => {
                 items.push(expr::convert(e, &mut scope)?.alias(&alias.value))
             }
             SelectItem::Wildcard(options) => {
                 check_wildcard(options)?;
-                items.push(col("*"));
+                if joined {
+                    items.extend(relations.iter().flat_map(relation_columns));
+                } else {
+                    items.push(col("*"));
+                }
             }
             SelectItem::QualifiedWildcard(kind, options) => {
                 check_wildcard(options)?;
@@ -389,14 +420,20 @@ fn plan_select(graph: &Rc<RefCell<Graph>>, select: &ast::Select) -> Result<DataF
                         return Err(unsupported("`expr.*`", e))
                     }
                 };
-                if !qualifiers.iter().any(|q| q.eq_ignore_ascii_case(&name)) {
-                    return Err(SqlError::UnknownName {
-                        name,
-                        position: at(item.span()),
-                        known: qualifiers.clone(),
-                    });
+                match relations.iter().find(|r| r.is(&name)) {
+                    None => {
+                        return Err(SqlError::UnknownName {
+                            name,
+                            position: at(item.span()),
+                            known: relations
+                                .iter()
+                                .flat_map(|r| r.qualifiers.clone())
+                                .collect(),
+                        })
+                    }
+                    Some(relation) if joined => items.extend(relation_columns(relation)),
+                    Some(_) => items.push(col("*")),
                 }
-                items.push(col("*"));
             }
             other => return Err(unsupported("a select item with several aliases", other)),
         }
@@ -404,7 +441,7 @@ fn plan_select(graph: &Rc<RefCell<Graph>>, select: &ast::Select) -> Result<DataF
     let having = match &select.having {
         Some(condition) => {
             let mut scope = expr::Scope {
-                qualifiers: &qualifiers,
+                relations: &relations,
                 aggs: Ok(&mut aggs),
             };
             Some((condition, expr::convert(condition, &mut scope)?))
@@ -433,6 +470,21 @@ fn plan_select(graph: &Rc<RefCell<Graph>>, select: &ast::Select) -> Result<DataF
     Ok(frame.select(items)?)
 }
 
+/// A relation's columns under the names the statement knows them by.
+fn relation_columns(relation: &Relation) -> Vec<Expr> {
+    relation
+        .columns
+        .iter()
+        .map(|(name, planned)| {
+            if name == planned {
+                col(planned)
+            } else {
+                col(planned).alias(name)
+            }
+        })
+        .collect()
+}
+
 fn check_wildcard(options: &ast::WildcardAdditionalOptions) -> Result<(), SqlError> {
     if options.opt_ilike.is_some()
         || options.opt_exclude.is_some()
@@ -449,25 +501,10 @@ fn check_wildcard(options: &ast::WildcardAdditionalOptions) -> Result<(), SqlErr
     Ok(())
 }
 
-/// The view of the FROM clause, and the names that qualify its columns.
-fn from(
-    graph: &Rc<RefCell<Graph>>,
-    select: &ast::Select,
-) -> Result<(DataFrame, Vec<String>), SqlError> {
-    let table = match select.from.as_slice() {
-        [table] => table,
-        [] => return Err(unsupported("SELECT without FROM", select)),
-        [_, second, ..] => {
-            return Err(unsupported(
-                "several tables in FROM (a comma join)",
-                &second.relation,
-            ))
-        }
-    };
-    if let Some(join) = table.joins.first() {
-        return Err(unsupported("JOIN", &join.relation));
-    }
-    let (name, alias) = match &table.relation {
+/// A view named in FROM or JOIN: the view's name and alias, after checking the table
+/// factor is nothing more.
+fn view_name(factor: &TableFactor) -> Result<(&ast::ObjectName, Option<&ast::Ident>), SqlError> {
+    let (name, alias) = match factor {
         TableFactor::Table {
             name,
             alias,
@@ -498,29 +535,221 @@ fn from(
             });
         }
     }
-    let view = name.to_string();
-    let frame = crate::frame::take_view(graph, &view).ok_or_else(|| SqlError::UnknownName {
-        name: view.clone(),
+    Ok((name, alias.as_ref().map(|alias| &alias.name)))
+}
+
+fn unknown_view(graph: &Rc<RefCell<Graph>>, name: &ast::ObjectName) -> SqlError {
+    let graph = graph.borrow();
+    SqlError::UnknownName {
+        name: name.to_string(),
         position: at(name.span()),
         known: graph
-            .borrow()
             .views
             .iter()
             .map(|(name, _)| name.clone())
+            .chain(graph.static_views.iter().map(|(name, _)| name.clone()))
             .collect(),
-    })?;
-    let mut qualifiers = vec![view];
-    if let Some(alias) = alias {
-        qualifiers.push(alias.name.value.clone());
     }
-    Ok((frame, qualifiers))
+}
+
+fn static_view(graph: &Rc<RefCell<Graph>>, name: &str) -> Option<StaticFrame> {
+    graph
+        .borrow()
+        .static_views
+        .iter()
+        .find(|(view, _)| view.eq_ignore_ascii_case(name))
+        .map(|(_, frame)| frame.clone())
+}
+
+fn qualifiers(name: &ast::ObjectName, alias: Option<&ast::Ident>) -> Vec<String> {
+    let mut qualifiers = vec![name.to_string()];
+    qualifiers.extend(alias.map(|alias| alias.value.clone()));
+    qualifiers
+}
+
+/// The frame of the FROM clause (its view, joined with the static views of its JOINs),
+/// and its relations.
+fn from(
+    graph: &Rc<RefCell<Graph>>,
+    select: &ast::Select,
+) -> Result<(DataFrame, Vec<Relation>), SqlError> {
+    let table = match select.from.as_slice() {
+        [table] => table,
+        [] => return Err(unsupported("SELECT without FROM", select)),
+        [_, second, ..] => {
+            return Err(unsupported(
+                "several tables in FROM (a comma join)",
+                &second.relation,
+            ))
+        }
+    };
+    let (name, alias) = view_name(&table.relation)?;
+    let view = name.to_string();
+    // The streaming views' names, before FROM takes its own out of the registry.
+    let streams: Vec<String> = graph
+        .borrow()
+        .views
+        .iter()
+        .map(|(v, _)| v.clone())
+        .collect();
+    let mut frame = match crate::frame::take_view(graph, &view) {
+        Some(frame) => frame,
+        None if static_view(graph, &view).is_some() => {
+            return Err(unsupported(
+                "a static view first in FROM (sql() plans streaming queries: the stream \
+                 comes first, static views are joined to it)",
+                name,
+            ))
+        }
+        None => return Err(unknown_view(graph, name)),
+    };
+    let mut relations = vec![Relation {
+        qualifiers: qualifiers(name, alias),
+        columns: frame
+            .columns()
+            .into_iter()
+            .map(|c| (c.clone(), c))
+            .collect(),
+    }];
+    for join in &table.joins {
+        let (how, constraint) = match &join.join_operator {
+            JoinOperator::Join(c) | JoinOperator::Inner(c) => (JoinType::Inner, c),
+            JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (JoinType::LeftOuter, c),
+            _ => {
+                return Err(unsupported(
+                    "this kind of JOIN (a stream joins a static view: INNER or LEFT OUTER)",
+                    &join.relation,
+                ))
+            }
+        };
+        let condition = match constraint {
+            JoinConstraint::On(condition) => condition,
+            _ => {
+                return Err(unsupported(
+                    "a JOIN without ON (USING, NATURAL or none: write ON a.c = b.c)",
+                    &join.relation,
+                ))
+            }
+        };
+        let (name, alias) = view_name(&join.relation)?;
+        let view = name.to_string();
+        let Some(table) = static_view(graph, &view) else {
+            return Err(if streams.iter().any(|v| v.eq_ignore_ascii_case(&view)) {
+                unsupported(
+                    "a JOIN of two streams (only stream–static joins are planned yet)",
+                    &join.relation,
+                )
+            } else {
+                unknown_view(graph, name)
+            });
+        };
+        // A column another relation also has is planned as `qualifier.column`.
+        let qualifier = alias.map_or_else(|| view.clone(), |alias| alias.value.clone());
+        let columns: Vec<(String, String)> = table
+            .columns()
+            .into_iter()
+            .map(|c| {
+                let clash = relations.iter().any(|r| r.column(&c).is_some());
+                let planned = if clash {
+                    format!("{qualifier}.{c}")
+                } else {
+                    c.clone()
+                };
+                (c, planned)
+            })
+            .collect();
+        let planned: Vec<String> = columns.iter().map(|(_, p)| p.clone()).collect();
+        let table = table.renamed(&planned)?;
+        let right = Relation {
+            qualifiers: qualifiers(name, alias),
+            columns,
+        };
+        let mut on = Vec::new();
+        for conjunct in conjuncts(condition) {
+            on.push(equi_key(conjunct, &relations, &right, &frame, &table)?);
+        }
+        frame = frame.join_static(&table, on, how)?;
+        relations.push(right);
+    }
+    Ok((frame, relations))
+}
+
+/// The conjuncts of `a AND b AND …`.
+fn conjuncts(condition: &ast::Expr) -> Vec<&ast::Expr> {
+    match condition {
+        ast::Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::And,
+            right,
+        } => {
+            let mut all = conjuncts(left);
+            all.extend(conjuncts(right));
+            all
+        }
+        ast::Expr::Nested(inner) => conjuncts(inner),
+        other => vec![other],
+    }
+}
+
+/// One equality of an ON condition as (the stream side's key, the static side's key).
+fn equi_key(
+    conjunct: &ast::Expr,
+    left: &[Relation],
+    right: &Relation,
+    frame: &DataFrame,
+    table: &StaticFrame,
+) -> Result<(Expr, Expr), SqlError> {
+    let not_equality = || {
+        unsupported(
+            "an ON condition other than equalities of the two sides joined by AND (filter in \
+             WHERE)",
+            conjunct,
+        )
+    };
+    let ast::Expr::BinaryOp {
+        left: a,
+        op: ast::BinaryOperator::Eq,
+        right: b,
+    } = conjunct
+    else {
+        return Err(not_equality());
+    };
+    let side = |e: &ast::Expr, relations: &[Relation], schema: &crate::row::Schema| {
+        let mut scope = expr::Scope {
+            relations,
+            aggs: Err("ON"),
+        };
+        expr::convert(e, &mut scope)
+            .ok()
+            .filter(|converted| converted.bind(schema).is_ok())
+    };
+    let right = std::slice::from_ref(right);
+    if let (Some(l), Some(r)) = (
+        side(a, left, frame.schema()),
+        side(b, right, table.schema()),
+    ) {
+        return Ok((l, r));
+    }
+    if let (Some(l), Some(r)) = (
+        side(b, left, frame.schema()),
+        side(a, right, table.schema()),
+    ) {
+        return Ok((l, r));
+    }
+    // Neither way round: let the first side's own error speak where there is one.
+    let mut scope = expr::Scope {
+        relations: left,
+        aggs: Err("ON"),
+    };
+    expr::convert(a, &mut scope)?;
+    Err(not_equality())
 }
 
 /// `window(time, "length"[, "slide"])`.
 fn window_spec(
     function: &ast::Function,
     node: &impl Spanned,
-    qualifiers: &[String],
+    relations: &[Relation],
 ) -> Result<WindowSpec, SqlError> {
     let as_expr = ast::Expr::Function(function.clone());
     let args = expr::plain_args(function, &as_expr)?.unwrap_or_default();
@@ -533,7 +762,7 @@ fn window_spec(
     };
     let column = |e: &ast::Expr| {
         let mut scope = expr::Scope {
-            qualifiers,
+            relations,
             aggs: Err("window(..)"),
         };
         match expr::convert(e, &mut scope)? {
