@@ -1,6 +1,7 @@
 //! DataFrames: streams of [`Row`]s with a [`Schema`], and Spark's untyped operations on
 //! them (`select`, `filter`, `with_column`, `group_by(..).agg(..)`, `window`,
-//! `with_watermark`, `union`, `print_schema`, console output), planned onto the same
+//! `with_watermark`, `union`, joins with static tables ([`StaticFrame`],
+//! [`DataFrame::join_static`]), `print_schema`, console output), planned onto the same
 //! operators the typed [`Stream`] API uses. SQL ([`QueryBuilder::sql`]) plans onto this.
 //!
 //! ```
@@ -38,7 +39,8 @@
 //! the operation is called ([`Expr::bind`]): unknown columns and type errors are `Err`
 //! there, naming the columns that exist. Consecutive `select` / `filter` /
 //! `with_column` calls become one operator, chained on the upstream thread, that runs
-//! the bound expressions on each row. `group_by(..).agg(..)` is
+//! the bound expressions on each row; a stream–static join is one more such step (a hash
+//! lookup in the static table, a row per match). `group_by(..).agg(..)` is
 //! [`Stream::key_by`] + [`KeyedStream::agg`](crate::KeyedStream::agg) (with `window`:
 //! [`KeyedStream::window`](crate::KeyedStream::window)) over an [`Aggregate`] of rows,
 //! so output modes, both trigger modes and checkpoints work as for typed queries.

@@ -31,7 +31,13 @@
 //!
 //! ## What is supported
 //!
-//! One `SELECT` from one view (name and alias; identifiers ignore case, as Spark's):
+//! One `SELECT` from one streaming view (name and alias; identifiers ignore case, as
+//! Spark's), joined with any number of static views
+//! ([`StaticFrame::create_or_replace_temp_view`](crate::frame::StaticFrame::create_or_replace_temp_view))
+//! by `[INNER] JOIN` or `LEFT [OUTER] JOIN … ON a.x = b.y [AND …]` (Spark's stream–static
+//! joins, planned onto [`DataFrame::join_static`]; a column that an earlier relation
+//! also has must be qualified, and an ambiguous unqualified one is refused as Spark
+//! refuses it);
 //! select items with aliases, `*` and `t.*`; `WHERE` with comparisons, `AND`, `OR`,
 //! `NOT`, arithmetic, `IS [NOT] NULL`, `[NOT] IN (..)`, `[NOT] LIKE`, `BETWEEN`, `CASE`,
 //! `CAST`; `GROUP BY` columns and `window(time, "1 hour"[, "slide"])`; `count(*)`,
@@ -39,14 +45,17 @@
 //! of a grouping is the two columns `window_start` and `window_end` (`window.start`
 //! and `window.end` name them; see [`frame`](crate::frame#where-rivulet-differs-from-spark)).
 //!
-//! Everything else (joins, subqueries, `ORDER BY`, `LIMIT`, `DISTINCT`, other
+//! Everything else (joins of two streams, right and full outer joins, `USING`,
+//! subqueries, `ORDER BY`, `LIMIT`, `DISTINCT`, other
 //! functions, …) is refused with [`SqlError::Unsupported`], naming the construct and its
 //! line and column: never a panic, never a query that means something else.
 //!
 //! **Differences from Spark.** Decimal literals (`0.5`) are doubles (Spark's are
 //! `DECIMAL`): `psi < 0.5` on a double column means what it means in Spark, but
 //! arithmetic between two decimal literals rounds as doubles do. A string is not
-//! compared with a number without a `CAST` (see [`expr`](crate::expr#semantics)).
+//! compared with a number without a `CAST` (see [`expr`](crate::expr#semantics)). `*`
+//! over a join whose relations share a column name is refused (a row's column names are
+//! unique; Spark keeps both): select the columns, qualified, with aliases.
 
 mod expr;
 
