@@ -719,3 +719,32 @@ fn sql_joins_that_are_not_planned_are_refused() {
         }
     }
 }
+
+#[test]
+fn join_static_using_keeps_one_key_column() {
+    let data = readings(800, 23);
+    let mut query = Query::builder();
+    let joined = frame(&mut query, &data)
+        .join_static_using(&pumps(), &["RESID"], JoinType::LeftOuter)
+        .unwrap();
+    assert_eq!(
+        joined.columns(),
+        ["resid", "hz", "n", "ts", "vendor", "code"]
+    );
+    let table = joined.to_memory("joined");
+    run(query);
+    let expected: Vec<Row> = reference_join(
+        &data,
+        |r| r.0,
+        |p: &(Option<&'static str>, &str, i64)| p.0,
+        true,
+    )
+    .into_iter()
+    .map(|row| {
+        let mut values = row.into_values();
+        values.remove(4);
+        Row::new(values)
+    })
+    .collect();
+    assert_eq!(table.rows(), expected);
+}
