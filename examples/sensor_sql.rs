@@ -26,10 +26,8 @@
 //! `sensor/app.rs`.
 
 #[path = "sensor/app.rs"]
-#[allow(dead_code)]
 mod app;
 #[path = "sensor/gen.rs"]
-#[allow(dead_code)]
 mod gen;
 
 use app::Sensor;
