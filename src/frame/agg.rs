@@ -274,9 +274,17 @@ impl Aggregate<Row> for RowAggregate {
     #[inline]
     fn add(&self, accs: &mut Vec<Acc>, row: &Row) {
         for (call, acc) in self.calls.iter().zip(accs.iter_mut()) {
-            let value = match &call.arg {
-                Some(arg) => arg.eval(row),
-                None => Value::Boolean(true),
+            // A plain column (most aggregates' argument) is read in place, not cloned.
+            let computed;
+            let value: &Value = match &call.arg {
+                Some(arg) => match arg.expr.as_column() {
+                    Some(column) => &row.values()[column],
+                    None => {
+                        computed = arg.eval(row);
+                        &computed
+                    }
+                },
+                None => &Value::Boolean(true),
             };
             if value.is_null() {
                 continue;
@@ -297,11 +305,11 @@ impl Aggregate<Row> for RowAggregate {
                 Acc::Extreme(best) => {
                     let better = best.is_null()
                         || match call.kind {
-                            Kind::Min => value < *best,
-                            _ => value > *best,
+                            Kind::Min => value < best,
+                            _ => value > best,
                         };
                     if better {
-                        *best = value;
+                        *best = value.clone();
                     }
                 }
                 Acc::Avg(sum, n) => {
