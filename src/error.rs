@@ -69,6 +69,18 @@ pub enum Error {
         /// `"upstream"` or `"downstream"`.
         peer: &'static str,
     },
+
+    /// The metrics endpoint could not listen on the address asked for
+    /// ([`Query::serve_metrics`](crate::Query::serve_metrics)): not an address, or the
+    /// port is taken or not allowed.
+    #[error("cannot serve metrics on `{addr}`: {source}")]
+    Serve {
+        /// The address as given.
+        addr: String,
+        /// Why.
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync + 'static>,
+    },
 }
 
 impl Error {

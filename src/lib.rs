@@ -42,6 +42,7 @@
 //! | [`stream`] | [`Stream`] and its combinators, [`KeyedStream`] and the keyed aggregates, the chain types, thread boundaries |
 //! | [`source`], [`sink`] | where records enter and leave |
 //! | [`operator`] | the [`Operator`](operator::Operator) trait and built-in operators |
+//! | [`join`] | stream–stream joins with Spark's semantics (event-time conditions, outer joins, state bounded by the watermark) |
 //! | [`state`] | keyed state with expiry; `map_groups_with_state`, `update_state_by_key` |
 //! | [`edge`] | rings, edges, wait policies and the wake-up protocol |
 //! | [`runtime`] | threads, pinning, stop/abort; the heads that drive each thread's chain |
@@ -49,8 +50,10 @@
 //! | [`table`] | static tables for stream–static joins: loaded from a `Vec`, an iterator or a CSV file, shared by every instance; reloadable at epoch boundaries |
 //! | [`time`] | the processing-time clock (system or manual, for tests) |
 //! | [`expr`] | expressions over rows (`col("psi").lt(lit(0.5))`, `CASE`, `IN`, `LIKE`, `CAST`) bound once to a schema, with Spark SQL's null, coercion and ANSI semantics |
+//! | [`ml`] | streaming machine learning: MLlib's streaming k-means and linear/logistic regression, trained and applied on streams |
 //! | [`row`] | rows with a schema ([`row::Row`], [`row::Schema`], [`row::Value`]): the untyped layer under DataFrames and SQL; serde conversions to and from typed records |
 //! | [`format`](mod@format) | decoding text, CSV and JSON lines into serde records; dates and timestamps from text; malformed-record modes |
+//! | [`serve`] | the opt-in metrics endpoint: Prometheus text, progress JSON, a live dashboard |
 //! | [`event`], [`metrics`], [`error`] | shared vocabulary |
 
 #![deny(unsafe_code)]
@@ -64,12 +67,17 @@ pub mod event;
 pub mod expr;
 pub mod format;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod join;
 pub mod metrics;
+pub mod ml;
 pub mod operator;
 pub(crate) mod plan;
 pub mod query;
 pub mod row;
 pub mod runtime;
+pub mod serve;
 pub mod sink;
 pub mod source;
 pub mod sql;

@@ -188,7 +188,7 @@ pub(crate) struct GroupStateUse {
 }
 
 /// An operator as progress reports show it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct OperatorInfo {
     pub(crate) name: std::sync::Arc<str>,
     pub(crate) kind: OperatorKind,
@@ -277,6 +277,9 @@ pub(crate) struct Graph {
     pub(crate) unreplayable: Vec<String>,
     /// What `start()` runs to build the tasks, in the order the chains were ended.
     pub(crate) deferred: Vec<Deferred>,
+    /// Where records flow between operators: `(upstream, downstream)`, for the plan
+    /// that progress endpoints draw.
+    pub(crate) edges: Vec<(OpId, OpId)>,
     participants: u32,
     /// The query's listeners, started with it.
     pub(crate) listeners: Vec<Box<dyn crate::query::QueryListener>>,
@@ -300,6 +303,7 @@ impl Graph {
             fatal: None,
             unreplayable: Vec::new(),
             deferred: Vec::new(),
+            edges: Vec::new(),
             participants: 0,
             listeners: Vec::new(),
         }
@@ -488,6 +492,28 @@ impl Graph {
             participant_base,
         });
         self.operators.len() - 1
+    }
+
+    /// Records that the operators `from` send records to `to`.
+    pub(crate) fn add_edges(&mut self, from: &[OpId], to: OpId) {
+        for &from in from {
+            if !self.edges.contains(&(from, to)) {
+                self.edges.push((from, to));
+            }
+        }
+    }
+
+    /// The edges between operators by name, `(upstream, downstream)`.
+    pub(crate) fn named_edges(&self) -> Vec<(String, String)> {
+        self.edges
+            .iter()
+            .map(|&(from, to)| {
+                (
+                    self.operators[from].name.to_string(),
+                    self.operators[to].name.to_string(),
+                )
+            })
+            .collect()
     }
 
     /// A name not used by another operator yet: `base`, else `base#2`, `base#3`, …

@@ -180,6 +180,52 @@ fn a_deleted_segment_resumes_from_an_intact_epoch_or_fails_clearly() {
     }
 }
 
+/// Issue #15: deleting every segment used to start the query afresh without a word. The
+/// directory's MANIFEST says it held checkpoints: the restart is refused, saying so.
+#[test]
+fn a_wiped_directory_is_refused_not_started_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    crashed_run(dir.path());
+    for path in segments(dir.path()) {
+        std::fs::remove_file(path).unwrap();
+    }
+    let Err(error) = start(dir.path()) else {
+        panic!("a wiped log is refused")
+    };
+    assert!(
+        matches!(&error, Error::Checkpoint(inner) if matches!(**inner, CheckpointError::NoIntactEpoch { .. })),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("no checkpoint segment is left"),
+        "{error}"
+    );
+}
+
+/// Issue #15: deleting the newest segment used to restore an older epoch in silence. It
+/// still restores the newest intact epoch, and the query's progress names the loss.
+#[test]
+fn a_deleted_newest_segment_is_reported_in_the_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let newest = crashed_run(dir.path());
+    std::fs::remove_file(segments(dir.path()).last().unwrap()).unwrap();
+    let (running, _) = build(dir.path());
+    let checkpoint = running.progress().checkpoint.unwrap();
+    let recovered = checkpoint
+        .recovered_epoch
+        .expect("an older epoch is intact");
+    assert!(recovered <= newest, "{recovered} vs {newest}");
+    assert!(
+        checkpoint
+            .recovery_damage
+            .iter()
+            .any(|damage| damage.contains("is missing")),
+        "{:?}",
+        checkpoint.recovery_damage
+    );
+    running.await_termination().unwrap();
+}
+
 #[test]
 fn every_epoch_damaged_is_an_error_not_a_fresh_start() {
     let dir = tempfile::tempdir().unwrap();
@@ -198,7 +244,11 @@ fn every_epoch_damaged_is_an_error_not_a_fresh_start() {
     }
     let error = resumed_run(dir.path()).expect_err("no intact epoch");
     let message = error.to_string();
-    assert!(message.contains("none can be restored"), "{message}");
+    assert!(
+        message.contains("cannot restore from checkpoint directory"),
+        "{message}"
+    );
+    assert!(message.contains("are missing or damaged"), "{message}");
 }
 
 #[test]

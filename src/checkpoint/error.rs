@@ -27,16 +27,21 @@ pub enum CheckpointError {
         /// The plan recorded in the directory.
         found: String,
     },
-    /// The directory has complete epochs, but none whose states are all intact.
+    /// The directory held checkpoints, but no epoch whose entries are all intact is left
+    /// to restore (see [`recover`](super::recovery::recover)). Nothing in the directory
+    /// was changed.
     #[error(
-        "checkpoint directory {dir} holds checkpoints (complete epochs: [{epochs}]) but none can be restored: {reason}"
+        "cannot restore from checkpoint directory {dir}: {reason}. Complete epochs found: \
+         {epochs}. Nothing was changed. To start the query afresh from its sources' \
+         beginning (sinks may then repeat output they already published), move this \
+         directory away or use a new one; `rivulet inspect {dir}` lists what is in it"
     )]
     NoIntactEpoch {
         /// The directory.
         dir: String,
-        /// The complete epochs found.
+        /// The complete epochs found (`none` if none).
         epochs: String,
-        /// Why each was rejected.
+        /// What was found damaged or missing, and what that lost.
         reason: String,
     },
     /// A source or operator could not snapshot or restore its state.

@@ -11,11 +11,30 @@
 //! what the epoch after the restore point held, that epoch is replayed with exactly those
 //! records ([`Recovered::replay`]), so sinks can recognise it and skip what they already
 //! published.
+//!
+//! # Damage
+//!
+//! Damage (anything but a torn tail: a corrupt entry, a cut file, a bad segment header, a
+//! segment missing from the range the log's `MANIFEST` records, an undecodable entry) is
+//! never silent. While an epoch whose entries are all intact is left, [`recover`] restores
+//! the newest such epoch and reports the damage (in the query's progress and in `rivulet
+//! inspect`, which reports the same decision, since it calls [`recover`]); with none left it
+//! refuses with [`CheckpointError::NoIntactEpoch`], saying what was found and what was
+//! lost. A directory whose segments were all deleted is such a refusal, never a fresh
+//! start.
+//!
+//! Spark's `HDFSMetadataLog` refuses to start when batch files are missing from its offset
+//! log; rivulet restores the newest intact epoch instead, since its log also holds the
+//! state and a refusal would leave deleting the directory (losing the intact epochs too)
+//! as the only way forward. The replay from that epoch is at-least-once, as after any
+//! fallback to an older epoch.
 
 use super::codec;
 use super::entries::{self, CommitEntry, CompleteEntry, MetaEntry, OffsetsEntry, StateEntry};
 use super::error::CheckpointError;
-use super::log::{self, Problem};
+use super::log;
+#[cfg(doc)]
+use super::log::Problem;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
@@ -68,6 +87,8 @@ pub struct DirectoryReport {
     pub problems: Vec<String>,
     /// Whether any problem is more than a torn tail.
     corrupt: bool,
+    /// Per problem, whether it is damage (not a torn tail).
+    damage_flags: Vec<bool>,
     states: HashMap<(u64, u64, String, u32), Vec<u8>>,
     /// The states written in a segment of a format before stage snapshots.
     legacy_states: std::collections::HashSet<(u64, u64, String, u32)>,
@@ -75,16 +96,25 @@ pub struct DirectoryReport {
 
 impl DirectoryReport {
     /// `true` if the log is damaged anywhere, beyond a torn tail (which a crash during a
-    /// write leaves behind and recovery is built to ignore).
+    /// write leaves behind and recovery is built to ignore): corrupt or cut entries,
+    /// missing segments (see [`Problem::is_damage`]), undecodable entries.
     pub fn is_corrupt(&self) -> bool {
-        !self
-            .problems
+        self.corrupt
+    }
+
+    /// The problems that are damage (all but torn tails), as [`is_corrupt`](Self::is_corrupt)
+    /// counts them.
+    pub fn damage(&self) -> impl Iterator<Item = &String> {
+        self.problems
             .iter()
-            .all(|problem| problem.starts_with("torn tail"))
+            .zip(&self.damage_flags)
+            .filter(|(_, damage)| **damage)
+            .map(|(problem, _)| problem)
     }
 
     fn problem(&mut self, message: String) {
         self.problems.push(message);
+        self.damage_flags.push(true);
         self.corrupt = true;
     }
 
@@ -162,9 +192,8 @@ pub fn inspect(dir: &Path) -> Result<DirectoryReport, CheckpointError> {
     report.segments = scan.segments.clone();
     for problem in &scan.problems {
         report.problems.push(problem.to_string());
-        if !matches!(problem, Problem::TornTail { .. }) {
-            report.corrupt = true;
-        }
+        report.damage_flags.push(problem.is_damage());
+        report.corrupt |= problem.is_damage();
     }
     let mut completes = Vec::new();
     let mut epochs_with_state = std::collections::BTreeSet::new();
@@ -270,7 +299,7 @@ pub fn inspect(dir: &Path) -> Result<DirectoryReport, CheckpointError> {
             Ok(())
         } else {
             Err(format!(
-                "epoch {}: snapshots missing or damaged: {}",
+                "epoch {} cannot be restored: the snapshots of {} are missing or damaged",
                 complete.epoch,
                 missing.join(", ")
             ))
@@ -284,15 +313,27 @@ pub fn inspect(dir: &Path) -> Result<DirectoryReport, CheckpointError> {
 
 /// Chooses the epoch to restore from `dir`.
 ///
-/// Returns `Ok(None)` for a directory without complete epochs and without damage (a
-/// fresh start).
+/// Returns a [`Recovered`] with epoch 0 for a directory without complete epochs and
+/// without damage (a fresh start), else the newest restorable epoch (see
+/// [`DirectoryReport::newest_restorable`]).
+///
+/// Damage does not stop recovery while an epoch whose entries are all intact is left:
+/// that epoch is restored (an older one than the newest, if the damage took the newest's
+/// entries or the segment that held them), and the damage is in the returned report's
+/// [`problems`](DirectoryReport::problems), which the query's progress shows as
+/// [`CheckpointStats::recovery_damage`](super::CheckpointStats::recovery_damage) and
+/// `rivulet inspect` lists. This is the same rule for every kind of damage (a damaged
+/// entry, a cut file, a missing segment): refusing would leave the query no way forward
+/// but deleting the directory, which loses the intact epochs too.
 ///
 /// # Errors
 ///
-/// [`CheckpointError::NoIntactEpoch`] if complete epochs exist but none is intact, or the
-/// log is damaged (beyond a torn tail) and no intact complete epoch is left: a fresh start
-/// would silently drop state and, for sources with an ingest log, input. A log error if
-/// the directory cannot be read.
+/// [`CheckpointError::NoIntactEpoch`] if there is damage (beyond a torn tail) and no
+/// restorable epoch is left: a fresh start would silently drop state and, for sources
+/// with an ingest log, input. That includes a directory whose segments were all deleted
+/// (its `MANIFEST` still records them). Also when complete epochs exist but none can be
+/// restored, or the log no longer goes back to the first epoch. A log error if the
+/// directory cannot be read.
 pub fn recover(dir: &Path) -> Result<(Recovered, DirectoryReport), CheckpointError> {
     let report = inspect(dir)?;
     let attempt = report.newest_attempt + 1;
@@ -320,28 +361,7 @@ pub fn recover(dir: &Path) -> Result<(Recovered, DirectoryReport), CheckpointErr
         return Ok((recovered, report));
     }
     let Some(chosen) = report.newest_restorable().cloned() else {
-        return Err(CheckpointError::NoIntactEpoch {
-            dir: dir.display().to_string(),
-            epochs: report
-                .complete
-                .iter()
-                .map(|(entry, _)| entry.epoch.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            reason: report
-                .complete
-                .iter()
-                .filter_map(|(_, verdict)| verdict.as_ref().err().cloned())
-                .chain(report.problems.iter().cloned())
-                .chain((!holds_the_beginning).then(|| {
-                    "no complete epoch is restorable (a completed epoch whose sink commit \
-                     is not recorded cannot be restored, nor can any epoch completed \
-                     after it), and the epochs before them are no longer in the log"
-                        .to_string()
-                }))
-                .collect::<Vec<_>>()
-                .join("; "),
-        });
+        return Err(no_intact_epoch(dir, &report, holds_the_beginning));
     };
     let states = chosen
         .states
@@ -371,6 +391,59 @@ pub fn recover(dir: &Path) -> Result<(Recovered, DirectoryReport), CheckpointErr
         },
         report,
     ))
+}
+
+/// The error for a directory with checkpoints (or damage) but no restorable epoch: what
+/// was found and what was lost.
+fn no_intact_epoch(
+    dir: &Path,
+    report: &DirectoryReport,
+    holds_the_beginning: bool,
+) -> CheckpointError {
+    let mut lost: Vec<String> = Vec::new();
+    if report.segments.is_empty() && report.is_corrupt() {
+        lost.push(
+            "no checkpoint segment is left in it, although it held some (its MANIFEST \
+             records them): they were deleted"
+                .to_string(),
+        );
+    }
+    lost.extend(
+        report
+            .complete
+            .iter()
+            .filter_map(|(_, verdict)| verdict.as_ref().err().cloned()),
+    );
+    for (entry, verdict) in &report.complete {
+        if verdict.is_ok() && !report.is_committed(entry) {
+            lost.push(format!(
+                "epoch {} published output but its commit record is missing",
+                entry.epoch
+            ));
+        }
+    }
+    lost.extend(report.damage().cloned());
+    if !holds_the_beginning {
+        lost.push(
+            "the epochs before those are no longer in the log (retention removed them), \
+             so the query cannot start over from an older one either"
+                .to_string(),
+        );
+    }
+    let epochs = report
+        .complete
+        .iter()
+        .map(|(entry, _)| entry.epoch.to_string())
+        .collect::<Vec<_>>();
+    CheckpointError::NoIntactEpoch {
+        dir: dir.display().to_string(),
+        epochs: if epochs.is_empty() {
+            "none".to_string()
+        } else {
+            epochs.join(", ")
+        },
+        reason: lost.join("; "),
+    }
 }
 
 #[cfg(all(test, not(loom)))]
@@ -586,5 +659,144 @@ mod tests {
         // The commit entry of epoch 2 may be what the damage took.
         report.problem("segment 1 offset 4096: corrupt entry".into());
         assert_eq!(report.newest_restorable().map(|entry| entry.epoch), Some(3));
+    }
+
+    /// Epochs 1 to `epochs`, none needing a commit, in segments of `segment_bytes`;
+    /// returns the segment files, oldest first.
+    fn write_epochs(dir: &Path, epochs: u64, segment_bytes: u64) -> Vec<std::path::PathBuf> {
+        let config = LogConfig {
+            segment_bytes,
+            durability: crate::checkpoint::Durability::OsBuffered,
+        };
+        let mut log = Log(LogWriter::open(dir, config).unwrap());
+        for epoch in 1..=epochs {
+            log.offsets(epoch, 1);
+            log.complete(epoch, 1, false);
+        }
+        drop(log);
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// Issue #15.1: a directory whose segments were all deleted still says it held
+    /// checkpoints (its MANIFEST), and recovery refuses instead of starting afresh.
+    #[test]
+    fn a_wiped_log_is_refused_not_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        for path in write_epochs(dir.path(), 3, 512) {
+            std::fs::remove_file(path).unwrap();
+        }
+        match recover(dir.path()) {
+            Err(error @ CheckpointError::NoIntactEpoch { .. }) => {
+                let message = error.to_string();
+                assert!(
+                    message.contains("no checkpoint segment is left"),
+                    "{message}"
+                );
+                assert!(
+                    message.contains("is missing") || message.contains("are missing"),
+                    "{message}"
+                );
+                assert!(message.contains("Nothing was changed"), "{message}");
+            }
+            other => panic!("expected NoIntactEpoch, got {other:?}"),
+        }
+    }
+
+    /// Issue #15.2: deleting the newest segment loses the newest epochs; recovery
+    /// restores the newest intact one and reports the missing segment as damage.
+    #[test]
+    fn a_deleted_newest_segment_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_epochs(dir.path(), 12, 512);
+        assert!(files.len() >= 3, "{files:?}");
+        let intact = inspect(dir.path()).unwrap();
+        assert!(!intact.is_corrupt(), "{:?}", intact.problems);
+        std::fs::remove_file(files.last().unwrap()).unwrap();
+        let (recovered, report) = recover(dir.path()).unwrap();
+        assert!(
+            recovered.epoch > 0 && recovered.epoch < 12,
+            "{}",
+            recovered.epoch
+        );
+        assert!(report.is_corrupt());
+        let damage: Vec<&String> = report.damage().collect();
+        assert_eq!(damage.len(), 1, "{damage:?}");
+        assert!(damage[0].contains("is missing"), "{}", damage[0]);
+    }
+
+    /// Issue #15.3: one damaged entry loses that entry only; the reader resumes after it
+    /// and the newest epoch, later in the same segment, is restored.
+    #[test]
+    fn a_damaged_entry_does_not_hide_the_entries_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_epochs(dir.path(), 16, 1 << 20);
+        assert_eq!(files.len(), 1);
+        let found = log::scan(dir.path()).unwrap();
+        let victim = found
+            .entries
+            .iter()
+            .find(|entry| entry.kind == entries::STATE)
+            .unwrap()
+            .location;
+        let mut bytes = std::fs::read(&files[0]).unwrap();
+        bytes[victim.offset as usize + 20] ^= 0x5a;
+        std::fs::write(&files[0], bytes).unwrap();
+        let (recovered, report) = recover(dir.path()).unwrap();
+        assert_eq!(recovered.epoch, 16, "{:?}", report.problems);
+        assert!(report.is_corrupt());
+        // Epoch 2 on are intact; epoch 1 lost its snapshot.
+        let restorable: Vec<u64> = report
+            .complete
+            .iter()
+            .filter(|(_, verdict)| verdict.is_ok())
+            .map(|(entry, _)| entry.epoch)
+            .collect();
+        assert_eq!(restorable, (2..=16).collect::<Vec<_>>());
+    }
+
+    /// A segment cut short is damage (a crash never shortens one), even when the cut
+    /// keeps every complete epoch.
+    #[test]
+    fn a_cut_segment_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_epochs(dir.path(), 3, 1 << 20);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&files[0])
+            .unwrap();
+        file.set_len(4096).unwrap();
+        let (recovered, report) = recover(dir.path()).unwrap();
+        assert_eq!(recovered.epoch, 3);
+        assert!(report.is_corrupt(), "{:?}", report.problems);
+    }
+
+    /// Issue #15.4: the refusal says what was found and what was lost.
+    #[test]
+    fn the_refusal_says_what_was_found_and_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_epochs(dir.path(), 2, 1 << 20);
+        let found = log::scan(dir.path()).unwrap();
+        let mut bytes = std::fs::read(&files[0]).unwrap();
+        for entry in found.entries.iter().filter(|e| e.kind == entries::STATE) {
+            bytes[entry.location.offset as usize + 20] ^= 0x5a;
+        }
+        std::fs::write(&files[0], bytes).unwrap();
+        let message = recover(dir.path()).unwrap_err().to_string();
+        for part in [
+            "cannot restore from checkpoint directory",
+            "epoch 2 cannot be restored: the snapshots of numbers#0 are missing or damaged",
+            "are damaged",
+            "the entries there are lost",
+            "Complete epochs found: 1, 2",
+            "move this directory away or use a new one",
+        ] {
+            assert!(message.contains(part), "{part:?} not in {message}");
+        }
     }
 }

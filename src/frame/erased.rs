@@ -18,7 +18,7 @@ use crate::row::{Row, Value};
 use crate::sink::{
     ConsoleSink, EpochCommit, FileFormat, FileSink, MemorySink, MemoryTable, Sink, SinkContext,
 };
-use crate::stream::{Chain, InputChain, Stream};
+use crate::stream::{Chain, InputChain, Stream, UnionInput};
 use crate::trigger::EmitMode;
 use crate::window::TimeWindows;
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -86,9 +86,9 @@ pub(crate) trait RowStream {
     /// Opens a union thread fed by this stream.
     fn union_open(self: Box<Self>, prelude: Prelude) -> (Box<dyn RowStream>, Port<Row>);
     /// Feeds the union thread of `port`; whether this stream carries watermarks.
-    fn union_add(self: Box<Self>, prelude: Prelude, port: Port<Row>) -> bool;
-    /// Carries watermarks only if it did and `watermarked` holds (a union's other input).
-    fn and_watermarked(self: Box<Self>, watermarked: bool) -> Box<dyn RowStream>;
+    fn union_add(self: Box<Self>, prelude: Prelude, port: Port<Row>) -> UnionInput;
+    /// Takes on a union's other input (its watermarks and operators).
+    fn and_union_input(self: Box<Self>, input: UnionInput) -> Box<dyn RowStream>;
     /// A typed stream on a thread of its own.
     fn into_input(self: Box<Self>, prelude: Prelude) -> Stream<InputChain<Row>>;
     /// Into a memory table.
@@ -182,8 +182,8 @@ impl Continue for UnionOpen {
 struct UnionAdd(Port<Row>);
 
 impl Continue for UnionAdd {
-    type Out = bool;
-    fn run<S: Chain<Out = Row>>(self, stream: Stream<S>) -> bool {
+    type Out = UnionInput;
+    fn run<S: Chain<Out = Row>>(self, stream: Stream<S>) -> UnionInput {
         Stream::union_add(stream, self.0)
     }
 }
@@ -295,7 +295,7 @@ macro_rules! row_stream_common {
             apply(self.0, prelude, UnionOpen)
         }
 
-        fn union_add(self: Box<Self>, prelude: Prelude, port: Port<Row>) -> bool {
+        fn union_add(self: Box<Self>, prelude: Prelude, port: Port<Row>) -> UnionInput {
             apply(self.0, prelude, UnionAdd(port))
         }
 
@@ -347,8 +347,8 @@ impl<S: Chain<Out = Row>> RowStream for Base<S> {
         apply(self.0, prelude, Aggregating(plan))
     }
 
-    fn and_watermarked(self: Box<Self>, watermarked: bool) -> Box<dyn RowStream> {
-        Box::new(Base(self.0.and_watermarked(watermarked)))
+    fn and_union_input(self: Box<Self>, input: UnionInput) -> Box<dyn RowStream> {
+        Box::new(Base(self.0.and_union_input(input)))
     }
 }
 
@@ -360,8 +360,8 @@ impl<S: Chain<Out = Row>> RowStream for Tail<S> {
         Box::new(Base(self.0.new_thread())).aggregate(prelude, plan)
     }
 
-    fn and_watermarked(self: Box<Self>, watermarked: bool) -> Box<dyn RowStream> {
-        Box::new(Base(self.0.new_thread().and_watermarked(watermarked)))
+    fn and_union_input(self: Box<Self>, input: UnionInput) -> Box<dyn RowStream> {
+        Box::new(Base(self.0.new_thread().and_union_input(input)))
     }
 }
 

@@ -390,9 +390,9 @@ impl DataFrame {
         let (left, left_prelude, schema) = self.flush();
         let (right, right_prelude, _) = other.flush();
         let (stream, port) = left.union_open(left_prelude);
-        let watermarked = right.union_add(right_prelude, port);
+        let input = right.union_add(right_prelude, port);
         Ok(DataFrame::from_erased(
-            stream.and_watermarked(watermarked),
+            stream.and_union_input(input),
             schema,
         ))
     }

@@ -21,6 +21,12 @@ impl Counter {
         self.0.store(value.wrapping_add(n), Ordering::Relaxed);
     }
 
+    /// Sets the value (a gauge, such as a state size). Only the owning thread may call this.
+    #[inline(always)]
+    pub fn set(&self, value: u64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+
     /// The current value.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)

@@ -61,6 +61,15 @@ pub trait Context<Out, Key = (), Side = ()>: Collector<Out> {
     /// Adds `n` to the operator's counter `name` (late rows, malformed rows, …), which
     /// [`QueryProgress`](crate::QueryProgress) reports per operator.
     fn count(&mut self, name: &'static str, n: u64);
+
+    /// Sets the operator's gauge `name` to `value`: a level that can go down as well as up
+    /// (rows held in state, Spark's `numRowsTotal`), which
+    /// [`QueryProgress`](crate::QueryProgress) reports with the counters (summed over the
+    /// operator's instances). The default ignores it; the engine's context and
+    /// [`Harness`](super::Harness) keep it, and a context wrapping another should forward it.
+    fn gauge(&mut self, name: &'static str, value: u64) {
+        let _ = (name, value);
+    }
 }
 
 /// An operator's named counters as its thread caches them: the shared registry is
@@ -82,18 +91,31 @@ impl CounterCache {
     /// Adds `n` to counter `name`.
     #[inline]
     pub(crate) fn add(&mut self, name: &'static str, n: u64) {
+        self.get(name).add(n);
+    }
+
+    /// Sets gauge `name` to `value`.
+    #[inline]
+    pub(crate) fn set(&mut self, name: &'static str, value: u64) {
+        self.get(name).set(value);
+    }
+
+    /// The counter `name`, registered on first use.
+    #[inline]
+    fn get(&mut self, name: &'static str) -> &Counter {
         // Names are usually string literals: compare addresses first, then contents.
-        if let Some((_, counter)) = self
+        let found = self
             .cached
             .iter()
-            .find(|(known, _)| std::ptr::eq(*known, name) || *known == name)
-        {
-            counter.add(n);
-            return;
-        }
-        let counter = self.registry.get_or_add(name);
-        counter.add(n);
-        self.cached.push((name, counter));
+            .position(|(known, _)| std::ptr::eq(*known, name) || *known == name);
+        let at = match found {
+            Some(at) => at,
+            None => {
+                self.cached.push((name, self.registry.get_or_add(name)));
+                self.cached.len() - 1
+            }
+        };
+        &self.cached[at].1
     }
 }
 
@@ -227,5 +249,10 @@ where
     #[inline]
     fn count(&mut self, name: &'static str, n: u64) {
         self.counters.add(name, n);
+    }
+
+    #[inline]
+    fn gauge(&mut self, name: &'static str, value: u64) {
+        self.counters.set(name, value);
     }
 }

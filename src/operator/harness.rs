@@ -108,6 +108,9 @@ impl<Out, Key: TimerKey, Side> Context<Out, Key, Side> for Parts<Out, Key, Side>
     fn count(&mut self, name: &'static str, n: u64) {
         *self.counters.entry(name).or_default() += n;
     }
+    fn gauge(&mut self, name: &'static str, value: u64) {
+        self.counters.insert(name, value);
+    }
 }
 
 impl<In, O: Operator<In>> Harness<In, O> {
@@ -212,7 +215,7 @@ impl<In, O: Operator<In>> Harness<In, O> {
         std::mem::take(&mut self.parts.side)
     }
 
-    /// The value of counter `name` (0 if never counted).
+    /// The value of counter or gauge `name` (0 if never counted or set).
     pub fn counter(&self, name: &str) -> u64 {
         self.parts.counters.get(name).copied().unwrap_or(0)
     }

@@ -1,7 +1,7 @@
 //! The handle of a running query.
 
 use super::listener::{BusEvent, ListenerBus, QueryStartedEvent};
-use super::progress::{OperatorKind, OperatorProgress, QueryProgress, QueryStatus};
+use super::progress::{LastReport, OperatorKind, ProgressReader, QueryProgress, QueryStatus};
 use crate::checkpoint::coordinator::progress::ProgressOut;
 use crate::checkpoint::coordinator::{
     AckTracker, CheckpointShared, CheckpointStats, Coordinator, Message,
@@ -13,10 +13,11 @@ use crate::checkpoint::CheckpointError;
 use crate::error::{Error, Result};
 use crate::metrics::assemble::{Assembler, PlanOperator, ProgressPlan};
 use crate::metrics::{ProgressHistory, StreamingQueryProgress};
-use crate::plan::{CheckpointBuild, Graph, OperatorInfo};
+use crate::plan::{CheckpointBuild, Graph};
 use crate::runtime::affinity;
 use crate::runtime::worker::Worker;
 use crate::runtime::{RunControl, Task};
+use crate::serve::{MetricsServer, ServeOptions};
 use crate::sink::MemoryTable;
 use crate::sync::Arc;
 use crate::trigger::{OutputMode, Trigger};
@@ -35,12 +36,14 @@ pub struct Query {
     control: Arc<RunControl>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     thread_count: usize,
-    operators: Vec<OperatorInfo>,
     tables: Vec<(String, Box<dyn Any + Send + Sync>)>,
-    started: Instant,
+    /// What progress reports read (shared with metrics servers).
+    reader: Arc<ProgressReader>,
     /// Totals and time of the previous progress report, for rates.
-    last_report: Mutex<(Instant, u64, u64)>,
+    last_report: Mutex<LastReport>,
     checkpoint: Option<CheckpointHandle>,
+    /// Metrics servers started by [`Query::serve_metrics`], stopped with the query.
+    servers: Mutex<Vec<MetricsServer>>,
     /// The query's id (kept across restarts) and this run's.
     id: String,
     run_id: String,
@@ -257,6 +260,7 @@ fn start_coordinator(
         trigger: build.trigger.to_string(),
         persistent: log.is_some(),
         recovered_epoch,
+        recovery_damage: build.report.damage().cloned().collect(),
         last_complete_epoch: recovered_epoch,
         ..CheckpointStats::default()
     }));
@@ -597,6 +601,22 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
         }
     }
     let started = Instant::now();
+    let edges = graph.named_edges();
+    let reader = Arc::new(ProgressReader {
+        name: config.name.clone(),
+        control: control.clone(),
+        threads: thread_count,
+        operators: std::mem::take(&mut graph.operators),
+        started,
+        checkpoint: checkpoint
+            .as_ref()
+            .map(|checkpoint| checkpoint.stats.clone()),
+        edges,
+        shared: checkpoint
+            .as_ref()
+            .map(|checkpoint| checkpoint.shared.clone()),
+        history: setup.history.clone(),
+    });
     if let Some(bus) = &setup.listeners {
         let _ = bus.sender.send(BusEvent::Started(QueryStartedEvent {
             id: setup.id.clone(),
@@ -624,11 +644,11 @@ pub(crate) fn start(mut graph: Graph) -> Result<Query> {
         control,
         threads: Mutex::new(threads),
         thread_count,
-        operators: std::mem::take(&mut graph.operators),
         tables: std::mem::take(&mut graph.tables),
-        started,
-        last_report: Mutex::new((started, 0, 0)),
+        reader,
+        last_report: Mutex::new(LastReport::starting_at(started)),
         checkpoint,
+        servers: Mutex::new(Vec::new()),
         id: setup.id,
         run_id: setup.run_id,
         history: setup.history,
@@ -664,7 +684,9 @@ impl Query {
         // and the coordinator records one last epoch: a stopped query restarts without
         // replaying anything.
         self.control.request_stop();
-        self.await_termination()
+        let result = self.await_termination();
+        self.stop_servers();
+        result
     }
 
     /// Stops at once: threads end at their next check; records in flight are dropped.
@@ -674,7 +696,9 @@ impl Query {
     /// The query's failure, if it had failed before the abort.
     pub fn abort(&self) -> Result<()> {
         self.control.abort();
-        self.await_termination()
+        let result = self.await_termination();
+        self.stop_servers();
+        result
     }
 
     /// Waits until every thread has ended (the sources ended, `stop()`, or a failure).
@@ -768,79 +792,68 @@ impl Query {
             .find_map(|(_, table)| table.downcast_ref::<MemoryTable<T>>().cloned())
     }
 
-    /// What the query has done so far.
+    /// What the query has done so far. Rates are over the time since the previous call
+    /// (or the start).
     pub fn progress(&self) -> QueryProgress {
-        let operators: Vec<OperatorProgress> = self
-            .operators
-            .iter()
-            .map(|op| {
-                let instances: Vec<(u64, u64)> = op
-                    .instances
-                    .iter()
-                    .map(|m| (m.records_in.get(), m.records_out.get()))
-                    .collect();
-                let mut counters = std::collections::BTreeMap::new();
-                for metrics in &op.instances {
-                    for (name, value) in metrics.named.values() {
-                        *counters.entry(name.to_string()).or_insert(0) += value;
-                    }
-                }
-                OperatorProgress {
-                    name: op.name.to_string(),
-                    kind: op.kind,
-                    parallelism: instances.len(),
-                    records_in: instances.iter().map(|i| i.0).sum(),
-                    records_out: instances.iter().map(|i| i.1).sum(),
-                    instances,
-                    counters,
-                }
-            })
-            .collect();
-        let input_rows: u64 = operators
-            .iter()
-            .filter(|op| op.kind == OperatorKind::Source)
-            .map(|op| op.records_out)
-            .sum();
-        let output_rows: u64 = operators
-            .iter()
-            .filter(|op| op.kind == OperatorKind::Sink)
-            .map(|op| op.records_in)
-            .sum();
-        let now = Instant::now();
-        let ended = self.control.ended_at();
-        let (input_rate, output_rate) = {
-            let mut last = self.last_report.lock().unwrap();
-            // Rates over the time the query ran since the previous report; a report after
-            // the end with nothing new since (the stream ended before it) shows the whole
-            // run's averages rather than zero.
-            let until = ended.unwrap_or(now).max(last.0);
-            let moved = input_rows > last.1 || output_rows > last.2;
-            let (since, base) = match ended {
-                Some(end) if !moved || end <= last.0 => (self.started, (0, 0)),
-                _ => (last.0, (last.1, last.2)),
-            };
-            let seconds = until.duration_since(since).as_secs_f64().max(1e-9);
-            let rates = (
-                input_rows.saturating_sub(base.0) as f64 / seconds,
-                output_rows.saturating_sub(base.1) as f64 / seconds,
-            );
-            *last = (now.max(until), input_rows, output_rows);
-            rates
-        };
-        QueryProgress {
-            name: self.name.clone(),
-            elapsed: now.duration_since(self.started),
-            is_active: self.is_active(),
-            threads: self.thread_count,
-            input_rows,
-            output_rows,
-            input_rows_per_second: input_rate,
-            output_rows_per_second: output_rate,
-            operators,
-            checkpoint: self
-                .checkpoint
-                .as_ref()
-                .map(|checkpoint| checkpoint.stats.lock().unwrap().clone()),
+        self.reader.read(&mut self.last_report.lock().unwrap())
+    }
+
+    /// Serves the query's progress over HTTP on `addr` (`"127.0.0.1:9184"`; port `0`
+    /// picks a free one): Prometheus text at `/metrics`, the per-epoch progress JSON at
+    /// `/progress` and `/progress/recent` (as [`last_progress`](Self::last_progress) and
+    /// [`recent_progress`](Self::recent_progress)), the status, the live counters, the
+    /// plan, and a live dashboard at `/`. See [`serve`](crate::serve) for every page.
+    ///
+    /// The server runs on a thread of its own, never on an operator thread; it reads
+    /// what [`progress`](Self::progress), [`status`](Self::status) and
+    /// [`recent_progress`](Self::recent_progress) read. It keeps serving after the
+    /// query's streams end (the final figures stay readable) and stops with
+    /// [`stop`](Self::stop), [`abort`](Self::abort), when the `Query` is dropped, or
+    /// with [`MetricsServer::stop`].
+    ///
+    /// ```
+    /// use rivulet::Query;
+    ///
+    /// let mut builder = Query::builder();
+    /// builder.from_iter("numbers", 0..10u64).to_memory("out");
+    /// let query = builder.start().unwrap();
+    /// let server = query.serve_metrics("127.0.0.1:0").unwrap();
+    /// println!("dashboard: {}", server.url());
+    /// query.stop().unwrap(); // also stops the server
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serve`] if `addr` is not an address or cannot be listened on.
+    pub fn serve_metrics(&self, addr: &str) -> Result<MetricsServer> {
+        self.serve_metrics_with(addr, ServeOptions::default())
+    }
+
+    /// [`serve_metrics`](Self::serve_metrics) with options (how often the history the
+    /// dashboard charts is sampled, how much of it is kept).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serve`] if `addr` is not an address or cannot be listened on.
+    pub fn serve_metrics_with(&self, addr: &str, options: ServeOptions) -> Result<MetricsServer> {
+        let server = MetricsServer::start(addr, self.reader.clone(), options)?;
+        self.servers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(server.clone());
+        Ok(server)
+    }
+
+    /// Stops every metrics server of the query and waits for their threads.
+    fn stop_servers(&self) {
+        let servers = std::mem::take(
+            &mut *self
+                .servers
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        for server in servers {
+            server.stop();
         }
     }
 }
@@ -877,25 +890,7 @@ impl Query {
 
     /// What the query is doing now (Spark's `status`).
     pub fn status(&self) -> QueryStatus {
-        let active = self.is_active();
-        let trigger_active = self.checkpoint.as_ref().is_some_and(|checkpoint| {
-            let clock = &checkpoint.shared.clock;
-            active && clock.current() > clock.last_complete()
-        });
-        let message = match self.failure() {
-            Some(error) => format!("Terminated with exception: {error}"),
-            None if !active => "Stopped".to_string(),
-            None if self.checkpoint.is_none() => "Processing records (no epochs)".to_string(),
-            None if trigger_active => "Processing new data".to_string(),
-            None => "Waiting for next trigger".to_string(),
-        };
-        QueryStatus {
-            message,
-            is_data_available: self
-                .last_progress()
-                .is_some_and(|progress| progress.num_input_rows > 0),
-            is_trigger_active: trigger_active,
-        }
+        self.reader.status()
     }
 
     /// What the query's listeners' panics said, if any panicked (each is also printed
@@ -920,6 +915,7 @@ impl Drop for Query {
         if let Some(checkpoint) = &self.checkpoint {
             checkpoint.shut_down();
         }
+        self.stop_servers();
         if let Some(listeners) = &self.listeners {
             listeners.join();
         }

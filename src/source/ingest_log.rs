@@ -90,11 +90,7 @@ impl<T: Serialize + DeserializeOwned> IngestLog<T> {
             let scan = log::scan(dir)?;
             // A torn tail is what a crash mid-append leaves; anything else means records
             // this source accepted may be gone, which must not pass in silence.
-            if let Some(problem) = scan
-                .problems
-                .iter()
-                .find(|problem| !matches!(problem, log::Problem::TornTail { .. }))
-            {
+            if let Some(problem) = scan.problems.iter().find(|problem| problem.is_damage()) {
                 return Err(CheckpointError::Operator {
                     operator: dir.display().to_string(),
                     action: "restore",
@@ -232,8 +228,11 @@ impl<T: Serialize + DeserializeOwned> IngestLog<T> {
             .filter(|(segment, last)| **segment != current && **last < oldest_offset)
             .map(|(segment, _)| *segment)
             .collect();
+        if removable.is_empty() {
+            return Ok(());
+        }
+        self.writer()?.remove_segments(&removable)?;
         for segment in removable {
-            self.writer()?.remove_segment(segment)?;
             self.segment_last_seq.remove(&segment);
         }
         Ok(())

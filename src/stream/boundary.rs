@@ -11,8 +11,17 @@
 use super::{Chain, InputChain, KeyedInput, Stream, Then};
 use crate::operator::exchange::{BroadcastOut, ExchangeOut, ForwardOut, Tagged};
 use crate::operator::Operator;
-use crate::plan::{GroupId, OperatorKind, Port, PortKind};
+use crate::plan::{GroupId, OpId, OperatorKind, Port, PortKind};
 use std::hash::Hash;
+
+/// What a union's stream takes on from an input added with
+/// [`Stream::union_add`]: whether it carries watermarks, and its operators (the plan's
+/// edges).
+#[derive(Debug)]
+pub(crate) struct UnionInput {
+    watermarked: bool,
+    upstream: Vec<OpId>,
+}
 
 impl<S: Chain> Stream<S> {
     /// Appends `op`, named `name`, like [`operator`](Self::operator), and returns its
@@ -100,6 +109,7 @@ impl<S: Chain> Stream<S> {
             group,
             parallelism,
             last_op: None,
+            upstream: main.upstream.clone(),
             watermarked,
         };
         (main, side)
@@ -113,6 +123,12 @@ impl<S: Chain> Stream<S> {
         S2: Chain<Out = S::Out>,
     {
         let watermarked = self.watermarked && other.watermarked;
+        let upstream: Vec<OpId> = self
+            .upstream
+            .iter()
+            .chain(&other.upstream)
+            .copied()
+            .collect();
         let existing = self
             .chain
             .bare_port()
@@ -125,6 +141,7 @@ impl<S: Chain> Stream<S> {
                     group: self.group,
                     parallelism: 1,
                     last_op: None,
+                    upstream: upstream.clone(),
                     watermarked,
                 };
                 (bare, port)
@@ -142,6 +159,7 @@ impl<S: Chain> Stream<S> {
                     group,
                     parallelism: 1,
                     last_op: None,
+                    upstream: upstream.clone(),
                     watermarked,
                 };
                 (stream, port)
@@ -177,6 +195,7 @@ impl<S: Chain> Stream<S> {
                 .collect()
         };
         let from = self.group;
+        let upstream = self.upstream.clone();
         let ports: Vec<Port<S::Out>> = targets.iter().map(|(_, port)| port.clone()).collect();
         for port in &ports {
             graph.borrow_mut().add_producer(port.id(), from);
@@ -197,6 +216,7 @@ impl<S: Chain> Stream<S> {
                 group,
                 parallelism,
                 last_op: None,
+                upstream: upstream.clone(),
                 watermarked,
             })
             .collect()
@@ -213,6 +233,7 @@ impl<S: Chain> Stream<S> {
             let group = g.add_group("thread", parallelism);
             (group, g.add_port::<S::Out>(group, PortKind::Forward))
         };
+        let upstream = self.upstream.clone();
         self.forward_into(port.clone(), |instance| instance);
         Stream {
             graph,
@@ -220,6 +241,7 @@ impl<S: Chain> Stream<S> {
             group,
             parallelism,
             last_op: None,
+            upstream,
             watermarked,
         }
     }
@@ -235,6 +257,7 @@ impl<S: Chain> Stream<S> {
             let group = g.add_group("union", 1);
             (group, g.add_port::<S::Out>(group, PortKind::Union))
         };
+        let upstream = self.upstream.clone();
         self.forward_into(port.clone(), |_| 0);
         let stream = Stream {
             graph,
@@ -242,22 +265,29 @@ impl<S: Chain> Stream<S> {
             group,
             parallelism: 1,
             last_op: None,
+            upstream,
             watermarked,
         };
         (stream, port)
     }
 
     /// Sends this stream into the union thread of `port` (see
-    /// [`union_open`](Self::union_open)); returns whether it carries watermarks.
-    pub(crate) fn union_add(self, port: Port<S::Out>) -> bool {
-        let watermarked = self.watermarked;
+    /// [`union_open`](Self::union_open)); returns what the union's stream must take on
+    /// from it ([`and_union_input`](Self::and_union_input)).
+    pub(crate) fn union_add(self, port: Port<S::Out>) -> UnionInput {
+        let input = UnionInput {
+            watermarked: self.watermarked,
+            upstream: self.upstream.clone(),
+        };
         self.forward_into(port, |_| 0);
-        watermarked
+        input
     }
 
-    /// Marks the stream as carrying watermarks only if it did and `watermarked` holds.
-    pub(crate) fn and_watermarked(mut self, watermarked: bool) -> Self {
-        self.watermarked &= watermarked;
+    /// Takes on another input of the union thread this stream reads: it carries
+    /// watermarks only if both do, and its records come from both inputs' operators.
+    pub(crate) fn and_union_input(mut self, input: UnionInput) -> Self {
+        self.watermarked &= input.watermarked;
+        self.upstream.extend(input.upstream);
         self
     }
 
@@ -286,6 +316,7 @@ impl<S: Chain> Stream<S> {
             (group, g.add_port::<(K, S::Out)>(group, PortKind::Exchange))
         };
         let input = InputChain::new(port.clone(), "keyed");
+        let upstream = self.upstream.clone();
         self.exchange_into(port, key, |key, record| (key, record));
         Stream {
             graph,
@@ -293,6 +324,7 @@ impl<S: Chain> Stream<S> {
             group,
             parallelism,
             last_op: None,
+            upstream,
             watermarked,
         }
     }

@@ -23,7 +23,7 @@ pub type TwoInputChain<L, R, O> = Then<InputChain<Either<L, R>>, TwoInput<O>>;
 /// [`Stream::connect`] and [`KeyedStream::connect`].
 #[must_use = "connected streams need an operator"]
 pub struct ConnectedStreams<L: Send + 'static, R: Send + 'static> {
-    merged: Stream<InputChain<Either<L, R>>>,
+    pub(super) merged: Stream<InputChain<Either<L, R>>>,
 }
 
 impl<L: Send + 'static, R: Send + 'static> fmt::Debug for ConnectedStreams<L, R> {
@@ -83,6 +83,12 @@ impl<S: Chain> Stream<S> {
     /// first is held back meanwhile). See [`operator::two_input`](crate::operator::two_input).
     pub fn connect<S2: Chain>(self, other: Stream<S2>) -> ConnectedStreams<S::Out, S2::Out> {
         let watermarked = self.watermarked && other.watermarked;
+        let upstream = self
+            .upstream
+            .iter()
+            .chain(&other.upstream)
+            .copied()
+            .collect();
         let graph = self.graph.clone();
         let (group, port) = {
             let mut g = graph.borrow_mut();
@@ -101,6 +107,7 @@ impl<S: Chain> Stream<S> {
                 group,
                 parallelism: 1,
                 last_op: None,
+                upstream,
                 watermarked,
             },
         }
@@ -162,6 +169,10 @@ where
     {
         let parallelism = self.parallelism;
         let watermarked = self.stream.watermarked && other.stream.watermarked;
+        let upstream = (self.stream.upstream.iter())
+            .chain(&other.stream.upstream)
+            .copied()
+            .collect();
         let graph = self.stream.graph.clone();
         let (group, port) = {
             let mut g = graph.borrow_mut();
@@ -194,6 +205,7 @@ where
                 group,
                 parallelism: parallelism.max(1),
                 last_op: None,
+                upstream,
                 watermarked,
             },
         }

@@ -236,6 +236,7 @@ where
             group: windowed.group,
             parallelism: windowed.parallelism,
             last_op: windowed.last_op,
+            upstream: windowed.upstream,
             watermarked: windowed.watermarked,
         }
     }

@@ -86,7 +86,9 @@ where
         let id = {
             let mut g = stream.graph.borrow_mut();
             let name = g.unique_name("watermark");
-            g.add_operator(&name, OperatorKind::Transform, stream.parallelism)
+            let id = g.add_operator(&name, OperatorKind::Transform, stream.parallelism);
+            g.add_edges(&stream.upstream, id);
+            id
         };
         Stream {
             graph: stream.graph,
@@ -100,6 +102,7 @@ where
             group: stream.group,
             parallelism: stream.parallelism,
             last_op: Some(id),
+            upstream: vec![id],
             watermarked: true,
         }
     }

@@ -64,6 +64,7 @@ impl<S: Chain> Stream<S> {
             group: keyed.group,
             parallelism: keyed.parallelism,
             last_op: keyed.last_op,
+            upstream: keyed.upstream,
             watermarked: keyed.watermarked,
         }
     }

@@ -46,15 +46,18 @@ mod connect;
 mod dstream;
 mod dstream_join;
 mod event_time;
+mod join;
 mod keyed;
 mod socket;
 mod state;
 mod static_join;
 mod window;
 
+pub(crate) use boundary::UnionInput;
 pub use chain::{Chain, InputChain, KeyedInput, SourceChain, Then};
 pub use connect::{ConnectedStreams, TwoInputChain};
 pub use event_time::{EventTimeStream, Watermarked};
+pub use join::{EventTimeJoin, JoinBuilder};
 pub use keyed::KeyedStream;
 pub use window::{GlobalWindowedStream, WindowedStream};
 
@@ -86,6 +89,9 @@ pub struct Stream<S> {
     group: GroupId,
     parallelism: usize,
     last_op: Option<OpId>,
+    /// The operators whose records this stream carries (several after a union): the
+    /// next operator's upstream in the plan's edges.
+    upstream: Vec<OpId>,
     /// Whether every record reaching the end of the chain comes with watermarks
     /// ([`with_watermark`](Stream::with_watermark) upstream on every path): what append
     /// mode on a window aggregate needs.
@@ -123,6 +129,7 @@ impl<S: Source> Stream<SourceChain<S>> {
             group,
             parallelism,
             last_op: Some(op),
+            upstream: vec![op],
             watermarked: false,
         }
     }
@@ -159,7 +166,9 @@ impl<S: Chain> Stream<S> {
         let id = {
             let mut g = self.graph.borrow_mut();
             let name = g.unique_name(name);
-            g.add_operator(&name, kind, self.parallelism)
+            let id = g.add_operator(&name, kind, self.parallelism);
+            g.add_edges(&self.upstream, id);
+            id
         };
         Stream {
             graph: self.graph,
@@ -174,6 +183,7 @@ impl<S: Chain> Stream<S> {
             group: self.group,
             parallelism: self.parallelism,
             last_op: Some(id),
+            upstream: vec![id],
             watermarked: self.watermarked,
         }
     }
@@ -305,7 +315,9 @@ impl<S: Chain> Stream<S> {
         let op = {
             let mut g = self.graph.borrow_mut();
             let name = g.unique_name(name);
-            g.add_operator(&name, OperatorKind::Sink, self.parallelism)
+            let op = g.add_operator(&name, OperatorKind::Sink, self.parallelism);
+            g.add_edges(&self.upstream, op);
+            op
         };
         let parallelism = self.parallelism;
         self.terminate(move |g, instance| {

@@ -329,6 +329,9 @@ where
     fn count(&mut self, name: &'static str, n: u64) {
         self.0.count(name, n);
     }
+    fn gauge(&mut self, name: &'static str, value: u64) {
+        self.0.gauge(name, value);
+    }
 }
 
 impl<T, V, O> Operator<((), T)> for Unkeyed<O>

@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 /// The watermarks a window operator judges and closes by: the latest one seen and the one
 /// the last epoch ended with. Part of the operator's snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct Lateness {
+pub(crate) struct Lateness {
     /// The latest watermark seen (`i64::MIN` before the first).
     latest: i64,
     /// The watermark the last epoch ended with (`i64::MIN` before the first marker).
@@ -58,7 +58,7 @@ impl Default for Lateness {
 
 impl Lateness {
     /// No watermark seen, no epoch ended.
-    pub(super) const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Lateness {
             latest: i64::MIN,
             previous: i64::MIN,
@@ -66,7 +66,7 @@ impl Lateness {
     }
 
     /// A watermark arrived; returns whether it is later than any seen before.
-    pub(super) fn observe(&mut self, watermark: Timestamp) -> bool {
+    pub(crate) fn observe(&mut self, watermark: Timestamp) -> bool {
         let moved = watermark.0 > self.latest;
         self.latest = self.latest.max(watermark.0);
         moved
@@ -76,7 +76,7 @@ impl Lateness {
     /// pair is late when `window.end <= bound`. Continuous: the latest watermark;
     /// micro-batch: the one the previous epoch ended with (Spark's
     /// `eventTimeWatermarkForLateEvents`).
-    pub(super) fn bound(&self, execution: ExecutionMode) -> i64 {
+    pub(crate) fn bound(&self, execution: ExecutionMode) -> i64 {
         match execution {
             ExecutionMode::Continuous => self.latest,
             ExecutionMode::MicroBatch => self.previous,
@@ -85,14 +85,14 @@ impl Lateness {
 
     /// Whether windows close as the watermark arrives (continuous), rather than at the
     /// epoch's marker (micro-batch: Spark evicts at the end of the batch).
-    pub(super) fn closes_on_watermark(execution: ExecutionMode) -> bool {
+    pub(crate) fn closes_on_watermark(execution: ExecutionMode) -> bool {
         execution == ExecutionMode::Continuous
     }
 
     /// An epoch ends (its marker) under `watermark` (`ctx.watermark()`): returns the
     /// watermark to close windows with (Spark's `eventTimeWatermarkForEviction`), which the
     /// next micro-batch then judges records by.
-    pub(super) fn end_epoch(&mut self, watermark: Timestamp) -> i64 {
+    pub(crate) fn end_epoch(&mut self, watermark: Timestamp) -> i64 {
         self.observe(watermark);
         self.previous = self.latest;
         self.latest

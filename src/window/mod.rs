@@ -34,7 +34,7 @@
 //! ([`WindowedStream::late_records`](crate::stream::WindowedStream::late_records)); in
 //! complete mode nothing is late.
 
-mod lateness;
+pub(crate) mod lateness;
 mod sliced;
 
 pub use sliced::{TimeWindowAggregate, LATE_RECORDS, ROWS_DROPPED_BY_WATERMARK};

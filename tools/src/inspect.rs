@@ -2,12 +2,14 @@
 //!
 //! Lists segments and epochs (complete, restorable or not, and incomplete), the plan that
 //! wrote them, per-operator snapshot sizes, and every problem the CRC-checked scan found,
-//! including in the ingest logs of push sources. Exits non-zero when anything is damaged
-//! beyond a torn tail or a complete epoch cannot be restored.
+//! including in the ingest logs of push sources, and what recovery would do: the inspector
+//! asks [`recover`] itself, so it agrees with a restart in every case. Exits non-zero
+//! when anything is damaged beyond a torn tail, a complete epoch cannot be restored, or
+//! recovery would refuse.
 
 use anyhow::{Context, Result};
 use rivulet::checkpoint::log::scan;
-use rivulet::checkpoint::recovery::{inspect, DirectoryReport};
+use rivulet::checkpoint::recovery::{inspect, recover, DirectoryReport};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,8 +36,30 @@ pub(crate) struct Inspection {
     pub(crate) ingest_logs: BTreeMap<String, (usize, Vec<String>)>,
     /// Problems found, in the checkpoint log itself.
     pub(crate) problems: Vec<String>,
-    /// `true` if nothing is damaged beyond a torn tail and every complete epoch restores.
+    /// What a restart of the query on this directory would do.
+    pub(crate) recovery: Recovery,
+    /// `true` if nothing is damaged beyond a torn tail, every complete epoch restores
+    /// (or was retired), and recovery would not refuse.
     pub(crate) healthy: bool,
+}
+
+/// What a restart on the directory would do: [`recover`]'s decision, and the refusal of
+/// a damaged ingest log that opening the source would add.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub(crate) enum Recovery {
+    /// Restores this epoch and continues after it.
+    Restores {
+        /// The epoch.
+        epoch: u64,
+    },
+    /// Starts from the beginning: no complete epoch and no damage.
+    StartsAfresh,
+    /// Refuses to start, with this error.
+    Refuses {
+        /// The error a restart reports.
+        error: String,
+    },
 }
 
 /// One complete epoch.
@@ -107,7 +131,7 @@ pub(crate) fn run(dir: &Path) -> Result<Inspection> {
         })
         .unwrap_or_default();
     let mut ingest_logs = BTreeMap::new();
-    let mut ingest_damaged = false;
+    let mut ingest_damage: Option<String> = None;
     for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
         let path = entry?.path();
         let Some(name) = path.file_name().and_then(|name| name.to_str()) else {
@@ -116,12 +140,32 @@ pub(crate) fn run(dir: &Path) -> Result<Inspection> {
         if path.is_dir() && name.starts_with("ingest-") {
             let found = scan(&path).with_context(|| format!("reading {}", path.display()))?;
             let problems: Vec<String> = found.problems.iter().map(ToString::to_string).collect();
-            ingest_damaged |= !found.is_clean();
+            if let Some(problem) = found.problems.iter().find(|problem| problem.is_damage()) {
+                // As the source's open reports it (`IngestLog::open`).
+                ingest_damage.get_or_insert_with(|| {
+                    format!("the ingest log {} is damaged: {problem}", path.display())
+                });
+            }
             ingest_logs.insert(name.to_string(), (found.entries.len(), problems));
         }
     }
+    let mut recovery = match recover(dir) {
+        Ok((recovered, _)) if recovered.epoch > 0 => Recovery::Restores {
+            epoch: recovered.epoch,
+        },
+        Ok(_) => Recovery::StartsAfresh,
+        Err(error) => Recovery::Refuses {
+            error: error.to_string(),
+        },
+    };
+    if let Some(error) = ingest_damage.clone() {
+        if !matches!(recovery, Recovery::Refuses { .. }) {
+            recovery = Recovery::Refuses { error };
+        }
+    }
     let healthy = !report.is_corrupt()
-        && !ingest_damaged
+        && ingest_damage.is_none()
+        && !matches!(recovery, Recovery::Refuses { .. })
         && complete
             .iter()
             .all(|line| line.unrestorable.is_none() || line.retired);
@@ -139,6 +183,7 @@ pub(crate) fn run(dir: &Path) -> Result<Inspection> {
         newest_state_sizes,
         ingest_logs,
         problems: report.problems.clone(),
+        recovery,
         healthy,
     })
 }
@@ -200,6 +245,15 @@ pub(crate) fn print(inspection: &Inspection) {
     for problem in &inspection.problems {
         println!("  problem: {problem}");
     }
+    match &inspection.recovery {
+        Recovery::Restores { epoch } => {
+            println!("  a restart restores epoch {epoch} (the newest whose entries are all intact)")
+        }
+        Recovery::StartsAfresh => {
+            println!("  a restart starts afresh (no complete epoch, nothing damaged)")
+        }
+        Recovery::Refuses { error } => println!("  a restart REFUSES: {error}"),
+    }
     println!(
         "  verdict: {}",
         if inspection.healthy {
@@ -209,6 +263,9 @@ pub(crate) fn print(inspection: &Inspection) {
         }
     );
 }
+
+#[cfg(test)]
+mod damage_tests;
 
 #[cfg(test)]
 mod tests {

@@ -5,11 +5,14 @@
 //! cargo run --release -p rivulet-tools -- gen sensor --rows 20000 --files 40 --out /tmp/oil --drip-ms 500
 //! cargo run --release -p rivulet-tools -- bench --workload stateless --rate 1000000 \
 //!     --duration 10s --warmup 2s --mode continuous --runs 3
+//! cargo run --release -p rivulet-tools -- demo --duration 60s --serve 127.0.0.1:9184
+//! cargo run --release -p rivulet-tools -- watch http://127.0.0.1:9184/
 //! ```
 
 mod bench;
 mod gen;
 mod inspect;
+mod watch;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -47,6 +50,23 @@ enum Command {
         /// Pin threads to cores (`auto`, `none`, or a comma-separated core list).
         #[arg(long, default_value = "auto")]
         pin: String,
+        /// Serve the query's metrics and live dashboard on this address (e.g.
+        /// `127.0.0.1:9184`) while it runs.
+        #[arg(long)]
+        serve: Option<String>,
+    },
+    /// A terminal view of a running query's progress, read from its metrics endpoint
+    /// (`Query::serve_metrics`): rates, epoch, watermark, latency percentiles, one row
+    /// per operator. Ends when the query does.
+    Watch {
+        /// The endpoint, e.g. `http://127.0.0.1:9184/`.
+        url: String,
+        /// Time between reads, e.g. `1s`, `500ms`.
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        interval: Duration,
+        /// Print the table once and exit.
+        #[arg(long)]
+        once: bool,
     },
     /// Open-loop latency benchmark of a workload on the engine and on hand-written
     /// baselines (raw rtrb ring, crossbeam-channel, std mpsc), in the same run.
@@ -124,10 +144,21 @@ fn parse_pinning(text: &str) -> Result<Pinning> {
     })
 }
 
-fn demo(rate: u64, duration: Duration, parallelism: usize, wait: &str, pin: &str) -> Result<()> {
+fn demo(
+    rate: u64,
+    duration: Duration,
+    parallelism: usize,
+    wait: &str,
+    pin: &str,
+    serve: Option<&str>,
+) -> Result<()> {
     let mut query = Query::builder();
     query
         .name("demo")
+        // Continuous, with an epoch (and a progress report) every 200 ms.
+        .trigger(rivulet::Trigger::Continuous {
+            checkpoint_interval: Duration::from_millis(200),
+        })
         .parallelism(parallelism)
         .wait_policy(parse_wait(wait)?)
         .pinning(parse_pinning(pin)?);
@@ -141,6 +172,14 @@ fn demo(rate: u64, duration: Duration, parallelism: usize, wait: &str, pin: &str
             std::hint::black_box(update);
         });
     let running = query.start()?;
+    if let Some(addr) = serve {
+        let server = running.serve_metrics(addr)?;
+        println!(
+            "dashboard: {} (rivulet watch {})",
+            server.url(),
+            server.url()
+        );
+    }
     let start = Instant::now();
     while start.elapsed() < duration {
         std::thread::sleep(Duration::from_millis(500).min(duration));
@@ -166,7 +205,13 @@ fn main() -> Result<()> {
             parallelism,
             wait,
             pin,
-        } => demo(rate, duration, parallelism, &wait, &pin),
+            serve,
+        } => demo(rate, duration, parallelism, &wait, &pin, serve.as_deref()),
+        Command::Watch {
+            url,
+            interval,
+            once,
+        } => watch::run(&url, interval, once),
         Command::Bench(args) => bench::run(args),
         Command::Gen { what } => gen::run(what),
         Command::Inspect { dir, json } => {

@@ -187,8 +187,12 @@ impl<C: QueryControl> Coordinator<C> {
             return Ok(());
         };
         let current = log.current_segment();
-        for segment in retention::removable_segments(&self.segment_epochs, current, oldest_kept) {
-            log.remove_segment(segment)?;
+        let removable = retention::removable_segments(&self.segment_epochs, current, oldest_kept);
+        if removable.is_empty() {
+            return Ok(());
+        }
+        log.remove_segments(&removable)?;
+        for segment in removable {
             self.segment_epochs.remove(&segment);
         }
         Ok(())

@@ -2,11 +2,11 @@
 //! progress, with an [`EpochReport`] for each recently completed epoch.
 
 use crate::trigger::ExecutionMode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// One completed epoch, as progress reports show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochReport {
     /// The epoch (in micro-batch mode: the batch id).
     pub epoch: u64,
@@ -27,7 +27,7 @@ pub struct EpochReport {
 }
 
 /// Epoch and checkpoint progress of a query.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointStats {
     /// The trigger in effect (as text, e.g. `micro-batch every 100ms`).
     pub trigger: String,
@@ -35,6 +35,12 @@ pub struct CheckpointStats {
     pub persistent: bool,
     /// The epoch restored at start, if any.
     pub recovered_epoch: Option<u64>,
+    /// Damage recovery found in the checkpoint directory at start (problems beyond a torn
+    /// tail, such as a corrupt entry or a missing segment, each saying what was lost).
+    /// Recovery restored `recovered_epoch`, the newest epoch whose entries are all intact,
+    /// despite it; `rivulet inspect` on the directory shows the same. Empty when the
+    /// directory was intact.
+    pub recovery_damage: Vec<String>,
     /// The epoch replayed with the records the offset log recorded, if any.
     pub replayed_epoch: Option<u64>,
     /// The newest complete epoch.

@@ -22,18 +22,40 @@
 //! # Files
 //!
 //! A log directory holds segment files named `segment-{:016x}.log` (the number in
-//! sixteen lower-case hex digits) and a `LOCK` file. Each segment starts with a 24-byte
-//! header: the magic `b"RIVLOG01"`, the segment number (`u64` LE, equal to the one in
-//! the name), a crc32 of those 16 bytes (`u32` LE) and four zero bytes. Frames follow:
+//! sixteen lower-case hex digits), a `MANIFEST` and a `LOCK` file.
+//!
+//! A segment (format 2, `RIVLOG02`) starts with a 32-byte header: the magic, the segment
+//! number (equal to the one in the name), the file's size as created, a flag saying
+//! whether the writer rolled over to it from the segment before, and a crc32 of all that.
+//! Frames follow:
 //!
 //! ```text
-//! len: u32 LE | kind: u8 | crc32: u32 LE (over the kind byte, then the payload) | payload
+//! sync: 4 bytes | len: u32 LE | kind: u8 | crc32: u32 LE (kind, then payload)
+//!   | nlen: u32 LE (!len) | payload
 //! ```
 //!
-//! A segment is preallocated to its full size with zeros, so the first frame header with
-//! zero `len` and `kind` marks the end of its entries. See [`LogWriter::append`] for how
-//! a crash in the middle of an append is detected, and [`scan`] for how the log is read
-//! back.
+//! A segment is preallocated to its full size with zeros, so a frame header that starts
+//! with zeros, followed by nothing but zeros, marks the end of its entries. The `sync`
+//! marker and `nlen` let [`scan`] find the next intact frame after a damaged one:
+//! one damaged entry loses that entry, not the rest of its segment. See
+//! [`LogWriter::append`] for how a crash in the middle of an append is detected, and
+//! [`scan`] for how the log is read back and which [`Problem`]s it reports.
+//!
+//! The `MANIFEST` (28 bytes: magic `RIVMAN01`, the oldest segment not removed, the newest
+//! created, a crc32) records outside the segments which segments should exist. The writer
+//! rewrites it in place after creating a segment and before removing old ones, so deleted segments,
+//! the newest or all of them, are reported missing instead of read as a shorter log or a
+//! fresh directory.
+//!
+//! ## Versions
+//!
+//! Format 1 (`RIVLOG01`, before issue #15) had a 24-byte header without size or flags,
+//! 9-byte frames without `sync` or `nlen`, and no `MANIFEST`. Its segments are still
+//! read, in the same directory as format-2 ones: a writer opened on such a directory adds
+//! format-2 segments and a `MANIFEST`. In a format-1 segment the reader can resume after a
+//! damaged frame only where that frame's length says, if a valid frame is there; after a
+//! damaged length the rest of the segment is lost, as before. Gaps are found between the
+//! segments present until the first `MANIFEST` is written.
 //!
 //! # Safety of the memory map
 //!
@@ -49,7 +71,8 @@
 //! | file | job |
 //! |---|---|
 //! | `mod.rs` | the public vocabulary: config, locations, entries, problems, errors |
-//! | `frame.rs` | byte layout of headers and frames, pure functions |
+//! | `frame.rs` | byte layout of headers and frames (both formats), resync, pure functions |
+//! | `manifest.rs` | the `MANIFEST`: which segments should exist |
 //! | `dir.rs` | file names and directory listing |
 //! | `segment.rs` | preallocating and mapping one segment, appending frames to it (the only `unsafe`) |
 //! | `writer.rs` | [`LogWriter`]: lock, rolling, sync, retention |
@@ -60,6 +83,7 @@ use std::path::{Path, PathBuf};
 
 mod dir;
 mod frame;
+mod manifest;
 mod reader;
 mod segment;
 #[cfg(test)]
@@ -67,6 +91,7 @@ mod tests;
 mod writer;
 
 pub use reader::scan;
+pub(crate) use reader::scan_one;
 pub use writer::{DirLock, LockUndo, LogWriter, MIN_SEGMENT_BYTES};
 
 /// What an entry is, as a byte the log stores but does not interpret. `EntryKind(0)` is
@@ -156,34 +181,56 @@ impl Scan {
     }
 }
 
-/// Something [`scan`] skipped. Entries before it in the same segment, and all later
-/// segments, are still read.
+/// Something [`scan`] skipped, or found missing. Each says what was lost; everything
+/// else is still read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
-    /// The segment's entries end in a frame that is not valid (its length runs past the
-    /// end of the file, its CRC does not match, or non-zero bytes follow the end marker)
-    /// and is not followed by a valid frame: what a crash in the middle of an append
-    /// leaves. The frame at `offset` and everything after it in the segment are ignored.
+    /// The segment's entries end in a frame that is not valid and is not followed by a
+    /// valid one: what a crash in the middle of an append leaves. The frame at `offset`
+    /// and everything after it in the segment are ignored.
     ///
     /// This can be any segment, not only the last: a writer that restarts after a crash
-    /// starts a new segment and leaves the torn one behind.
+    /// starts a new segment and leaves the torn one behind. It is the one problem that is
+    /// not damage (see [`Problem::is_damage`]).
     TornTail {
         /// The segment.
         segment: u64,
         /// Offset of the incomplete frame.
         offset: u64,
     },
+    /// Like a torn tail, but in a segment whose writer went on to the next segment (its
+    /// header says it was rolled over to), so the segment was whole when it was left: the
+    /// bytes from `offset` on were damaged afterwards, and any entries there are lost.
+    DamagedTail {
+        /// The segment.
+        segment: u64,
+        /// Offset of the first invalid frame.
+        offset: u64,
+    },
     /// An invalid frame followed by a valid one: a frame that was once complete was
-    /// damaged (a crash does not do that; a disk or another program does). The frame at
-    /// `offset` and everything after it in the segment are ignored, including the valid
-    /// frames after it, since they come after lost data.
+    /// damaged (a crash does not do that; a disk or another program does). The bytes from
+    /// `offset` to `resumed_at` are skipped; reading resumed at the valid frame at
+    /// `resumed_at`.
     Corrupt {
         /// The segment.
         segment: u64,
         /// Offset of the damaged frame.
         offset: u64,
-        /// What is wrong with it.
+        /// Offset of the next intact frame, where reading resumed.
+        resumed_at: u64,
+        /// What is wrong with the damaged frame.
         reason: String,
+    },
+    /// The segment file is shorter than it was created (format 2 records its size in the
+    /// header): something cut it. Entries in the part that is left are read; what was
+    /// after `len` is lost.
+    Truncated {
+        /// The segment.
+        segment: u64,
+        /// The file's length now.
+        len: u64,
+        /// Its length when created.
+        expected: u64,
     },
     /// The segment's header is invalid; the whole segment is ignored.
     BadHeader {
@@ -192,11 +239,20 @@ pub enum Problem {
         /// What is wrong with the header.
         reason: String,
     },
-    /// Segments are missing between two present ones, starting at `segment` (one problem
-    /// per run of missing numbers).
-    MissingSegment {
+    /// Segments `first..=last` are missing: the log's `MANIFEST` says they were written
+    /// and not removed, or segments on both sides of them exist. One problem per run of
+    /// missing numbers. When every segment is missing, [`Scan::segments`] is empty.
+    MissingSegments {
         /// The first missing segment number.
-        segment: u64,
+        first: u64,
+        /// The last missing segment number of the run.
+        last: u64,
+    },
+    /// The `MANIFEST` file cannot be read or is damaged, so segments deleted from the log
+    /// may go unnoticed; gaps between the segments present are still found.
+    Manifest {
+        /// What is wrong with it.
+        reason: String,
     },
     /// A file or directory entry could not be read.
     Unreadable {
@@ -207,32 +263,67 @@ pub enum Problem {
     },
 }
 
+impl Problem {
+    /// Whether this problem means that entries once written may be lost: everything but
+    /// a [`Problem::TornTail`], which is what a crash during an append leaves (the entry
+    /// being appended was never complete).
+    pub fn is_damage(&self) -> bool {
+        !matches!(self, Problem::TornTail { .. })
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Problem::TornTail { segment, offset } => write!(
                 f,
-                "segment {segment}: torn tail at offset {offset} (an incomplete last entry); \
-                 the rest of the segment is ignored"
+                "segment {segment}: an incomplete entry at offset {offset}, as a crash during a \
+                 write leaves it (not damage: that entry was never complete)"
+            ),
+            Problem::DamagedTail { segment, offset } => write!(
+                f,
+                "segment {segment}: the bytes from offset {offset} to its end are damaged (its \
+                 writer went on to segment {}, so this is no torn write); any entries there \
+                 are lost",
+                segment.saturating_add(1)
             ),
             Problem::Corrupt {
                 segment,
                 offset,
+                resumed_at,
                 reason,
             } => write!(
                 f,
-                "segment {segment}: corrupt entry at offset {offset}: {reason}; \
-                 the rest of the segment is ignored"
+                "segment {segment}: bytes {offset}..{resumed_at} are damaged ({reason}); \
+                 the entries there are lost, the entries after them were read"
             ),
-            Problem::BadHeader { segment, reason } => {
-                write!(
-                    f,
-                    "segment {segment}: bad header ({reason}); segment ignored"
-                )
-            }
-            Problem::MissingSegment { segment } => write!(
+            Problem::Truncated {
+                segment,
+                len,
+                expected,
+            } => write!(
                 f,
-                "segment {segment} is missing (a gap in the segment numbers)"
+                "segment {segment}: the file was cut to {len} bytes (it was created with \
+                 {expected}); entries after byte {len} are lost"
+            ),
+            Problem::BadHeader { segment, reason } => write!(
+                f,
+                "segment {segment}: its header is damaged ({reason}); every entry in it is lost"
+            ),
+            Problem::MissingSegments { first, last } if first == last => write!(
+                f,
+                "segment {first} is missing: it was written and never removed by rivulet, but \
+                 its file is gone; every entry in it is lost"
+            ),
+            Problem::MissingSegments { first, last } => write!(
+                f,
+                "segments {first} to {last} are missing: they were written and never removed \
+                 by rivulet, but their files are gone; every entry in them is lost"
+            ),
+            Problem::Manifest { reason } => write!(
+                f,
+                "the MANIFEST file is damaged or unreadable ({reason}): segments deleted from \
+                 this log could go unnoticed"
             ),
             Problem::Unreadable { path, reason } => {
                 write!(f, "could not read {}: {reason}", path.display())

@@ -32,7 +32,8 @@ pub(super) struct Segment {
 
 impl Segment {
     /// Creates segment `number` in `dir`, `size` bytes long in all (header included), and
-    /// maps it.
+    /// maps it. `rolled`: the writer filled the segment before it and goes on here (the
+    /// header's `ROLLED` flag).
     ///
     /// The file is written in full (header, then zeros) under a temporary name, so that
     /// every block is allocated before it is mapped: on a full disk this fails here with
@@ -44,6 +45,7 @@ impl Segment {
         dir_path: &Path,
         number: u64,
         size: u64,
+        rolled: bool,
         durability: Durability,
     ) -> Result<Segment, LogError> {
         let path = dir::segment_path(dir_path, number);
@@ -54,7 +56,7 @@ impl Segment {
         })?;
         debug_assert!(size_usize >= HEADER_LEN + FRAME_HEADER_LEN);
 
-        let file = match preallocate(&temp, number, size_usize, durability) {
+        let file = match preallocate(&temp, number, size_usize, rolled, durability) {
             Ok(file) => file,
             Err((operation, source)) => {
                 // Best effort: the partial file must not be left behind, but the error
@@ -108,26 +110,27 @@ impl Segment {
     ///
     /// # Torn writes
     ///
-    /// The frame is written payload first, then `kind` and `crc`, then `len` last. The
-    /// bytes being written were all zero before (the segment was preallocated with zeros
-    /// and no byte is written twice), so any torn state is a mix of the intended bytes
-    /// and zeros:
+    /// The frame is written payload first, then `len`, `kind`, `crc` and `nlen`, then
+    /// the sync marker last. The bytes being written were all zero before (the segment
+    /// was preallocated with zeros and no byte is written twice), so any torn state is a
+    /// mix of the intended bytes and zeros:
     ///
     /// * Process crash (`kill -9`): the page cache keeps every store made before the
     ///   crash, in program order (the fence keeps the compiler and CPU from moving the
-    ///   `len` store ahead of the others). If `len` is still zero, the frame reads as
-    ///   the end marker (when `kind` is zero too, with non-zero payload bytes after it,
-    ///   reported as a torn tail) or as an empty entry whose CRC, computed over the kind
-    ///   and the full payload, does not match. If `len` is partly written, the CRC is
-    ///   checked over the wrong span.
+    ///   marker's store ahead of the others). If the marker is still zero, the frame reads
+    ///   as the end of the entries (when nothing else was written yet) or as non-zero
+    ///   bytes after it with no valid frame following, which the reader reports as a torn
+    ///   tail. A partly written marker is no marker.
     /// * Power loss: pages reach the disk in any order, so any subset of the frame's
-    ///   bytes may be missing (zero). The reader accepts a frame only if `len` fits,
-    ///   `kind` is not zero and crc32 over `kind` and the `len` payload bytes equals the
-    ///   stored CRC. Missing bytes in the payload, `kind` or `len` change that input (a
-    ///   genuinely zero byte that went missing is no change at all), so the CRC
-    ///   mismatches unless the change collides with crc32 (all changes within 32
-    ///   consecutive bits are detected; others slip through with probability about
-    ///   2^-32). A missing CRC field cannot match either, except by that same chance.
+    ///   bytes may be missing (zero). The reader accepts a frame only if it starts with the
+    ///   marker, `nlen` is the complement of `len`, `len` fits, `kind` is not zero and
+    ///   crc32 over `kind` and the `len` payload bytes equals `crc`. A missing non-zero
+    ///   byte of `len` or `nlen` breaks the complement (a byte and its complement are
+    ///   never both zero; a missing byte that was meant to be zero is no change at all).
+    ///   Missing bytes of `kind`, `crc` or the payload change the CRC's input or value,
+    ///   so the CRC mismatches unless the change collides with crc32 (all changes within
+    ///   32 consecutive bits are detected; others slip through with probability about
+    ///   2^-32).
     ///
     /// So a crash mid-write never yields a valid frame with wrong content, short of a
     /// CRC collision. An entry is guaranteed durable only after [`Segment::flush`].
@@ -136,9 +139,10 @@ impl Segment {
         let payload_at = offset + FRAME_HEADER_LEN;
         let next = payload_at + payload.len();
         self.map[payload_at..next].copy_from_slice(payload);
-        self.map[offset + 4..payload_at].copy_from_slice(&frame::encode_kind_crc(kind, payload));
+        self.map[offset + 4..payload_at]
+            .copy_from_slice(&frame::encode_frame_header(kind, payload));
         fence(Ordering::Release);
-        self.map[offset..offset + 4].copy_from_slice(&frame::encode_len(payload));
+        self.map[offset..offset + 4].copy_from_slice(&frame::SYNC);
         self.end = next;
         offset as u64
     }
@@ -200,6 +204,7 @@ fn preallocate(
     temp: &Path,
     number: u64,
     size: usize,
+    rolled: bool,
     durability: Durability,
 ) -> Result<File, (&'static str, std::io::Error)> {
     // A leftover temp file of this number belongs to a writer that crashed while
@@ -211,7 +216,7 @@ fn preallocate(
         .truncate(true)
         .open(temp)
         .map_err(|e| ("create", e))?;
-    let header = frame::encode_header(number);
+    let header = frame::encode_header(number, size as u64, rolled);
     let zeros = vec![0u8; ZERO_CHUNK.min(size)];
     file.write_all(&header)
         .map_err(|e| ("write header to", e))?;
@@ -258,16 +263,19 @@ mod tests {
     fn created_segment_is_full_size_with_header_and_zeros() {
         let dir = tempfile::tempdir().unwrap();
         let size = 3 * ZERO_CHUNK as u64 / 2;
-        let mut segment = Segment::create(dir.path(), 5, size, Durability::Msync).unwrap();
+        let mut segment = Segment::create(dir.path(), 5, size, false, Durability::Msync).unwrap();
         assert_eq!(segment.number(), 5);
         assert_eq!(segment.remaining(), size as usize - HEADER_LEN);
         assert_eq!(segment.append(3, b"hello"), HEADER_LEN as u64);
         segment.flush().unwrap();
         let bytes = std::fs::read(dir::segment_path(dir.path(), 5)).unwrap();
         assert_eq!(bytes.len() as u64, size);
-        assert_eq!(frame::check_header(&bytes, 5), Ok(()));
+        assert_eq!(
+            frame::check_header(&bytes, 5).map(|header| header.size),
+            Ok(Some(size))
+        );
         assert!(matches!(
-            frame::read_frame(&bytes, HEADER_LEN),
+            frame::read_frame(frame::Format::V2, &bytes, HEADER_LEN),
             frame::Read::Entry {
                 kind: 3,
                 payload: b"hello",
@@ -285,8 +293,14 @@ mod tests {
     #[test]
     fn appends_continue_across_flushes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut segment =
-            Segment::create(dir.path(), 1, 2 * ZERO_CHUNK as u64, Durability::Msync).unwrap();
+        let mut segment = Segment::create(
+            dir.path(),
+            1,
+            2 * ZERO_CHUNK as u64,
+            false,
+            Durability::Msync,
+        )
+        .unwrap();
         let payloads: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i + 1; 5000]).collect();
         let mut offsets = Vec::new();
         for payload in &payloads {
@@ -296,7 +310,7 @@ mod tests {
         }
         let bytes = std::fs::read(dir::segment_path(dir.path(), 1)).unwrap();
         for (payload, offset) in payloads.iter().zip(offsets) {
-            match frame::read_frame(&bytes, offset as usize) {
+            match frame::read_frame(frame::Format::V2, &bytes, offset as usize) {
                 frame::Read::Entry {
                     kind: 2,
                     payload: read,

@@ -146,8 +146,11 @@ fn reopen_starts_a_new_segment_and_scan_sees_both() {
     assert_eq!(as_written(&found), written);
 }
 
+/// A crash never shortens a segment (it is written in full before it is renamed into
+/// place), so a file shorter than its header says was cut: damage, not a torn tail, with
+/// the entries before the cut read.
 #[test]
-fn truncated_tail_is_a_torn_tail() {
+fn a_cut_segment_is_truncated_not_torn() {
     let dir = tempfile::tempdir().unwrap();
     let mut writer = LogWriter::open(dir.path(), small(4096)).unwrap();
     let written = write_entries(&mut writer, 10, 6);
@@ -162,14 +165,138 @@ fn truncated_tail_is_a_torn_tail() {
 
     let found = scan(dir.path()).unwrap();
     assert_eq!(as_written(&found), written[..5]);
+    let len = last.offset + FRAME_HEADER_LEN as u64 + 2;
     assert_eq!(
         found.problems,
-        vec![Problem::TornTail {
+        vec![Problem::Truncated {
             segment: 0,
-            offset: last.offset
+            len,
+            expected: 4096
         }]
     );
-    assert!(found.problems[0].to_string().contains("torn tail"));
+    assert!(found.problems[0].is_damage());
+    // Cut in the zeros after the last entry: every entry is there, the cut is still
+    // reported.
+    let end = last.offset + FRAME_HEADER_LEN as u64 + written.last().unwrap().2.len() as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = LogWriter::open(dir.path(), small(4096)).unwrap();
+    let written = write_entries(&mut writer, 10, 6);
+    drop(writer);
+    let file = OpenOptions::new()
+        .write(true)
+        .open(seg(dir.path(), 0))
+        .unwrap();
+    file.set_len(end + 10).unwrap();
+    let found = scan(dir.path()).unwrap();
+    assert_eq!(as_written(&found), written);
+    assert!(matches!(&found.problems[..], [Problem::Truncated { .. }]));
+}
+
+/// The `MANIFEST` records the segments written, outside them: deleting the newest
+/// segment, or every one, is reported as missing, not read as a shorter or empty log.
+#[test]
+fn deleted_newest_and_wiped_segments_are_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = LogWriter::open(dir.path(), small(256)).unwrap();
+    write_entries(&mut writer, 0, 40);
+    let last = writer.current_segment();
+    assert!(last >= 3);
+    drop(writer);
+    fs::remove_file(seg(dir.path(), last)).unwrap();
+    let found = scan(dir.path()).unwrap();
+    assert_eq!(
+        found.problems,
+        vec![Problem::MissingSegments { first: last, last }]
+    );
+    for number in 0..last {
+        fs::remove_file(seg(dir.path(), number)).unwrap();
+    }
+    let found = scan(dir.path()).unwrap();
+    assert!(found.segments.is_empty() && found.entries.is_empty());
+    assert_eq!(
+        found.problems,
+        vec![Problem::MissingSegments { first: 0, last }]
+    );
+    // A writer opened on it goes on after the newest number recorded, so the gap stays.
+    let writer = LogWriter::open(dir.path(), small(256)).unwrap();
+    assert_eq!(writer.current_segment(), last + 1);
+}
+
+/// Retention moves the manifest's first segment before removing files: removed segments
+/// are not missing, nor is a leftover below the first (a removal a crash interrupted).
+#[test]
+fn removed_segments_are_not_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = LogWriter::open(dir.path(), small(256)).unwrap();
+    write_entries(&mut writer, 0, 40);
+    assert!(writer.current_segment() >= 4);
+    writer.remove_segments(&[0, 1, 2]).unwrap();
+    assert_eq!(writer.segments()[0], 3);
+    assert!(scan(dir.path()).unwrap().is_clean());
+    // An interrupted removal: segment 2 (below the first) came back.
+    fs::copy(seg(dir.path(), 3), seg(dir.path(), 2)).unwrap();
+    let found = scan(dir.path()).unwrap();
+    assert!(
+        found
+            .problems
+            .iter()
+            .all(|p| matches!(p, Problem::BadHeader { segment: 2, .. })),
+        "{:?}",
+        found.problems
+    );
+    // Removing the current segment is refused, and nothing goes.
+    let current = writer.current_segment();
+    assert!(matches!(
+        writer.remove_segments(&[3, current]),
+        Err(LogError::SegmentInUse { .. })
+    ));
+    assert!(seg(dir.path(), 3).exists());
+}
+
+/// A damaged `MANIFEST` is reported; gaps between segments are still found.
+#[test]
+fn a_damaged_manifest_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = LogWriter::open(dir.path(), small(256)).unwrap();
+    write_entries(&mut writer, 0, 40);
+    drop(writer);
+    flip(&dir.path().join("MANIFEST"), 10);
+    fs::remove_file(seg(dir.path(), 1)).unwrap();
+    let found = scan(dir.path()).unwrap();
+    assert!(matches!(&found.problems[0], Problem::Manifest { reason } if reason.contains("CRC")));
+    assert_eq!(
+        found.problems[1],
+        Problem::MissingSegments { first: 1, last: 1 }
+    );
+}
+
+/// Logs of format 1 (`RIVLOG01`, no sync markers, no manifest) are still read, and a
+/// damaged payload there is skipped by its trusted length.
+#[test]
+fn format_1_segments_are_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = frame::v1::encode_header(0).to_vec();
+    let mut offsets = Vec::new();
+    for i in 0..4u8 {
+        offsets.push(bytes.len() as u64);
+        bytes.extend(frame::v1::encode_frame(i + 1, &payload(i as usize, 20)));
+    }
+    bytes.resize(512, 0);
+    fs::write(seg(dir.path(), 0), &bytes).unwrap();
+    let found = scan(dir.path()).unwrap();
+    assert!(found.is_clean());
+    assert_eq!(found.entries.len(), 4);
+    flip(&seg(dir.path(), 0), offsets[1] + 12);
+    let found = scan(dir.path()).unwrap();
+    let kinds: Vec<u8> = found.entries.iter().map(|e| e.kind.0).collect();
+    assert_eq!(kinds, [1, 3, 4]);
+    // A writer adds format-2 segments after it; both are read.
+    let mut writer = LogWriter::open(dir.path(), small(512)).unwrap();
+    writer.append(EntryKind(9), b"new").unwrap();
+    drop(writer);
+    let found = scan(dir.path()).unwrap();
+    assert_eq!(found.entries.len(), 4);
+    assert_eq!(found.entries[3].location.segment, 1);
 }
 
 #[test]
@@ -209,6 +336,28 @@ fn zeroed_end_of_last_entry_is_a_torn_tail() {
     );
 }
 
+/// A bad tail in a segment its writer rolled over from was whole when the writer left
+/// it: damage, not a torn write.
+#[test]
+fn a_bad_tail_before_a_rolled_segment_is_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = LogWriter::open(dir.path(), small(256)).unwrap();
+    let written = write_entries(&mut writer, 0, 40);
+    assert!(writer.current_segment() >= 2);
+    drop(writer);
+    let last_of_0 = written.iter().rfind(|w| w.0.segment == 0).unwrap().0;
+    flip(&seg(dir.path(), 0), last_of_0.offset + 20);
+    let found = scan(dir.path()).unwrap();
+    assert_eq!(
+        found.problems,
+        vec![Problem::DamagedTail {
+            segment: 0,
+            offset: last_of_0.offset
+        }]
+    );
+    assert!(found.problems[0].is_damage());
+}
+
 #[test]
 fn payload_written_but_no_header_is_a_torn_tail() {
     // What a kill -9 between the payload store and the header stores leaves: zero len and
@@ -246,19 +395,49 @@ fn flipped_byte_in_last_segment_is_corrupt() {
         victim.offset + FRAME_HEADER_LEN as u64 + 1,
     );
 
+    // Reading resumes at the next entry: only the damaged one is lost.
     let found = scan(dir.path()).unwrap();
-    assert_eq!(as_written(&found), written[..4]);
+    let mut expected = written.clone();
+    expected.remove(4);
+    assert_eq!(as_written(&found), expected);
     assert_eq!(found.problems.len(), 1);
     match &found.problems[0] {
         Problem::Corrupt {
             segment: 0,
             offset,
+            resumed_at,
             reason,
         } => {
             assert_eq!(*offset, victim.offset);
+            assert_eq!(*resumed_at, written[5].0.offset);
             assert!(reason.contains("CRC"), "{reason}");
         }
         other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+/// A damaged length (or sync marker) cannot say where the next frame starts: the reader
+/// finds it by its sync marker.
+#[test]
+fn a_damaged_length_resyncs_at_the_next_sync_marker() {
+    for field in [0u64, 1, 4, 6, 8, 10, 14] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = LogWriter::open(dir.path(), small(4096)).unwrap();
+        let written = write_entries(&mut writer, 20, 10);
+        drop(writer);
+        flip(&seg(dir.path(), 0), written[2].0.offset + field);
+        let found = scan(dir.path()).unwrap();
+        let mut expected = written.clone();
+        expected.remove(2);
+        assert_eq!(as_written(&found), expected, "header byte {field}");
+        assert!(
+            matches!(
+                &found.problems[..],
+                [Problem::Corrupt { resumed_at, .. }] if *resumed_at == written[3].0.offset
+            ),
+            "header byte {field}: {:?}",
+            found.problems
+        );
     }
 }
 
@@ -271,14 +450,10 @@ fn flipped_byte_in_older_segment_keeps_later_segments() {
     let in_seg1: Vec<_> = written.iter().filter(|w| w.0.segment == 1).collect();
     assert!(in_seg1.len() >= 3);
     let victim = in_seg1[1].0;
-    flip(&seg(dir.path(), 1), victim.offset + 4); // the kind byte
+    flip(&seg(dir.path(), 1), victim.offset + 8); // the kind byte
 
     let found = scan(dir.path()).unwrap();
-    let expected: Vec<_> = written
-        .iter()
-        .filter(|w| w.0.segment != 1 || w.0 < victim)
-        .cloned()
-        .collect();
+    let expected: Vec<_> = written.iter().filter(|w| w.0 != victim).cloned().collect();
     assert_eq!(as_written(&found), expected);
     assert!(found.entries.iter().any(|e| e.location.segment > 1));
     assert!(matches!(
@@ -316,7 +491,7 @@ fn bad_header_skips_only_that_segment() {
     )));
     assert!(found
         .problems
-        .contains(&Problem::MissingSegment { segment: last }));
+        .contains(&Problem::MissingSegments { first: last, last }));
 }
 
 #[test]
@@ -330,7 +505,10 @@ fn deleted_middle_segment_is_missing() {
     fs::remove_file(seg(dir.path(), 3)).unwrap();
 
     let found = scan(dir.path()).unwrap();
-    assert_eq!(found.problems, vec![Problem::MissingSegment { segment: 2 }]);
+    assert_eq!(
+        found.problems,
+        vec![Problem::MissingSegments { first: 2, last: 3 }]
+    );
     assert!(!found.segments.contains(&2));
     let expected: Vec<_> = written
         .iter()
@@ -521,26 +699,45 @@ fn problems_display() {
                 segment: 3,
                 offset: 24,
             },
-            "segment 3: torn tail at offset 24",
+            "segment 3: an incomplete entry at offset 24",
         ),
         (
             Problem::Corrupt {
                 segment: 1,
                 offset: 40,
+                resumed_at: 90,
                 reason: "CRC mismatch".into(),
             },
-            "corrupt entry at offset 40: CRC mismatch",
+            "segment 1: bytes 40..90 are damaged (CRC mismatch); the entries there are lost",
+        ),
+        (
+            Problem::Truncated {
+                segment: 4,
+                len: 100,
+                expected: 512,
+            },
+            "segment 4: the file was cut to 100 bytes (it was created with 512); entries after byte 100 are lost",
         ),
         (
             Problem::BadHeader {
                 segment: 2,
                 reason: "bad magic".into(),
             },
-            "segment 2: bad header (bad magic)",
+            "segment 2: its header is damaged (bad magic); every entry in it is lost",
         ),
         (
-            Problem::MissingSegment { segment: 5 },
+            Problem::MissingSegments { first: 5, last: 5 },
             "segment 5 is missing",
+        ),
+        (
+            Problem::MissingSegments { first: 0, last: 7 },
+            "segments 0 to 7 are missing",
+        ),
+        (
+            Problem::Manifest {
+                reason: "its CRC does not match".into(),
+            },
+            "the MANIFEST file is damaged or unreadable (its CRC does not match)",
         ),
         (
             Problem::Unreadable {
@@ -592,10 +789,12 @@ proptest! {
         body in proptest::collection::vec(any::<u8>(), 0..600),
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let mut bytes = if with_header { frame::encode_header(0).to_vec() } else { Vec::new() };
+        let mut bytes = if with_header { frame::encode_header(0, 600, false).to_vec() } else { Vec::new() };
         bytes.extend_from_slice(&body);
         fs::write(seg(dir.path(), 0), &bytes).unwrap();
         let found = scan(dir.path()).unwrap();
+        // The fuzz target's in-memory read is the same as the directory's.
+        prop_assert_eq!(&crate::fuzzing::scan_segment(&bytes), &found);
         prop_assert_eq!(found.segments, vec![0]);
         for entry in &found.entries {
             prop_assert_ne!(entry.kind, EntryKind(0));
@@ -614,19 +813,36 @@ proptest! {
         drop(writer);
         let path = seg(dir.path(), 0);
         let mut bytes = fs::read(&path).unwrap();
+        let mut changed = Vec::new();
         for (index, value) in &damage {
             let i = index.index(bytes.len());
+            if bytes[i] != *value {
+                changed.push(i);
+            }
             bytes[i] = *value;
         }
-        if let Some(cut) = cut {
-            bytes.truncate(cut.index(bytes.len()));
-        }
+        let cut = cut.map_or(bytes.len(), |cut| cut.index(bytes.len()));
+        bytes.truncate(cut);
         fs::write(&path, &bytes).unwrap();
         let found = scan(dir.path()).unwrap();
-        // Whatever survives is a prefix of what was written, barring a CRC collision.
+        // Whatever survives was written, in order, barring a CRC collision.
         let survived = as_written(&found);
-        prop_assert!(survived.len() <= written.len());
-        prop_assert_eq!(&survived[..], &written[..survived.len()]);
+        let mut rest = written.iter();
+        for entry in &survived {
+            prop_assert!(rest.any(|w| w == entry), "{:?} was not written", entry);
+        }
+        // Only damaged entries are lost: every entry whose frame no change touched, and
+        // that the cut left whole, survives (the reader resyncs), unless the segment
+        // header itself was damaged.
+        if changed.iter().all(|i| *i >= HEADER_LEN) {
+            for w in &written {
+                let start = w.0.offset as usize;
+                let end = start + FRAME_HEADER_LEN + w.2.len();
+                if end <= cut && !changed.iter().any(|i| (start..end).contains(i)) {
+                    prop_assert!(survived.contains(w), "{:?} lost", w.0);
+                }
+            }
+        }
     }
 }
 

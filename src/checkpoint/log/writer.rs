@@ -6,6 +6,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
 use super::frame::{FRAME_HEADER_LEN, HEADER_LEN, MAX_PAYLOAD};
+use super::manifest::{self, Manifest, ManifestFile};
 use super::segment::Segment;
 use super::{dir, Durability, EntryKind, Location, LogConfig, LogError};
 
@@ -29,6 +30,10 @@ pub struct LogWriter {
     config: LogConfig,
     current: Segment,
     segments: BTreeSet<u64>,
+    /// The oldest segment the `MANIFEST` says should exist.
+    first: u64,
+    /// The `MANIFEST`, rewritten after each new segment and before removals.
+    manifest: ManifestFile,
     /// Held for the writer's life; the lock is released when the file is closed.
     _lock: File,
 }
@@ -130,8 +135,10 @@ impl DirLock {
 
 impl LogWriter {
     /// Opens (creating it if missing) the log directory `dir` for writing, and starts a new
-    /// segment numbered one past the highest segment already there (0 in an empty
-    /// directory). The new segment is preallocated to `config.segment_bytes`.
+    /// segment numbered one past the highest segment already there or recorded in the
+    /// directory's `MANIFEST` (0 in an empty directory; a deleted newest segment's number
+    /// is not reused, so the gap stays visible). The new segment is preallocated to
+    /// `config.segment_bytes`, then the `MANIFEST` records it.
     ///
     /// Leftover `*.log.tmp` files (a segment being preallocated when an earlier writer
     /// crashed) are removed.
@@ -173,20 +180,44 @@ impl LogWriter {
                 .map_err(|source| LogError::io("remove leftover temporary file", temp, source))?;
         }
         let segments: BTreeSet<u64> = listing.segments.iter().map(|(n, _)| *n).collect();
-        let number = match segments.last() {
+        // A damaged manifest was reported by recovery's scan; it is rewritten from what
+        // is there.
+        let recorded = manifest::read(dir).ok().flatten();
+        let newest = segments
+            .last()
+            .copied()
+            .max(recorded.map(|manifest| manifest.last));
+        let number = match newest {
             None => 0,
-            Some(&last) => last.checked_add(1).ok_or(LogError::SegmentNumberOverflow)?,
+            Some(last) => last.checked_add(1).ok_or(LogError::SegmentNumberOverflow)?,
         };
-        let current = Segment::create(dir, number, config.segment_bytes, config.durability)?;
+        let current = Segment::create(dir, number, config.segment_bytes, false, config.durability)?;
+        let manifest = ManifestFile::open(dir, config.durability)?;
+        let first = recorded
+            .map(|manifest| manifest.first)
+            .or(segments.first().copied())
+            .unwrap_or(number);
         let mut writer = LogWriter {
             dir: dir.to_path_buf(),
             config,
             current,
             segments,
+            first,
+            manifest,
             _lock: lock,
         };
         writer.segments.insert(number);
+        writer.write_manifest()?;
         Ok(writer)
+    }
+
+    /// Records the segments that should exist, `first..=current`, in the `MANIFEST`.
+    fn write_manifest(&mut self) -> Result<(), LogError> {
+        let manifest = Manifest {
+            first: self.first,
+            last: self.current.number(),
+        };
+        self.manifest.write(manifest)
     }
 
     /// Appends one entry and returns where it starts.
@@ -238,9 +269,9 @@ impl LogWriter {
             .checked_add(1)
             .ok_or(LogError::SegmentNumberOverflow)?;
         let size = self.config.segment_bytes.max(HEADER_LEN as u64 + frame_len);
-        self.current = Segment::create(&self.dir, number, size, self.config.durability)?;
+        self.current = Segment::create(&self.dir, number, size, true, self.config.durability)?;
         self.segments.insert(number);
-        Ok(())
+        self.write_manifest()
     }
 
     /// Makes the entries appended so far durable, as [`LogConfig::durability`] says:
@@ -270,25 +301,57 @@ impl LogWriter {
     }
 
     /// Deletes segment `segment`'s file (retention: remove segments once newer complete
-    /// epochs exist). Remove from the oldest on: a removed segment between two others
-    /// shows as a [`Problem::MissingSegment`](super::Problem::MissingSegment) in later
-    /// scans.
+    /// epochs exist). As [`remove_segments`](Self::remove_segments) with one segment.
     ///
     /// # Errors
     ///
-    /// * [`LogError::SegmentInUse`] for the current segment.
-    /// * [`LogError::Io`] if the file cannot be removed (including when it does not
-    ///   exist).
+    /// As [`remove_segments`](Self::remove_segments).
     pub fn remove_segment(&mut self, segment: u64) -> Result<(), LogError> {
-        if segment == self.current.number() {
-            return Err(LogError::SegmentInUse { segment });
+        self.remove_segments(&[segment])
+    }
+
+    /// Deletes the files of `segments` (retention). Remove from the oldest on: the
+    /// `MANIFEST` then records the oldest segment left, once for the whole call and
+    /// before any file goes; a removed segment between two others shows as a
+    /// [`Problem::MissingSegments`](super::Problem::MissingSegments) in later scans.
+    ///
+    /// # Errors
+    ///
+    /// * [`LogError::SegmentInUse`] if `segments` holds the current segment (nothing is
+    ///   removed).
+    /// * [`LogError::Io`] if the manifest cannot be written (nothing is removed) or a
+    ///   file cannot be removed (including when it does not exist; those before it in
+    ///   `segments` are removed).
+    pub fn remove_segments(&mut self, segments: &[u64]) -> Result<(), LogError> {
+        if segments.contains(&self.current.number()) {
+            return Err(LogError::SegmentInUse {
+                segment: self.current.number(),
+            });
         }
-        let path = dir::segment_path(&self.dir, segment);
-        // No directory fsync: if a power failure undoes the removal, the old segment
-        // comes back and is removed again later.
-        std::fs::remove_file(&path)
-            .map_err(|source| LogError::io("remove segment", &path, source))?;
-        self.segments.remove(&segment);
+        let left = self
+            .segments
+            .iter()
+            .copied()
+            .find(|number| !segments.contains(number))
+            .expect("the current segment is left");
+        if left > self.first {
+            // Before any file goes: a manifest that still named a removed segment would
+            // report it missing after a crash.
+            let old_first = std::mem::replace(&mut self.first, left);
+            if let Err(error) = self.write_manifest() {
+                self.first = old_first;
+                return Err(error);
+            }
+        }
+        for &segment in segments {
+            let path = dir::segment_path(&self.dir, segment);
+            // No directory fsync: if a power failure undoes the removal, the old segment
+            // comes back (below the manifest's first, not a gap) and is removed again
+            // later.
+            std::fs::remove_file(&path)
+                .map_err(|source| LogError::io("remove segment", &path, source))?;
+            self.segments.remove(&segment);
+        }
         Ok(())
     }
 

@@ -168,14 +168,21 @@ fn decode(bytes: &[u8], lossy: bool) -> Scan {
     }
 }
 
-#[cfg(all(test, not(loom)))]
-mod tests {
+/// The property the tests and the fuzz target check: any bytes, cut into reads anywhere,
+/// split by a [`LineBuffer`] of any read size, give the lines of splitting the whole input
+/// at once, and the partial-line buffer never grows past the maximum line length.
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) mod oracle {
     use super::*;
-    use proptest::prelude::*;
 
     /// Feeds `chunks` through a buffer (each chunk one `read`), collecting every scan
     /// result except `NeedBytes`; the flag says whether a begun line was lost at the end.
-    fn run(chunks: &[Vec<u8>], read_bytes: usize, max: usize, lossy: bool) -> (Vec<Scan>, bool) {
+    pub(super) fn run(
+        chunks: &[Vec<u8>],
+        read_bytes: usize,
+        max: usize,
+        lossy: bool,
+    ) -> (Vec<Scan>, bool) {
         let mut buffer = LineBuffer::new(read_bytes, max, lossy);
         let mut out = Vec::new();
         for chunk in chunks {
@@ -196,7 +203,7 @@ mod tests {
     }
 
     /// The reference: split on `\n`, the last piece unterminated.
-    fn reference(bytes: &[u8], max: usize, lossy: bool) -> (Vec<Scan>, bool) {
+    pub(super) fn reference(bytes: &[u8], max: usize, lossy: bool) -> (Vec<Scan>, bool) {
         let mut pieces: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
         let last = pieces.pop().unwrap();
         let mut out = Vec::new();
@@ -215,6 +222,33 @@ mod tests {
         };
         (out, truncated)
     }
+
+    /// Checks the property on arbitrary bytes: byte 0 sets the read size (1 to 64),
+    /// byte 1 the maximum line length (0 to 127) and, in its top bit, lossy decoding;
+    /// byte 2 the size of the reads the input arrives in (1 to 64); the rest is the input.
+    /// Panics if the property fails.
+    pub(crate) fn check(data: &[u8]) {
+        let [read_bytes, max, cut, bytes @ ..] = data else {
+            return;
+        };
+        let read_bytes = usize::from(*read_bytes % 64) + 1;
+        let lossy = max & 0x80 != 0;
+        let max = usize::from(max & 0x7f);
+        let cut = usize::from(cut % 64) + 1;
+        let chunks: Vec<Vec<u8>> = bytes.chunks(cut).map(<[u8]>::to_vec).collect();
+        assert_eq!(
+            run(&chunks, read_bytes, max, lossy),
+            reference(bytes, max, lossy),
+            "read size {read_bytes}, max line {max}, lossy {lossy}, reads of {cut}"
+        );
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::oracle::{reference, run};
+    use super::*;
+    use proptest::prelude::*;
 
     fn line(text: &str) -> Scan {
         Scan::Line(text.to_string())
@@ -288,6 +322,17 @@ mod tests {
                 at = next;
             }
             prop_assert_eq!(run(&chunks, read_bytes, max, lossy), reference(&bytes, max, lossy));
+        }
+
+        /// The fuzz target's property (`rivulet::fuzzing::socket_lines`) on random bytes.
+        #[test]
+        fn the_fuzz_property_holds_on_random_bytes(
+            data in proptest::collection::vec(
+                prop_oneof![Just(b'\n'), Just(b'\r'), Just(0xff), any::<u8>()],
+                0..300,
+            ),
+        ) {
+            crate::fuzzing::socket_lines(&data);
         }
     }
 }

@@ -96,6 +96,7 @@
 //! [`IngestLogged`]: super::IngestLogged
 
 mod lines;
+pub(crate) use lines::oracle as lines_oracle;
 mod source;
 
 pub use source::SocketTextSource;
