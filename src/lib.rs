@@ -66,6 +66,7 @@ pub mod error;
 pub mod event;
 pub mod expr;
 pub mod format;
+pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod join;
@@ -79,6 +80,7 @@ pub mod runtime;
 pub mod serve;
 pub mod sink;
 pub mod source;
+pub mod sql;
 pub mod state;
 pub mod stream;
 pub mod sync;

@@ -262,6 +262,13 @@ pub(crate) struct Graph {
     /// Memory tables by name, for `Query::memory_table`. Erased: the record type is the
     /// one the caller of `memory_table` names, checked by a downcast there.
     pub(crate) tables: Vec<(String, Box<dyn Any + Send + Sync>)>,
+    /// Temporary views for SQL (`DataFrame::create_or_replace_temp_view`), by name
+    /// (ignoring case). Erased: each holds a `frame::DataFrame`, which holds a stream of
+    /// this graph, so `start()` empties the registry before anything else.
+    pub(crate) views: Vec<(String, Box<dyn Any>)>,
+    /// Static views for SQL (`StaticFrame::create_or_replace_temp_view`), by name
+    /// (ignoring case); read by any number of statements.
+    pub(crate) static_views: Vec<(String, crate::frame::StaticFrame)>,
     /// Checkpointing, if configured.
     pub(crate) checkpoint: Option<CheckpointBuild>,
     /// An error that must stop `start()` as it is (not as a configuration message).
@@ -290,6 +297,8 @@ impl Graph {
             unwatermarked_windows: Vec::new(),
             group_state_ops: Vec::new(),
             tables: Vec::new(),
+            views: Vec::new(),
+            static_views: Vec::new(),
             checkpoint: None,
             fatal: None,
             unreplayable: Vec::new(),

@@ -399,13 +399,52 @@ impl QueryBuilder {
         (handle, stream)
     }
 
+    /// Runs a SQL `SELECT` on the views registered on this query with
+    /// [`DataFrame::create_or_replace_temp_view`](crate::frame::DataFrame::create_or_replace_temp_view)
+    /// (Spark's `spark.sql(..)`): see [`sql`](crate::sql) for what is supported.
+    ///
+    /// # Errors
+    ///
+    /// Text that does not parse; SQL that is not supported (naming the construct and
+    /// its position); an unknown view, column or a type error (naming those there are).
+    pub fn sql(
+        &mut self,
+        text: &str,
+    ) -> std::result::Result<crate::frame::DataFrame, crate::sql::SqlError> {
+        crate::sql::plan(&self.graph, text)
+    }
+
+    /// Registers `frame` as the static view `name` (what
+    /// [`StaticFrame::create_or_replace_temp_view`](crate::frame::StaticFrame::create_or_replace_temp_view)
+    /// does), replacing a static view of that name.
+    pub(crate) fn register_static_view(&self, name: &str, frame: crate::frame::StaticFrame) {
+        let mut graph = self.graph.borrow_mut();
+        graph
+            .static_views
+            .retain(|(view, _)| !view.eq_ignore_ascii_case(name));
+        graph.static_views.push((name.to_string(), frame));
+    }
+
     /// Checks the query and starts its threads.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] if the query has no sink, a stream was left without a consumer,
+    /// [`Error::Config`] if the query has no sink, a stream was left without a consumer
+    /// or a view registered for SQL was not read,
     /// a capacity or parallelism is 0; [`Error::Spawn`] if a thread could not start.
     pub fn start(self) -> Result<Query> {
+        // Views hold streams of this graph: drop the unread ones before anything else.
+        let unread: Vec<String> = std::mem::take(&mut self.graph.borrow_mut().views)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        if !unread.is_empty() {
+            return Err(Error::config(format!(
+                "the view(s) {} were registered but no sql() statement read them; \
+                 a view's stream must end in a sink as any stream",
+                unread.join(", ")
+            )));
+        }
         let graph = Rc::try_unwrap(self.graph).map_err(|_| {
             Error::config(
                 "a stream was neither sent to a sink nor dropped before start(); \

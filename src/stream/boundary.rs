@@ -14,6 +14,15 @@ use crate::operator::Operator;
 use crate::plan::{GroupId, OpId, OperatorKind, Port, PortKind};
 use std::hash::Hash;
 
+/// What a union's stream takes on from an input added with
+/// [`Stream::union_add`]: whether it carries watermarks, and its operators (the plan's
+/// edges).
+#[derive(Debug)]
+pub(crate) struct UnionInput {
+    watermarked: bool,
+    upstream: Vec<OpId>,
+}
+
 impl<S: Chain> Stream<S> {
     /// Appends `op`, named `name`, like [`operator`](Self::operator), and returns its
     /// side output ([`Operator::Side`], what it sets aside with
@@ -235,6 +244,51 @@ impl<S: Chain> Stream<S> {
             upstream,
             watermarked,
         }
+    }
+
+    /// Opens a union thread fed by this stream, for callers that hold their inputs
+    /// erased (the DataFrame layer, which cannot name `S2` for [`union`](Self::union)):
+    /// further inputs join it with [`union_add`](Self::union_add).
+    pub(crate) fn union_open(self) -> (Stream<InputChain<S::Out>>, Port<S::Out>) {
+        let watermarked = self.watermarked;
+        let graph = self.graph.clone();
+        let (group, port) = {
+            let mut g = graph.borrow_mut();
+            let group = g.add_group("union", 1);
+            (group, g.add_port::<S::Out>(group, PortKind::Union))
+        };
+        let upstream = self.upstream.clone();
+        self.forward_into(port.clone(), |_| 0);
+        let stream = Stream {
+            graph,
+            chain: InputChain::new(port.clone(), "union"),
+            group,
+            parallelism: 1,
+            last_op: None,
+            upstream,
+            watermarked,
+        };
+        (stream, port)
+    }
+
+    /// Sends this stream into the union thread of `port` (see
+    /// [`union_open`](Self::union_open)); returns what the union's stream must take on
+    /// from it ([`and_union_input`](Self::and_union_input)).
+    pub(crate) fn union_add(self, port: Port<S::Out>) -> UnionInput {
+        let input = UnionInput {
+            watermarked: self.watermarked,
+            upstream: self.upstream.clone(),
+        };
+        self.forward_into(port, |_| 0);
+        input
+    }
+
+    /// Takes on another input of the union thread this stream reads: it carries
+    /// watermarks only if both do, and its records come from both inputs' operators.
+    pub(crate) fn and_union_input(mut self, input: UnionInput) -> Self {
+        self.watermarked &= input.watermarked;
+        self.upstream.extend(input.upstream);
+        self
     }
 
     /// Ends every instance's chain in one edge to `port`, instance `target(instance)`.

@@ -53,6 +53,7 @@ mod state;
 mod static_join;
 mod window;
 
+pub(crate) use boundary::UnionInput;
 pub use chain::{Chain, InputChain, KeyedInput, SourceChain, Then};
 pub use connect::{ConnectedStreams, TwoInputChain};
 pub use event_time::{EventTimeStream, Watermarked};
@@ -138,6 +139,11 @@ impl<S: Chain> Stream<S> {
     /// Number of parallel instances this stream runs as.
     pub fn parallelism(&self) -> usize {
         self.parallelism
+    }
+
+    /// The plan this stream is part of (the DataFrame layer keeps its views there).
+    pub(crate) fn graph(&self) -> &Rc<RefCell<Graph>> {
+        &self.graph
     }
 
     /// Appends `op`, named `name`, to the chain (on the same thread).

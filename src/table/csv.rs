@@ -5,7 +5,7 @@
 use super::StaticTable;
 use crate::format::{
     CsvOptions, DecodeOptions, Decoder, Format, FormatError, LineReader, Malformed, ParseMode,
-    Verdict,
+    RecordSeed, Typed, Verdict,
 };
 use serde::de::DeserializeOwned;
 use std::fs::File;
@@ -192,15 +192,31 @@ impl CsvTable {
     pub fn read_rows<V: DeserializeOwned + 'static>(
         &self,
     ) -> Result<(Vec<V>, LoadReport), TableError> {
+        self.read_rows_seeded(Typed::<V>::new())
+    }
+
+    /// [`read_rows`](Self::read_rows) with the records built by `seed` (a
+    /// [`RowSeed`](crate::row::RowSeed) for rows of a schema known at run time, as
+    /// [`StaticFrame::read_csv`](crate::frame::StaticFrame::read_csv) reads them).
+    ///
+    /// # Errors
+    ///
+    /// As [`load`](Self::load).
+    pub fn read_rows_seeded<V, S: RecordSeed<Value = V>>(
+        &self,
+        seed: S,
+    ) -> Result<(Vec<V>, LoadReport), TableError> {
         let io_error = |source| TableError::Io {
             path: self.path.clone(),
             source,
         };
-        let mut decoder: Decoder<V> = Decoder::new(&Format::Csv(self.csv.clone()), &self.decode)
-            .map_err(|source| TableError::Format {
-                path: self.path.clone(),
-                source,
-            })?;
+        let mut decoder: Decoder<V, S> =
+            Decoder::with_seed(seed, &Format::Csv(self.csv.clone()), &self.decode).map_err(
+                |source| TableError::Format {
+                    path: self.path.clone(),
+                    source,
+                },
+            )?;
         let file = File::open(&self.path).map_err(io_error)?;
         let mut lines = LineReader::new(io::BufReader::new(file), self.decode.max_record_len());
         let mut rows = Vec::new();
