@@ -51,6 +51,7 @@
 //! | [`time`] | the processing-time clock (system or manual, for tests) |
 //! | [`expr`] | expressions over rows (`col("psi").lt(lit(0.5))`, `CASE`, `IN`, `LIKE`, `CAST`) bound once to a schema, with Spark SQL's null, coercion and ANSI semantics |
 //! | [`ml`] | streaming machine learning: MLlib's streaming k-means and linear/logistic regression, trained and applied on streams |
+//! | [`frame`], [`sql`] | DataFrames over streams of rows and SQL over temp views (`QueryBuilder::sql`), planned onto the same operators |
 //! | [`row`] | rows with a schema ([`row::Row`], [`row::Schema`], [`row::Value`]): the untyped layer under DataFrames and SQL; serde conversions to and from typed records |
 //! | [`format`](mod@format) | decoding text, CSV and JSON lines into serde records; dates and timestamps from text; malformed-record modes |
 //! | [`serve`] | the opt-in metrics endpoint: Prometheus text, progress JSON, a live dashboard |
