@@ -872,13 +872,13 @@ impl Query {
 
     /// The progress of the newest completed epoch (Spark's `lastProgress`); `None` before
     /// the first, and always for a query without epochs (no trigger, no checkpointing).
-    pub fn last_progress(&self) -> Option<Arc<StreamingQueryProgress>> {
+    pub fn last_progress(&self) -> Option<std::sync::Arc<StreamingQueryProgress>> {
         self.history.last()
     }
 
     /// The progress of the recent epochs, oldest first (Spark's `recentProgress`): at
     /// most [`QueryBuilder::recent_progress_capacity`](crate::QueryBuilder::recent_progress_capacity).
-    pub fn recent_progress(&self) -> Vec<Arc<StreamingQueryProgress>> {
+    pub fn recent_progress(&self) -> Vec<std::sync::Arc<StreamingQueryProgress>> {
         self.history.recent()
     }
 

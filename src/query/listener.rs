@@ -185,7 +185,7 @@ impl ListenerBus {
     pub(crate) fn start(
         listeners: Vec<Box<dyn QueryListener>>,
         coordinator: bool,
-        control: Arc<RunControl>,
+        control: crate::sync::Arc<RunControl>,
         ids: (String, String),
     ) -> std::io::Result<ListenerBus> {
         let (sender, receiver) = crossbeam::channel::unbounded();
