@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::kmeans_reference::reference_update;
+
 use common::{finish_ok, Rng};
 use rivulet::checkpoint::{CheckpointConfig, Durability};
 use rivulet::ml::{KMeansModel, LabeledPoint, LinearModel, StreamingKMeans, StreamingRegression};
@@ -54,66 +56,6 @@ fn cluster_points(n: usize, seed: u64) -> Vec<Vec<f64>> {
             center.iter().map(|c| c + noise(&mut rng, 1.0)).collect()
         })
         .collect()
-}
-
-/// MLlib's StreamingKMeansModel.update, written out: discount, weighted mean per
-/// cluster, dying-cluster split.
-fn reference_update(model: &mut KMeansModel, batch: &[Vec<f64>], decay: f64) {
-    let k = model.centers.len();
-    let dim = model.centers[0].len();
-    let mut sums = vec![vec![0.0; dim]; k];
-    let mut counts = vec![0u64; k];
-    for point in batch {
-        let mut best = 0;
-        let mut best_d = f64::INFINITY;
-        for (i, c) in model.centers.iter().enumerate() {
-            let d: f64 = c.iter().zip(point).map(|(a, b)| (a - b) * (a - b)).sum();
-            if d < best_d {
-                best_d = d;
-                best = i;
-            }
-        }
-        for j in 0..dim {
-            sums[best][j] += point[j];
-        }
-        counts[best] += 1;
-    }
-    for w in &mut model.weights {
-        *w *= decay;
-    }
-    for i in 0..k {
-        if counts[i] == 0 {
-            continue;
-        }
-        let count = counts[i] as f64;
-        let updated = model.weights[i] + count;
-        let lambda = count / updated.max(1e-16);
-        model.weights[i] = updated;
-        for j in 0..dim {
-            model.centers[i][j] =
-                model.centers[i][j] * (1.0 - lambda) + (lambda / count) * sums[i][j];
-        }
-    }
-    let (mut largest, mut smallest) = (0, 0);
-    for i in 0..k {
-        if model.weights[i] > model.weights[largest] {
-            largest = i;
-        }
-        if model.weights[i] < model.weights[smallest] {
-            smallest = i;
-        }
-    }
-    if model.weights[smallest] < 1e-8 * model.weights[largest] {
-        let w = (model.weights[largest] + model.weights[smallest]) / 2.0;
-        model.weights[largest] = w;
-        model.weights[smallest] = w;
-        for j in 0..dim {
-            let x = model.centers[largest][j];
-            let p = 1e-14 * x.abs().max(1.0);
-            model.centers[largest][j] = x + p;
-            model.centers[smallest][j] = x - p;
-        }
-    }
 }
 
 fn assert_close(a: &[f64], b: &[f64], tolerance: f64, what: &str) {
@@ -175,7 +117,16 @@ fn kmeans_follows_mllibs_rule_batch_by_batch_and_converges() {
             .with_decay_factor(0.9)
             .random_centers(3, 0.0, 5);
         let (seen, emitted) = run_kmeans(points.clone(), &kmeans, trigger);
-        assert!(emitted.len() >= 2, "{trigger:?}: several epochs");
+        // Micro-batches of 173 points make at least 35 batches whatever the timing; how
+        // many 1 ms continuous epochs the input spans depends on the machine (one, when
+        // it is fast), so there only the models that came are checked.
+        if matches!(trigger, Trigger::MicroBatch { .. }) {
+            assert!(emitted.len() >= 20, "{trigger:?}: several batches");
+        }
+        assert!(
+            !emitted.is_empty(),
+            "{trigger:?}: a model at the end at least"
+        );
         assert_eq!(seen.len(), points.len());
         let mut reference = kmeans.initial_model().unwrap().clone();
         for (epoch, model) in &emitted {

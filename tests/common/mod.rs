@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod kmeans_reference;
+
 use rivulet::{Query, QueryProgress};
 use std::collections::HashMap;
 use std::hash::Hash;
