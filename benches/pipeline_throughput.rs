@@ -20,7 +20,9 @@
 //!
 //! `RIVULET_LATENCY_COST=ROUNDS` skips criterion and runs the latency-off and latency-on
 //! pipelines alternately, `ROUNDS` times each, printing the medians and their ratio
-//! (alternating keeps the machine's drift out of the ratio).
+//! (alternating keeps the machine's drift out of the ratio). Each run moves
+//! `RIVULET_LATENCY_RECORDS` records (default 50 M), so that it spans several 100 ms epochs
+//! and the per-epoch work (marker flushes, histogram merges) is in the figure.
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use rivulet::{Query, Trigger, WaitPolicy};
@@ -225,17 +227,31 @@ fn latency_cost(rounds: usize) {
             three_stages(records, Some(every))
         }),
     ];
+    let records: u64 = std::env::var("RIVULET_LATENCY_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000_000);
     for (name, run) in pipelines {
         let (mut off, mut on) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            let rate = |elapsed: Duration| RECORDS as f64 / elapsed.as_secs_f64() / 1e6;
-            off.push(rate(run(RECORDS, 0)));
-            on.push(rate(run(RECORDS, every)));
+        for round in 0..rounds {
+            let rate = |elapsed: Duration| records as f64 / elapsed.as_secs_f64() / 1e6;
+            // Alternate which variant goes first, so neither always runs on a warmer machine.
+            if round % 2 == 0 {
+                off.push(rate(run(records, 0)));
+                on.push(rate(run(records, every)));
+            } else {
+                on.push(rate(run(records, every)));
+                off.push(rate(run(records, 0)));
+            }
         }
+        // The ratio of each round's pair, whose median is steadier than the ratio of the
+        // medians when the machine is bimodal (thread placement on 2 cores).
+        let paired = median(off.iter().zip(&on).map(|(off, on)| on / off).collect());
         let (off, on) = (median(off), median(on));
         println!(
             "{name}: latency off {off:.2} M rec/s, on (1 in {every}) {on:.2} M rec/s, \
-             on/off {:.3} (medians of {rounds})",
+             on/off {:.3}, median of paired on/off {paired:.3} \
+             (medians of {rounds}, {records} records a run)",
             on / off
         );
     }

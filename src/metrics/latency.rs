@@ -93,29 +93,48 @@ impl LatencySampler {
 
 /// A stage's latency samples since its last epoch report: owned by the stage's thread,
 /// handed over whole at the report.
+///
+/// A stage reads the clock when a marker arrives ([`arrived`](Self::arrived)), passes the
+/// marker on, and only then records the sample ([`record`](Self::record)), so the
+/// histogram's work is not on the marker's path downstream. The histogram for the next
+/// epoch is allocated at the report (an epoch marker's path), not by the first latency
+/// marker after it.
 #[derive(Debug, Default)]
 pub(crate) struct LatencyRecorder {
     histogram: Option<Box<Histogram<u64>>>,
+    spare: Option<Box<Histogram<u64>>>,
 }
 
 impl LatencyRecorder {
-    /// Records the latency of a marker stamped `stamp` that arrived now.
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn record(&mut self, stamp: u64) {
-        let latency = now_nanos()
+    /// The latency of a marker stamped `stamp` that arrives now, in nanoseconds, clamped
+    /// into the histograms' bounds.
+    #[inline]
+    pub(crate) fn arrived(stamp: u64) -> u64 {
+        now_nanos()
             .saturating_sub(stamp)
-            .clamp(1, MAX_LATENCY_NANOS);
-        let histogram = self
-            .histogram
-            .get_or_insert_with(|| Box::new(new_histogram()));
-        // In bounds by the clamp above.
-        let _ = histogram.record(latency);
+            .clamp(1, MAX_LATENCY_NANOS)
     }
 
-    /// The samples since the last call, if any.
+    /// Records a latency that [`arrived`](Self::arrived) measured.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn record(&mut self, latency: u64) {
+        let spare = &mut self.spare;
+        let histogram = self
+            .histogram
+            .get_or_insert_with(|| spare.take().unwrap_or_else(|| Box::new(new_histogram())));
+        // In bounds: `arrived` clamps.
+        let _ = histogram.record(latency.clamp(1, MAX_LATENCY_NANOS));
+    }
+
+    /// The samples since the last call, if any. A stage that had samples gets a fresh
+    /// histogram ready for the next epoch.
     pub(crate) fn take(&mut self) -> Option<Box<Histogram<u64>>> {
-        self.histogram.take()
+        let taken = self.histogram.take();
+        if taken.is_some() && self.spare.is_none() {
+            self.spare = Some(Box::new(new_histogram()));
+        }
+        taken
     }
 }
 
@@ -195,10 +214,13 @@ mod tests {
         let mut recorder = LatencyRecorder::default();
         assert!(recorder.take().is_none());
         let stamp = now_nanos();
-        recorder.record(stamp);
-        recorder.record(stamp);
+        recorder.record(LatencyRecorder::arrived(stamp));
+        recorder.record(LatencyRecorder::arrived(stamp));
         let histogram = recorder.take().expect("two samples");
         assert_eq!(histogram.len(), 2);
         assert!(recorder.take().is_none());
+        // The next epoch's samples go into the spare, and are handed over alone.
+        recorder.record(5);
+        assert_eq!(recorder.take().expect("one sample").len(), 1);
     }
 }

@@ -353,8 +353,9 @@ where
             Signal::Marker(epoch) => self.on_marker(epoch),
             Signal::Status(_) => self.forward(signal),
             Signal::Latency(stamp) => {
-                self.latency.record(stamp);
+                let latency = LatencyRecorder::arrived(stamp);
                 self.forward(signal);
+                self.latency.record(latency);
             }
             Signal::End => self.on_end(),
         }

@@ -345,8 +345,9 @@ where
             // This stage makes the stream's watermark: upstream's is replaced.
             Signal::Watermark(_) | Signal::Status(_) => {}
             Signal::Latency(stamp) => {
-                self.latency.record(stamp);
+                let latency = LatencyRecorder::arrived(stamp);
                 self.next.signal(signal);
+                self.latency.record(latency);
             }
             Signal::Marker(epoch) => {
                 if self.epoch_starting {

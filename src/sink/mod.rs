@@ -388,7 +388,7 @@ impl<T, S: Sink<T>> Downstream<T> for SinkStage<S> {
     fn signal(&mut self, signal: Signal) {
         match signal {
             Signal::Watermark(_) | Signal::Status(_) => {}
-            Signal::Latency(stamp) => self.latency.record(stamp),
+            Signal::Latency(stamp) => self.latency.record(LatencyRecorder::arrived(stamp)),
             Signal::Marker(epoch) => {
                 // Acknowledge only once everything before the marker is flushed (and
                 // staged, for a sink with a commit).
