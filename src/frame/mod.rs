@@ -1,6 +1,6 @@
 //! DataFrames: streams of [`Row`]s with a [`Schema`], and Spark's untyped operations on
 //! them (`select`, `filter`, `with_column`, `group_by(..).agg(..)`, `window`,
-//! `with_watermark`, `union`, joins with static tables ([`StaticFrame`],
+//! `with_watermark`, `drop_duplicates`, `union`, joins with static tables ([`StaticFrame`],
 //! [`DataFrame::join_static`]), `print_schema`, console output), planned onto the same
 //! operators the typed [`Stream`] API uses. SQL ([`QueryBuilder::sql`]) plans onto this.
 //!
@@ -73,6 +73,7 @@
 //! |---|---|
 //! | `mod.rs` | [`DataFrame`], [`GroupedData`], [`Grouping`], [`window`], [`FrameError`] |
 //! | `agg.rs` | [`AggExpr`] and its constructors; the [`Aggregate`] over rows they plan to |
+//! | `dedup.rs` | [`DataFrame::drop_duplicates`] and [`DataFrame::drop_duplicates_within_watermark`] |
 //! | `compiled.rs` | bound expressions with their text; the per-row step operator |
 //! | `erased.rs` | the row stream with its chain type erased |
 //! | `join.rs` | [`StaticFrame`], [`DataFrame::join_static`] and [`JoinType`]: stream–static joins as a row step |
@@ -80,6 +81,7 @@
 
 mod agg;
 mod compiled;
+mod dedup;
 mod duration;
 mod erased;
 mod join;
@@ -126,6 +128,9 @@ pub struct DataFrame {
     watermark: Option<(usize, Duration)>,
     /// Row steps after the watermark, not yet appended.
     after: Vec<Step>,
+    /// The event-time column of the stream's watermark (pending or applied) and its
+    /// delay, while the column is there by that name (`drop_duplicates` reads it).
+    event_time: Option<(Arc<str>, Duration)>,
 }
 
 impl fmt::Debug for DataFrame {
@@ -150,6 +155,7 @@ impl DataFrame {
             before: Vec::new(),
             watermark: None,
             after: Vec::new(),
+            event_time: None,
         }
     }
 
@@ -180,6 +186,11 @@ impl DataFrame {
             self.after.push(step);
         } else {
             self.before.push(step);
+        }
+        if let Some((column, _)) = &self.event_time {
+            if schema.find(column).is_none() {
+                self.event_time = None;
+            }
         }
         self.schema = schema;
         self
@@ -308,6 +319,7 @@ impl DataFrame {
             self
         };
         frame.watermark = Some((index, delay));
+        frame.event_time = Some((column.into(), delay));
         Ok(frame)
     }
 

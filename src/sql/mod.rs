@@ -304,7 +304,13 @@ pub(crate) fn plan(graph: &Rc<RefCell<Graph>>, text: &str) -> Result<DataFrame, 
 
 fn plan_select(graph: &Rc<RefCell<Graph>>, select: &ast::Select) -> Result<DataFrame, SqlError> {
     if select.distinct.is_some() {
-        return Err(unsupported("DISTINCT", &select.projection[0]));
+        // Spark's streaming guide lists distinct operations among the unsupported ones
+        // ("Distinct operations on streaming Datasets are not supported").
+        return Err(unsupported(
+            "DISTINCT (Spark does not run distinct operations on streams; use \
+             DataFrame::drop_duplicates, with a watermark to bound its state)",
+            &select.projection[0],
+        ));
     }
     if select.top.is_some()
         || select.into.is_some()
