@@ -53,7 +53,7 @@ fn mix(v: u64) -> u64 {
 
 /// Row `v`'s event and its time.
 fn event_of(v: u64) -> (u64, i64) {
-    let e = if v % 2 == 0 {
+    let e = if v.is_multiple_of(2) {
         v / 2
     } else {
         (v / 2).max(LAG) - LAG
