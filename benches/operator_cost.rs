@@ -17,14 +17,20 @@
 //!   operator (`FlatMapGroupsWithState`, continuous mode: a call per record with a
 //!   `GroupState` handle, state in `KeyedState`) and by a hand-written loop over an
 //!   `FxHashMap` (`hand-written`), both emitting `(key, sum)` per record.
+//! * `dedup/*`: `drop_duplicates`'s operator (`DropDuplicates` without event time: a
+//!   `KeyedState` of keys) against a hand-written `FxHashSet` loop, both emitting the
+//!   record when its key is new: `*/repeated` over 1,000 keys (almost every record a
+//!   duplicate), `*/new` with a new key per record (every record stored and emitted).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rivulet::operator::keyed::KeyedFold;
 use rivulet::operator::stateless::{Filter, Map};
 use rivulet::operator::{Collector, Context, Harness, Operator, Timer, TimerKey};
-use rivulet::state::{FlatMapGroupsWithState, GroupState, GroupStateTimeout, Values};
+use rivulet::state::{
+    DropDuplicates, FlatMapGroupsWithState, GroupState, GroupStateTimeout, Values,
+};
 use rivulet::{Epoch, Query, Timestamp};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -294,5 +300,56 @@ fn group_state(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, operators, chains, timers, group_state);
+/// The key of record `i` in a `dedup/*` workload.
+#[inline]
+fn dedup_key(i: u64, repeated: bool) -> u64 {
+    if repeated {
+        i % KEYS
+    } else {
+        i
+    }
+}
+
+/// First record per key: `DropDuplicates` against a hand-written `FxHashSet` loop.
+fn dedup(c: &mut Criterion) {
+    let mut group = c.benchmark_group("dedup");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(3));
+    group.warm_up_time(Duration::from_secs(1));
+    for (workload, repeated) in [("repeated", true), ("new", false)] {
+        group.bench_function(format!("hand-written/{workload}"), |b| {
+            b.iter_custom(|n| {
+                let mut seen: FxHashSet<u64> = FxHashSet::default();
+                let mut out = Discard;
+                let start = Instant::now();
+                for i in 0..n {
+                    let i = black_box(i);
+                    if seen.insert(dedup_key(i, repeated)) {
+                        out.push(i);
+                    }
+                }
+                start.elapsed()
+            })
+        });
+        group.bench_function(format!("drop_duplicates/{workload}"), |b| {
+            b.iter_custom(|n| {
+                let mut op = DropDuplicates::new();
+                let mut out = Discard;
+                let start = Instant::now();
+                for i in 0..n {
+                    let i = black_box(i);
+                    Operator::<(u64, u64)>::on_record(
+                        &mut op,
+                        (dedup_key(i, repeated), i),
+                        &mut out,
+                    );
+                }
+                start.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, operators, chains, timers, group_state, dedup);
 criterion_main!(benches);

@@ -182,6 +182,22 @@ pub(super) fn bind(expr: &Expr, schema: &Schema) -> Result<BoundExpr, ExprError>
         }
         Expr::Literal(value) => BoundExpr::new(Node::Literal(value.clone()), literal_type(value)),
         Expr::Alias { expr, .. } => bind(expr, schema)?,
+        Expr::Split { .. } => {
+            return Err(type_error(
+                expr,
+                "split returns an array, which rows do not hold: use it as \
+                 explode(split(..)), a select item"
+                    .to_string(),
+            ))
+        }
+        Expr::Explode(_) => {
+            return Err(type_error(
+                expr,
+                "explode is a generator: it may only be a select item (at most one per \
+                 select), not part of another expression or clause"
+                    .to_string(),
+            ))
+        }
         Expr::Binary { op, left, right } => {
             let left_bound = bind(left, schema)?;
             let right_bound = bind(right, schema)?;

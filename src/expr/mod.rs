@@ -124,6 +124,18 @@ pub enum Expr {
         /// Its name.
         name: String,
     },
+    /// `split(expr, pattern)`: the string cut at every match of the regular expression
+    /// `pattern` (Spark's `split`, an array). Rows hold no arrays, so it is taken only
+    /// as the argument of [`Expr::Explode`]: see [`split`].
+    Split {
+        /// The string split.
+        expr: Box<Expr>,
+        /// The regular expression (Java's syntax in Spark, the `regex` crate's here).
+        pattern: String,
+    },
+    /// `explode(array)`: a generator, one output row per element (Spark's `explode`).
+    /// Only a `select` item may be one: see [`explode`].
+    Explode(Box<Expr>),
 }
 
 /// The binary operators.
@@ -198,6 +210,60 @@ pub fn col(name: &str) -> Expr {
 /// A constant (Spark's `lit`).
 pub fn lit(value: impl Into<Value>) -> Expr {
     Expr::Literal(value.into())
+}
+
+/// `split(expr, pattern)`: `expr`, a string, cut at every match of the regular
+/// expression `pattern` (Spark's `split(str, regex)` with its default limit: empty
+/// pieces are kept, a trailing one included; a null string gives no pieces).
+///
+/// Spark's `split` returns an array; rivulet's rows hold no arrays, so a split is taken
+/// only as the argument of [`explode`] (its elements become rows): anywhere else
+/// binding refuses it. The pattern is compiled once, when the select is bound, with the
+/// `regex` crate, whose syntax is Java's for the usual cases (classes, `\\s+`,
+/// alternation; no look-around or back-references). A pattern that can match the
+/// empty string is refused (Java and `regex` cut at empty matches differently).
+///
+/// ```
+/// use rivulet::expr::{col, explode, split};
+/// let words = explode(split(col("value"), "\\s+")).alias("word");
+/// assert_eq!(words.output_name(), "word");
+/// assert_eq!(explode(split(col("value"), " ")).output_name(), "col");
+/// ```
+pub fn split(expr: Expr, pattern: &str) -> Expr {
+    Expr::Split {
+        expr: Box::new(expr),
+        pattern: pattern.to_string(),
+    }
+}
+
+/// `explode(array)`: one output row per element of the array, the element in the
+/// generator's column (named `col` unless aliased) and the select's other items
+/// repeated (Spark's `explode`; a null or empty array gives no row). It is a select
+/// item, at most one per select, and its argument is a [`split`] (the only array
+/// rivulet makes).
+///
+/// ```
+/// use rivulet::expr::{col, explode, split};
+/// use rivulet::frame::DataFrame;
+/// use rivulet::row::{DataType, Field, Row, Schema, Value};
+/// use std::sync::Arc;
+///
+/// let schema = Arc::new(Schema::new([Field::new("value", DataType::String)])?);
+/// let mut query = rivulet::Query::builder();
+/// let lines = DataFrame::new(
+///     query.from_iter("lines", [Row::new(vec![Value::string("to be or")])]),
+///     schema,
+/// );
+/// let words = lines.select([explode(split(col("value"), " +")).alias("word")])?;
+/// assert_eq!(words.columns(), ["word"]);
+/// let table = words.to_memory("words");
+/// query.start()?.await_termination()?;
+/// let words: Vec<Value> = table.rows().into_iter().map(|row| row.values()[0].clone()).collect();
+/// assert_eq!(words, ["to", "be", "or"].map(Value::string));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn explode(array: Expr) -> Expr {
+    Expr::Explode(Box::new(array))
 }
 
 /// `CASE WHEN condition THEN value …`: add branches with [`Expr::when`], end with
@@ -359,6 +425,8 @@ impl Expr {
         match self {
             Expr::Alias { name, .. } => name.clone(),
             Expr::Column(name) => name.clone(),
+            // Spark names an unaliased generator's column `col`.
+            Expr::Explode(_) => "col".to_string(),
             other => other.to_string(),
         }
     }
@@ -453,6 +521,8 @@ impl fmt::Display for Expr {
                 write!(f, "CAST({expr} AS {})", to.simple_string().to_uppercase())
             }
             Expr::Alias { expr, name } => write!(f, "{expr} AS {name}"),
+            Expr::Split { expr, pattern } => write!(f, "split({expr}, {pattern})"),
+            Expr::Explode(expr) => write!(f, "explode({expr})"),
         }
     }
 }

@@ -53,6 +53,44 @@ pub(crate) enum Step {
     Project(Arc<[Compiled]>),
     /// Join with a static table (a row per matching table row).
     Join(Arc<JoinStep>),
+    /// A projection with a generator: a row per piece of a split string.
+    Explode(Arc<ExplodeStep>),
+}
+
+/// `select(a, explode(split(s, pattern)) AS w, b)` as a row step: the other items, the
+/// generator's place among them, the string split and the compiled pattern.
+#[derive(Debug)]
+pub(crate) struct ExplodeStep {
+    /// The select's items other than the generator, in order.
+    pub(crate) items: Arc<[Compiled]>,
+    /// Where the generator's column goes among them.
+    pub(crate) position: usize,
+    /// The string split (null: no rows).
+    pub(crate) source: Compiled,
+    /// The pattern, compiled once.
+    pub(crate) pattern: regex::Regex,
+}
+
+impl ExplodeStep {
+    /// The pieces of `row`'s string, each with the other items' values (evaluated once),
+    /// handed to `out` in order; none for a null string.
+    #[inline]
+    fn rows(&self, row: &Row, mut out: impl FnMut(Row)) {
+        let text = match self.source.eval(row) {
+            Value::String(text) => text,
+            Value::Null => return,
+            other => panic!("`{}` is not a string: {other:?}", self.source.text),
+        };
+        let items: Vec<Value> = self.items.iter().map(|item| item.eval(row)).collect();
+        let (before, after) = items.split_at(self.position);
+        for piece in self.pattern.split(&text) {
+            let mut values = Vec::with_capacity(items.len() + 1);
+            values.extend_from_slice(before);
+            values.push(Value::string(piece));
+            values.extend_from_slice(after);
+            out(Row::new(values));
+        }
+    }
 }
 
 /// A stream–static equi-join as a row step: the table's rows by key, the stream row's
@@ -114,6 +152,12 @@ fn run(steps: &[Step], scratch: &mut Vec<Value>, mut row: Row, out: &mut impl Fn
             }
             Step::Project(exprs) => {
                 row = exprs.iter().map(|expr| expr.eval(&row)).collect();
+            }
+            Step::Explode(explode) => {
+                // Each piece goes through the rest of the steps.
+                let rest = &steps[i + 1..];
+                explode.rows(&row, |piece| run(rest, scratch, piece, out));
+                return;
             }
             Step::Join(join) => {
                 scratch.clear();

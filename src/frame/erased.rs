@@ -39,6 +39,25 @@ pub(crate) struct GroupPlan {
     pub(crate) agg: RowAggregate,
 }
 
+/// A planned deduplication (`DataFrame::drop_duplicates`).
+#[derive(Debug, Clone)]
+pub(crate) struct DedupPlan {
+    /// The key columns.
+    pub(crate) keys: Arc<[usize]>,
+    /// The event-time column, where the stream has a watermark: late rows are dropped.
+    pub(crate) time: Option<usize>,
+    /// How long past its first row's time a key is kept (µs; `None`: for ever).
+    pub(crate) retain: Option<i64>,
+    /// The operator's name.
+    pub(crate) name: &'static str,
+}
+
+/// The key of a row for a deduplication: the values of `columns`. Defined outside the
+/// generic code, as [`row_time`], so that its type is one type.
+fn row_key(columns: Arc<[usize]>) -> impl FnMut(&Row) -> Vec<Value> + Clone + Send + 'static {
+    move |row: &Row| columns.iter().map(|&i| row.values()[i].clone()).collect()
+}
+
 /// The event time of a row in column `column`: a timestamp, a date's midnight, or
 /// `i64::MIN` for null (which moves no watermark).
 #[inline]
@@ -83,6 +102,8 @@ pub(crate) trait RowStream {
     /// The grouped aggregate of `plan`; rows of keys (window start and end where the
     /// window goes) then aggregate values.
     fn aggregate(self: Box<Self>, prelude: Prelude, plan: GroupPlan) -> Box<dyn RowStream>;
+    /// The first row of each key of `plan`, later ones dropped.
+    fn drop_duplicates(self: Box<Self>, prelude: Prelude, plan: DedupPlan) -> Box<dyn RowStream>;
     /// Opens a union thread fed by this stream.
     fn union_open(self: Box<Self>, prelude: Prelude) -> (Box<dyn RowStream>, Port<Row>);
     /// Feeds the union thread of `port`; whether this stream carries watermarks.
@@ -165,6 +186,25 @@ impl Continue for Aggregating {
                         Row::new(row)
                     }),
             )),
+        }
+    }
+}
+
+struct Deduplicating(DedupPlan);
+
+impl Continue for Deduplicating {
+    type Out = Box<dyn RowStream>;
+    fn run<S: Chain<Out = Row>>(self, stream: Stream<S>) -> Box<dyn RowStream> {
+        let DedupPlan {
+            keys,
+            time,
+            retain,
+            name,
+        } = self.0;
+        let keyed = stream.key_by(row_key(keys));
+        match time {
+            None => Box::new(Tail(keyed.drop_duplicates())),
+            Some(column) => Box::new(Tail(keyed.deduplicate(name, row_time(column), retain))),
         }
     }
 }
@@ -347,6 +387,10 @@ impl<S: Chain<Out = Row>> RowStream for Base<S> {
         apply(self.0, prelude, Aggregating(plan))
     }
 
+    fn drop_duplicates(self: Box<Self>, prelude: Prelude, plan: DedupPlan) -> Box<dyn RowStream> {
+        apply(self.0, prelude, Deduplicating(plan))
+    }
+
     fn and_union_input(self: Box<Self>, input: UnionInput) -> Box<dyn RowStream> {
         Box::new(Base(self.0.and_union_input(input)))
     }
@@ -358,6 +402,11 @@ impl<S: Chain<Out = Row>> RowStream for Tail<S> {
     fn aggregate(self: Box<Self>, prelude: Prelude, plan: GroupPlan) -> Box<dyn RowStream> {
         // An aggregate of an aggregate starts on a new thread (see the trait docs).
         Box::new(Base(self.0.new_thread())).aggregate(prelude, plan)
+    }
+
+    fn drop_duplicates(self: Box<Self>, prelude: Prelude, plan: DedupPlan) -> Box<dyn RowStream> {
+        // As an aggregate: on a new thread, so that the types stay finite.
+        Box::new(Base(self.0.new_thread())).drop_duplicates(prelude, plan)
     }
 
     fn and_union_input(self: Box<Self>, input: UnionInput) -> Box<dyn RowStream> {

@@ -1,6 +1,6 @@
 //! DataFrames: streams of [`Row`]s with a [`Schema`], and Spark's untyped operations on
 //! them (`select`, `filter`, `with_column`, `group_by(..).agg(..)`, `window`,
-//! `with_watermark`, `union`, joins with static tables ([`StaticFrame`],
+//! `with_watermark`, `drop_duplicates`, `union`, joins with static tables ([`StaticFrame`],
 //! [`DataFrame::join_static`]), `print_schema`, console output), planned onto the same
 //! operators the typed [`Stream`] API uses. SQL ([`QueryBuilder::sql`]) plans onto this.
 //!
@@ -63,6 +63,15 @@
 //!   another statement.
 //! * **Rows with a null event time** are dropped before a windowed aggregate (Spark
 //!   groups them under a null window that never closes).
+//! * **No array columns.** [`split`](crate::expr::split) is taken only inside
+//!   [`explode`](crate::expr::explode), a select's generator (Spark's word count,
+//!   `explode(split(value, ' '))`); Spark's other uses of arrays are not there. A split
+//!   pattern is a `regex` crate pattern, and one that matches the empty string is
+//!   refused.
+//! * **Deduplication** by event time without the event-time column among the keys
+//!   keeps its keys for ever, as Spark; a frame that loses its watermark column by name
+//!   (a `select` without it, a union, an aggregate) deduplicates without dropping late
+//!   rows.
 //!
 //! [`Aggregate`]: crate::aggregate::Aggregate
 //! [`QueryBuilder::sql`]: crate::QueryBuilder::sql
@@ -73,6 +82,7 @@
 //! |---|---|
 //! | `mod.rs` | [`DataFrame`], [`GroupedData`], [`Grouping`], [`window`], [`FrameError`] |
 //! | `agg.rs` | [`AggExpr`] and its constructors; the [`Aggregate`] over rows they plan to |
+//! | `dedup.rs` | [`DataFrame::drop_duplicates`] and [`DataFrame::drop_duplicates_within_watermark`] |
 //! | `compiled.rs` | bound expressions with their text; the per-row step operator |
 //! | `erased.rs` | the row stream with its chain type erased |
 //! | `join.rs` | [`StaticFrame`], [`DataFrame::join_static`] and [`JoinType`]: stream–static joins as a row step |
@@ -80,8 +90,10 @@
 
 mod agg;
 mod compiled;
+mod dedup;
 mod duration;
 mod erased;
+mod generator;
 mod join;
 
 pub use agg::{avg, count, count_all, max, min, sum, AggExpr, AggFunc};
@@ -126,6 +138,9 @@ pub struct DataFrame {
     watermark: Option<(usize, Duration)>,
     /// Row steps after the watermark, not yet appended.
     after: Vec<Step>,
+    /// The event-time column of the stream's watermark (pending or applied) and its
+    /// delay, while the column is there by that name (`drop_duplicates` reads it).
+    event_time: Option<(Arc<str>, Duration)>,
 }
 
 impl fmt::Debug for DataFrame {
@@ -150,6 +165,7 @@ impl DataFrame {
             before: Vec::new(),
             watermark: None,
             after: Vec::new(),
+            event_time: None,
         }
     }
 
@@ -181,6 +197,11 @@ impl DataFrame {
         } else {
             self.before.push(step);
         }
+        if let Some((column, _)) = &self.event_time {
+            if schema.find(column).is_none() {
+                self.event_time = None;
+            }
+        }
         self.schema = schema;
         self
     }
@@ -208,10 +229,25 @@ impl DataFrame {
     ///
     /// An expression that does not bind (the message lists the columns), or two output
     /// columns of one name.
+    ///
+    /// One item may be the generator [`explode`](crate::expr::explode)`(`[`split`](crate::expr::split)`(..))`
+    /// (aliased or not): a row per piece, the other items repeated.
     pub fn select(self, exprs: impl IntoIterator<Item = Expr>) -> Result<DataFrame, FrameError> {
         let mut compiled = Vec::new();
         let mut fields = Vec::new();
+        let mut generator = None;
         for expr in exprs {
+            if let Some((name, array)) = generator::as_generator(&expr) {
+                if generator.is_some() {
+                    return Err(FrameError::Invalid(format!(
+                        "only one generator is allowed per select (Spark's rule): {expr}"
+                    )));
+                }
+                let (source, pattern) = generator::bind_split(array, &self.schema)?;
+                generator = Some((compiled.len(), source, pattern));
+                fields.push(Field::new(name, DataType::String));
+                continue;
+            }
             match &expr {
                 Expr::Column(name) if name == "*" || name.ends_with(".*") => {
                     for (i, field) in self.schema.fields().iter().enumerate() {
@@ -234,7 +270,16 @@ impl DataFrame {
             }
         }
         let schema = Arc::new(Schema::new(fields)?);
-        Ok(self.push(Step::Project(compiled.into()), schema))
+        let step = match generator {
+            None => Step::Project(compiled.into()),
+            Some((position, source, pattern)) => Step::Explode(Arc::new(compiled::ExplodeStep {
+                items: compiled.into(),
+                position,
+                source,
+                pattern,
+            })),
+        };
+        Ok(self.push(step, schema))
     }
 
     /// Keeps the rows for which `condition` is true (Spark's `filter`; null drops the
@@ -308,6 +353,7 @@ impl DataFrame {
             self
         };
         frame.watermark = Some((index, delay));
+        frame.event_time = Some((column.into(), delay));
         Ok(frame)
     }
 
@@ -464,6 +510,13 @@ pub enum Grouping {
 impl From<Expr> for Grouping {
     fn from(expr: Expr) -> Grouping {
         Grouping::Expr(expr)
+    }
+}
+
+/// A column by name (`group_by(["word"])`, as Spark's `groupBy("word")`).
+impl From<&str> for Grouping {
+    fn from(column: &str) -> Grouping {
+        Grouping::Expr(crate::expr::col(column))
     }
 }
 

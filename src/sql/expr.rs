@@ -353,6 +353,9 @@ fn call(
     expr: &ast::Expr,
 ) -> Result<Expr, SqlError> {
     let name = function.name.to_string();
+    if name.eq_ignore_ascii_case("split") || name.eq_ignore_ascii_case("explode") {
+        return generator_call(&name, function, scope, expr);
+    }
     let Some(func) = AggFunc::from_name(&name) else {
         if name.eq_ignore_ascii_case("window") {
             return Err(unsupported(
@@ -398,5 +401,38 @@ fn call(
             construct: format!("the aggregate `{expr}` in {clause}"),
             position: at(expr.span()),
         }),
+    }
+}
+
+/// `split(str, 'pattern')` and `explode(array)`: a select's generator (the DataFrame
+/// layer refuses them anywhere else, naming the expression).
+fn generator_call(
+    name: &str,
+    function: &ast::Function,
+    scope: &mut Scope<'_>,
+    expr: &ast::Expr,
+) -> Result<Expr, SqlError> {
+    let args = plain_args(function, expr)?.unwrap_or_default();
+    if name.eq_ignore_ascii_case("explode") {
+        return match args.as_slice() {
+            [array] => Ok(crate::expr::explode(convert(array, scope)?)),
+            _ => Err(unsupported("`explode` takes one argument", expr)),
+        };
+    }
+    match args.as_slice() {
+        [text, pattern] => match convert(pattern, scope)? {
+            Expr::Literal(Value::String(pattern)) => {
+                Ok(crate::expr::split(convert(text, scope)?, &pattern))
+            }
+            _ => Err(unsupported(
+                "`split` with a pattern that is not a string constant",
+                expr,
+            )),
+        },
+        _ => Err(unsupported(
+            "`split` with other than two arguments (a string and a constant pattern; \
+             no limit)",
+            expr,
+        )),
     }
 }

@@ -41,7 +41,11 @@
 //! select items with aliases, `*` and `t.*`; `WHERE` with comparisons, `AND`, `OR`,
 //! `NOT`, arithmetic, `IS [NOT] NULL`, `[NOT] IN (..)`, `[NOT] LIKE`, `BETWEEN`, `CASE`,
 //! `CAST`; `GROUP BY` columns and `window(time, "1 hour"[, "slide"])`; `count(*)`,
-//! `count(x)`, `sum`, `min`, `max`, `avg`, also inside expressions; `HAVING`. The window
+//! `count(x)`, `sum`, `min`, `max`, `avg`, also inside expressions; `HAVING`;
+//! `explode(split(s, 'pattern'))` as a select item (a row per piece; see
+//! [`explode`](crate::expr::explode)). A statement's result registered as a view
+//! ([`DataFrame::create_or_replace_temp_view`](crate::frame::DataFrame::create_or_replace_temp_view))
+//! is read by the next statement, as Spark chains `spark.sql(..)` calls. The window
 //! of a grouping is the two columns `window_start` and `window_end` (`window.start`
 //! and `window.end` name them; see [`frame`](crate::frame#where-rivulet-differs-from-spark)).
 //!
@@ -304,7 +308,13 @@ pub(crate) fn plan(graph: &Rc<RefCell<Graph>>, text: &str) -> Result<DataFrame, 
 
 fn plan_select(graph: &Rc<RefCell<Graph>>, select: &ast::Select) -> Result<DataFrame, SqlError> {
     if select.distinct.is_some() {
-        return Err(unsupported("DISTINCT", &select.projection[0]));
+        // Spark's streaming guide lists distinct operations among the unsupported ones
+        // ("Distinct operations on streaming Datasets are not supported").
+        return Err(unsupported(
+            "DISTINCT (Spark does not run distinct operations on streams; use \
+             DataFrame::drop_duplicates, with a watermark to bound its state)",
+            &select.projection[0],
+        ));
     }
     if select.top.is_some()
         || select.into.is_some()

@@ -425,6 +425,37 @@ impl<K: Hash + Eq + Clone, V> KeyedState<K, V> {
         (result, rearm)
     }
 
+    /// Inserts `key` with `value` and `expiry` (registering its timer through `ctx`)
+    /// unless it already has a value; returns whether it was inserted. One hash lookup
+    /// either way (what deduplication needs: [`insert`](Self::insert) after
+    /// [`contains_key`](Self::contains_key) costs two for a new key). A present key and
+    /// its value and expiry are left as they were.
+    #[inline]
+    pub fn insert_if_absent<O, D, C: Context<O, K, D>>(
+        &mut self,
+        key: K,
+        value: V,
+        expiry: Option<Expiry>,
+        ctx: &mut C,
+    ) -> bool {
+        if self.track && !self.slots.contains_key(&key) {
+            self.touched(&key);
+        }
+        match self.slots.entry(key) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(slot) => {
+                if let Some(expiry) = expiry {
+                    expiry.register(slot.key().clone(), ctx);
+                }
+                slot.insert(Slot {
+                    value: Some(value),
+                    expiry,
+                });
+                true
+            }
+        }
+    }
+
     /// The expiry of `key`, if it has a value and an expiry.
     pub fn expiry(&self, key: &K) -> Option<Expiry> {
         self.slots.get(key).and_then(|slot| slot.expiry)

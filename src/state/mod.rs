@@ -10,6 +10,10 @@
 //!   and [`flat_map_groups_with_state`](crate::KeyedStream::flat_map_groups_with_state):
 //!   a user function per group with a [`GroupState`] handle and
 //!   [`GroupStateTimeout`]s.
+//! * [`DropDuplicates`]: Spark's streaming `dropDuplicates` (and
+//!   `dropDuplicatesWithinWatermark`),
+//!   [`KeyedStream::drop_duplicates`](crate::KeyedStream::drop_duplicates): the first
+//!   record per key, keys evicted by the watermark.
 //! * [`UpdateStateByKey`]: Spark Streaming's `updateStateByKey`,
 //!   [`KeyedStream::update_state_by_key`](crate::KeyedStream::update_state_by_key).
 //!
@@ -39,11 +43,13 @@
 //! # Ok::<(), rivulet::Error>(())
 //! ```
 
+mod dedup;
 mod group;
 mod keyed;
 mod map_groups;
 mod update;
 
+pub use dedup::{DropDuplicates, NoEventTime};
 pub use group::{GroupState, GroupStateError, GroupStateTimeout, Values};
 pub use keyed::{Expiry, KeyedState};
 pub use map_groups::FlatMapGroupsWithState;

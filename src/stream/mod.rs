@@ -43,6 +43,7 @@
 mod boundary;
 mod chain;
 mod connect;
+mod dedup;
 mod dstream;
 mod dstream_join;
 mod event_time;

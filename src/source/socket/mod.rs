@@ -19,6 +19,15 @@
 //!   fixed when the query starts and clients come and go; a keyed operator after the
 //!   source spreads the work over threads.
 //!
+//! ## Rows of a schema
+//!
+//! [`QueryBuilder::socket_rows`](crate::QueryBuilder::socket_rows) makes the lines a
+//! DataFrame of one `value` column (Spark's `readStream.format("socket")`), and
+//! [`socket_rows_with_schema`](crate::QueryBuilder::socket_rows_with_schema) decodes
+//! each line as CSV or JSON into rows of a schema given at run time ([`LineDecoding`],
+//! [`DecodeLines`]), with the file source's malformed-record verdicts. The lines are
+//! ingest-logged before they are decoded.
+//!
 //! ## Lines
 //!
 //! A line ends at `\n`; a `\r` before it is removed (so `\r\n` works), and a line may
@@ -96,9 +105,11 @@
 //! [`IngestLogged`]: super::IngestLogged
 
 mod lines;
+mod rows;
 pub(crate) use lines::oracle as lines_oracle;
 mod source;
 
+pub use rows::{DecodeLines, LineDecoding, DROPPED_ROWS, MALFORMED_ROWS};
 pub use source::SocketTextSource;
 
 use crate::metrics::Counter;
