@@ -10,6 +10,7 @@
 
 use super::agg::RowAggregate;
 use super::compiled::{Compiled, RowSteps};
+use super::stream_join::{join_key, joins, JoinInput};
 use crate::error::BoxError;
 use crate::event::Epoch;
 use crate::event::Timestamp;
@@ -112,6 +113,8 @@ pub(crate) trait RowStream {
     fn and_union_input(self: Box<Self>, input: UnionInput) -> Box<dyn RowStream>;
     /// A typed stream on a thread of its own.
     fn into_input(self: Box<Self>, prelude: Prelude) -> Stream<InputChain<Row>>;
+    /// Feeds one input of a stream–stream join, partitioned by its key.
+    fn join_input(self: Box<Self>, prelude: Prelude, input: JoinInput<'_>);
     /// Into a memory table.
     fn to_memory(self: Box<Self>, prelude: Prelude, name: &str) -> MemoryTable<Row>;
     /// Into the console sink, columns named `names`.
@@ -228,6 +231,31 @@ impl Continue for UnionAdd {
     }
 }
 
+/// Feeds a stream–stream join (rows with a null key dropped first, unless the join
+/// preserves the side).
+struct JoinSide<'a>(JoinInput<'a>);
+
+impl Continue for JoinSide<'_> {
+    type Out = ();
+    fn run<S: Chain<Out = Row>>(self, stream: Stream<S>) {
+        let JoinInput {
+            connection,
+            keys,
+            left,
+            preserved,
+        } = self.0;
+        let stream = stream
+            .filter(joins(keys.clone(), preserved))
+            .named("join_key_not_null");
+        let key = join_key(keys, left);
+        if left {
+            connection.add_left(stream, key);
+        } else {
+            connection.add_right(stream, key);
+        }
+    }
+}
+
 struct IntoInput;
 
 impl Continue for IntoInput {
@@ -341,6 +369,10 @@ macro_rules! row_stream_common {
 
         fn into_input(self: Box<Self>, prelude: Prelude) -> Stream<InputChain<Row>> {
             apply(self.0, prelude, IntoInput)
+        }
+
+        fn join_input(self: Box<Self>, prelude: Prelude, input: JoinInput<'_>) {
+            apply(self.0, prelude, JoinSide(input))
         }
 
         fn to_memory(self: Box<Self>, prelude: Prelude, name: &str) -> MemoryTable<Row> {

@@ -134,20 +134,26 @@ impl StaticFrame {
     }
 }
 
-/// Which rows of a stream–static join are kept.
+/// Which rows of a join are kept: of a stream–static join
+/// ([`DataFrame::join_static`]: inner and left outer) or a stream–stream join
+/// ([`DataFrame::join`]: all four).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum JoinType {
-    /// A row per (stream row, matching table row); stream rows without a match are
-    /// dropped.
+    /// A row per pair of matching rows; rows without a match are dropped.
     Inner,
-    /// As [`Inner`](Self::Inner), and a stream row without a match gives one row with
-    /// nulls for the table's columns.
+    /// As [`Inner`](Self::Inner), and a left row without a match gives one row with
+    /// nulls for the right side's columns.
     LeftOuter,
+    /// As [`Inner`](Self::Inner), and a right row without a match gives one row with
+    /// nulls for the left side's columns (stream–stream joins only).
+    RightOuter,
+    /// Both outer joins at once (stream–stream joins only).
+    FullOuter,
 }
 
 /// The type two join keys are compared as (Spark's widening), if there is one.
-fn key_type(left: DataType, right: DataType) -> Option<DataType> {
+pub(super) fn key_type(left: DataType, right: DataType) -> Option<DataType> {
     use DataType::*;
     if left == right {
         return Some(left);
@@ -177,14 +183,22 @@ impl DataFrame {
     ///
     /// # Errors
     ///
-    /// No keys, a key that does not bind, keys of types that cannot be compared, or a
-    /// column name both sides have (rename one with `select(..alias(..))` first).
+    /// No keys, a key that does not bind, keys of types that cannot be compared, a
+    /// column name both sides have (rename one with `select(..alias(..))` first), or a
+    /// right or full outer join.
     pub fn join_static(
         self,
         table: &StaticFrame,
         on: impl IntoIterator<Item = (Expr, Expr)>,
         how: JoinType,
     ) -> Result<DataFrame, FrameError> {
+        if matches!(how, JoinType::RightOuter | JoinType::FullOuter) {
+            return Err(FrameError::Invalid(format!(
+                "a stream–static join is inner or left outer, not {how:?}: a right or full \
+                 outer join would need to know that no stream row will ever match a table row \
+                 (Spark refuses it too)"
+            )));
+        }
         let mut left_keys = Vec::new();
         let mut right_keys = Vec::new();
         for (left, right) in on {

@@ -1,7 +1,8 @@
 //! DataFrames: streams of [`Row`]s with a [`Schema`], and Spark's untyped operations on
 //! them (`select`, `filter`, `with_column`, `group_by(..).agg(..)`, `window`,
 //! `with_watermark`, `drop_duplicates`, `union`, joins with static tables ([`StaticFrame`],
-//! [`DataFrame::join_static`]), `print_schema`, console output), planned onto the same
+//! [`DataFrame::join_static`]) and with other streams ([`DataFrame::join`]),
+//! `print_schema`, console output), planned onto the same
 //! operators the typed [`Stream`] API uses. SQL ([`QueryBuilder::sql`]) plans onto this.
 //!
 //! ```
@@ -86,6 +87,7 @@
 //! | `compiled.rs` | bound expressions with their text; the per-row step operator |
 //! | `erased.rs` | the row stream with its chain type erased |
 //! | `join.rs` | [`StaticFrame`], [`DataFrame::join_static`] and [`JoinType`]: stream–static joins as a row step |
+//! | `stream_join.rs` | [`DataFrame::join`] and [`JoinCondition`]: stream–stream joins, planned onto the typed [`join`](crate::join) operator |
 //! | `duration.rs` | Spark's interval strings (`"1 hour"`, `"30 minutes"`) |
 
 mod agg;
@@ -95,10 +97,12 @@ mod duration;
 mod erased;
 mod generator;
 mod join;
+mod stream_join;
 
 pub use agg::{avg, count, count_all, max, min, sum, AggExpr, AggFunc};
 pub use duration::parse_duration;
 pub use join::{JoinType, StaticFrame};
+pub use stream_join::JoinCondition;
 
 use crate::expr::{Expr, ExprError};
 use crate::row::{DataType, Field, Row, Schema, SchemaError};

@@ -167,14 +167,18 @@ where
         if let Some(until) = self.condition.state_watermark(Side::Left, watermark) {
             self.state.left.evict_until(until, |key, row| {
                 if E::LEFT_OUTER && !row.matched {
-                    ctx.push(output.left_only(key, &row.value));
+                    if let Some(out) = output.left_only(key, &row.value) {
+                        ctx.push(out);
+                    }
                 }
             });
         }
         if let Some(until) = self.condition.state_watermark(Side::Right, watermark) {
             self.state.right.evict_until(until, |key, row| {
                 if E::RIGHT_OUTER && !row.matched {
-                    ctx.push(output.right_only(key, &row.value));
+                    if let Some(out) = output.right_only(key, &row.value) {
+                        ctx.push(out);
+                    }
                 }
             });
         }
@@ -227,8 +231,10 @@ where
             let output = &mut self.output;
             self.state.right.for_each_in(&key, lo, hi, |right| {
                 if !matched {
-                    matched = true;
-                    ctx.push(output.both(&key, &left, &right.value));
+                    if let Some(out) = output.both(&key, &left, &right.value) {
+                        matched = true;
+                        ctx.push(out);
+                    }
                 }
             });
             if matched {
@@ -238,9 +244,11 @@ where
         } else {
             let output = &mut self.output;
             self.state.right.for_each_in(&key, lo, hi, |right| {
-                right.matched = true;
-                matched = true;
-                ctx.push(output.both(&key, &left, &right.value));
+                if let Some(out) = output.both(&key, &left, &right.value) {
+                    right.matched = true;
+                    matched = true;
+                    ctx.push(out);
+                }
             });
         }
         if self.keeps(Side::Left, time, ctx.watermark()) {
@@ -252,7 +260,9 @@ where
             self.state.left.insert(&key, row);
             self.added(ctx);
         } else if E::LEFT_OUTER && !matched {
-            ctx.push(self.output.left_only(&key, &left));
+            if let Some(out) = self.output.left_only(&key, &left) {
+                ctx.push(out);
+            }
         }
     }
 
@@ -270,9 +280,11 @@ where
             if E::SEMI && left.matched {
                 return; // emitted already
             }
-            left.matched = true;
-            matched = true;
-            ctx.push(output.both(&key, &left.value, &right));
+            if let Some(out) = output.both(&key, &left.value, &right) {
+                left.matched = true;
+                matched = true;
+                ctx.push(out);
+            }
         });
         if self.keeps(Side::Right, time, ctx.watermark()) {
             let row = Row {
@@ -283,7 +295,9 @@ where
             self.state.right.insert(&key, row);
             self.added(ctx);
         } else if E::RIGHT_OUTER && !matched {
-            ctx.push(self.output.right_only(&key, &right));
+            if let Some(out) = self.output.right_only(&key, &right) {
+                ctx.push(out);
+            }
         }
     }
 

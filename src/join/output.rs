@@ -5,6 +5,12 @@
 /// The rows a join type emits. `LEFT_OUTER` / `RIGHT_OUTER`: unmatched rows of that side
 /// are emitted (with the other side `None`) once no future row can match them. `SEMI`: a
 /// left row is emitted once, at its first match, and right rows never.
+///
+/// Each method may answer `None`: from [`both`](Self::both), the pair does not match
+/// after all (a residual join condition, which the DataFrame layer evaluates as part of
+/// the match, as Spark does); from [`left_only`](Self::left_only) /
+/// [`right_only`](Self::right_only), nothing is emitted for that row (a join type chosen
+/// at run time). The typed join's outputs always answer `Some`, which compiles away.
 pub(crate) trait JoinOutput<K, L, R>: Clone + Send + 'static {
     /// The emitted record.
     type Out: Send + 'static;
@@ -15,14 +21,15 @@ pub(crate) trait JoinOutput<K, L, R>: Clone + Send + 'static {
     /// Whether this is a left semi join.
     const SEMI: bool = false;
 
-    /// A left and a right row that match.
-    fn both(&mut self, key: &K, left: &L, right: &R) -> Self::Out;
+    /// A left and a right row whose keys and times match: the joined record, or `None`
+    /// if the pair does not match.
+    fn both(&mut self, key: &K, left: &L, right: &R) -> Option<Self::Out>;
 
     /// A left row that never matched (only called if `LEFT_OUTER`).
-    fn left_only(&mut self, key: &K, left: &L) -> Self::Out;
+    fn left_only(&mut self, key: &K, left: &L) -> Option<Self::Out>;
 
     /// A right row that never matched (only called if `RIGHT_OUTER`).
-    fn right_only(&mut self, key: &K, right: &R) -> Self::Out;
+    fn right_only(&mut self, key: &K, right: &R) -> Option<Self::Out>;
 }
 
 /// An inner join: `f(key, left, right)` per matching pair.
@@ -39,15 +46,15 @@ where
     const RIGHT_OUTER: bool = false;
 
     #[inline(always)]
-    fn both(&mut self, key: &K, left: &L, right: &R) -> O {
-        (self.0)(key, left, right)
+    fn both(&mut self, key: &K, left: &L, right: &R) -> Option<O> {
+        Some((self.0)(key, left, right))
     }
 
-    fn left_only(&mut self, _key: &K, _left: &L) -> O {
+    fn left_only(&mut self, _key: &K, _left: &L) -> Option<O> {
         unreachable!("an inner join emits no unmatched rows")
     }
 
-    fn right_only(&mut self, _key: &K, _right: &R) -> O {
+    fn right_only(&mut self, _key: &K, _right: &R) -> Option<O> {
         unreachable!("an inner join emits no unmatched rows")
     }
 }
@@ -67,15 +74,15 @@ where
     const RIGHT_OUTER: bool = false;
 
     #[inline(always)]
-    fn both(&mut self, key: &K, left: &L, right: &R) -> O {
-        (self.0)(key, left, Some(right))
+    fn both(&mut self, key: &K, left: &L, right: &R) -> Option<O> {
+        Some((self.0)(key, left, Some(right)))
     }
 
-    fn left_only(&mut self, key: &K, left: &L) -> O {
-        (self.0)(key, left, None)
+    fn left_only(&mut self, key: &K, left: &L) -> Option<O> {
+        Some((self.0)(key, left, None))
     }
 
-    fn right_only(&mut self, _key: &K, _right: &R) -> O {
+    fn right_only(&mut self, _key: &K, _right: &R) -> Option<O> {
         unreachable!("a left outer join emits no unmatched right rows")
     }
 }
@@ -95,16 +102,16 @@ where
     const RIGHT_OUTER: bool = true;
 
     #[inline(always)]
-    fn both(&mut self, key: &K, left: &L, right: &R) -> O {
-        (self.0)(key, Some(left), right)
+    fn both(&mut self, key: &K, left: &L, right: &R) -> Option<O> {
+        Some((self.0)(key, Some(left), right))
     }
 
-    fn left_only(&mut self, _key: &K, _left: &L) -> O {
+    fn left_only(&mut self, _key: &K, _left: &L) -> Option<O> {
         unreachable!("a right outer join emits no unmatched left rows")
     }
 
-    fn right_only(&mut self, key: &K, right: &R) -> O {
-        (self.0)(key, None, right)
+    fn right_only(&mut self, key: &K, right: &R) -> Option<O> {
+        Some((self.0)(key, None, right))
     }
 }
 
@@ -123,16 +130,16 @@ where
     const RIGHT_OUTER: bool = true;
 
     #[inline(always)]
-    fn both(&mut self, key: &K, left: &L, right: &R) -> O {
-        (self.0)(key, Some(left), Some(right))
+    fn both(&mut self, key: &K, left: &L, right: &R) -> Option<O> {
+        Some((self.0)(key, Some(left), Some(right)))
     }
 
-    fn left_only(&mut self, key: &K, left: &L) -> O {
-        (self.0)(key, Some(left), None)
+    fn left_only(&mut self, key: &K, left: &L) -> Option<O> {
+        Some((self.0)(key, Some(left), None))
     }
 
-    fn right_only(&mut self, key: &K, right: &R) -> O {
-        (self.0)(key, None, Some(right))
+    fn right_only(&mut self, key: &K, right: &R) -> Option<O> {
+        Some((self.0)(key, None, Some(right)))
     }
 }
 
@@ -151,15 +158,15 @@ where
     const SEMI: bool = true;
 
     #[inline(always)]
-    fn both(&mut self, key: &K, left: &L, _right: &R) -> O {
-        (self.0)(key, left)
+    fn both(&mut self, key: &K, left: &L, _right: &R) -> Option<O> {
+        Some((self.0)(key, left))
     }
 
-    fn left_only(&mut self, _key: &K, _left: &L) -> O {
+    fn left_only(&mut self, _key: &K, _left: &L) -> Option<O> {
         unreachable!("a semi join emits no unmatched rows")
     }
 
-    fn right_only(&mut self, _key: &K, _right: &R) -> O {
+    fn right_only(&mut self, _key: &K, _right: &R) -> Option<O> {
         unreachable!("a semi join emits no unmatched rows")
     }
 }

@@ -182,6 +182,15 @@ pub(super) fn convert(expr: &ast::Expr, scope: &mut Scope<'_>) -> Result<Expr, S
             format: None,
         } => convert(inner, scope)?.cast(data_type_of(data_type, expr)?),
         ast::Expr::Function(function) => return call(function, scope, expr),
+        ast::Expr::Interval(_) => {
+            return Err(unsupported(
+                format!(
+                    "`{expr}` outside the time condition of a JOIN of two streams (INTERVAL \
+                     offsets an event-time column there: b.t <= a.t + INTERVAL 1 HOUR)"
+                ),
+                expr,
+            ))
+        }
         other => {
             let text = other.to_string();
             let shown: String = text.chars().take(40).collect();

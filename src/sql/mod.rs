@@ -35,9 +35,24 @@
 //! Spark's), joined with any number of static views
 //! ([`StaticFrame::create_or_replace_temp_view`](crate::frame::StaticFrame::create_or_replace_temp_view))
 //! by `[INNER] JOIN` or `LEFT [OUTER] JOIN … ON a.x = b.y [AND …]` (Spark's stream–static
-//! joins, planned onto [`DataFrame::join_static`]; a column that an earlier relation
-//! also has must be qualified, and an ambiguous unqualified one is refused as Spark
-//! refuses it);
+//! joins, planned onto [`DataFrame::join_static`]) and with other streaming views by
+//! `[INNER] JOIN`, `LEFT`, `RIGHT` or `FULL [OUTER] JOIN … ON` (Spark's stream–stream
+//! joins, planned onto [`DataFrame::join`], so onto the typed
+//! [stream–stream join](crate::join) and its rules for late rows, state and outer rows).
+//! The ON condition of a stream–stream join is taken apart, conjunct by conjunct:
+//! equalities between an expression of each side are the keys (at least one); comparisons
+//! (`<`, `<=`, `>`, `>=`, `BETWEEN`) between the two sides' event-time columns (those
+//! their frames' `with_watermark` named), each plus or minus Spark interval literals
+//! (`INTERVAL 1 HOUR`, `INTERVAL '10' MINUTE`, `interval 1 hour`,
+//! `INTERVAL '1 hour 30 minutes'`), are the time bounds, as in
+//! `b.t BETWEEN a.t AND a.t + INTERVAL 1 HOUR`; the rest is a residual condition checked
+//! as part of the match (as Spark does: in an outer join, a row whose pairs all fail it
+//! gets its null row). A left outer join needs a bound on how late a matching right row
+//! can come (`b.t <= a.t + …`), a right outer one the converse, a full one both, and all
+//! of them watermarks on both views; an inner join needs only a key (without time bounds
+//! its state grows without end, as Spark's does). In every join a column that an earlier
+//! relation also has must be qualified, and an ambiguous unqualified one is refused as
+//! Spark refuses it;
 //! select items with aliases, `*` and `t.*`; `WHERE` with comparisons, `AND`, `OR`,
 //! `NOT`, arithmetic, `IS [NOT] NULL`, `[NOT] IN (..)`, `[NOT] LIKE`, `BETWEEN`, `CASE`,
 //! `CAST`; `GROUP BY` columns and `window(time, "1 hour"[, "slide"])`; `count(*)`,
@@ -49,10 +64,13 @@
 //! of a grouping is the two columns `window_start` and `window_end` (`window.start`
 //! and `window.end` name them; see [`frame`](crate::frame#where-rivulet-differs-from-spark)).
 //!
-//! Everything else (joins of two streams, right and full outer joins, `USING`,
-//! subqueries, `ORDER BY`, `LIMIT`, `DISTINCT`, other
-//! functions, …) is refused with [`SqlError::Unsupported`], naming the construct and its
-//! line and column: never a panic, never a query that means something else.
+//! Everything else (right and full outer joins with a static view, a stream joined
+//! with itself (a streaming view is read once), stream–stream joins without an equality
+//! or without the time bound their outer side needs, time conditions on columns other
+//! than the event times, intervals of months or years, `USING`, subqueries, `ORDER BY`,
+//! `LIMIT`, `DISTINCT`, other functions, …) is refused with [`SqlError::Unsupported`],
+//! naming the construct and its line and column: never a panic, never a query that
+//! means something else.
 //!
 //! **Differences from Spark.** Decimal literals (`0.5`) are doubles (Spark's are
 //! `DECIMAL`): `psi < 0.5` on a double column means what it means in Spark, but
@@ -62,6 +80,7 @@
 //! unique; Spark keeps both): select the columns, qualified, with aliases.
 
 mod expr;
+mod join;
 
 use crate::expr::{col, Expr};
 use crate::frame::{AggExpr, DataFrame, FrameError, Grouping, JoinType, StaticFrame, WindowSpec};
@@ -161,6 +180,16 @@ fn parser_error(error: sqlparser::parser::ParserError) -> SqlError {
 ///
 /// Text that is not one expression, or one that is not supported.
 pub fn parse_expr(text: &str) -> Result<Expr, SqlError> {
+    let parsed = parse_ast(text)?;
+    let mut scope = expr::Scope {
+        relations: &[],
+        aggs: Err("a row expression"),
+    };
+    expr::convert(&parsed, &mut scope)
+}
+
+/// One SQL expression, parsed.
+fn parse_ast(text: &str) -> Result<ast::Expr, SqlError> {
     let dialect = SparkSqlDialect {};
     let mut parser = Parser::new(&dialect)
         .try_with_sql(text)
@@ -174,11 +203,7 @@ pub fn parse_expr(text: &str) -> Result<Expr, SqlError> {
             at(next.span)
         )));
     }
-    let mut scope = expr::Scope {
-        relations: &[],
-        aggs: Err("a row expression"),
-    };
-    expr::convert(&parsed, &mut scope)
+    Ok(parsed)
 }
 
 impl DataFrame {
@@ -634,9 +659,11 @@ fn from(
         let (how, constraint) = match &join.join_operator {
             JoinOperator::Join(c) | JoinOperator::Inner(c) => (JoinType::Inner, c),
             JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (JoinType::LeftOuter, c),
+            JoinOperator::Right(c) | JoinOperator::RightOuter(c) => (JoinType::RightOuter, c),
+            JoinOperator::FullOuter(c) => (JoinType::FullOuter, c),
             _ => {
                 return Err(unsupported(
-                    "this kind of JOIN (a stream joins a static view: INNER or LEFT OUTER)",
+                    "this kind of JOIN ([INNER] JOIN, LEFT, RIGHT or FULL [OUTER] JOIN … ON)",
                     &join.relation,
                 ))
             }
@@ -653,15 +680,36 @@ fn from(
         let (name, alias) = view_name(&join.relation)?;
         let view = name.to_string();
         let Some(table) = static_view(graph, &view) else {
-            return Err(if streams.iter().any(|v| v.eq_ignore_ascii_case(&view)) {
-                unsupported(
-                    "a JOIN of two streams (only stream–static joins are planned yet)",
+            if !streams.iter().any(|v| v.eq_ignore_ascii_case(&view)) {
+                return Err(unknown_view(graph, name));
+            }
+            let Some(right) = crate::frame::take_view(graph, &view) else {
+                return Err(unsupported(
+                    "a JOIN of a streaming view with itself, or with a view read already (a \
+                     streaming view is read once: register another read of the source under \
+                     another name)",
                     &join.relation,
-                )
-            } else {
-                unknown_view(graph, name)
-            });
+                ));
+            };
+            let (joined, right) = join::join_streams(
+                frame,
+                &relations,
+                right,
+                qualifiers(name, alias),
+                condition,
+                how,
+            )?;
+            frame = joined;
+            relations.push(right);
+            continue;
         };
+        if matches!(how, JoinType::RightOuter | JoinType::FullOuter) {
+            return Err(unsupported(
+                "a RIGHT or FULL OUTER JOIN of a stream with a static view (Spark joins a stream \
+                 with a static table INNER or LEFT OUTER, the stream on the left)",
+                &join.relation,
+            ));
+        }
         // A column another relation also has is planned as `qualifier.column`.
         let qualifier = alias.map_or_else(|| view.clone(), |alias| alias.value.clone());
         let columns: Vec<(String, String)> = table

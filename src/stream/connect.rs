@@ -211,3 +211,87 @@ where
         }
     }
 }
+
+/// A keyed connection built one input at a time, for callers that cannot hold both
+/// inputs' chain types at once (the DataFrame layer's erased streams): each input is
+/// partitioned by key into the connection's port as it is added, as
+/// [`KeyedStream::connect`] partitions both.
+pub(crate) struct KeyedConnection<K, L: Send + 'static, R: Send + 'static> {
+    graph: std::rc::Rc<std::cell::RefCell<crate::plan::Graph>>,
+    group: crate::plan::GroupId,
+    port: crate::plan::Port<Either<(K, L), (K, R)>>,
+    parallelism: usize,
+    upstream: Vec<crate::plan::OpId>,
+    watermarked: bool,
+}
+
+impl<K, L, R> KeyedConnection<K, L, R>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    L: Send + 'static,
+    R: Send + 'static,
+{
+    /// A connection whose operator runs as the query's configured parallelism (what
+    /// [`Stream::key_by`] partitions onto).
+    pub(crate) fn new(graph: &std::rc::Rc<std::cell::RefCell<crate::plan::Graph>>) -> Self {
+        let (group, port, parallelism) = {
+            let mut g = graph.borrow_mut();
+            let parallelism = g.config.parallelism.max(1);
+            let group = g.add_group("connect", parallelism);
+            let port = g.add_port::<Either<(K, L), (K, R)>>(group, PortKind::Exchange);
+            (group, port, parallelism)
+        };
+        KeyedConnection {
+            graph: graph.clone(),
+            group,
+            port,
+            parallelism,
+            upstream: Vec::new(),
+            watermarked: true,
+        }
+    }
+
+    fn note<S: Chain>(&mut self, stream: &Stream<S>) {
+        self.watermarked &= stream.watermarked;
+        self.upstream.extend(stream.upstream.iter().copied());
+    }
+
+    /// Adds `stream`, keyed by `key`, as the left input.
+    pub(crate) fn add_left<S, F>(&mut self, stream: Stream<S>, key: F)
+    where
+        S: Chain<Out = L>,
+        F: FnMut(&L) -> K + Clone + Send + 'static,
+    {
+        self.note(&stream);
+        stream.exchange_into(self.port.clone(), key, |key, record| {
+            Either::Left((key, record))
+        });
+    }
+
+    /// Adds `stream`, keyed by `key`, as the right input.
+    pub(crate) fn add_right<S, F>(&mut self, stream: Stream<S>, key: F)
+    where
+        S: Chain<Out = R>,
+        F: FnMut(&R) -> K + Clone + Send + 'static,
+    {
+        self.note(&stream);
+        stream.exchange_into(self.port.clone(), key, |key, record| {
+            Either::Right((key, record))
+        });
+    }
+
+    /// Both inputs connected (call after adding both).
+    pub(crate) fn finish(self) -> ConnectedStreams<(K, L), (K, R)> {
+        ConnectedStreams {
+            merged: Stream {
+                graph: self.graph,
+                chain: InputChain::new(self.port, "connect"),
+                group: self.group,
+                parallelism: self.parallelism,
+                last_op: None,
+                upstream: self.upstream,
+                watermarked: self.watermarked,
+            },
+        }
+    }
+}

@@ -158,7 +158,7 @@ where
 
 /// The join types, as errors name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum JoinType {
+pub(crate) enum JoinType {
     Inner,
     LeftOuter,
     RightOuter,
@@ -278,34 +278,7 @@ where
             condition,
             invalid,
         } = self;
-        {
-            let mut graph = connected.merged.graph.borrow_mut();
-            let name = graph.unique_name("join");
-            if let Some(invalid) = invalid {
-                graph.errors.push(format!("the join `{name}`: {invalid}"));
-            }
-            if join_type != JoinType::Inner {
-                let what = join_type.name();
-                if !condition.is_bounded() {
-                    graph.errors.push(format!(
-                        "the {what} join `{name}` needs a time condition (within(..) or \
-                         within_window(..)): without one, no row is ever known to have no \
-                         match, so none would be emitted and the state would grow forever \
-                         (Spark refuses it: \"not supported without a watermark in the join \
-                         keys, or a watermark on the nullable side and an appropriate range \
-                         condition\")"
-                    ));
-                }
-                if !connected.is_watermarked() {
-                    graph.errors.push(format!(
-                        "the {what} join `{name}` needs watermarks on both inputs \
-                         (with_event_time(..).with_watermark(delay) on every path from a \
-                         source): the join's watermark is the minimum of its inputs', and \
-                         without it no row is ever final"
-                    ));
-                }
-            }
-        }
+        check(&connected, join_type, condition, invalid);
         let op = StreamJoin::new(
             condition,
             TimeFn(left_time),
@@ -314,6 +287,47 @@ where
             output,
         );
         build(connected, op)
+    }
+}
+
+/// Records in the plan what Spark's analyzer would refuse about a join (reported by
+/// `start()`): an outer or semi join without a time condition or without watermarks on
+/// both inputs, and a refused condition.
+fn check<K, L, R>(
+    connected: &ConnectedStreams<(K, L), (K, R)>,
+    join_type: JoinType,
+    condition: Condition,
+    invalid: Option<String>,
+) where
+    K: Send + 'static,
+    L: Send + 'static,
+    R: Send + 'static,
+{
+    let mut graph = connected.merged.graph.borrow_mut();
+    let name = graph.unique_name("join");
+    if let Some(invalid) = invalid {
+        graph.errors.push(format!("the join `{name}`: {invalid}"));
+    }
+    if join_type != JoinType::Inner {
+        let what = join_type.name();
+        if !condition.is_bounded() {
+            graph.errors.push(format!(
+                "the {what} join `{name}` needs a time condition (within(..) or \
+                     within_window(..)): without one, no row is ever known to have no \
+                     match, so none would be emitted and the state would grow forever \
+                     (Spark refuses it: \"not supported without a watermark in the join \
+                     keys, or a watermark on the nullable side and an appropriate range \
+                     condition\")"
+            ));
+        }
+        if !connected.is_watermarked() {
+            graph.errors.push(format!(
+                "the {what} join `{name}` needs watermarks on both inputs \
+                     (with_event_time(..).with_watermark(delay) on every path from a \
+                     source): the join's watermark is the minimum of its inputs', and \
+                     without it no row is ever final"
+            ));
+        }
     }
 }
 
@@ -331,4 +345,40 @@ where
     E: JoinOutput<K, L, R>,
 {
     connected.operator_of_kind("join", OperatorKind::Join, op)
+}
+
+impl<K, L, R> JoinBuilder<K, L, R>
+where
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    L: Send + Serialize + DeserializeOwned + 'static,
+    R: Send + Serialize + DeserializeOwned + 'static,
+{
+    /// The join of `connected`'s two inputs (built by
+    /// [`KeyedConnection`](super::connect::KeyedConnection)).
+    pub(crate) fn from_connected(connected: ConnectedStreams<(K, L), (K, R)>) -> Self {
+        JoinBuilder { connected }
+    }
+
+    /// A join planned by the DataFrame layer: `output` decides what a matching pair and
+    /// an unmatched row emit (a residual condition, a join type chosen at run time);
+    /// `join_type` is what Spark's checks go by. `times` read each side's event time;
+    /// with `timed` false there is none (no late rows, and `condition` must be
+    /// unbounded).
+    pub(crate) fn planned<TL, TR, E>(
+        self,
+        join_type: JoinType,
+        condition: Condition,
+        times: (TL, TR),
+        timed: bool,
+        output: E,
+    ) -> Stream<impl Chain<Out = E::Out>>
+    where
+        TL: EventTimeOf<L>,
+        TR: EventTimeOf<R>,
+        E: JoinOutput<K, L, R>,
+    {
+        check(&self.connected, join_type, condition, None);
+        let op = StreamJoin::new(condition, times.0, times.1, timed, output);
+        build(self.connected, op)
+    }
 }

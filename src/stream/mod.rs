@@ -56,8 +56,10 @@ mod window;
 
 pub(crate) use boundary::UnionInput;
 pub use chain::{Chain, InputChain, KeyedInput, SourceChain, Then};
+pub(crate) use connect::KeyedConnection;
 pub use connect::{ConnectedStreams, TwoInputChain};
 pub use event_time::{EventTimeStream, Watermarked};
+pub(crate) use join::JoinType as StreamJoinType;
 pub use join::{EventTimeJoin, JoinBuilder};
 pub use keyed::KeyedStream;
 pub use window::{GlobalWindowedStream, WindowedStream};
