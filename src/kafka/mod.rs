@@ -16,6 +16,11 @@
 //! * [`KafkaConfig`]: the client settings every Kafka source and sink shares —
 //!   bootstrap servers, the group (application) id, and any librdkafka property, passed
 //!   through as Spark passes its `kafka.`-prefixed options.
+//! * [`source`]: the Kafka source ([`KafkaSource`], [`KafkaSourceConfig`]), added with
+//!   [`QueryBuilder::read_kafka`](crate::QueryBuilder::read_kafka) (raw values) or
+//!   [`read_kafka_as`](crate::QueryBuilder::read_kafka_as) (values decoded as text, CSV
+//!   or JSON), emitting [`KafkaRecord`]s; [`assign`] says which instance reads which
+//!   partitions, [`decode`] how values become records.
 //!
 //! Kafka is the only distributed part of rivulet: several processes of one application
 //! share the partitions of its input topics, as Kafka Streams applications do; rivulet
@@ -32,6 +37,15 @@
 //! tests read that variable; without it they print that they skip, except under
 //! `CI=true`, where a missing broker fails them. tansu is not Apache Kafka: see the
 //! repository's README ("Kafka tests") for what it was found to support and lack.
+pub mod assign;
 pub mod config;
+pub mod decode;
+mod quota;
+pub mod record;
+pub mod source;
 
+pub use assign::{Assignment, TopicPartition, Topics};
 pub use config::{KafkaConfig, KafkaConfigError};
+pub use decode::{FormatValue, RawValue, ValueDecoder};
+pub use record::{KafkaRecord, TimestampKind};
+pub use source::{KafkaSource, KafkaSourceConfig, KafkaSourceError, StartingOffsets};
