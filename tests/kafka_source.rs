@@ -502,3 +502,55 @@ fn a_replayed_batch_holds_the_same_records_per_partition() {
     let replayed = prepared.iter().find(|(run, _, _)| *run == 2).unwrap();
     assert_eq!(replayed, &(2, 2, original), "{prepared:?}");
 }
+
+/// With a group id, the source commits its checkpointed offsets to Kafka (for
+/// monitoring: it never reads them back).
+#[test]
+fn checkpointed_offsets_are_committed_for_monitoring_with_a_group_id() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let Some(brokers) = brokers("checkpointed_offsets_are_committed_for_monitoring") else {
+        return;
+    };
+    let topic = unique_topic("source-commit");
+    create_topic(&brokers, &topic, 1);
+    let producer = TestProducer::new(&brokers, &topic);
+    for i in 0..50 {
+        producer.send(0, None, format!("{i}").as_bytes(), None, &[]);
+    }
+    producer.flush();
+    let group = unique_topic("monitoring");
+    let dir = tempfile::tempdir().unwrap();
+    let mut query = Query::builder();
+    query
+        .checkpoint(CheckpointConfig::new(dir.path()).durability(Durability::OsBuffered))
+        .trigger(Trigger::MicroBatch {
+            interval: Duration::from_millis(5),
+        });
+    let out = query
+        .read_kafka(
+            "in",
+            KafkaSourceConfig::subscribe(KafkaConfig::new(&brokers).group_id(&group), [&topic])
+                .starting_offsets(StartingOffsets::Earliest),
+        )
+        .to_memory("out");
+    let running = query.start().unwrap();
+    wait_until("every record", || out.len() >= 50);
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", &group)
+        .create()
+        .unwrap();
+    let committed = || {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&topic, 0);
+        reader
+            .committed_offsets(list, Duration::from_secs(10))
+            .ok()
+            .and_then(|list| list.find_partition(&topic, 0).map(|e| e.offset()))
+    };
+    wait_until("the offsets committed", || {
+        committed() == Some(Offset::Offset(50))
+    });
+    running.stop().unwrap();
+}
