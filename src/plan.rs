@@ -427,13 +427,29 @@ impl Graph {
     /// Records a source instance replays in the epoch after the restored one, if the
     /// offset log says.
     pub(crate) fn replay_records(&self, op: OpId, instance: usize) -> Option<u64> {
+        self.replayed_source(op, instance)
+            .map(|source| source.records)
+    }
+
+    /// The offset a source instance had after the records it replays (see
+    /// [`replay_records`](Self::replay_records)), as its `checkpoint` returned it when
+    /// the epoch was planned.
+    pub(crate) fn replay_end_offset(&self, op: OpId, instance: usize) -> Option<&[u8]> {
+        self.replayed_source(op, instance)
+            .map(|source| source.end_offset.as_slice())
+    }
+
+    fn replayed_source(
+        &self,
+        op: OpId,
+        instance: usize,
+    ) -> Option<&crate::checkpoint::entries::SourceOffsets> {
         let replay = self.checkpoint.as_ref()?.recovered.replay.as_ref()?;
         let name = &*self.operators[op].name;
         replay
             .sources
             .iter()
             .find(|source| source.operator == name && source.instance == instance as u32)
-            .map(|source| source.records)
     }
 
     /// `true` if multi-input operators align markers.

@@ -2,6 +2,8 @@
 
 mod files;
 pub mod handle;
+#[cfg(feature = "kafka")]
+mod kafka;
 pub mod listener;
 pub mod progress;
 mod sockets;

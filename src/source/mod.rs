@@ -162,6 +162,10 @@ pub struct SourceContext {
     pub wake: WakeHandle,
     /// The checkpoint settings and the query's epoch state, for the ingest log.
     pub(crate) checkpoint: Option<(CheckpointConfig, Arc<CheckpointShared>)>,
+    /// The query's epoch state, in a query with epochs (a trigger or checkpoints): how
+    /// each epoch runs, for sources that plan micro-batches themselves (Kafka).
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub(crate) epochs: Option<Arc<CheckpointShared>>,
     /// The named counters of this instance (see [`counter`](Self::counter)).
     pub(crate) counters: std::sync::Arc<NamedCounters>,
 }
@@ -336,5 +340,21 @@ pub trait Source: Send + 'static {
     fn restore(&mut self, offset: &[u8]) -> Result<(), BoxError> {
         let _ = offset;
         Err("this source cannot replay from an offset".into())
+    }
+
+    /// When the first epoch of this start replays a restored micro-batch: the offset
+    /// the source reported after that batch's records when it was planned (its
+    /// [`checkpoint`](Self::checkpoint) then). Called after [`restore`](Self::restore),
+    /// before [`open`](Self::open). The runtime polls exactly the batch's record count
+    /// again; a source whose next records depend on more than its start offset (one
+    /// that interleaves several inputs, as the Kafka source does its partitions) uses
+    /// the end offset to give back the same records. The default ignores it.
+    ///
+    /// # Errors
+    ///
+    /// An error makes `start()` fail.
+    fn replay_until(&mut self, end_offset: &[u8]) -> Result<(), BoxError> {
+        let _ = end_offset;
+        Ok(())
     }
 }

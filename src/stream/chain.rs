@@ -106,6 +106,11 @@ impl<S: Source> Chain for SourceChain<S> {
                 graph.restore_failed(self.op, message);
             }
         }
+        if let Some(end) = graph.replay_end_offset(self.op, instance) {
+            if let Err(message) = run_guarded(|| source.replay_until(end)) {
+                graph.restore_failed(self.op, message);
+            }
+        }
         let replay = graph.replay_records(self.op, instance);
         let max_batch = graph.config.max_batch_records;
         let epochs = graph.epochs();
@@ -121,6 +126,7 @@ impl<S: Source> Chain for SourceChain<S> {
             checkpoint_dir: graph.checkpoint_dir(),
             wake: WakeHandle::new(signal),
             checkpoint: graph.checkpoint_config().zip(epochs.clone()),
+            epochs: epochs.clone(),
             counters: metrics.named.clone(),
         };
         Box::new(SourceTask {
