@@ -71,6 +71,8 @@ pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod join;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod metrics;
 pub mod ml;
 pub mod operator;

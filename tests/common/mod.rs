@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+#[cfg(feature = "kafka")]
+pub(crate) mod kafka;
 pub(crate) mod kmeans_reference;
 
 use rivulet::{Query, QueryProgress};

@@ -1,0 +1,3 @@
+//! Kafka connectors (the `kafka` cargo feature).
+
+pub mod sink;
