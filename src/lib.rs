@@ -55,6 +55,7 @@
 //! | [`row`] | rows with a schema ([`row::Row`], [`row::Schema`], [`row::Value`]): the untyped layer under DataFrames and SQL; serde conversions to and from typed records |
 //! | [`format`](mod@format) | decoding text, CSV and JSON lines into serde records; dates and timestamps from text; malformed-record modes |
 //! | [`serve`] | the opt-in metrics endpoint: Prometheus text, progress JSON, a live dashboard |
+//! | `kafka` (feature `kafka`) | the Kafka source and sink over librdkafka, and their client configuration |
 //! | [`event`], [`metrics`], [`error`] | shared vocabulary |
 
 #![deny(unsafe_code)]

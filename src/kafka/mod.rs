@@ -1,3 +1,40 @@
-//! Kafka connectors (the `kafka` cargo feature).
-
+//! Kafka: topics as sources and sinks of a query (cargo feature `kafka`).
+//!
+//! rivulet talks to Kafka through [librdkafka](https://github.com/confluentinc/librdkafka)
+//! (the [`rdkafka`] crate, built from source with its `cmake-build` feature, so a default
+//! build of rivulet compiles no C). Everything here is behind the opt-in `kafka`
+//! feature:
+//!
+//! ```toml
+//! rivulet = { version = "0.1", features = ["kafka"] }
+//! ```
+//!
+//! Building librdkafka needs `cmake` and a C compiler; librdkafka 2.12's CMake build
+//! also includes `curl/curl.h` even with curl switched off, so Debian needs
+//! `apt-get install cmake libcurl4-openssl-dev` (the header only: nothing links curl).
+//!
+//! * [`KafkaConfig`]: the client settings every Kafka source and sink shares —
+//!   bootstrap servers, the group (application) id, and any librdkafka property, passed
+//!   through as Spark passes its `kafka.`-prefixed options.
+//! * [`sink`]: the [`KafkaSink`](sink::KafkaSink), at least once or exactly once through
+//!   Kafka transactions committed with the engine's epochs.
+//!
+//! Kafka is the only distributed part of rivulet: several processes of one application
+//! share the partitions of its input topics, as Kafka Streams applications do; rivulet
+//! has no network shuffle or coordinator of its own.
+//!
+//! ## The broker in tests
+//!
+//! The integration tests (`tests/kafka_*.rs`) run against a real Kafka-protocol broker
+//! on loopback: [tansu](https://github.com/tansu-io/tansu) 0.6.0, a Kafka-compatible
+//! broker written in Rust and installable from crates.io (Apache Kafka's own jars come
+//! from Maven Central, which this project cannot reach). `.ci/kafka.sh` installs it
+//! (with its `libsql` feature: a SQLite file as storage), starts it on a free loopback
+//! port, exports the address as `RIVULET_KAFKA_BROKERS` and stops it afterwards. The
+//! tests read that variable; without it they print that they skip, except under
+//! `CI=true`, where a missing broker fails them. tansu is not Apache Kafka: see the
+//! repository's README ("Kafka tests") for what it was found to support and lack.
+pub mod config;
 pub mod sink;
+
+pub use config::{KafkaConfig, KafkaConfigError};

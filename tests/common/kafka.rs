@@ -1,53 +1,64 @@
-//! Kafka test helpers: the broker from `RIVULET_KAFKA_BROKERS` (started by
-//! `.ci/kafka.sh`), fresh topics, and reading a topic back as a `read_committed`
-//! consumer.
+//! Helpers for the Kafka tests: the broker's address, fresh topics, a plain producer and
+//! a plain reader (librdkafka through `rdkafka`, nothing of rivulet), the independent
+//! reference the tests compare against.
+//!
+//! The broker is started by `.ci/kafka.sh`, which exports `RIVULET_KAFKA_BROKERS`. Without
+//! it a test prints that it skips, except under `CI`, where a missing broker fails it.
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::{Message, Offset, TopicPartitionList};
-use std::collections::HashSet;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-/// The broker's bootstrap address, or `None` (with a message) when the test must skip:
-/// outside CI without `RIVULET_KAFKA_BROKERS`. In CI (`CI` set) a missing broker fails
-/// the test; `.ci/run` starts one.
+use super::HANG_GUARD;
+
+/// The broker's bootstrap address, or `None` (with a message) if the test must skip.
+///
+/// # Panics
+///
+/// Under `CI` when `RIVULET_KAFKA_BROKERS` is unset: CI must run the Kafka tests.
 pub(crate) fn brokers(test: &str) -> Option<String> {
     match std::env::var("RIVULET_KAFKA_BROKERS") {
         Ok(brokers) if !brokers.is_empty() => Some(brokers),
         _ => {
             assert!(
                 std::env::var_os("CI").is_none(),
-                "RIVULET_KAFKA_BROKERS is not set: CI must run the Kafka tests (.ci/run starts a broker)"
+                "RIVULET_KAFKA_BROKERS is unset: CI must run the Kafka tests (.ci/run starts \
+                 the broker with .ci/kafka.sh)"
             );
             eprintln!(
-                "SKIPPED {test}: RIVULET_KAFKA_BROKERS is not set (start a broker with \
-                 .ci/kafka.sh, or point it at one)"
+                "SKIPPED {test}: no Kafka broker (run the tests under .ci/kafka.sh, which \
+                 starts one and sets RIVULET_KAFKA_BROKERS)"
             );
             None
         }
     }
 }
 
-/// A topic name no other test (or run) uses.
-pub(crate) fn unique_topic(what: &str) -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let micros = std::time::SystemTime::now()
+/// A topic name no other test (or earlier run against the same broker) uses.
+pub(crate) fn unique_topic(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_micros();
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{what}-{}-{micros}-{n}", std::process::id())
+        .as_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
-/// Runs a future to completion on this thread (the admin client's calls are futures;
-/// the tests have no async runtime).
+/// Runs `future` to completion on this thread (rdkafka's admin futures are completed by
+/// its own background thread, so parking until woken is enough).
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {
@@ -57,29 +68,180 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut context = Context::from_waker(&waker);
     let mut future = std::pin::pin!(future);
-    let deadline = Instant::now() + super::HANG_GUARD;
+    let deadline = Instant::now() + HANG_GUARD;
     loop {
         if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
             return output;
         }
         assert!(Instant::now() < deadline, "a Kafka admin call hung");
-        std::thread::park_timeout(Duration::from_millis(50));
+        std::thread::park_timeout(Duration::from_millis(100));
     }
 }
 
-/// Creates `topic` with `partitions` partitions.
+/// Creates `topic` with `partitions` partitions (replication 1).
 pub(crate) fn create_topic(brokers: &str, topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
-        .expect("an admin client");
-    let results = block_on(admin.create_topics(
-        &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-    ))
-    .expect("create_topics answers");
+        .expect("create an admin client");
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = block_on(admin.create_topics([&new], &options)).expect("create topics");
     for result in results {
-        result.unwrap_or_else(|(name, code)| panic!("cannot create topic {name}: {code}"));
+        result.unwrap_or_else(|(topic, code)| panic!("create topic {topic}: {code}"));
+    }
+}
+
+/// A record as the plain reader saw it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Plain {
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) value: Option<Vec<u8>>,
+    pub(crate) timestamp: Option<i64>,
+    pub(crate) headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// A plain producer of test records.
+pub(crate) struct TestProducer {
+    producer: BaseProducer,
+    topic: String,
+}
+
+impl TestProducer {
+    /// A producer to `topic`.
+    pub(crate) fn new(brokers: &str, topic: &str) -> Self {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("linger.ms", "0")
+            .create()
+            .expect("create a producer");
+        TestProducer {
+            producer,
+            topic: topic.to_string(),
+        }
+    }
+
+    /// Sends one record to `partition` with `key`, `value`, an optional timestamp (ms)
+    /// and headers.
+    pub(crate) fn send(
+        &self,
+        partition: i32,
+        key: Option<&[u8]>,
+        value: &[u8],
+        timestamp: Option<i64>,
+        headers: &[(&str, &[u8])],
+    ) {
+        let mut record = BaseRecord::<[u8], [u8]>::to(&self.topic)
+            .partition(partition)
+            .payload(value);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(timestamp) = timestamp {
+            record = record.timestamp(timestamp);
+        }
+        if !headers.is_empty() {
+            let mut owned = OwnedHeaders::new();
+            for (name, value) in headers {
+                owned = owned.insert(Header {
+                    key: name,
+                    value: Some(*value),
+                });
+            }
+            record = record.headers(owned);
+        }
+        let deadline = Instant::now() + HANG_GUARD;
+        let mut record = record;
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => break,
+                Err((error, back)) => {
+                    // A full local queue: serve deliveries and retry.
+                    assert!(Instant::now() < deadline, "produce hung: {error}");
+                    record = back;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+        self.producer.poll(Duration::ZERO);
+    }
+
+    /// Waits until everything sent is acknowledged by the broker.
+    pub(crate) fn flush(&self) {
+        self.producer.flush(HANG_GUARD).expect("flush the producer");
+    }
+}
+
+/// Every record of `topic`'s `partitions` from the beginning to the end they have now
+/// (their high watermarks), read by a plain consumer, in (partition, offset) order.
+pub(crate) fn read_topic(brokers: &str, topic: &str, partitions: i32) -> Vec<Plain> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique_topic("rivulet-test-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("create a consumer");
+    let mut ends = Vec::new();
+    let mut list = TopicPartitionList::new();
+    for partition in 0..partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, HANG_GUARD)
+            .expect("fetch watermarks");
+        ends.push(high);
+        if high > low {
+            list.add_partition_offset(topic, partition, Offset::Beginning)
+                .unwrap();
+        }
+    }
+    let mut records = Vec::new();
+    if list.count() == 0 {
+        return records;
+    }
+    consumer.assign(&list).expect("assign");
+    let deadline = Instant::now() + HANG_GUARD;
+    let mut done = vec![false; partitions as usize];
+    for (partition, high) in ends.iter().enumerate() {
+        done[partition] = *high == 0;
+    }
+    while done.iter().any(|d| !d) {
+        assert!(Instant::now() < deadline, "reading {topic} hung");
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = message.expect("consume");
+        let partition = message.partition();
+        let offset = message.offset();
+        if offset + 1 >= ends[partition as usize] {
+            done[partition as usize] = true;
+        }
+        if offset >= ends[partition as usize] {
+            continue;
+        }
+        records.push(plain(&message));
+    }
+    records.sort();
+    records
+}
+
+/// A consumed message as a [`Plain`] record.
+pub(crate) fn plain<M: Message>(message: &M) -> Plain {
+    Plain {
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(<[u8]>::to_vec),
+        value: message.payload().map(<[u8]>::to_vec),
+        timestamp: message.timestamp().to_millis(),
+        headers: message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|header| (header.key.to_string(), header.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 
@@ -98,6 +260,8 @@ pub(crate) fn read_uncommitted(brokers: &str, topic: &str) -> Vec<Read> {
 }
 
 fn read(brokers: &str, topic: &str, isolation: &str) -> Vec<Read> {
+    use rdkafka::error::KafkaError;
+    use std::collections::HashSet;
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", unique_topic("reader"))
@@ -124,7 +288,7 @@ fn read(brokers: &str, topic: &str, isolation: &str) -> Vec<Read> {
     consumer.assign(&assignment).unwrap();
     let mut at_end: HashSet<i32> = HashSet::new();
     let mut messages: Vec<(i32, i64, Read)> = Vec::new();
-    let deadline = Instant::now() + super::HANG_GUARD;
+    let deadline = Instant::now() + HANG_GUARD;
     while at_end.len() < partitions.len() {
         assert!(
             Instant::now() < deadline,
