@@ -1,6 +1,7 @@
 //! What a [`KafkaSink`](super::KafkaSink) writes to and how: [`KafkaSinkConfig`] and
 //! [`DeliveryGuarantee`].
 
+use crate::kafka::KafkaConfig;
 use std::time::Duration;
 
 /// What survives a crash of the writing process, as a `read_committed` consumer of the
@@ -39,12 +40,11 @@ pub enum DeliveryGuarantee {
 /// ```
 #[derive(Debug, Clone)]
 pub struct KafkaSinkConfig {
-    pub(super) brokers: String,
+    pub(super) client: KafkaConfig,
     pub(super) topic: String,
     pub(super) guarantee: DeliveryGuarantee,
     pub(super) transactional_id_prefix: Option<String>,
     pub(super) timeout: Duration,
-    pub(super) properties: Vec<(String, String)>,
 }
 
 impl KafkaSinkConfig {
@@ -54,13 +54,18 @@ impl KafkaSinkConfig {
     /// The topic must exist: the sink does not create topics, and a missing one makes
     /// the query's `start()` fail.
     pub fn new(brokers: impl Into<String>, topic: impl Into<String>) -> Self {
+        KafkaSinkConfig::with_client(KafkaConfig::new(brokers), topic)
+    }
+
+    /// Writes to `topic` with the client settings `client` (bootstrap servers and
+    /// librdkafka properties, shared with Kafka sources; its group id is not used).
+    pub fn with_client(client: KafkaConfig, topic: impl Into<String>) -> Self {
         KafkaSinkConfig {
-            brokers: brokers.into(),
+            client,
             topic: topic.into(),
             guarantee: DeliveryGuarantee::default(),
             transactional_id_prefix: None,
             timeout: Duration::from_secs(30),
-            properties: Vec::new(),
         }
     }
 
@@ -93,11 +98,13 @@ impl KafkaSinkConfig {
     }
 
     /// Sets a librdkafka producer property (`linger.ms`, `compression.type`,
-    /// `message.timeout.ms`, `transaction.timeout.ms`, …). The sink sets
-    /// `bootstrap.servers`, `enable.idempotence` and `transactional.id` itself; setting
-    /// them here overrides its choice.
-    pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.properties.push((key.into(), value.into()));
+    /// `message.timeout.ms`, `transaction.timeout.ms`, …; Spark's `kafka.` prefix may be
+    /// kept), as [`KafkaConfig::set`]. The sink sets `enable.idempotence=true` itself
+    /// (set it to `false` here for a broker without idempotent producers, in
+    /// at-least-once mode) and `transactional.id` (refused here: see
+    /// [`transactional_id_prefix`](Self::transactional_id_prefix)).
+    pub fn property(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.client = self.client.set(key, value);
         self
     }
 
@@ -108,7 +115,12 @@ impl KafkaSinkConfig {
 
     /// The bootstrap servers.
     pub fn brokers(&self) -> &str {
-        &self.brokers
+        self.client.bootstrap_servers()
+    }
+
+    /// The client settings.
+    pub fn client(&self) -> &KafkaConfig {
+        &self.client
     }
 
     /// The delivery guarantee.

@@ -13,7 +13,11 @@ use std::time::Duration;
 pub enum KafkaSinkError {
     /// librdkafka refused the producer's configuration (a bad property, say).
     #[error("invalid Kafka producer configuration: {0}")]
-    Config(#[source] KafkaError),
+    Config(#[source] Box<KafkaError>),
+    /// The client settings cannot be used (no bootstrap servers, a property the sink
+    /// sets itself).
+    #[error(transparent)]
+    Client(#[from] crate::kafka::KafkaConfigError),
     /// No broker answered within the timeout (the broker is down, or the address is
     /// wrong).
     #[error("cannot reach the Kafka brokers at {brokers} within {timeout:?}: {source}")]
@@ -24,7 +28,7 @@ pub enum KafkaSinkError {
         timeout: Duration,
         /// What librdkafka said.
         #[source]
-        source: KafkaError,
+        source: Box<KafkaError>,
     },
     /// The topic does not exist (the sink does not create topics).
     #[error(
@@ -59,7 +63,7 @@ pub enum KafkaSinkError {
         failed: u64,
         /// The first failure.
         #[source]
-        source: KafkaError,
+        source: Box<KafkaError>,
     },
     /// Records still unacknowledged when the timeout ran out at an epoch marker or at
     /// the end.
@@ -92,7 +96,7 @@ pub enum KafkaSinkError {
         step: &'static str,
         /// What librdkafka said.
         #[source]
-        source: KafkaError,
+        source: Box<KafkaError>,
     },
     /// The commit of the epoch before this one did not run (the query is stopping), so
     /// this epoch cannot start its transaction.

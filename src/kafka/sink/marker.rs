@@ -105,7 +105,7 @@ impl CommitRecord {
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
             .create()
-            .map_err(KafkaSinkError::Config)?;
+            .map_err(|error| KafkaSinkError::Config(Box::new(error)))?;
         let mut partitions = TopicPartitionList::new();
         partitions.add_partition(topic, 0);
         let read = consumer
@@ -114,7 +114,7 @@ impl CommitRecord {
                 transactional_id: group.to_string(),
                 epoch: 0,
                 step: "reading the commit record",
-                source,
+                source: Box::new(source),
             })?;
         let committed = read
             .find_partition(topic, 0)

@@ -365,7 +365,7 @@ where
             Some(id) => {
                 producer.init_transactions()?;
                 let (record, committed) = CommitRecord::open(
-                    &config.brokers,
+                    config.client.bootstrap_servers(),
                     &id,
                     &config.topic,
                     context.query_id.clone(),

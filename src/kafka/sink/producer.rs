@@ -65,23 +65,31 @@ impl SinkProducer {
         config: &KafkaSinkConfig,
         transactional_id: Option<String>,
     ) -> Result<Self, KafkaSinkError> {
+        config.client.validate()?;
+        config.client.refuse(
+            "Kafka sink",
+            &[(
+                "transactional.id",
+                "the sink gives each instance its own (KafkaSinkConfig::transactional_id_prefix)",
+            )],
+        )?;
         let mut client = ClientConfig::new();
         client
-            .set("bootstrap.servers", &config.brokers)
+            .set("bootstrap.servers", config.client.bootstrap_servers())
             .set("enable.idempotence", "true");
+        for (key, value) in config.client.properties() {
+            client.set(key, value);
+        }
         if let Some(id) = &transactional_id {
             client.set("transactional.id", id);
         }
-        for (key, value) in &config.properties {
-            client.set(key, value);
-        }
         let inner = client
             .create_with_context(Deliveries::default())
-            .map_err(KafkaSinkError::Config)?;
+            .map_err(|error| KafkaSinkError::Config(Box::new(error)))?;
         Ok(SinkProducer {
             inner,
             topic: config.topic.clone(),
-            brokers: config.brokers.clone(),
+            brokers: config.client.bootstrap_servers().to_string(),
             timeout: config.timeout,
             transactional_id,
         })
@@ -96,7 +104,7 @@ impl SinkProducer {
             .map_err(|source| KafkaSinkError::Unreachable {
                 brokers: self.brokers.clone(),
                 timeout: self.timeout,
-                source,
+                source: Box::new(source),
             })?;
         let topic = metadata.topics().iter().find(|t| t.name() == self.topic);
         match topic {
@@ -179,7 +187,7 @@ impl SinkProducer {
             self.classify_with(first, |source| KafkaSinkError::Delivery {
                 topic: self.topic.clone(),
                 failed,
-                source,
+                source: Box::new(source),
             }),
         )
     }
@@ -190,7 +198,7 @@ impl SinkProducer {
         self.classify_with(error, |source| KafkaSinkError::Delivery {
             topic: self.topic.clone(),
             failed: 1,
-            source,
+            source: Box::new(source),
         })
     }
 
@@ -232,7 +240,7 @@ impl SinkProducer {
                 transactional_id: self.transactional_id.clone().unwrap_or_default(),
                 epoch,
                 step,
-                source: error,
+                source: Box::new(error),
             })
     }
 
@@ -247,7 +255,7 @@ impl SinkProducer {
                 | Some(RDKafkaErrorCode::AllBrokersDown) => KafkaSinkError::Unreachable {
                     brokers: self.brokers.clone(),
                     timeout: self.timeout,
-                    source: error,
+                    source: Box::new(error),
                 },
                 _ => self.transaction_error("init", 0, error),
             }
