@@ -186,6 +186,12 @@ fn micro_batch_kafka_output_is_exactly_once_across_kills() {
     else {
         return;
     };
+    if !kafka::transactions(
+        &brokers,
+        "micro_batch_kafka_output_is_exactly_once_across_kills",
+    ) {
+        return;
+    }
     run_crash_test(&brokers, true, 12, 0x5eed_ca7a);
 }
 

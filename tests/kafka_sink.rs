@@ -107,6 +107,12 @@ fn exactly_once_micro_batch_query_writes_every_record_once() {
     else {
         return;
     };
+    if !kafka::transactions(
+        &brokers,
+        "exactly_once_micro_batch_query_writes_every_record_once",
+    ) {
+        return;
+    }
     let topic = kafka::unique_topic("eos");
     kafka::create_topic(&brokers, &topic, 2);
     let dir = tempfile::tempdir().unwrap();
@@ -158,6 +164,9 @@ fn nothing_is_visible_before_the_engine_commits() {
     let Some(brokers) = kafka::brokers("nothing_is_visible_before_the_engine_commits") else {
         return;
     };
+    if !kafka::transactions(&brokers, "nothing_is_visible_before_the_engine_commits") {
+        return;
+    }
     let topic = kafka::unique_topic("visible");
     kafka::create_topic(&brokers, &topic, 1);
     let prefix = kafka::unique_topic("visible-txn");
@@ -186,6 +195,9 @@ fn a_crash_in_each_window_leaves_every_record_once() {
     let Some(brokers) = kafka::brokers("a_crash_in_each_window_leaves_every_record_once") else {
         return;
     };
+    if !kafka::transactions(&brokers, "a_crash_in_each_window_leaves_every_record_once") {
+        return;
+    }
     let topic = kafka::unique_topic("windows");
     kafka::create_topic(&brokers, &topic, 1);
     let prefix = kafka::unique_topic("windows-txn");
@@ -249,6 +261,12 @@ fn an_epoch_published_then_planned_afresh_is_not_skipped_later() {
     else {
         return;
     };
+    if !kafka::transactions(
+        &brokers,
+        "an_epoch_published_then_planned_afresh_is_not_skipped_later",
+    ) {
+        return;
+    }
     let topic = kafka::unique_topic("afresh");
     kafka::create_topic(&brokers, &topic, 1);
     let prefix = kafka::unique_topic("afresh-txn");
@@ -280,6 +298,9 @@ fn another_query_id_never_skips() {
     let Some(brokers) = kafka::brokers("another_query_id_never_skips") else {
         return;
     };
+    if !kafka::transactions(&brokers, "another_query_id_never_skips") {
+        return;
+    }
     let topic = kafka::unique_topic("foreign");
     kafka::create_topic(&brokers, &topic, 1);
     let prefix = kafka::unique_topic("foreign-txn");
@@ -306,6 +327,9 @@ fn a_fenced_producer_fails_with_a_clear_error() {
     let Some(brokers) = kafka::brokers("a_fenced_producer_fails_with_a_clear_error") else {
         return;
     };
+    if !kafka::transactions(&brokers, "a_fenced_producer_fails_with_a_clear_error") {
+        return;
+    }
     let topic = kafka::unique_topic("fenced");
     kafka::create_topic(&brokers, &topic, 1);
     let prefix = kafka::unique_topic("fenced-txn");
