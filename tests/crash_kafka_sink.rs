@@ -9,7 +9,9 @@
 //! * continuous, [`DeliveryGuarantee::AtLeastOnce`]: every id at least once.
 //!
 //! Needs a broker (`RIVULET_KAFKA_BROKERS`, started by `.ci/kafka.sh`); skipped with a
-//! message without one, except in CI. The child is this test binary itself, re-run with
+//! message without one, except in CI. The micro-batch test also needs a broker that
+//! commits transactions (tansu 0.6.0 does not): it skips with the reason otherwise, or
+//! fails under `RIVULET_KAFKA_TRANSACTIONS=1`. The child is this test binary itself, re-run with
 //! `--ignored --exact kafka_crash_worker` and `RIVULET_KAFKA_CRASH_WORKER`.
 
 #![cfg(feature = "kafka")]

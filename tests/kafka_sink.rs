@@ -10,6 +10,10 @@
 //! * a producer fenced by a newer one with the same transactional id fails clearly;
 //! * a missing topic and an unreachable broker fail `start()` clearly (the unreachable
 //!   broker needs no broker and always runs).
+//!
+//! The tests that commit transactions probe the broker first and print that they skip
+//! when it cannot (tansu 0.6.0 has no `EndTxn`); with `RIVULET_KAFKA_TRANSACTIONS=1`
+//! they fail instead.
 
 #![cfg(feature = "kafka")]
 
