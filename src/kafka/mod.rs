@@ -21,6 +21,8 @@
 //!   [`read_kafka_as`](crate::QueryBuilder::read_kafka_as) (values decoded as text, CSV
 //!   or JSON), emitting [`KafkaRecord`]s; [`assign`] says which instance reads which
 //!   partitions, [`decode`] how values become records.
+//! * [`sink`]: the [`KafkaSink`](sink::KafkaSink), at least once or exactly once through
+//!   Kafka transactions committed with the engine's epochs.
 //!
 //! Kafka is the only distributed part of rivulet: several processes of one application
 //! share the partitions of its input topics, as Kafka Streams applications do; rivulet
@@ -47,6 +49,7 @@ pub mod decode;
 mod quota;
 pub mod record;
 pub mod source;
+pub mod sink;
 
 pub use assign::{Assignment, TopicPartition, Topics};
 pub use config::{KafkaConfig, KafkaConfigError};
