@@ -48,8 +48,8 @@ pub mod config;
 pub mod decode;
 mod quota;
 pub mod record;
-pub mod source;
 pub mod sink;
+pub mod source;
 
 pub use assign::{Assignment, TopicPartition, Topics};
 pub use config::{KafkaConfig, KafkaConfigError};
