@@ -123,7 +123,8 @@ impl LatencyRecorder {
         let histogram = self
             .histogram
             .get_or_insert_with(|| spare.take().unwrap_or_else(|| Box::new(new_histogram())));
-        // In bounds: `arrived` clamps.
+        // `arrived` already clamps; clamped here too so that no caller's value can fall
+        // outside the histogram's bounds (and be lost by `record`'s error).
         let _ = histogram.record(latency.clamp(1, MAX_LATENCY_NANOS));
     }
 
