@@ -92,6 +92,13 @@ impl KafkaConfig {
         self.group_id(id)
     }
 
+    /// The same settings without a group id (a client that must not act for the group,
+    /// as the tasks of a [`KafkaApplication`](super::app::KafkaApplication)).
+    pub(crate) fn without_group(mut self) -> Self {
+        self.group_id = None;
+        self
+    }
+
     /// Sets the librdkafka property `key` (a leading `kafka.`, Spark's prefix, is
     /// dropped). `bootstrap.servers` and `group.id` set those settings. Unknown keys and
     /// bad values are reported when the client is created (at `start()`).

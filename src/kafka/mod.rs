@@ -23,6 +23,10 @@
 //!   partitions, [`decode`] how values become records.
 //! * [`sink`]: the [`KafkaSink`](sink::KafkaSink), at least once or exactly once through
 //!   Kafka transactions committed with the engine's epochs.
+//! * [`app`]: scale-out. A [`KafkaApplication`](app::KafkaApplication) runs in several
+//!   processes that share the input partitions through Kafka's consumer-group protocol;
+//!   each partition's task, with its state, moves to another process when its owner
+//!   leaves or dies.
 //!
 //! Kafka is the only distributed part of rivulet: several processes of one application
 //! share the partitions of its input topics, as Kafka Streams applications do; rivulet
@@ -43,6 +47,7 @@
 //! produce and fetch with headers and timestamps, list offsets, metadata, group offset
 //! commits, a one-member consumer group, data kept across a SIGKILL restart). See the
 //! repository's README ("Kafka tests") for the details and what was not exercised.
+pub mod app;
 pub mod assign;
 pub mod config;
 pub mod decode;
