@@ -829,3 +829,51 @@ fn a_task_that_cannot_be_built_fails_the_application() {
     );
     assert!(!running.is_active());
 }
+
+#[test]
+fn a_task_that_panics_fails_the_application_and_leaves_the_group() {
+    let Some(brokers) = brokers("a_task_that_panics_fails_the_application_and_leaves_the_group")
+    else {
+        return;
+    };
+    let input = unique_topic("panicking");
+    create_topic(&brokers, &input, 2);
+    let producer = TestProducer::new(&brokers, &input);
+    produce(&producer, 0..20, 4, 2);
+    let state = tempfile::tempdir().unwrap();
+    let app = unique_topic("panicking");
+    let running = KafkaApplication::new(
+        app_config(&brokers, &app, &input, state.path()),
+        |task, query| {
+            query
+                .read_kafka("in", task.source_config())
+                .map(|record| {
+                    assert!(record.offset < 5, "user code panics at offset 5");
+                    record.offset
+                })
+                .to_memory("offsets");
+            Ok(())
+        },
+    )
+    .start()
+    .unwrap();
+    let error = running
+        .await_termination_timeout(Duration::from_secs(60))
+        .expect("the application fails")
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            ApplicationError::TaskFailed {
+                source: rivulet::Error::OperatorPanicked { .. },
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("user code panics at offset 5"),
+        "{error}"
+    );
+    assert!(running.tasks().is_empty(), "every task stopped");
+}

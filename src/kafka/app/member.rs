@@ -198,27 +198,21 @@ impl Shared {
         }
     }
 
-    /// Fails the application if a task failed; forgets tasks that ended by themselves.
+    /// Fails the application if a task failed. A task that ended by itself (its
+    /// sources ended) stays in the map, so that it is not started again while its
+    /// partition stays here.
     fn check_tasks(&self) {
-        let mut tasks = lock(&self.tasks);
-        let mut ended = Vec::new();
+        let tasks = lock(&self.tasks);
         for (partition, task) in tasks.iter() {
             if let Some(source) = task.query.failure() {
+                let partition = *partition;
+                drop(tasks);
                 self.fail(ApplicationError::TaskFailed {
                     application: self.config.application_id.clone(),
-                    partition: *partition,
+                    partition,
                     source,
                 });
                 return;
-            }
-            if !task.query.is_active() {
-                ended.push(*partition);
-            }
-        }
-        for partition in ended {
-            if let Some(task) = tasks.remove(&partition) {
-                // Joins its threads; it ended without a failure.
-                let _ = task.query.await_termination();
             }
         }
     }
