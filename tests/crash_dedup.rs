@@ -125,23 +125,12 @@ fn run_crash_test(micro_batch: bool, kills: usize, seed: u64) {
     let mut random = common::Rng::new(seed);
     let started = Instant::now();
     for _ in 0..kills {
-        let mut child = spawn_worker(dir.path(), micro_batch);
-        std::thread::sleep(Duration::from_millis(40 + random.next_u64() % 350));
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-        }
-        child.wait().unwrap();
+        common::kill_after(
+            spawn_worker(dir.path(), micro_batch),
+            Duration::from_millis(40 + random.next_u64() % 350),
+        );
     }
-    let mut last = spawn_worker(dir.path(), micro_batch);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = last.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the final run did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "the final run failed: {status}");
+    common::expect_success(spawn_worker(dir.path(), micro_batch), "the final run");
 
     let runs: Vec<i64> = std::fs::read_to_string(dir.path().join("runs.txt"))
         .unwrap()

@@ -137,27 +137,13 @@ fn run_crash_test(files: u32, kills: usize, seed: u64) {
     });
 
     for _ in 0..kills {
-        let mut child = spawn_worker(dir.path(), total);
-        std::thread::sleep(Duration::from_millis(60 + random.next_u64() % 240));
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-        }
-        child.wait().unwrap();
+        common::kill_after(
+            spawn_worker(dir.path(), total),
+            Duration::from_millis(60 + random.next_u64() % 240),
+        );
     }
     dripper.join().unwrap();
-    let mut last = spawn_worker(dir.path(), total);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = last.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = last.kill();
-            panic!("the final run did not finish (hang)");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "the final run failed: {status}");
+    common::expect_success(spawn_worker(dir.path(), total), "the final run");
 
     let runs: Vec<i64> = std::fs::read_to_string(dir.path().join("runs.txt"))
         .unwrap()

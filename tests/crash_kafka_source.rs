@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Row {
@@ -128,27 +128,16 @@ fn sigkill_and_restart_keeps_every_record_exactly_once() {
     });
 
     for _ in 0..4 {
-        let mut child = spawn_worker(dir.path(), &brokers, &topic, total);
-        std::thread::sleep(Duration::from_millis(300 + random.next_u64() % 500));
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-        }
-        child.wait().unwrap();
+        common::kill_after(
+            spawn_worker(dir.path(), &brokers, &topic, total),
+            Duration::from_millis(300 + random.next_u64() % 500),
+        );
     }
     producer.join().unwrap();
-    let mut last = spawn_worker(dir.path(), &brokers, &topic, total);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = last.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = last.kill();
-            panic!("the final run did not finish (hang)");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "the final run failed: {status}");
+    common::expect_success(
+        spawn_worker(dir.path(), &brokers, &topic, total),
+        "the final run",
+    );
     let runs = std::fs::read_to_string(dir.path().join("runs.txt")).unwrap();
     assert!(
         runs.lines().last().unwrap().parse::<i64>().unwrap() > 0,

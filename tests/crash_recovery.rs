@@ -176,24 +176,10 @@ fn run_crash_test(aligned: bool, kills: usize, seed: u64) {
     let mut random = SplitMix(seed);
     let started = Instant::now();
     for _ in 0..kills {
-        let mut child = spawn_worker(dir.path(), aligned);
         let delay = Duration::from_millis(40 + random.next() % 300);
-        std::thread::sleep(delay);
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-        }
-        child.wait().unwrap();
+        common::kill_after(spawn_worker(dir.path(), aligned), delay);
     }
-    let mut last = spawn_worker(dir.path(), aligned);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = last.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the final run did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "the final run failed: {status}");
+    common::expect_success(spawn_worker(dir.path(), aligned), "the final run");
 
     // Recovery really happened: most restarts resumed from a checkpoint, and so did the
     // final run (otherwise this would only test running from scratch).

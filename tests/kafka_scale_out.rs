@@ -193,9 +193,9 @@ fn reference(brokers: &str, input: &str, partitions: i32) -> BTreeMap<u64, (Stri
     expected
 }
 
-/// Checks the output against the reference: every record out, each with its count.
-/// Returns how many output records repeat an earlier one.
-fn check(expected: &BTreeMap<u64, (String, u64)>, output: &[Out]) -> usize {
+/// Checks that every output line carries the reference count of its record (the count
+/// of the record's key after it). Returns how many lines repeat an earlier one.
+fn check_counts(expected: &BTreeMap<u64, (String, u64)>, output: &[Out]) -> usize {
     let mut seen = BTreeSet::new();
     let mut repeats = 0;
     for out in output {
@@ -213,6 +213,14 @@ fn check(expected: &BTreeMap<u64, (String, u64)>, output: &[Out]) -> usize {
             repeats += 1;
         }
     }
+    repeats
+}
+
+/// Checks the output against the reference: every record out, each with its count.
+/// Returns how many output records repeat an earlier one.
+fn check(expected: &BTreeMap<u64, (String, u64)>, output: &[Out]) -> usize {
+    let repeats = check_counts(expected, output);
+    let seen: BTreeSet<u64> = output.iter().map(|out| out.id).collect();
     let missing: Vec<_> = expected.keys().filter(|id| !seen.contains(id)).collect();
     assert!(
         missing.is_empty(),
@@ -284,22 +292,7 @@ fn wait_for_final_counts(
 /// reference count of its record, and every key reaches its final count. Returns how
 /// many lines repeat an earlier one.
 fn check_batches(expected: &BTreeMap<u64, (String, u64)>, output: &[Out]) -> usize {
-    let mut seen = BTreeSet::new();
-    let mut repeats = 0;
-    for out in output {
-        let (key, count) = expected
-            .get(&out.id)
-            .unwrap_or_else(|| panic!("output for an id never produced: {out:?}"));
-        assert_eq!(
-            (&out.key, out.count),
-            (key, *count),
-            "a batch ending at record {} came out with the wrong count: {out:?}",
-            out.id
-        );
-        if !seen.insert(out.id) {
-            repeats += 1;
-        }
-    }
+    let repeats = check_counts(expected, output);
     for (key, count) in final_counts(expected) {
         assert!(
             output.iter().any(|o| o.key == key && o.count == count),
@@ -683,19 +676,8 @@ fn demonstration(brokers: &str, mode: Mode) -> usize {
         Mode::MicroBatch(_) => wait_for_final_counts(&brokers, &output, &expected),
     };
     std::fs::write(dir.path().join("stop"), b"").unwrap();
-    for (owner, mut worker) in workers {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let status = loop {
-            if let Some(status) = worker.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = worker.kill();
-                panic!("worker {owner} did not stop");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert!(status.success(), "worker {owner} failed: {status}");
+    for (owner, worker) in workers {
+        common::expect_success(worker, &format!("worker {owner}"));
     }
 
     let repeats = match mode {

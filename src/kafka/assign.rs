@@ -2,12 +2,12 @@
 //! ([`Topics`]), resolved against the broker's metadata, then shared among the source's
 //! instances ([`Assignment`]).
 //!
-//! Today the share is static: the partitions, sorted by topic and partition, are dealt
+//! The share is static: the partitions, sorted by topic and partition, are dealt
 //! round-robin to the instances of one process (instance `i` of `n` takes every `n`-th,
-//! from the `i`-th). Assignment is kept apart from reading so that group-managed
-//! assignment (several processes sharing the partitions through Kafka's consumer-group
-//! protocol) can replace [`Assignment::Static`] without touching the source's offsets,
-//! quotas or decoding: the source reads and checkpoints whatever partitions it is given.
+//! from the `i`-th). Sharing partitions among processes, through Kafka's consumer-group
+//! protocol, happens above the source ([`KafkaApplication`](super::app::KafkaApplication)
+//! runs a query per partition, each reading its partition through `Topics::Assign`): the
+//! source reads and checkpoints whatever partitions it is given.
 
 use std::fmt;
 

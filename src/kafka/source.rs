@@ -10,9 +10,10 @@
 //! [`instances(n)`](KafkaSourceConfig::instances) it runs as `n` instances on threads
 //! of their own, sharing the partitions round-robin ([`Assignment::Static`]); each
 //! instance is one librdkafka consumer that reads its partitions in turn, one record at
-//! a time from each. The source does not join a consumer group to take partitions:
-//! several processes sharing partitions through Kafka's group protocol is a later
-//! step, and [`Assignment`](super::assign) is the piece it will replace.
+//! a time from each. The source itself does not join a consumer group to take
+//! partitions: several processes share partitions through Kafka's group protocol at the
+//! level above, [`KafkaApplication`](super::app::KafkaApplication), whose tasks each
+//! read their partition with a source assigned exactly that partition.
 //!
 //! ## Offsets: rivulet's checkpoint is the truth
 //!

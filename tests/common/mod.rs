@@ -164,3 +164,30 @@ pub(crate) fn worker_command(worker: &str) -> std::process::Command {
         .stderr(std::process::Stdio::inherit());
     command
 }
+
+/// The parent side of a crash test: lets `child` run for `delay`, then kills it with
+/// SIGKILL if it is still running, and reaps it.
+pub(crate) fn kill_after(mut child: std::process::Child, delay: Duration) {
+    std::thread::sleep(delay);
+    if child.try_wait().unwrap().is_none() {
+        child.kill().unwrap(); // SIGKILL
+    }
+    child.wait().unwrap();
+}
+
+/// The parent side of a crash test: waits (at most 120 s) for `child` to end, and
+/// asserts that it succeeded; a child that hangs is killed and fails the test.
+pub(crate) fn expect_success(mut child: std::process::Child, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not finish (hang)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{what} failed: {status}");
+}
