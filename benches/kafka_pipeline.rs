@@ -30,9 +30,9 @@
 //! histogram (µs, 3 significant digits), leaving out the first `WARMUP_SECONDS` of
 //! produce times (connections, metadata); it ends when every expected id came, or
 //! `TAIL_SECONDS` after the producer finished (the rest count as missing). Throughput is
-//! the rate at which the expected records came (first to last arrival), in input
-//! records/s (×2 behind the filter): at a rate the configuration sustains, about the
-//! rate produced.
+//! the rate at which the expected records produced after the warm-up came (first to
+//! last arrival), in input records/s (×2 behind the filter): at a rate the
+//! configuration sustains, about the rate produced; below it when a backlog grows.
 //!
 //! **tansu holds fetches.** tansu 0.6.0 answers a fetch only after sleeping part of its
 //! `max_wait` (at least half of it) even when it has records (`tansu-storage`'s
@@ -394,15 +394,18 @@ mod bench {
         expected: u64,
         distinct: u64,
         duplicates: u64,
-        /// From the first to the last arrival of an expected record.
+        /// Distinct expected records produced after the warm-up.
+        measured: u64,
+        /// From the first to the last arrival of those.
         span: Duration,
     }
 
     impl Outcome {
-        /// Input records per second: the distinct records that came over the time they
-        /// came in, scaled by input records per expected record (2 behind the filter).
+        /// Input records per second: the distinct records produced after the warm-up
+        /// over the time they came in, scaled by input records per expected record (2
+        /// behind the filter).
         fn throughput(&self, records: u64) -> f64 {
-            let input = self.distinct.saturating_sub(1) as f64 * records as f64
+            let input = self.measured.saturating_sub(1) as f64 * records as f64
                 / self.expected.max(1) as f64;
             input / self.span.as_secs_f64().max(1e-9)
         }
@@ -492,7 +495,7 @@ mod bench {
         let mut latency =
             Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("histogram bounds");
         let (mut distinct, mut duplicates) = (0, 0);
-        let (mut first_us, mut last_us) = (None, start_us);
+        let (mut first_us, mut last_us, mut measured) = (None, start_us, 0);
         while distinct < expected {
             let deadline = deadline_us.load(Ordering::SeqCst);
             if deadline != 0 && wall_us() > deadline {
@@ -515,9 +518,10 @@ mod bench {
                 continue;
             }
             distinct += 1;
-            first_us.get_or_insert(now);
-            last_us = now;
             if at >= start_us + plan.warmup_us {
+                measured += 1;
+                first_us.get_or_insert(now);
+                last_us = now;
                 latency
                     .record(now.saturating_sub(at).clamp(1, MAX_LATENCY_US))
                     .expect("in range");
@@ -528,6 +532,7 @@ mod bench {
             expected,
             distinct,
             duplicates,
+            measured,
             span: Duration::from_micros(last_us - first_us.unwrap_or(last_us)),
         }
     }
