@@ -20,6 +20,7 @@ use crate::sink::{
     ConsoleSink, EpochCommit, FileFormat, FileSink, MemorySink, MemoryTable, Sink, SinkContext,
 };
 use crate::stream::{Chain, InputChain, Stream, UnionInput};
+use crate::time::WatermarkConfig;
 use crate::trigger::EmitMode;
 use crate::window::TimeWindows;
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -142,18 +143,14 @@ trait Continue {
     fn run<S: Chain<Out = Row>>(self, stream: Stream<S>) -> Self::Out;
 }
 
+/// Appends `prelude` to `stream` and continues with `k`. Both shapes of the prelude are
+/// one chain type (`stream::MaybeWatermarked`), so `k` is
+/// compiled once per stream type.
 fn apply<S: Chain<Out = Row>, K: Continue>(stream: Stream<S>, prelude: Prelude, k: K) -> K::Out {
     let Prelude { before, watermark } = prelude;
-    let stream = stream.operator("select", before);
-    match watermark {
-        None => k.run(stream),
-        Some((column, delay, after)) => k.run(
-            stream
-                .with_event_time(row_time(column))
-                .with_watermark(delay)
-                .operator("select", after),
-        ),
-    }
+    let watermark = watermark
+        .map(|(column, delay, after)| (row_time(column), WatermarkConfig::new(delay), after));
+    k.run(stream.then_maybe_watermark("select", before, watermark))
 }
 
 struct Aggregating(GroupPlan);
@@ -247,12 +244,7 @@ impl Continue for JoinSide<'_> {
         let stream = stream
             .filter(joins(keys.clone(), preserved))
             .named("join_key_not_null");
-        let key = join_key(keys, left);
-        if left {
-            connection.add_left(stream, key);
-        } else {
-            connection.add_right(stream, key);
-        }
+        connection.add(stream, join_key(keys, left), left);
     }
 }
 

@@ -49,6 +49,7 @@ mod dstream_join;
 mod event_time;
 mod join;
 mod keyed;
+mod maybe_watermark;
 mod socket;
 mod state;
 mod static_join;
@@ -159,6 +160,20 @@ impl<S: Chain> Stream<S> {
         O::Out: Send + 'static,
     {
         self.then(name, OperatorKind::Transform, op)
+    }
+
+    /// The same stream with its chain replaced by `f(chain)` (a chain type that holds
+    /// the same operators differently).
+    fn map_chain<S2>(self, f: impl FnOnce(S) -> S2) -> Stream<S2> {
+        Stream {
+            graph: self.graph,
+            chain: f(self.chain),
+            group: self.group,
+            parallelism: self.parallelism,
+            last_op: self.last_op,
+            upstream: self.upstream,
+            watermarked: self.watermarked,
+        }
     }
 
     fn then<O>(self, name: &str, kind: OperatorKind, op: O) -> Stream<Then<S, O>>
