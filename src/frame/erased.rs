@@ -75,9 +75,11 @@ pub(crate) fn event_time(row: &Row, column: usize) -> Timestamp {
 /// sink: one row-step operator (empty when the frame had no steps), and where the frame
 /// has a watermark, the watermark generator and a second row-step operator.
 ///
-/// The shape is one of two on purpose: every shape is a distinct chain type, and each
-/// chain type compiles the whole thread's code again for every continuation (see
-/// [`RowStream`]). An empty step operator costs one pass over no steps per row.
+/// Both shapes are one chain type on purpose (`stream::MaybeWatermarked`, which
+/// chooses at run time, a branch per row): every chain type compiles the whole thread's
+/// code again for every continuation (see [`RowStream`]), and two shapes doubled every
+/// continuation — and again for each aggregate's [`Tail`] after it. An empty step
+/// operator costs one pass over no steps per row.
 #[derive(Debug)]
 pub(crate) struct Prelude {
     pub(crate) before: RowSteps,

@@ -233,8 +233,17 @@ impl<S: Chain, O: Operator<S::Out>> Then<S, O> {
     /// carries watermarks (for a chain type that holds the operator itself; a read side
     /// output is not carried over).
     pub(super) fn into_parts(self) -> (S, O, OpId, GroupId, bool) {
-        debug_assert!(self.side.is_none(), "a read side output is not carried over");
-        (self.upstream, self.op, self.id, self.group, self.watermarked)
+        debug_assert!(
+            self.side.is_none(),
+            "a read side output is not carried over"
+        );
+        (
+            self.upstream,
+            self.op,
+            self.id,
+            self.group,
+            self.watermarked,
+        )
     }
 }
 
@@ -337,9 +346,8 @@ fn stage_parts<In, O: Operator<In>>(
     let (metrics, name) = graph.operator_instance(id, instance);
     let mut timers = TimerService::new();
     if let Some((state, legacy)) = graph.restored_state(id, instance) {
-        let restored = run_guarded(|| {
-            restore_stage(&mut op, state, legacy).map(|restored| timers = restored)
-        });
+        let restored =
+            run_guarded(|| restore_stage(&mut op, state, legacy).map(|restored| timers = restored));
         if let Err(message) = restored {
             graph.restore_failed(id, message);
         }

@@ -174,7 +174,9 @@ pub(super) fn generator_parts(
         participant: graph.participant(id, instance),
         first_epoch: graph.first_epoch(),
         mode: graph.first_emit_mode().execution,
-        restored: graph.restored_state(id, instance).map(|(state, _)| state.to_vec()),
+        restored: graph
+            .restored_state(id, instance)
+            .map(|(state, _)| state.to_vec()),
     }
 }
 
@@ -182,7 +184,13 @@ impl<S, F> Watermarked<S, F> {
     /// The upstream chain, the event time, the configuration, the generator's id and
     /// its number of instances (for a chain type that holds the generator itself).
     pub(super) fn into_parts(self) -> (S, F, WatermarkConfig, OpId, usize) {
-        (self.upstream, self.time, self.config, self.id, self.instances)
+        (
+            self.upstream,
+            self.time,
+            self.config,
+            self.id,
+            self.instances,
+        )
     }
 }
 

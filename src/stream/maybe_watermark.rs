@@ -149,11 +149,20 @@ where
     }
 }
 
+/// The watermark generator (event time `F`) in front of the stage of `O`, in front of
+/// `C`.
+type Generator<T, O, F, C> =
+    WatermarkStage<T, F, Stage<T, O, C, SideOut<<O as Operator<T>>::Side>>>;
+
 /// What follows the first operator on the thread: the rest of the chain, or the
 /// generator and the second operator in front of it.
+///
+/// Built once per thread and held in its task; the variants' sizes differ, but boxing
+/// the large one would add a pointer chase per record.
+#[allow(clippy::large_enum_variant)]
 enum Tail<T, O: Operator<T>, F, C> {
     Plain(C),
-    Generated(WatermarkStage<T, F, Stage<T, O, C, SideOut<O::Side>>>),
+    Generated(Generator<T, O, F, C>),
     Unrestorable(Unrestorable),
 }
 

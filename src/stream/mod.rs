@@ -35,6 +35,7 @@
 //! | `keyed.rs` | [`Stream::key_by`], [`KeyedStream`] and the keyed aggregates |
 //! | `window.rs` | window aggregates: [`KeyedStream::window`], [`Stream::window`], [`WindowedStream`] |
 //! | `boundary.rs` | thread boundaries: `union`, `fan_out`, `new_thread`, the keyed exchange, side outputs |
+//! | `maybe_watermark.rs` | `MaybeWatermarked` (crate-private): an operator, then — chosen at run time — the watermark generator and a second operator, as one chain type (the DataFrame layer's prelude) |
 //! | `connect.rs` | two streams into one two-input operator: [`Stream::connect`], [`KeyedStream::connect`], [`ConnectedStreams`] |
 //! | `static_join.rs` | stream–static joins: [`Stream::join_static`], [`Stream::left_outer_join_static`] and their `_with` variants |
 //! | `dstream.rs` | Spark Streaming's window operations by processing time (`window_by_processing_time`, `count_by_window`, `reduce_by_key_and_window`, …) |
