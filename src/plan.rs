@@ -268,6 +268,7 @@ pub(crate) struct Graph {
     pub(crate) views: Vec<(String, Box<dyn Any>)>,
     /// Static views for SQL (`StaticFrame::create_or_replace_temp_view`), by name
     /// (ignoring case); read by any number of statements.
+    #[cfg(feature = "sql")]
     pub(crate) static_views: Vec<(String, crate::frame::StaticFrame)>,
     /// Checkpointing, if configured.
     pub(crate) checkpoint: Option<CheckpointBuild>,
@@ -298,6 +299,7 @@ impl Graph {
             group_state_ops: Vec::new(),
             tables: Vec::new(),
             views: Vec::new(),
+            #[cfg(feature = "sql")]
             static_views: Vec::new(),
             checkpoint: None,
             fatal: None,

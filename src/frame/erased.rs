@@ -20,6 +20,7 @@ use crate::sink::{
     ConsoleSink, EpochCommit, FileFormat, FileSink, MemorySink, MemoryTable, Sink, SinkContext,
 };
 use crate::stream::{Chain, InputChain, Stream, UnionInput};
+use crate::time::WatermarkConfig;
 use crate::trigger::EmitMode;
 use crate::window::TimeWindows;
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -74,9 +75,11 @@ pub(crate) fn event_time(row: &Row, column: usize) -> Timestamp {
 /// sink: one row-step operator (empty when the frame had no steps), and where the frame
 /// has a watermark, the watermark generator and a second row-step operator.
 ///
-/// The shape is one of two on purpose: every shape is a distinct chain type, and each
-/// chain type compiles the whole thread's code again for every continuation (see
-/// [`RowStream`]). An empty step operator costs one pass over no steps per row.
+/// Both shapes are one chain type on purpose (`stream::MaybeWatermarked`, which
+/// chooses at run time, a branch per row): every chain type compiles the whole thread's
+/// code again for every continuation (see [`RowStream`]), and two shapes doubled every
+/// continuation — and again for each aggregate's [`Tail`] after it. An empty step
+/// operator costs one pass over no steps per row.
 #[derive(Debug)]
 pub(crate) struct Prelude {
     pub(crate) before: RowSteps,
@@ -142,18 +145,14 @@ trait Continue {
     fn run<S: Chain<Out = Row>>(self, stream: Stream<S>) -> Self::Out;
 }
 
+/// Appends `prelude` to `stream` and continues with `k`. Both shapes of the prelude are
+/// one chain type (`stream::MaybeWatermarked`), so `k` is
+/// compiled once per stream type.
 fn apply<S: Chain<Out = Row>, K: Continue>(stream: Stream<S>, prelude: Prelude, k: K) -> K::Out {
     let Prelude { before, watermark } = prelude;
-    let stream = stream.operator("select", before);
-    match watermark {
-        None => k.run(stream),
-        Some((column, delay, after)) => k.run(
-            stream
-                .with_event_time(row_time(column))
-                .with_watermark(delay)
-                .operator("select", after),
-        ),
-    }
+    let watermark = watermark
+        .map(|(column, delay, after)| (row_time(column), WatermarkConfig::new(delay), after));
+    k.run(stream.then_maybe_watermark("select", before, watermark))
 }
 
 struct Aggregating(GroupPlan);
@@ -247,12 +246,7 @@ impl Continue for JoinSide<'_> {
         let stream = stream
             .filter(joins(keys.clone(), preserved))
             .named("join_key_not_null");
-        let key = join_key(keys, left);
-        if left {
-            connection.add_left(stream, key);
-        } else {
-            connection.add_right(stream, key);
-        }
+        connection.add(stream, join_key(keys, left), left);
     }
 }
 

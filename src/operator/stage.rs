@@ -375,7 +375,7 @@ where
         op.on_marker(epoch, &mut context!(self));
         self.report(epoch.0);
         if let Some(participant) = &self.participant {
-            if let Err(error) = participant.ack_state(epoch.0, || self.snapshot()) {
+            if let Err(error) = participant.ack_state(epoch.0, &mut || self.snapshot()) {
                 self.control
                     .fail(CheckpointError::snapshot_failed(&self.name, error));
             }
@@ -400,7 +400,7 @@ where
         // participant's report always follows ours.
         self.report(self.epoch);
         if let Some(participant) = &self.participant {
-            if let Err(error) = participant.finish_state(|| self.snapshot()) {
+            if let Err(error) = participant.finish_state(&mut || self.snapshot()) {
                 self.control
                     .fail(CheckpointError::snapshot_failed(&self.name, error));
             }

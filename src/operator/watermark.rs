@@ -234,7 +234,7 @@ where
                     &self.parts.metrics,
                 ),
             );
-            if let Err(error) = participant.ack_state(epoch, || self.snapshot()) {
+            if let Err(error) = participant.ack_state(epoch, &mut || self.snapshot()) {
                 self.parts
                     .control
                     .fail(CheckpointError::snapshot_failed(&self.parts.name, error));
@@ -269,7 +269,7 @@ where
                     &self.parts.metrics,
                 ),
             );
-            if let Err(error) = participant.finish_state(|| self.snapshot()) {
+            if let Err(error) = participant.finish_state(&mut || self.snapshot()) {
                 self.parts
                     .control
                     .fail(CheckpointError::snapshot_failed(&self.parts.name, error));

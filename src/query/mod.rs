@@ -409,6 +409,7 @@ impl QueryBuilder {
     ///
     /// Text that does not parse; SQL that is not supported (naming the construct and
     /// its position); an unknown view, column or a type error (naming those there are).
+    #[cfg(feature = "sql")]
     pub fn sql(
         &mut self,
         text: &str,
@@ -419,6 +420,7 @@ impl QueryBuilder {
     /// Registers `frame` as the static view `name` (what
     /// [`StaticFrame::create_or_replace_temp_view`](crate::frame::StaticFrame::create_or_replace_temp_view)
     /// does), replacing a static view of that name.
+    #[cfg(feature = "sql")]
     pub(crate) fn register_static_view(&self, name: &str, frame: crate::frame::StaticFrame) {
         let mut graph = self.graph.borrow_mut();
         graph

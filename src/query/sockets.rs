@@ -1,6 +1,7 @@
 //! Builder conveniences for the socket source.
 
 use super::QueryBuilder;
+#[cfg(feature = "sql")]
 use crate::frame::DataFrame;
 use crate::row::{DataType, Field, Schema};
 use crate::source::socket::{
@@ -81,6 +82,7 @@ impl QueryBuilder {
     /// assert_eq!(rows.rows()[1].values(), [Value::string("or not")]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[cfg(feature = "sql")]
     pub fn socket_rows(&mut self, name: &str, config: SocketSourceConfig) -> DataFrame {
         let schema = Schema::new([Field::new("value", DataType::String)])
             .expect("one column has no duplicate name");
@@ -132,6 +134,7 @@ impl QueryBuilder {
     /// assert_eq!(progress.operator("decode_rows").unwrap().counters["dropped_rows"], 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[cfg(feature = "sql")]
     pub fn socket_rows_with_schema(
         &mut self,
         name: &str,

@@ -228,6 +228,25 @@ pub struct Then<S: Chain, O: Operator<S::Out>> {
     pub(super) watermarked: bool,
 }
 
+impl<S: Chain, O: Operator<S::Out>> Then<S, O> {
+    /// The upstream chain, the operator, its id and thread group, and whether its input
+    /// carries watermarks (for a chain type that holds the operator itself; a read side
+    /// output is not carried over).
+    pub(super) fn into_parts(self) -> (S, O, OpId, GroupId, bool) {
+        debug_assert!(
+            self.side.is_none(),
+            "a read side output is not carried over"
+        );
+        (
+            self.upstream,
+            self.op,
+            self.id,
+            self.group,
+            self.watermarked,
+        )
+    }
+}
+
 // By hand: a derive would ask `O::Side` to be `Clone` and `Debug` too.
 impl<S: Chain, O: Operator<S::Out> + Clone> Clone for Then<S, O> {
     fn clone(&self) -> Self {
@@ -275,39 +294,83 @@ where
     where
         C: Downstream<O::Out> + Send + 'static,
     {
-        let (metrics, name) = graph.operator_instance(self.id, instance);
-        let mut op = self.op;
-        let mut timers = TimerService::new();
-        if let Some((state, legacy)) = graph.restored_state(self.id, instance) {
-            let restored = run_guarded(|| {
-                restore_stage(&mut op, state, legacy).map(|restored| timers = restored)
-            });
-            if let Err(message) = restored {
-                graph.restore_failed(self.id, message);
-            }
-        }
-        let side = match &self.side {
-            Some(port) => SideOut::Edge(ForwardOut {
-                sender: graph.connect(self.group, instance, port, instance),
-                control: graph.control.clone(),
-                name: name.clone(),
-            }),
-            None => SideOut::Discard(metrics.named.clone(), None),
-        };
-        let parts = StageParts {
-            participant: graph.participant(self.id, instance),
-            mode: graph.first_emit_mode(),
-            first_epoch: graph.first_epoch(),
-            batch_watermark: self.watermarked,
-            clock: graph.config.clock.clone(),
-            control: graph.control.clone(),
-            metrics,
-            name,
-        };
-        let stage: Stage<S::Out, O, C, SideOut<O::Side>> =
-            Stage::new(op, timers, downstream, side, parts);
+        let stage = build_stage(
+            self.op,
+            self.id,
+            self.group,
+            self.side.as_ref(),
+            self.watermarked,
+            downstream,
+            graph,
+            instance,
+        );
         self.upstream.finish(stage, graph, instance)
     }
+}
+
+/// The stage of operator `op` (`id`, on a thread of `group`) for one instance, in front
+/// of `downstream`: its restored state and timers, its side output (into `side`'s port
+/// where it is read), what it reports to. What [`Then::finish`] nests around the chain's
+/// end; shared with [`MaybeWatermarked`](super::maybe_watermark::MaybeWatermarked).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn build_stage<In, O, C>(
+    op: O,
+    id: OpId,
+    group: GroupId,
+    side: Option<&Port<O::Side>>,
+    watermarked: bool,
+    downstream: C,
+    graph: &mut Graph,
+    instance: usize,
+) -> Stage<In, O, C, SideOut<O::Side>>
+where
+    O: Operator<In>,
+    C: Downstream<O::Out> + Send + 'static,
+{
+    let (op, timers, side, parts) = stage_parts(op, id, group, side, watermarked, graph, instance);
+    Stage::new(op, timers, downstream, side, parts)
+}
+
+/// What [`build_stage`] builds that does not depend on the downstream: generic over the
+/// operator only, so that it is compiled once per operator type rather than once per
+/// (operator, rest of the thread) pair.
+fn stage_parts<In, O: Operator<In>>(
+    mut op: O,
+    id: OpId,
+    group: GroupId,
+    side: Option<&Port<O::Side>>,
+    watermarked: bool,
+    graph: &mut Graph,
+    instance: usize,
+) -> (O, TimerService<O::Key>, SideOut<O::Side>, StageParts) {
+    let (metrics, name) = graph.operator_instance(id, instance);
+    let mut timers = TimerService::new();
+    if let Some((state, legacy)) = graph.restored_state(id, instance) {
+        let restored =
+            run_guarded(|| restore_stage(&mut op, state, legacy).map(|restored| timers = restored));
+        if let Err(message) = restored {
+            graph.restore_failed(id, message);
+        }
+    }
+    let side = match side {
+        Some(port) => SideOut::Edge(ForwardOut {
+            sender: graph.connect(group, instance, port, instance),
+            control: graph.control.clone(),
+            name: name.clone(),
+        }),
+        None => SideOut::Discard(metrics.named.clone(), None),
+    };
+    let parts = StageParts {
+        participant: graph.participant(id, instance),
+        mode: graph.first_emit_mode(),
+        first_epoch: graph.first_epoch(),
+        batch_watermark: watermarked,
+        clock: graph.config.clock.clone(),
+        control: graph.control.clone(),
+        metrics,
+        name,
+    };
+    (op, timers, side, parts)
 }
 
 /// The input of a keyed aggregate: either chained on the upstream thread (one instance

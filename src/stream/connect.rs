@@ -256,30 +256,6 @@ where
         self.upstream.extend(stream.upstream.iter().copied());
     }
 
-    /// Adds `stream`, keyed by `key`, as the left input.
-    pub(crate) fn add_left<S, F>(&mut self, stream: Stream<S>, key: F)
-    where
-        S: Chain<Out = L>,
-        F: FnMut(&L) -> K + Clone + Send + 'static,
-    {
-        self.note(&stream);
-        stream.exchange_into(self.port.clone(), key, |key, record| {
-            Either::Left((key, record))
-        });
-    }
-
-    /// Adds `stream`, keyed by `key`, as the right input.
-    pub(crate) fn add_right<S, F>(&mut self, stream: Stream<S>, key: F)
-    where
-        S: Chain<Out = R>,
-        F: FnMut(&R) -> K + Clone + Send + 'static,
-    {
-        self.note(&stream);
-        stream.exchange_into(self.port.clone(), key, |key, record| {
-            Either::Right((key, record))
-        });
-    }
-
     /// Both inputs connected (call after adding both).
     pub(crate) fn finish(self) -> ConnectedStreams<(K, L), (K, R)> {
         ConnectedStreams {
@@ -293,5 +269,29 @@ where
                 watermarked: self.watermarked,
             },
         }
+    }
+}
+
+impl<K, T> KeyedConnection<K, T, T>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
+{
+    /// Adds `stream`, keyed by `key`, as the left input if `left`, else as the right
+    /// one. One method for both sides (the side is a branch per record, not a type), so
+    /// that the thread feeding each side compiles once per chain type, not twice.
+    pub(crate) fn add<S, F>(&mut self, stream: Stream<S>, key: F, left: bool)
+    where
+        S: Chain<Out = T>,
+        F: FnMut(&T) -> K + Clone + Send + 'static,
+    {
+        self.note(&stream);
+        stream.exchange_into(self.port.clone(), key, move |key, record: T| {
+            if left {
+                Either::Left((key, record))
+            } else {
+                Either::Right((key, record))
+            }
+        });
     }
 }

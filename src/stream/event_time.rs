@@ -143,21 +143,7 @@ where
     where
         C: Downstream<S::Out> + Send + 'static,
     {
-        let (metrics, name) = graph.operator_instance(self.id, instance);
-        let parts = GeneratorParts {
-            id: self.id,
-            instance,
-            instances: self.instances,
-            metrics,
-            name,
-            control: graph.control.clone(),
-            participant: graph.participant(self.id, instance),
-            first_epoch: graph.first_epoch(),
-            mode: graph.first_emit_mode().execution,
-            restored: graph
-                .restored_state(self.id, instance)
-                .map(|(state, _)| state.to_vec()),
-        };
+        let parts = generator_parts(self.id, instance, self.instances, graph);
         match WatermarkStage::new(self.time, self.config, downstream, parts) {
             Ok(stage) => self.upstream.finish(stage, graph, instance),
             Err(error) => {
@@ -169,9 +155,48 @@ where
     }
 }
 
+/// What the watermark generator `id` (instance `instance` of `instances`) reports to and
+/// restores from: not generic, so compiled once.
+pub(super) fn generator_parts(
+    id: OpId,
+    instance: usize,
+    instances: usize,
+    graph: &mut Graph,
+) -> GeneratorParts {
+    let (metrics, name) = graph.operator_instance(id, instance);
+    GeneratorParts {
+        id,
+        instance,
+        instances,
+        metrics,
+        name,
+        control: graph.control.clone(),
+        participant: graph.participant(id, instance),
+        first_epoch: graph.first_epoch(),
+        mode: graph.first_emit_mode().execution,
+        restored: graph
+            .restored_state(id, instance)
+            .map(|(state, _)| state.to_vec()),
+    }
+}
+
+impl<S, F> Watermarked<S, F> {
+    /// The upstream chain, the event time, the configuration, the generator's id and
+    /// its number of instances (for a chain type that holds the generator itself).
+    pub(super) fn into_parts(self) -> (S, F, WatermarkConfig, OpId, usize) {
+        (
+            self.upstream,
+            self.time,
+            self.config,
+            self.id,
+            self.instances,
+        )
+    }
+}
+
 /// The chain end built in place of a generator whose state could not be restored: the
 /// query does not start, so it never runs.
-struct Unrestorable;
+pub(super) struct Unrestorable;
 
 impl<T> Downstream<T> for Unrestorable {
     fn push(&mut self, _record: T) {}

@@ -35,6 +35,7 @@
 //! | `keyed.rs` | [`Stream::key_by`], [`KeyedStream`] and the keyed aggregates |
 //! | `window.rs` | window aggregates: [`KeyedStream::window`], [`Stream::window`], [`WindowedStream`] |
 //! | `boundary.rs` | thread boundaries: `union`, `fan_out`, `new_thread`, the keyed exchange, side outputs |
+//! | `maybe_watermark.rs` | `MaybeWatermarked` (crate-private): an operator, then — chosen at run time — the watermark generator and a second operator, as one chain type (the DataFrame layer's prelude) |
 //! | `connect.rs` | two streams into one two-input operator: [`Stream::connect`], [`KeyedStream::connect`], [`ConnectedStreams`] |
 //! | `static_join.rs` | stream–static joins: [`Stream::join_static`], [`Stream::left_outer_join_static`] and their `_with` variants |
 //! | `dstream.rs` | Spark Streaming's window operations by processing time (`window_by_processing_time`, `count_by_window`, `reduce_by_key_and_window`, …) |
@@ -49,6 +50,7 @@ mod dstream_join;
 mod event_time;
 mod join;
 mod keyed;
+mod maybe_watermark;
 mod socket;
 mod state;
 mod static_join;
@@ -159,6 +161,20 @@ impl<S: Chain> Stream<S> {
         O::Out: Send + 'static,
     {
         self.then(name, OperatorKind::Transform, op)
+    }
+
+    /// The same stream with its chain replaced by `f(chain)` (a chain type that holds
+    /// the same operators differently).
+    fn map_chain<S2>(self, f: impl FnOnce(S) -> S2) -> Stream<S2> {
+        Stream {
+            graph: self.graph,
+            chain: f(self.chain),
+            group: self.group,
+            parallelism: self.parallelism,
+            last_op: self.last_op,
+            upstream: self.upstream,
+            watermarked: self.watermarked,
+        }
     }
 
     fn then<O>(self, name: &str, kind: OperatorKind, op: O) -> Stream<Then<S, O>>

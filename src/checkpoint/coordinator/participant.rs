@@ -160,11 +160,12 @@ impl Participant {
 
     /// Acknowledges `epoch` with the state `snapshot` encodes, asked for (and timed) only
     /// when the query persists state. Returns the encoding's error, if any, without
-    /// acknowledging: the caller fails the query.
+    /// acknowledging: the caller fails the query. (`snapshot` is a `dyn` so that this is
+    /// compiled once, not once per stage type: it is called once per epoch.)
     pub(crate) fn ack_state(
         &self,
         epoch: u64,
-        snapshot: impl FnOnce() -> Result<Option<Vec<u8>>, crate::error::BoxError>,
+        snapshot: &mut dyn FnMut() -> Result<Option<Vec<u8>>, crate::error::BoxError>,
     ) -> Result<(), crate::error::BoxError> {
         if !self.shared.persistent {
             self.ack(epoch, None, Duration::ZERO);
@@ -180,7 +181,7 @@ impl Participant {
     /// the query persists state). Returns the encoding's error, if any, without reporting.
     pub(crate) fn finish_state(
         &self,
-        snapshot: impl FnOnce() -> Result<Option<Vec<u8>>, crate::error::BoxError>,
+        snapshot: &mut dyn FnMut() -> Result<Option<Vec<u8>>, crate::error::BoxError>,
     ) -> Result<(), crate::error::BoxError> {
         let state = if self.shared.persistent {
             snapshot()?
