@@ -42,11 +42,14 @@
 //! `KafkaConfig::set`, the output's) uses `fetch.wait.max.ms` = `FETCH_WAIT_MS`
 //! (default 10).
 //!
-//! **How the processes share the partitions: a static split.** Process `i` of `N` is
-//! given the partitions `p` with `p % N == i` through `Topics::Assign`
-//! ([`static_split`]); it does not join a consumer group. [`worker`] takes its partition
-//! list as an argument so that group-managed assignment can replace the split without
-//! changing the rest.
+//! **How the processes share the partitions.** By default through Kafka's consumer
+//! group, as rivulet scales out: each process runs the pipeline as a
+//! [`KafkaApplication`] (one application id per run, state under a temporary
+//! directory), a task per partition it is given; a process reports ready once its tasks
+//! have not changed for 2 s (the group settled), and the run starts when all are
+//! ready. With `RIVULET_KAFKA_BENCH_ASSIGNMENT=static`, process `i` of `N` is given the
+//! partitions `p` with `p % N == i` through `Topics::Assign` ([`static_split`]) and runs
+//! one query over them.
 //!
 //! Parameters (environment variables):
 //!
@@ -58,6 +61,7 @@
 //! | `RIVULET_KAFKA_BENCH_RUNS` | 3 | runs of each configuration (fixed-rate mode), alternated |
 //! | `RIVULET_KAFKA_BENCH_PROCESSES` | `1,2,3` | pipeline process counts |
 //! | `RIVULET_KAFKA_BENCH_PARTITIONS` | 6 | partitions of each topic |
+//! | `RIVULET_KAFKA_BENCH_ASSIGNMENT` | `group` | `group`: processes share partitions through the consumer group (a task per partition); `static`: a fixed split, one query per process |
 //! | `RIVULET_KAFKA_BENCH_TRIGGERS` | `continuous,micro-batch` | pipeline triggers |
 //! | `RIVULET_KAFKA_BENCH_EPOCH_MS` | 1000 | continuous: time between epoch markers (the sink flushes at each) |
 //! | `RIVULET_KAFKA_BENCH_BATCH_MS` | 0 | micro-batch: the trigger interval (0: back to back, Spark's default) |
@@ -94,10 +98,11 @@ mod bench {
     use rdkafka::message::Message;
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     use rdkafka::{Offset, TopicPartitionList};
+    use rivulet::kafka::app::{ApplicationConfig, KafkaApplication};
     use rivulet::kafka::sink::{KafkaMessage, KafkaSink, KafkaSinkConfig};
     use rivulet::kafka::{KafkaConfig, KafkaRecord, KafkaSourceConfig, StartingOffsets};
     use rivulet::kafka::{TopicPartition, Topics};
-    use rivulet::{Query, Trigger};
+    use rivulet::{Query, QueryBuilder, Trigger};
     use std::io::{BufRead, BufReader, Read, Write};
     use std::process::{Child, ChildStdin, Command, Stdio};
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -225,8 +230,19 @@ mod bench {
         )
     }
 
-    /// Process `process` of `processes`'s partitions: `p % processes == process`. The
-    /// static split that group-managed assignment will replace.
+    /// Whether the pipeline's processes share the partitions through the consumer group
+    /// (a `KafkaApplication`; `RIVULET_KAFKA_BENCH_ASSIGNMENT=group`, the default) or by
+    /// a static split (`static`).
+    fn group_managed() -> bool {
+        match std::env::var("RIVULET_KAFKA_BENCH_ASSIGNMENT").as_deref() {
+            Ok("static") => false,
+            Ok("group") | Err(_) => true,
+            Ok(other) => panic!("RIVULET_KAFKA_BENCH_ASSIGNMENT: group or static, not {other}"),
+        }
+    }
+
+    /// Process `process` of `processes`'s partitions: `p % processes == process` (the
+    /// static split).
     pub(super) fn static_split(partitions: i32, process: usize, processes: usize) -> Vec<i32> {
         (0..partitions)
             .filter(|p| *p as usize % processes == process)
@@ -271,24 +287,9 @@ mod bench {
         }
     }
 
-    /// One process of the pipeline: reads `partitions` of `input` (from the earliest
-    /// offset; the topics are fresh), keeps even ids, writes them unchanged to the same
-    /// partition of `output`, at least once. Returns the running query.
-    pub(super) fn worker(
-        brokers: &str,
-        input: &str,
-        output: &str,
-        partitions: &[i32],
-        trigger: Trigger,
-    ) -> rivulet::Result<Query> {
-        let mut query = Query::builder();
-        query.name("kafka-pipeline").trigger(trigger);
-        let source = KafkaSourceConfig::assign(
-            KafkaConfig::new(brokers).set("fetch.wait.max.ms", fetch_wait_ms().to_string()),
-            partitions.iter().map(|p| TopicPartition::new(input, *p)),
-        )
-        .starting_offsets(StartingOffsets::Earliest);
-        debug_assert!(matches!(source.topics(), Topics::Assign(_)));
+    /// The pipeline on `query`: `source` → keep even ids → the same partition of
+    /// `output`, at least once.
+    fn describe(query: &mut QueryBuilder, source: KafkaSourceConfig, brokers: &str, output: &str) {
         query
             .read_kafka("input", source)
             .filter(|record| record.value.as_deref().is_some_and(keep))
@@ -308,47 +309,131 @@ mod bench {
                     },
                 ),
             );
+    }
+
+    /// The consumers' client settings.
+    fn client(brokers: &str) -> KafkaConfig {
+        KafkaConfig::new(brokers).set("fetch.wait.max.ms", fetch_wait_ms().to_string())
+    }
+
+    /// One process of the pipeline with a static share: reads `partitions` of `input`
+    /// (from the earliest offset; the topics are fresh), keeps even ids, writes them
+    /// unchanged to the same partition of `output`, at least once. Returns the running
+    /// query.
+    pub(super) fn worker(
+        brokers: &str,
+        input: &str,
+        output: &str,
+        partitions: &[i32],
+        trigger: Trigger,
+    ) -> rivulet::Result<Query> {
+        let mut query = Query::builder();
+        query.name("kafka-pipeline").trigger(trigger);
+        let source = KafkaSourceConfig::assign(
+            client(brokers),
+            partitions.iter().map(|p| TopicPartition::new(input, *p)),
+        )
+        .starting_offsets(StartingOffsets::Earliest);
+        debug_assert!(matches!(source.topics(), Topics::Assign(_)));
+        describe(&mut query, source, brokers, output);
         query.start()
     }
 
-    /// The child process: `WORKER MODE INPUT OUTPUT P,P,...`. Prints `ready` once the
-    /// query runs; stops it when its standard input closes.
+    /// One process of the pipeline as a member of the [`KafkaApplication`] `app`: the
+    /// group gives it its partitions, a task per partition (checkpointing under
+    /// `state`, shared by the processes), each task the same pipeline. Returns once the
+    /// process has had the same tasks (at least one) for 2 s: the group has settled.
+    fn group_worker(
+        brokers: &str,
+        input: &str,
+        output: &str,
+        app: &str,
+        state: &str,
+        mode: Mode,
+    ) -> rivulet::kafka::app::RunningApplication {
+        let config = ApplicationConfig::new(app, client(brokers), [input], state)
+            .session_timeout(Duration::from_secs(6));
+        let (brokers, output) = (brokers.to_string(), output.to_string());
+        let running = KafkaApplication::new(config, move |task, query| {
+            query.trigger(mode.trigger());
+            describe(query, task.source_config(), &brokers, &output);
+            Ok(())
+        })
+        .start()
+        .expect("start the application");
+        let mut tasks = running.tasks();
+        let mut since = Instant::now();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while tasks.is_empty() || since.elapsed() < Duration::from_secs(2) {
+            assert!(Instant::now() < deadline, "the group did not settle");
+            std::thread::sleep(Duration::from_millis(50));
+            let now = running.tasks();
+            if now != tasks {
+                tasks = now;
+                since = Instant::now();
+            }
+        }
+        running
+    }
+
+    /// The child process: `WORKER MODE INPUT OUTPUT SHARE`, where `SHARE` is
+    /// `P,P,...` (a static split) or `group:APP:STATE_DIR` (a member of the application
+    /// `APP`). Prints `ready` once the pipeline runs (for a member: once its group
+    /// settled); stops it when its standard input closes.
     fn worker_main(args: &[String]) {
-        let [mode, input, output, partitions] = args else {
-            panic!("usage: {WORKER} MODE INPUT OUTPUT PARTITIONS (got {args:?})");
+        let [mode, input, output, share] = args else {
+            panic!("usage: {WORKER} MODE INPUT OUTPUT SHARE (got {args:?})");
         };
         let brokers = std::env::var("RIVULET_KAFKA_BROKERS").expect("RIVULET_KAFKA_BROKERS");
-        let partitions: Vec<i32> = partitions
-            .split(',')
-            .map(|p| p.parse().expect("a partition number"))
-            .collect();
-        let running = worker(
-            &brokers,
-            input,
-            output,
-            &partitions,
-            Mode::parse(mode).trigger(),
-        )
-        .expect("start the pipeline");
+        let mode = Mode::parse(mode);
+        let stop: Box<dyn FnOnce()> = match share.strip_prefix("group:") {
+            Some(group) => {
+                let (app, state) = group.split_once(':').expect("group:APP:STATE_DIR");
+                let running = group_worker(&brokers, input, output, app, state, mode);
+                Box::new(move || running.stop().expect("stop the application"))
+            }
+            None => {
+                let partitions: Vec<i32> = share
+                    .split(',')
+                    .map(|p| p.parse().expect("a partition number"))
+                    .collect();
+                let running = worker(&brokers, input, output, &partitions, mode.trigger())
+                    .expect("start the pipeline");
+                Box::new(move || running.stop().expect("stop the pipeline"))
+            }
+        };
         println!("ready");
         std::io::stdout().flush().expect("stdout");
         // Until the parent closes our standard input (or dies).
         let _ = std::io::stdin().read_to_end(&mut Vec::new());
-        running.stop().expect("stop the pipeline");
+        stop();
     }
 
     /// The pipeline's processes, stopped (standard input closed, then waited for) on drop.
     struct Workers(Vec<(Child, Option<ChildStdin>)>);
 
     impl Workers {
-        fn spawn(mode: Mode, input: &str, output: &str, partitions: i32, n: usize) -> Self {
+        fn spawn(
+            mode: Mode,
+            input: &str,
+            output: &str,
+            partitions: i32,
+            n: usize,
+            group: Option<&str>,
+        ) -> Self {
             let exe = std::env::current_exe().expect("this executable");
             let mut workers = Workers(Vec::new());
             for process in 0..n {
-                let split = static_split(partitions, process, n);
-                let list: Vec<String> = split.iter().map(i32::to_string).collect();
+                let share = match group {
+                    Some(group) => format!("group:{group}"),
+                    None => {
+                        let split = static_split(partitions, process, n);
+                        let list: Vec<String> = split.iter().map(i32::to_string).collect();
+                        list.join(",")
+                    }
+                };
                 let mut child = Command::new(&exe)
-                    .args([WORKER, mode.name(), input, output, &list.join(",")])
+                    .args([WORKER, mode.name(), input, output, &share])
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
                     .spawn()
@@ -561,11 +646,19 @@ mod bench {
             Config::Floor => (&input, |_| true),
             Config::Pipeline(..) => (&output, |id| id % 2 == 0),
         };
+        // Group-managed: a fresh application (and state directory) per run.
+        let state = std::env::temp_dir().join(unique("kafka-pipeline-state"));
+        let group = group_managed().then(|| format!("{}:{}", unique("app"), state.display()));
         let workers = match config {
             Config::Floor => None,
-            Config::Pipeline(mode, n) => {
-                Some(Workers::spawn(mode, &input, &output, plan.partitions, n))
-            }
+            Config::Pipeline(mode, n) => Some(Workers::spawn(
+                mode,
+                &input,
+                &output,
+                plan.partitions,
+                n,
+                group.as_deref(),
+            )),
         };
         let deadline = AtomicU64::new(0);
         let ready = AtomicU64::new(0);
@@ -587,6 +680,7 @@ mod bench {
             consumer.join().expect("the consumer")
         });
         drop(workers);
+        let _ = std::fs::remove_dir_all(&state);
         delete_topics(brokers, &[&input, &output]);
         outcome
     }
@@ -784,10 +878,15 @@ mod bench {
         for mode in &modes {
             configs.extend(processes.iter().map(|n| Config::Pipeline(*mode, *n)));
         }
+        let share = if group_managed() {
+            "through the consumer group (a KafkaApplication: a task per partition, each \
+             member started once its group settled)"
+        } else {
+            "by a static split (process i of N takes p % N == i, Topics::Assign)"
+        };
         println!(
             "Kafka → filter (half) → Kafka on {brokers}; pipeline processes share the input \
-             partitions by a static split (process i of N takes p % N == i, Topics::Assign), \
-             not a consumer group; load at start {}",
+             partitions {share}; load at start {}",
             load()
         );
         match std::env::var("RIVULET_KAFKA_BENCH_RATE").as_deref() {
