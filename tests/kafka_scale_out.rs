@@ -810,6 +810,24 @@ fn a_task_that_cannot_be_built_fails_the_application() {
         "{error}"
     );
     assert!(!running.is_active());
+
+    // A builder that panics is reported the same way.
+    let app = unique_topic("panicking-builder");
+    let running =
+        KafkaApplication::new(app_config(&brokers, &app, &input, state.path()), |_, _| {
+            panic!("the builder gave up")
+        })
+        .start()
+        .unwrap();
+    let error = running
+        .await_termination_timeout(Duration::from_secs(60))
+        .expect("the application fails")
+        .unwrap_err();
+    assert!(
+        matches!(&error, ApplicationError::TaskBuild { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("the builder gave up"), "{error}");
 }
 
 #[test]

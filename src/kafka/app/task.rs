@@ -144,7 +144,18 @@ pub(super) fn try_start_task(
         // may pin explicitly).
         .pinning(Pinning::None)
         .checkpoint(context.checkpoint_config());
-    build(&context, &mut query).map_err(|source| {
+    // A builder that panics fails the application like one that returns an error (the
+    // member's thread then stops the other tasks and leaves the group).
+    let built =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build(&context, &mut query)))
+            .unwrap_or_else(|payload| {
+                Err(format!(
+                    "the task builder panicked: {}",
+                    crate::error::panic_message(payload.as_ref())
+                )
+                .into())
+            });
+    built.map_err(|source| {
         StartFailure::Failed(ApplicationError::TaskBuild {
             application: config.application_id.clone(),
             partition,
