@@ -148,18 +148,23 @@ fn without_checkpointing_the_push_source_has_no_log() {
     assert!(source.checkpoint(Epoch(1)).is_err());
 }
 
-fn log_segments(dir: &Path) -> usize {
+/// The numbers of the log segments (`segment-<16 hex digits>.log`) in `dir`.
+fn segment_numbers(dir: &Path) -> Vec<u64> {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
-                .filter(|entry| {
-                    entry
-                        .as_ref()
-                        .is_ok_and(|entry| entry.path().extension().is_some_and(|ext| ext == "log"))
+                .filter_map(|entry| {
+                    let name = entry.ok()?.file_name().into_string().ok()?;
+                    let hex = name.strip_prefix("segment-")?.strip_suffix(".log")?;
+                    u64::from_str_radix(hex, 16).ok()
                 })
-                .count()
+                .collect()
         })
-        .unwrap_or(0)
+        .unwrap_or_default()
+}
+
+fn log_segments(dir: &Path) -> usize {
+    segment_numbers(dir).len()
 }
 
 #[test]
@@ -186,13 +191,22 @@ fn old_segments_are_removed_behind_retained_epochs() {
     drop(handle);
     let stats = running.progress().checkpoint.unwrap();
     assert!(stats.last_complete_epoch.unwrap() > 20, "{stats:?}");
-    // Counted once the query has stopped (its last epoch complete and retention applied
-    // behind it), not while it runs: how far retention lags a busy writer depends on the
-    // machine's load, what it leaves behind at the end does not. Without retention: one
-    // checkpoint segment per epoch or two, hundreds of ingest ones.
+    // Counted once the query has stopped, not while it runs. Without retention: one
+    // checkpoint segment per epoch or two, hundreds of ingest ones. The checkpoint log
+    // applies retention when the last epoch completes. The ingest log trims when the
+    // source checkpoints, behind the epochs complete at that moment, so what it keeps
+    // at the end depends on how far the coordinator lagged then (63 segments on a
+    // loaded CI machine, under 20 on a quiet one): the check is that retention removed
+    // nearly all of what was written.
     let after = (log_segments(dir.path()), log_segments(&ingest));
     assert!(after.0 < 20, "checkpoint segments kept: {}", after.0);
-    assert!(after.1 < 40, "ingest segments kept: {}", after.1);
+    let written = segment_numbers(&ingest).into_iter().max().unwrap() + 1;
+    assert!(written > 200, "only {written} ingest segments were written");
+    assert!(
+        (after.1 as u64) * 4 < written,
+        "ingest segments kept: {} of {written}",
+        after.1
+    );
 }
 
 #[test]
