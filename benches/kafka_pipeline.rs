@@ -90,14 +90,13 @@ fn main() {
 #[cfg(feature = "kafka")]
 mod bench {
     use hdrhistogram::Histogram;
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
     use rdkafka::config::ClientConfig;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::error::{KafkaError, RDKafkaErrorCode};
     use rdkafka::message::Message;
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     use rdkafka::{Offset, TopicPartitionList};
+    use rivulet::kafka::admin::ensure_topics;
     use rivulet::kafka::app::{ApplicationConfig, KafkaApplication};
     use rivulet::kafka::sink::{KafkaMessage, KafkaSink, KafkaSinkConfig};
     use rivulet::kafka::{KafkaConfig, KafkaRecord, KafkaSourceConfig, StartingOffsets};
@@ -106,7 +105,6 @@ mod bench {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::process::{Child, ChildStdin, Command, Stdio};
     use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Arc;
     use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
     /// The argument that makes this executable a pipeline worker.
@@ -176,48 +174,20 @@ mod bench {
         id_of(value).is_some_and(|id| id % 2 == 0)
     }
 
-    fn block_on<F: std::future::Future>(future: F) -> F::Output {
-        use std::task::{Context, Poll, Wake, Waker};
-        struct Unpark(std::thread::Thread);
-        impl Wake for Unpark {
-            fn wake(self: Arc<Self>) {
-                self.0.unpark();
-            }
-        }
-        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-        let mut context = Context::from_waker(&waker);
-        let mut future = std::pin::pin!(future);
-        loop {
-            if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
-                return output;
-            }
-            std::thread::park_timeout(Duration::from_millis(50));
-        }
-    }
-
-    fn admin(brokers: &str) -> AdminClient<DefaultClientContext> {
-        ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .create()
-            .expect("admin client")
-    }
-
     /// Creates `topics` with `partitions` partitions each.
     fn create_topics(brokers: &str, topics: &[&str], partitions: i32) {
-        let new: Vec<NewTopic> = topics
-            .iter()
-            .map(|topic| NewTopic::new(topic, partitions, TopicReplication::Fixed(1)))
-            .collect();
-        let created = block_on(admin(brokers).create_topics(&new, &AdminOptions::new()))
+        let topics: Vec<(&str, i32)> = topics.iter().map(|topic| (*topic, partitions)).collect();
+        ensure_topics(&KafkaConfig::new(brokers), &topics, Duration::from_secs(30))
             .expect("create topics");
-        for result in created {
-            result.expect("create a topic");
-        }
     }
 
     /// Best effort: keeps the broker's SQLite file from growing over the runs.
     fn delete_topics(brokers: &str, topics: &[&str]) {
-        let _ = block_on(admin(brokers).delete_topics(topics, &AdminOptions::new()));
+        let _ = rivulet::kafka::admin::delete_topics(
+            &KafkaConfig::new(brokers),
+            topics,
+            Duration::from_secs(30),
+        );
     }
 
     fn unique(what: &str) -> String {

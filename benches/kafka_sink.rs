@@ -34,8 +34,6 @@ fn main() {
 
 #[cfg(feature = "kafka")]
 mod bench {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
     use rdkafka::config::ClientConfig;
     use rdkafka::error::{KafkaError, RDKafkaErrorCode};
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -55,26 +53,6 @@ mod bench {
             .unwrap_or(default)
     }
 
-    fn block_on<F: std::future::Future>(future: F) -> F::Output {
-        use std::sync::Arc;
-        use std::task::{Context, Poll, Wake, Waker};
-        struct Unpark(std::thread::Thread);
-        impl Wake for Unpark {
-            fn wake(self: Arc<Self>) {
-                self.0.unpark();
-            }
-        }
-        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-        let mut context = Context::from_waker(&waker);
-        let mut future = std::pin::pin!(future);
-        loop {
-            if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
-                return output;
-            }
-            std::thread::park_timeout(Duration::from_millis(50));
-        }
-    }
-
     fn fresh_topic(brokers: &str, what: &str) -> String {
         let topic = format!(
             "bench-{what}-{}-{}",
@@ -84,18 +62,12 @@ mod bench {
                 .unwrap()
                 .as_nanos()
         );
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .create()
-            .unwrap();
-        let created = block_on(admin.create_topics(
-            &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        ))
-        .unwrap();
-        for result in created {
-            result.unwrap();
-        }
+        rivulet::kafka::admin::ensure_topics(
+            &rivulet::kafka::KafkaConfig::new(brokers),
+            &[(&topic, 1)],
+            Duration::from_secs(30),
+        )
+        .expect("create the topic");
         topic
     }
 

@@ -34,17 +34,12 @@ fn keep(value: &[u8]) -> bool {
 }
 
 fn produce(brokers: &str, topic: &str, records: u64) -> u64 {
-    let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("admin client");
-    let new = rdkafka::admin::NewTopic::new(
-        topic,
-        PARTITIONS,
-        rdkafka::admin::TopicReplication::Fixed(1),
-    );
-    let created = admin.create_topics([&new], &rdkafka::admin::AdminOptions::new());
-    futures_block_on(created).expect("create the topic");
+    rivulet::kafka::admin::ensure_topics(
+        &rivulet::kafka::KafkaConfig::new(brokers),
+        &[(topic, PARTITIONS)],
+        Duration::from_secs(30),
+    )
+    .expect("create the topic");
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "5")
@@ -69,25 +64,6 @@ fn produce(brokers: &str, topic: &str, records: u64) -> u64 {
     }
     producer.flush(Duration::from_secs(60)).expect("flush");
     kept
-}
-
-/// Blocks on a future completed by rdkafka's own thread.
-fn futures_block_on<F: std::future::Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut context = std::task::Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return output;
-        }
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
 }
 
 fn rdkafka_loop(brokers: &str, topic: &str, records: u64) -> (Duration, u64) {

@@ -589,7 +589,6 @@ fn demonstration(brokers: &str, mode: Mode) -> usize {
     let brokers = brokers.to_string();
     const PARTITIONS: i32 = 6;
     const KEYS: u64 = 60;
-    const TOTAL: u64 = 6000;
     let input = unique_topic("demo-in");
     let output = unique_topic("demo-out");
     create_topic(&brokers, &input, PARTITIONS);
@@ -613,20 +612,30 @@ fn demonstration(brokers: &str, mode: Mode) -> usize {
         .map(|owner| (owner.to_string(), spawn(owner)))
         .collect();
 
-    // Records trickle in while the processes share the partitions; the second half
-    // comes after the kill, while the survivors take over.
+    // Records trickle in (100 every 100 ms) until all three processes have written
+    // output, however long the group takes to form; then, after the kill, `AFTER_KILL`
+    // more while the survivors take over. The producer returns how many it wrote.
+    const AFTER_KILL: u64 = 3000;
+    let (writing_tx, writing_rx) = std::sync::mpsc::channel::<()>();
     let (killed_tx, killed_rx) = std::sync::mpsc::channel::<()>();
     let producer_brokers = brokers.clone();
     let producer_input = input.clone();
     let producer = std::thread::spawn(move || {
         let producer = TestProducer::new(&producer_brokers, &producer_input);
-        for start in (0..TOTAL).step_by(100) {
-            if start == TOTAL / 2 {
-                killed_rx.recv().unwrap();
-            }
-            produce(&producer, start..start + 100, KEYS, PARTITIONS);
+        let mut next = 0;
+        while writing_rx.try_recv().is_err() && next < 30_000 {
+            produce(&producer, next..next + 100, KEYS, PARTITIONS);
+            next += 100;
             std::thread::sleep(Duration::from_millis(100));
         }
+        killed_rx.recv().unwrap();
+        let end = next + AFTER_KILL;
+        while next < end {
+            produce(&producer, next..next + 100, KEYS, PARTITIONS);
+            next += 100;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        next
     });
 
     // Kill p2 once all three have written output.
@@ -640,6 +649,7 @@ fn demonstration(brokers: &str, mode: Mode) -> usize {
         let out = read_output(&brokers, &output);
         let writers: BTreeSet<&str> = out.iter().map(|o| o.owner.as_str()).collect();
         if writers.len() == 3 {
+            writing_tx.send(()).unwrap();
             break;
         }
         assert!(
@@ -667,12 +677,12 @@ fn demonstration(brokers: &str, mode: Mode) -> usize {
         .lines()
         .count();
     killed_tx.send(()).unwrap();
-    producer.join().unwrap();
+    let total = producer.join().unwrap();
 
     let expected = reference(&brokers, &input, PARTITIONS);
-    assert_eq!(expected.len() as u64, TOTAL);
+    assert_eq!(expected.len() as u64, total);
     let out = match mode {
-        Mode::Continuous => wait_for_output(&brokers, &output, TOTAL, "after the kill"),
+        Mode::Continuous => wait_for_output(&brokers, &output, total, "after the kill"),
         Mode::MicroBatch(_) => wait_for_final_counts(&brokers, &output, &expected),
     };
     std::fs::write(dir.path().join("stop"), b"").unwrap();

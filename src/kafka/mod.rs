@@ -23,6 +23,9 @@
 //!   partitions, [`decode`] how values become records.
 //! * [`sink`]: the [`KafkaSink`](sink::KafkaSink), at least once or exactly once through
 //!   Kafka transactions committed with the engine's epochs.
+//! * [`admin`]: creating (or checking) and deleting topics, blocking: a sink does not
+//!   create its topic, and a repartition topic must have the partitions its readers
+//!   expect.
 //! * [`app`]: scale-out. A [`KafkaApplication`](app::KafkaApplication) runs in several
 //!   processes that share the input partitions through Kafka's consumer-group protocol;
 //!   each partition's task, with its state, moves to another process when its owner
@@ -47,6 +50,7 @@
 //! produce and fetch with headers and timestamps, list offsets, metadata, group offset
 //! commits, a one-member consumer group, data kept across a SIGKILL restart). See the
 //! repository's README ("Kafka tests") for the details and what was not exercised.
+pub mod admin;
 pub mod app;
 pub mod assign;
 pub mod config;

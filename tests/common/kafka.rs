@@ -5,16 +5,11 @@
 //! The broker is started by `.ci/kafka.sh`, which exports `RIVULET_KAFKA_BROKERS`. Without
 //! it a test prints that it skips, except under `CI`, where a missing broker fails it.
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use super::HANG_GUARD;
@@ -56,40 +51,14 @@ pub(crate) fn unique_topic(prefix: &str) -> String {
     )
 }
 
-/// Runs `future` to completion on this thread (rdkafka's admin futures are completed by
-/// its own background thread, so parking until woken is enough).
-pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut context = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    let deadline = Instant::now() + HANG_GUARD;
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return output;
-        }
-        assert!(Instant::now() < deadline, "a Kafka admin call hung");
-        std::thread::park_timeout(Duration::from_millis(100));
-    }
-}
-
 /// Creates `topic` with `partitions` partitions (replication 1).
 pub(crate) fn create_topic(brokers: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("create an admin client");
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = block_on(admin.create_topics([&new], &options)).expect("create topics");
-    for result in results {
-        result.unwrap_or_else(|(topic, code)| panic!("create topic {topic}: {code}"));
-    }
+    rivulet::kafka::admin::ensure_topics(
+        &rivulet::kafka::KafkaConfig::new(brokers),
+        &[(topic, partitions)],
+        HANG_GUARD,
+    )
+    .unwrap_or_else(|error| panic!("create topic {topic}: {error}"));
 }
 
 /// A record as the plain reader saw it.
