@@ -302,6 +302,16 @@ fn check_batches(expected: &BTreeMap<u64, (String, u64)>, output: &[Out]) -> usi
     repeats
 }
 
+/// Held by each test that runs several group members: they run one at a time, so that
+/// their processes (up to four, each with its tasks' threads) do not share a 2-core
+/// machine with another such test's, which made group rebalances take minutes on CI.
+fn one_group_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static GROUP_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    GROUP_TESTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !condition() {
@@ -315,6 +325,7 @@ fn partitions_and_state_move_when_a_process_joins_and_leaves() {
     let Some(brokers) = brokers("partitions_and_state_move_when_a_process_joins_and_leaves") else {
         return;
     };
+    let _serial = one_group_test_at_a_time();
     const PARTITIONS: i32 = 4;
     const KEYS: u64 = 40;
     let input = unique_topic("scale-in");
@@ -336,7 +347,7 @@ fn partitions_and_state_move_when_a_process_joins_and_leaves() {
         "a",
         Mode::Continuous,
     );
-    wait_until("a owns every partition", Duration::from_secs(60), || {
+    wait_until("a owns every partition", Duration::from_secs(180), || {
         a.tasks().len() == PARTITIONS as usize
     });
     wait_for_output(&brokers, &output, 1000, "a alone");
@@ -352,7 +363,7 @@ fn partitions_and_state_move_when_a_process_joins_and_leaves() {
         "b",
         Mode::Continuous,
     );
-    wait_until("b takes partitions", Duration::from_secs(60), || {
+    wait_until("b takes partitions", Duration::from_secs(180), || {
         !b.tasks().is_empty() && a.tasks().len() + b.tasks().len() == PARTITIONS as usize
     });
     let moved = b.tasks();
@@ -375,7 +386,7 @@ fn partitions_and_state_move_when_a_process_joins_and_leaves() {
     drop(b);
     wait_until(
         "a owns every partition again",
-        Duration::from_secs(60),
+        Duration::from_secs(180),
         || a.tasks().len() == PARTITIONS as usize,
     );
     produce(&producer, 2000..3000, KEYS, PARTITIONS);
@@ -395,6 +406,7 @@ fn repartitioning_by_a_new_key_goes_through_a_topic() {
     let Some(brokers) = brokers("repartitioning_by_a_new_key_goes_through_a_topic") else {
         return;
     };
+    let _serial = one_group_test_at_a_time();
     const KEYS: u64 = 30;
     const TOTAL: u64 = 1500;
     let input = unique_topic("by-key");
@@ -586,6 +598,7 @@ fn three_transactional_processes_one_killed_nothing_lost_or_repeated() {
 /// exact, the victim's tasks restored by survivors. Returns how many output lines
 /// repeat an earlier one.
 fn demonstration(brokers: &str, mode: Mode) -> usize {
+    let _serial = one_group_test_at_a_time();
     let brokers = brokers.to_string();
     const PARTITIONS: i32 = 6;
     const KEYS: u64 = 60;
